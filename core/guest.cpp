@@ -1,0 +1,152 @@
+// Guest configuration lookup (see guest.h for the layout).
+#include "core/guest.h"
+
+#include <algorithm>
+#include <climits>
+#include <cstdlib>
+#include <dirent.h>
+#include <fstream>
+#include <sys/stat.h>
+
+namespace vu {
+
+namespace {
+
+std::string basename_of(std::string path) {
+  while (path.size() > 1 && path.back() == '/') path.pop_back();
+  auto pos = path.rfind('/');
+  return pos == std::string::npos ? path : path.substr(pos + 1);
+}
+
+bool is_directory(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+} // namespace
+
+bool path_exists(const std::string& path) {
+  struct stat st {};
+  return ::lstat(path.c_str(), &st) == 0;
+}
+
+Result<std::string> real_path(const std::string& path) {
+  char buf[PATH_MAX];
+  if (!::realpath(path.c_str(), buf)) return errno_error("realpath " + path);
+  return std::string(buf);
+}
+
+Result<std::optional<std::string>> read_config_value(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) {
+    if (errno == ENOENT) return std::optional<std::string>{};
+    return errno_error("open " + path);
+  }
+  std::string line;
+  while (std::getline(in, line)) {
+    auto b = line.find_first_not_of(" \t\r");
+    if (b == std::string::npos || line[b] == '#') continue;
+    auto e = line.find_last_not_of(" \t\r");
+    return std::optional<std::string>(line.substr(b, e - b + 1));
+  }
+  return std::optional<std::string>(std::string{});
+}
+
+ConfigBase::ConfigBase(std::string dir) : m_dir(std::move(dir)) {
+  if (m_dir.empty()) {
+    const char* env = std::getenv("VSERVER_CONFDIR");
+    m_dir = env && *env ? env : "/etc/vservers";
+  }
+  while (m_dir.size() > 1 && m_dir.back() == '/') m_dir.pop_back();
+}
+
+std::string ConfigBase::vdirbase() const {
+  auto r = real_path(m_dir + "/.defaults/vdirbase");
+  return r.ok() ? r.value() : std::string("/vservers");
+}
+
+Result<Guest> ConfigBase::from_confdir(const std::string& confdir,
+                                       const std::string& name) const {
+  Guest g;
+  g.name = name;
+  VU_TRY_ASSIGN(conf, real_path(confdir));
+  g.confdir = conf;
+  std::string vdir = conf + "/vdir";
+  std::string root = path_exists(vdir) ? vdir : vdirbase() + "/" + name;
+  auto r = real_path(root);
+  if (!r.ok())
+    return make_error(r.code(), "guest '" + name + "': root " + root + " not found");
+  if (!is_directory(r.value()))
+    return make_error(ENOTDIR, "guest '" + name + "': root " + r.value() + " is not a directory");
+  g.root = r.value();
+  return g;
+}
+
+Result<Guest> ConfigBase::resolve(const std::string& arg) const {
+  if (arg.empty()) return make_error(EINVAL, "empty guest name");
+  if (arg.find('/') == std::string::npos) {
+    if (arg == "." || arg == "..")
+      return make_error(EINVAL, "invalid guest name '" + arg + "'");
+    std::string conf = m_dir + "/" + arg;
+    if (!is_directory(conf))
+      return make_error(ENOENT, "no guest '" + arg + "' in " + m_dir +
+                                    " (give a path containing '/' for a bare directory)");
+    return from_confdir(conf, arg);
+  }
+  if (path_exists(arg + "/vdir")) return from_confdir(arg, basename_of(arg));
+  auto r = real_path(arg);
+  if (!r.ok()) return make_error(r.code(), "guest root " + arg + " not found");
+  if (!is_directory(r.value()))
+    return make_error(ENOTDIR, "guest root " + arg + " is not a directory");
+  return Guest{basename_of(r.value()), r.value(), {}};
+}
+
+Result<std::vector<Guest>> ConfigBase::all() const {
+  DIR* d = ::opendir(m_dir.c_str());
+  if (!d) return errno_error("open configuration base " + m_dir);
+  std::vector<std::string> names;
+  while (auto* e = ::readdir(d)) {
+    std::string n = e->d_name;
+    if (n.empty() || n[0] == '.') continue;
+    if (is_directory(m_dir + "/" + n)) names.push_back(n);
+  }
+  ::closedir(d);
+  std::sort(names.begin(), names.end());
+  std::vector<Guest> out;
+  for (const auto& n : names) {
+    VU_TRY_ASSIGN(g, from_confdir(m_dir + "/" + n, n));
+    out.push_back(std::move(g));
+  }
+  return out;
+}
+
+Result<std::vector<Guest>> ConfigBase::refservers(const Guest& guest) const {
+  std::vector<Guest> out;
+  if (guest.confdir.empty()) return out;
+  std::string appdir = guest.confdir + "/apps/vunify";
+  DIR* d = ::opendir(appdir.c_str());
+  if (!d) return out;
+  std::vector<std::string> names;
+  while (auto* e = ::readdir(d)) {
+    std::string n = e->d_name;
+    if (n.rfind("refserver.", 0) == 0) names.push_back(n);
+  }
+  ::closedir(d);
+  std::sort(names.begin(), names.end());
+  for (const auto& n : names) {
+    std::string p = appdir + "/" + n;
+    Result<Guest> g = is_directory(p) ? from_confdir(p, basename_of(real_path(p).ok() ? real_path(p).value() : n))
+                                      : Result<Guest>(make_error(ENOENT, ""));
+    if (!g.ok()) {
+      // A plain file naming a guest.
+      auto v = read_config_value(p);
+      if (v.ok() && v.value() && !v.value()->empty()) g = resolve(*v.value());
+    }
+    if (!g.ok())
+      return make_error(g.code(), "reference guest " + p + ": " + g.error().message());
+    out.push_back(std::move(g.value()));
+  }
+  return out;
+}
+
+} // namespace vu

@@ -1,0 +1,240 @@
+// Wrappers for statx, openat2, linkat, renameat2, getdents64, inode-flag
+// ioctls and xattrs. Each call retries on EINTR where that is meaningful and
+// otherwise returns errno unchanged so callers can classify failures.
+#include "kernel/fs.h"
+
+#include <algorithm>
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <linux/openat2.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+namespace vu {
+
+namespace {
+
+int64_t to_ns(const struct statx_timestamp& ts) {
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+FileStat from_statx(const struct statx& sx) {
+  FileStat st;
+  st.dev = makedev(sx.stx_dev_major, sx.stx_dev_minor);
+  st.ino = sx.stx_ino;
+  st.size = sx.stx_size;
+  st.blocks = sx.stx_blocks;
+  st.mode = sx.stx_mode;
+  st.uid = sx.stx_uid;
+  st.gid = sx.stx_gid;
+  st.nlink = sx.stx_nlink;
+  st.mtime_ns = to_ns(sx.stx_mtime);
+  st.ctime_ns = to_ns(sx.stx_ctime);
+#ifdef STATX_MNT_ID
+  if (sx.stx_mask & STATX_MNT_ID) st.mnt_id = sx.stx_mnt_id;
+#endif
+  st.immutable = (sx.stx_attributes_mask & STATX_ATTR_IMMUTABLE) &&
+                 (sx.stx_attributes & STATX_ATTR_IMMUTABLE);
+  return st;
+}
+
+constexpr unsigned k_statx_mask = STATX_TYPE | STATX_MODE | STATX_NLINK | STATX_UID |
+                                  STATX_GID | STATX_MTIME | STATX_CTIME | STATX_INO |
+                                  STATX_SIZE | STATX_BLOCKS
+#ifdef STATX_MNT_ID
+                                  | STATX_MNT_ID
+#endif
+    ;
+
+} // namespace
+
+bool FileStat::is_regular() const { return S_ISREG(mode); }
+bool FileStat::is_directory() const { return S_ISDIR(mode); }
+bool FileStat::is_symlink() const { return S_ISLNK(mode); }
+
+bool FileStat::same_version(const FileStat& o) const {
+  return dev == o.dev && ino == o.ino && size == o.size && mtime_ns == o.mtime_ns &&
+         ctime_ns == o.ctime_ns;
+}
+
+Result<FileStat> stat_at(int dirfd, const std::string& name) {
+  struct statx sx {};
+  int flags = AT_SYMLINK_NOFOLLOW | AT_STATX_SYNC_AS_STAT;
+  if (name.empty()) flags |= AT_EMPTY_PATH;
+  if (::statx(dirfd, name.c_str(), flags, k_statx_mask, &sx) != 0)
+    return errno_error("statx " + name);
+  return from_statx(sx);
+}
+
+Result<FileStat> stat_fd(int fd) { return stat_at(fd, ""); }
+
+Result<UniqueFd> open_beneath(int dirfd, const std::string& path, int flags) {
+  struct open_how how {};
+  how.flags = static_cast<uint64_t>(flags | O_CLOEXEC | O_NOFOLLOW);
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+  const char* p = path.empty() ? "." : path.c_str();
+  for (;;) {
+    long fd = ::syscall(SYS_openat2, dirfd, p, &how, sizeof(how));
+    if (fd >= 0) return UniqueFd(static_cast<int>(fd));
+    if (errno == EINTR || errno == EAGAIN) continue; // EAGAIN: rename race in RESOLVE_*
+    return errno_error("openat2 " + path);
+  }
+}
+
+Result<UniqueFd> open_file_for_read(int dirfd, const std::string& path) {
+  auto r = open_beneath(dirfd, path, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_NOATIME);
+  if (!r.ok() && r.code() == EPERM)
+    r = open_beneath(dirfd, path, O_RDONLY | O_NOCTTY | O_NONBLOCK);
+  return r;
+}
+
+Result<UniqueFd> open_directory(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return errno_error("open " + path);
+  return UniqueFd(fd);
+}
+
+Status link_fd(int fd, int dirfd, const std::string& name) {
+  if (::linkat(fd, "", dirfd, name.c_str(), AT_EMPTY_PATH) != 0)
+    return errno_error("linkat " + name);
+  return {};
+}
+
+Status rename_at(int olddir, const std::string& oldname, int newdir,
+                 const std::string& newname, unsigned flags) {
+  if (::renameat2(olddir, oldname.c_str(), newdir, newname.c_str(), flags) != 0)
+    return errno_error("renameat2 " + oldname + " " + newname);
+  return {};
+}
+
+Status unlink_at(int dirfd, const std::string& name) {
+  if (::unlinkat(dirfd, name.c_str(), 0) != 0) return errno_error("unlinkat " + name);
+  return {};
+}
+
+Result<uint32_t> get_inode_flags(int fd) {
+  int flags = 0;
+  if (::ioctl(fd, FS_IOC_GETFLAGS, &flags) != 0) return errno_error("FS_IOC_GETFLAGS");
+  return static_cast<uint32_t>(flags);
+}
+
+Status set_inode_flags(int fd, uint32_t flags) {
+  int f = static_cast<int>(flags);
+  if (::ioctl(fd, FS_IOC_SETFLAGS, &f) != 0) return errno_error("FS_IOC_SETFLAGS");
+  return {};
+}
+
+Status set_immutable(int fd, bool on) {
+  VU_TRY_ASSIGN(flags, get_inode_flags(fd));
+  uint32_t wanted = on ? (flags | FS_IMMUTABLE_FL) : (flags & ~uint32_t(FS_IMMUTABLE_FL));
+  if (wanted == flags) return {};
+  return set_inode_flags(fd, wanted);
+}
+
+Result<bool> is_immutable(int fd) {
+  VU_TRY_ASSIGN(flags, get_inode_flags(fd));
+  return (flags & FS_IMMUTABLE_FL) != 0;
+}
+
+Result<std::vector<std::string>> list_xattrs(int fd) {
+  std::vector<char> buf(256);
+  for (;;) {
+    ssize_t n = ::flistxattr(fd, buf.data(), buf.size());
+    if (n >= 0) {
+      std::vector<std::string> names;
+      for (size_t i = 0; i < static_cast<size_t>(n);) {
+        std::string name(buf.data() + i);
+        i += name.size() + 1;
+        if (!name.empty()) names.push_back(std::move(name));
+      }
+      std::sort(names.begin(), names.end());
+      return names;
+    }
+    if (errno == ENOTSUP) return std::vector<std::string>{};
+    if (errno != ERANGE) return errno_error("flistxattr");
+    ssize_t need = ::flistxattr(fd, nullptr, 0);
+    if (need < 0) return errno_error("flistxattr");
+    buf.resize(static_cast<size_t>(need) + 64);
+  }
+}
+
+Result<std::string> get_xattr(int fd, const std::string& name) {
+  std::string value(128, '\0');
+  for (;;) {
+    ssize_t n = ::fgetxattr(fd, name.c_str(), value.data(), value.size());
+    if (n >= 0) {
+      value.resize(static_cast<size_t>(n));
+      return value;
+    }
+    if (errno != ERANGE) return errno_error("fgetxattr " + name);
+    ssize_t need = ::fgetxattr(fd, name.c_str(), nullptr, 0);
+    if (need < 0) return errno_error("fgetxattr " + name);
+    value.resize(static_cast<size_t>(need) + 16);
+  }
+}
+
+Status set_xattr(int fd, const std::string& name, std::string_view value) {
+  if (::fsetxattr(fd, name.c_str(), value.data(), value.size(), 0) != 0)
+    return errno_error("fsetxattr " + name);
+  return {};
+}
+
+Result<size_t> read_at(int fd, void* buf, size_t len, uint64_t offset) {
+  size_t done = 0;
+  auto* p = static_cast<char*>(buf);
+  while (done < len) {
+    ssize_t n = ::pread(fd, p + done, len - done, static_cast<off_t>(offset + done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return errno_error("pread");
+    }
+    if (n == 0) break;
+    done += static_cast<size_t>(n);
+  }
+  return done;
+}
+
+namespace {
+struct LinuxDirent64 {
+  uint64_t d_ino;
+  int64_t d_off;
+  unsigned short d_reclen;
+  unsigned char d_type;
+  char d_name[];
+};
+} // namespace
+
+Result<std::vector<DirEntry>> read_directory(int dirfd) {
+  std::vector<DirEntry> out;
+  alignas(8) char buf[32768];
+  if (::lseek(dirfd, 0, SEEK_SET) < 0) return errno_error("lseek directory");
+  for (;;) {
+    long n = ::syscall(SYS_getdents64, dirfd, buf, sizeof(buf));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return errno_error("getdents64");
+    }
+    if (n == 0) break;
+    for (long pos = 0; pos < n;) {
+      auto* d = reinterpret_cast<LinuxDirent64*>(buf + pos);
+      pos += d->d_reclen;
+      std::string_view name(d->d_name);
+      if (name == "." || name == "..") continue;
+      out.push_back(DirEntry{std::string(name), d->d_ino, d->d_type});
+    }
+  }
+  return out;
+}
+
+bool is_plain_name(std::string_view name) {
+  return !name.empty() && name != "." && name != ".." &&
+         name.find('/') == std::string_view::npos &&
+         name.find('\0') == std::string_view::npos;
+}
+
+} // namespace vu

@@ -1,0 +1,98 @@
+// Thin, errno-preserving wrappers around the file-system system calls the
+// suite needs. Nothing here knows about guests; every function is
+// thread-safe (they only touch the descriptors they are given) and reports
+// failures as Result errors carrying errno and the operation's name.
+#pragma once
+
+#include "kernel/fd.h"
+#include "kernel/result.h"
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace vu {
+
+// The subset of statx(2) the suite relies on. Times are nanoseconds since
+// the epoch; dev is makedev(major, minor) of the containing file system.
+struct FileStat {
+  uint64_t dev = 0;
+  uint64_t ino = 0;
+  uint64_t size = 0;
+  uint64_t blocks = 0; // 512-byte units allocated
+  uint32_t mode = 0;   // type and permission bits
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  uint32_t nlink = 0;
+  int64_t mtime_ns = 0;
+  int64_t ctime_ns = 0;
+  uint64_t mnt_id = 0; // 0 when the kernel does not report it
+  bool immutable = false; // STATX_ATTR_IMMUTABLE (FS_IMMUTABLE_FL)
+
+  bool is_regular() const;
+  bool is_directory() const;
+  bool is_symlink() const;
+  // Same inode, unchanged: dev, ino, size, mtime and ctime equal.
+  bool same_version(const FileStat& other) const;
+};
+
+// statx(dirfd, name, AT_SYMLINK_NOFOLLOW). An empty name stats dirfd itself.
+Result<FileStat> stat_at(int dirfd, const std::string& name);
+Result<FileStat> stat_fd(int fd);
+
+// Opens `path` relative to `dirfd` with openat2(2) and RESOLVE_BENEATH |
+// RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS: no component may be a
+// symlink, ".." may not leave dirfd. O_CLOEXEC and O_NOFOLLOW are added.
+// Fails with ELOOP on a symlink, EXDEV on an escape, ENOSYS before 5.6.
+Result<UniqueFd> open_beneath(int dirfd, const std::string& path, int flags);
+
+// Opens a regular file beneath dirfd for reading without updating its atime
+// (O_NOATIME, retried without it where the kernel refuses) and never
+// blocking on a FIFO that raced into its place (O_NONBLOCK).
+Result<UniqueFd> open_file_for_read(int dirfd, const std::string& path);
+
+// Opens a directory given by a trusted host path (command line, config).
+Result<UniqueFd> open_directory(const std::string& path);
+
+// linkat(fd, "", dirfd, name, AT_EMPTY_PATH): gives the open inode a new
+// name. Needs CAP_DAC_READ_SEARCH. Fails with EEXIST, EMLINK, EPERM (immutable).
+Status link_fd(int fd, int dirfd, const std::string& name);
+
+// renameat2(olddir, oldname, newdir, newname, flags); flags may be
+// RENAME_EXCHANGE or RENAME_NOREPLACE.
+Status rename_at(int olddir, const std::string& oldname, int newdir,
+                 const std::string& newname, unsigned flags = 0);
+
+// unlinkat(dirfd, name, 0).
+Status unlink_at(int dirfd, const std::string& name);
+
+// FS_IOC_GETFLAGS / FS_IOC_SETFLAGS (chattr flags, e.g. FS_IMMUTABLE_FL).
+// ENOTTY/EOPNOTSUPP where the file system has no such flags.
+Result<uint32_t> get_inode_flags(int fd);
+Status set_inode_flags(int fd, uint32_t flags);
+// Sets or clears FS_IMMUTABLE_FL, leaving the other flags alone.
+Status set_immutable(int fd, bool on);
+Result<bool> is_immutable(int fd);
+
+// Extended attributes of an open file, names sorted; values read in full.
+Result<std::vector<std::string>> list_xattrs(int fd);
+Result<std::string> get_xattr(int fd, const std::string& name);
+Status set_xattr(int fd, const std::string& name, std::string_view value);
+
+// pread(2) until `len` bytes or end of file; returns the bytes read.
+Result<size_t> read_at(int fd, void* buf, size_t len, uint64_t offset);
+
+// Reads the directory entries of an open directory (getdents64), without
+// "." and "..". d_type is DT_UNKNOWN where the file system does not fill it.
+struct DirEntry {
+  std::string name;
+  uint64_t ino = 0;
+  unsigned char type = 0; // DT_REG, DT_DIR, DT_LNK, ... or DT_UNKNOWN
+};
+Result<std::vector<DirEntry>> read_directory(int dirfd);
+
+// True when `name` is a single path component: not empty, no '/', not "." or "..".
+bool is_plain_name(std::string_view name);
+
+} // namespace vu

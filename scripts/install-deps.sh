@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs everything vunify needs to build, test and benchmark on Debian 12.
+# Used by README's first command and by .ci/run; safe to run again.
+set -euo pipefail
+if [ "$(id -u)" != 0 ]; then
+  echo "install-deps: run as root (apt-get install)" >&2
+  exit 2
+fi
+pkgs=(
+  build-essential cmake pkg-config
+  libtbb-dev libxxhash-dev libcli11-dev libfmt-dev nlohmann-json3-dev
+  googletest libgtest-dev
+  attr acl e2fsprogs xfsprogs btrfs-progs util-linux
+  debootstrap
+)
+if [ "${1:-}" = "--bench" ]; then
+  pkgs+=(rdfind jdupes fdupes rmlint hyperfine)
+fi
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi

@@ -1,0 +1,165 @@
+#include "kernel/fs.h"
+#include "tests/unit/temp_tree.h"
+
+#include <gtest/gtest.h>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/stat.h>
+
+using namespace vu;
+using vu::test::TempTree;
+
+namespace {
+
+Result<int> half(int x) {
+  if (x % 2) return make_error(EINVAL, "odd");
+  return x / 2;
+}
+
+Result<int> quarter(int x) {
+  VU_TRY_ASSIGN(h, half(x));
+  VU_TRY_ASSIGN(q, half(h));
+  return q;
+}
+
+Status check_even(int x) {
+  VU_TRY(half(x));
+  return {};
+}
+
+} // namespace
+
+TEST(KernelResult, ValueAndErrorPropagate) {
+  EXPECT_EQ(*quarter(8), 2);
+  auto r = quarter(6);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.code(), EINVAL);
+  EXPECT_EQ(r.error().message(), "odd: " + std::string(std::strerror(EINVAL)));
+  EXPECT_TRUE(check_even(4).ok());
+  EXPECT_EQ(check_even(3).code(), EINVAL);
+}
+
+TEST(KernelFs, StatDistinguishesTypesWithoutFollowing) {
+  TempTree t;
+  t.build("f a/file hello-world-content\nl a/link file\nd a/dir\n");
+  auto dir = open_directory(t.path("a"));
+  ASSERT_TRUE(dir.ok());
+  auto f = stat_at(dir->get(), "file");
+  ASSERT_TRUE(f.ok());
+  EXPECT_TRUE(f->is_regular());
+  EXPECT_EQ(f->size, 19u);
+  EXPECT_EQ(f->nlink, 1u);
+  auto l = stat_at(dir->get(), "link");
+  ASSERT_TRUE(l.ok());
+  EXPECT_TRUE(l->is_symlink());
+  EXPECT_TRUE(stat_at(dir->get(), "dir")->is_directory());
+  EXPECT_EQ(stat_at(dir->get(), "missing").code(), ENOENT);
+  auto self = stat_fd(dir->get());
+  ASSERT_TRUE(self.ok());
+  EXPECT_TRUE(self->is_directory());
+  EXPECT_TRUE(f->same_version(*stat_at(dir->get(), "file")));
+}
+
+TEST(KernelFs, OpenBeneathRefusesSymlinksAndEscapes) {
+  TempTree t;
+  t.build("f outside/secret topsecret\nd g/usr\nf g/usr/ok fine-file\n"
+          "l g/evil ../outside\nl g/usr/abs /etc\nl g/filelink usr/ok\n");
+  auto root = open_directory(t.path("g"));
+  ASSERT_TRUE(root.ok());
+  EXPECT_TRUE(open_beneath(root->get(), "usr/ok", O_RDONLY).ok());
+  EXPECT_EQ(open_beneath(root->get(), "evil/secret", O_RDONLY).code(), ELOOP);
+  EXPECT_EQ(open_beneath(root->get(), "usr/abs/passwd", O_RDONLY).code(), ELOOP);
+  EXPECT_EQ(open_beneath(root->get(), "filelink", O_RDONLY).code(), ELOOP);
+  EXPECT_EQ(open_beneath(root->get(), "../outside/secret", O_RDONLY).code(), EXDEV);
+  EXPECT_EQ(open_beneath(root->get(), "/etc/passwd", O_RDONLY).code(), EXDEV);
+  auto d = open_beneath(root->get(), "", O_RDONLY | O_DIRECTORY);
+  EXPECT_TRUE(d.ok());
+}
+
+TEST(KernelFs, LinkAndExchangeKeepTheNameAlive) {
+  TempTree t;
+  t.build("f d/a first-content\nf d/b second-content\n");
+  auto dir = open_directory(t.path("d"));
+  ASSERT_TRUE(dir.ok());
+  auto a = open_beneath(dir->get(), "a", O_RDONLY);
+  ASSERT_TRUE(a.ok());
+  ASSERT_TRUE(link_fd(a->get(), dir->get(), "tmp").ok());
+  EXPECT_EQ(link_fd(a->get(), dir->get(), "tmp").code(), EEXIST);
+  ASSERT_TRUE(rename_at(dir->get(), "tmp", dir->get(), "b", RENAME_EXCHANGE).ok());
+  EXPECT_EQ(t.read("d/b"), "first-content");
+  EXPECT_EQ(t.read("d/tmp"), "second-content");
+  EXPECT_EQ(rename_at(dir->get(), "a", dir->get(), "b", RENAME_NOREPLACE).code(), EEXIST);
+  ASSERT_TRUE(unlink_at(dir->get(), "tmp").ok());
+  EXPECT_EQ(stat_at(dir->get(), "a")->nlink, 2u);
+}
+
+TEST(KernelFs, ImmutableFlagRoundTrip) {
+  TempTree t;
+  t.build("f d/a some-content-here\n");
+  auto dir = open_directory(t.path("d"));
+  auto fd = open_beneath(dir->get(), "a", O_RDONLY);
+  ASSERT_TRUE(fd.ok());
+  auto flags = get_inode_flags(fd->get());
+  if (!flags.ok()) GTEST_SKIP() << "no inode flags on this file system: " << flags.error().message();
+  ASSERT_TRUE(set_immutable(fd->get(), true).ok());
+  EXPECT_TRUE(*is_immutable(fd->get()));
+  EXPECT_TRUE(stat_fd(fd->get())->immutable);
+  // Even root cannot add a name to, or remove a name of, an immutable inode.
+  EXPECT_EQ(link_fd(fd->get(), dir->get(), "b").code(), EPERM);
+  EXPECT_EQ(unlink_at(dir->get(), "a").code(), EPERM);
+  ASSERT_TRUE(set_immutable(fd->get(), false).ok());
+  EXPECT_FALSE(*is_immutable(fd->get()));
+  EXPECT_TRUE(link_fd(fd->get(), dir->get(), "b").ok());
+}
+
+TEST(KernelFs, XattrsAreListedSortedAndRead) {
+  TempTree t;
+  t.build("f d/a content-with-xattrs x:user.zeta=1 x:user.alpha=two\n");
+  auto dir = open_directory(t.path("d"));
+  auto fd = open_beneath(dir->get(), "a", O_RDONLY);
+  ASSERT_TRUE(fd.ok());
+  auto names = list_xattrs(fd->get());
+  ASSERT_TRUE(names.ok());
+  ASSERT_EQ(names->size(), 2u);
+  EXPECT_EQ((*names)[0], "user.alpha");
+  EXPECT_EQ(*get_xattr(fd->get(), "user.alpha"), "two");
+  std::string big(3000, 'x'); // ext4 keeps values within one block
+  ASSERT_TRUE(set_xattr(fd->get(), "user.big", big).ok());
+  EXPECT_EQ(*get_xattr(fd->get(), "user.big"), big);
+  EXPECT_EQ(get_xattr(fd->get(), "user.none").code(), ENODATA);
+}
+
+TEST(KernelFs, ReadDirectoryReportsTypes) {
+  TempTree t;
+  t.build("f d/file regular-file\nl d/link file\nd d/sub\np d/fifo\n");
+  auto dir = open_directory(t.path("d"));
+  auto entries = read_directory(dir->get());
+  ASSERT_TRUE(entries.ok());
+  std::map<std::string, unsigned char> types;
+  for (auto& e : *entries) types[e.name] = e.type;
+  ASSERT_EQ(types.size(), 4u);
+  EXPECT_EQ(types["file"], DT_REG);
+  EXPECT_EQ(types["link"], DT_LNK);
+  EXPECT_EQ(types["sub"], DT_DIR);
+  EXPECT_EQ(types["fifo"], DT_FIFO);
+}
+
+TEST(KernelFs, ReadAtStopsAtEndOfFile) {
+  TempTree t;
+  t.build("f a 0123456789\n");
+  auto dir = open_directory(t.root());
+  auto fd = open_file_for_read(dir->get(), "a");
+  ASSERT_TRUE(fd.ok());
+  char buf[32];
+  EXPECT_EQ(*read_at(fd->get(), buf, sizeof buf, 4), 6u);
+  EXPECT_EQ(std::string(buf, 6), "456789");
+}
+
+TEST(KernelFs, PlainNames) {
+  EXPECT_TRUE(is_plain_name("ls"));
+  EXPECT_FALSE(is_plain_name(""));
+  EXPECT_FALSE(is_plain_name(".."));
+  EXPECT_FALSE(is_plain_name("a/b"));
+}

@@ -1,0 +1,69 @@
+// XXH3-128 streaming over pread, and a chunked byte comparison.
+#include "unify/hash.h"
+
+#include "kernel/fs.h"
+
+#include <cstring>
+#include <memory>
+#include <vector>
+
+namespace vu {
+
+namespace {
+constexpr size_t k_chunk = 256 * 1024;
+
+std::vector<char>& thread_buffer(int which) {
+  thread_local std::vector<char> bufs[2] = {std::vector<char>(k_chunk),
+                                            std::vector<char>(k_chunk)};
+  return bufs[which];
+}
+} // namespace
+
+Hash128 hash_bytes(const void* data, size_t len, uint64_t seed) {
+  XXH128_hash_t h = XXH3_128bits_withSeed(data, len, seed);
+  return Hash128{h.low64, h.high64};
+}
+
+Result<Hash128> hash_fd(int fd, uint64_t len, uint64_t seed, uint64_t* bytes_read) {
+  auto& buf = thread_buffer(0);
+  uint64_t done = 0;
+  if (len <= k_chunk) {
+    VU_TRY_ASSIGN(n, read_at(fd, buf.data(), len, 0));
+    if (bytes_read) *bytes_read = n;
+    return hash_bytes(buf.data(), n, seed);
+  }
+  std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> st(XXH3_createState(),
+                                                              &XXH3_freeState);
+  if (!st) return make_error(ENOMEM, "XXH3_createState");
+  XXH3_128bits_reset_withSeed(st.get(), seed);
+  while (done < len) {
+    size_t want = static_cast<size_t>(std::min<uint64_t>(k_chunk, len - done));
+    VU_TRY_ASSIGN(n, read_at(fd, buf.data(), want, done));
+    if (n == 0) break;
+    XXH3_128bits_update(st.get(), buf.data(), n);
+    done += n;
+    if (n < want) break;
+  }
+  if (bytes_read) *bytes_read = done;
+  XXH128_hash_t h = XXH3_128bits_digest(st.get());
+  return Hash128{h.low64, h.high64};
+}
+
+Result<bool> same_content(int fd_a, int fd_b, uint64_t len) {
+  auto& a = thread_buffer(0);
+  auto& b = thread_buffer(1);
+  uint64_t off = 0;
+  for (;;) {
+    size_t want = static_cast<size_t>(std::min<uint64_t>(k_chunk, len - off));
+    if (want == 0) want = 1; // probe: neither file may be longer than len
+    VU_TRY_ASSIGN(na, read_at(fd_a, a.data(), want, off));
+    VU_TRY_ASSIGN(nb, read_at(fd_b, b.data(), want, off));
+    if (na != nb) return false;
+    if (off >= len) return na == 0;
+    if (na == 0) return false; // shorter than len
+    if (std::memcmp(a.data(), b.data(), na) != 0) return false;
+    off += na;
+  }
+}
+
+} // namespace vu

@@ -1,0 +1,57 @@
+// Internal data of a unify run shared by unify.cpp (grouping, hashing) and
+// link.cpp (verify and link). Not part of the library's public interface.
+#pragma once
+
+#include "unify/hash.h"
+#include "unify/scan.h"
+
+#include <atomic>
+#include <vector>
+
+namespace vu {
+
+// One inode with every scanned name that refers to it.
+struct InodeRec {
+  FileStat st;                 // from the walk (first name)
+  std::vector<uint32_t> names; // indices into ScanResult::files
+  bool fully_seen = false;     // every link of the inode was scanned
+  bool member_only = true;     // every name lies in a member (not reference) guest
+  bool immutable = false;
+  bool failed = false;         // could not be opened/hashed; left alone
+  Hash128 xattrs;              // fingerprint of all xattrs (incl. ACLs, capabilities)
+  Hash128 prefix;
+  Hash128 full;
+};
+
+// Inodes with equal metadata key and equal full hash.
+struct Group {
+  std::vector<uint32_t> inodes; // indices into inodes, canonical first
+};
+
+struct RunState {
+  const std::vector<UnifyGuest>& guests;
+  const std::vector<UniqueFd>& roots;
+  const UnifyOptions& options;
+  const ScanResult& scan;
+  std::vector<InodeRec>& inodes;
+  uint64_t seed;
+  FailureLog& log;
+  std::atomic<uint64_t> files_linked{0};
+  std::atomic<uint64_t> bytes_saved{0};
+  std::atomic<uint64_t> files_compared{0};
+  std::atomic<uint64_t> inodes_protected{0};
+
+  std::string display(uint32_t file) const; // "guest:/path" for messages
+};
+
+// Opens the first name of an inode beneath its guest root for reading and
+// checks it is still that inode. Failures are logged.
+Result<UniqueFd> open_inode(RunState& rs, const InodeRec& inode);
+
+// Verifies and links one group (link.cpp). Thread-safe across groups.
+void link_group(RunState& rs, const Group& group);
+
+// Removes temporaries left by an interrupted run (link.cpp).
+uint64_t remove_temporaries(RunState& rs);
+
+} // namespace vu

@@ -1,0 +1,156 @@
+// The walk.
+//
+// Every guest is walked in parallel with tbb::parallel_for_each and a
+// feeder: each work item is one directory, named by its path relative to
+// the guest root and opened with openat2(RESOLVE_BENEATH |
+// RESOLVE_NO_SYMLINKS) from the root's descriptor. Re-resolving from the
+// root costs a few lookups per directory but keeps the number of open
+// descriptors bounded by the thread count, and a guest that swaps a
+// directory for a symlink mid-walk gets ELOOP instead of steering us out of
+// its tree. Directory-entry types let us skip symlinks and special files
+// without a statx; only candidate regular files are stat'ed. Results go to
+// thread-local bins and are merged and sorted afterwards so the output does
+// not depend on scheduling.
+#include "unify/scan.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <tbb/enumerable_thread_specific.h>
+#include <tbb/parallel_for_each.h>
+
+#include <algorithm>
+
+namespace vu {
+
+std::string parent_of(const std::string& path) {
+  auto pos = path.rfind('/');
+  return pos == std::string::npos ? std::string() : path.substr(0, pos);
+}
+
+std::string name_of(const std::string& path) {
+  auto pos = path.rfind('/');
+  return pos == std::string::npos ? path : path.substr(pos + 1);
+}
+
+namespace {
+
+struct WorkItem {
+  uint32_t guest;
+  std::string rel; // "" for the root
+};
+
+struct Bin {
+  std::vector<FileRec> files;
+  std::vector<TempRec> temps;
+  uint64_t dirs = 0, files_scanned = 0, bytes_scanned = 0, excluded = 0, small = 0,
+           other = 0;
+};
+
+// Errors that mean "the guest changed this under us", not a failure of ours.
+bool is_race(int code) {
+  return code == ENOENT || code == ELOOP || code == ENOTDIR || code == EXDEV;
+}
+
+} // namespace
+
+ScanResult scan_guests(const std::vector<UnifyGuest>& guests, const std::vector<UniqueFd>& roots,
+                       const UnifyOptions& options, Report& report, FailureLog& log) {
+  tbb::enumerable_thread_specific<Bin> bins;
+  std::vector<uint64_t> root_devs;
+  for (const auto& r : roots) {
+    auto st = stat_fd(r.get());
+    root_devs.push_back(st.ok() ? st->dev : 0);
+  }
+  std::vector<WorkItem> seeds;
+  for (uint32_t g = 0; g < guests.size(); ++g) seeds.push_back({g, ""});
+
+  tbb::parallel_for_each(seeds.begin(), seeds.end(), [&](const WorkItem& item,
+                                                         tbb::feeder<WorkItem>& feeder) {
+    Bin& bin = bins.local();
+    const auto& guest = guests[item.guest];
+    auto dir = open_beneath(roots[item.guest].get(), item.rel, O_RDONLY | O_DIRECTORY);
+    if (!dir.ok()) {
+      if (is_race(dir.code())) log.skip(Skip::changed);
+      else log.add(Failure::walk, guest.guest.root + "/" + item.rel, dir.error().message());
+      return;
+    }
+    auto entries = read_directory(dir->get());
+    if (!entries.ok()) {
+      log.add(Failure::walk, guest.guest.root + "/" + item.rel, entries.error().message());
+      return;
+    }
+    ++bin.dirs;
+    std::string abs = "/" + item.rel;
+    if (abs.size() > 1) abs += '/';
+    const size_t base_len = abs.size();
+    for (auto& e : *entries) {
+      std::string rel = item.rel.empty() ? e.name : item.rel + "/" + e.name;
+      unsigned char type = e.type;
+      if (e.name.rfind(k_temp_prefix, 0) == 0 && type != DT_DIR) {
+        auto st = stat_at(dir->get(), e.name);
+        if (st.ok() && st->is_regular()) bin.temps.push_back({item.guest, std::move(rel), *st});
+        continue;
+      }
+      abs.resize(base_len);
+      abs += e.name;
+      if (guest.excludes.match(abs) != MatchKind::include) {
+        ++bin.excluded;
+        continue;
+      }
+      if (type == DT_DIR && !options.one_file_system) {
+        feeder.add(WorkItem{item.guest, std::move(rel)});
+        continue;
+      }
+      if (type != DT_REG && type != DT_UNKNOWN) {
+        ++bin.other;
+        continue;
+      }
+      auto st = stat_at(dir->get(), e.name);
+      if (!st.ok()) {
+        if (is_race(st.code())) log.skip(Skip::changed);
+        else log.add(Failure::stat, guest.guest.root + "/" + rel, st.error().message());
+        continue;
+      }
+      if (st->is_directory()) {
+        if (options.one_file_system && st->dev != root_devs[item.guest]) continue;
+        feeder.add(WorkItem{item.guest, std::move(rel)});
+        continue;
+      }
+      if (!st->is_regular()) {
+        ++bin.other;
+        continue;
+      }
+      if (st->size < options.min_size) {
+        ++bin.small;
+        continue;
+      }
+      ++bin.files_scanned;
+      bin.bytes_scanned += st->size;
+      if (options.progress) options.progress->files_scanned.fetch_add(1, std::memory_order_relaxed);
+      bin.files.push_back(FileRec{item.guest, std::move(rel), *st});
+    }
+  });
+
+  ScanResult out;
+  for (auto& bin : bins) {
+    report.dirs_scanned += bin.dirs;
+    report.files_scanned += bin.files_scanned;
+    report.bytes_scanned += bin.bytes_scanned;
+    report.files_excluded += bin.excluded;
+    report.files_small += bin.small;
+    report.files_other += bin.other;
+    std::move(bin.files.begin(), bin.files.end(), std::back_inserter(out.files));
+    std::move(bin.temps.begin(), bin.temps.end(), std::back_inserter(out.temporaries));
+  }
+  std::sort(out.files.begin(), out.files.end(), [](const FileRec& a, const FileRec& b) {
+    return a.guest != b.guest ? a.guest < b.guest : a.path < b.path;
+  });
+  std::sort(out.temporaries.begin(), out.temporaries.end(),
+            [](const TempRec& a, const TempRec& b) {
+              return a.guest != b.guest ? a.guest < b.guest : a.path < b.path;
+            });
+  return out;
+}
+
+} // namespace vu
