@@ -1,1 +1,220 @@
+// Real guests: two minbase bookworm guests built by debootstrap from the
+// mirror the host's apt sources name (cached across runs under
+// $VU_TEST_CACHE, default /var/tmp/vunify-test-cache), one package added to
+// one of them. The saving vunify reports must equal an independent count
+// made here, and no file may change content.
+#include "tests/integration/run_program.h"
+#include "tests/unit/temp_tree.h"
+
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <set>
+#include <sstream>
+
+using namespace vu::test;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string cache_dir() {
+  const char* env = std::getenv("VU_TEST_CACHE");
+  return env && *env ? env : "/var/tmp/vunify-test-cache";
+}
+
+// The first Debian mirror of the host's apt configuration.
+std::string host_mirror() {
+  std::vector<std::string> files{"/etc/apt/sources.list"};
+  if (fs::exists("/etc/apt/sources.list.d"))
+    for (auto& e : fs::directory_iterator("/etc/apt/sources.list.d")) files.push_back(e.path());
+  std::regex uris(R"(^URIs:\s*(\S+))"), deb(R"(^deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+bookworm\s)");
+  for (auto& f : files) {
+    std::ifstream in(f);
+    std::string line;
+    while (std::getline(in, line)) {
+      std::smatch m;
+      if ((std::regex_search(line, m, uris) || std::regex_search(line, m, deb)) &&
+          m[1].str().find("debian") != std::string::npos &&
+          m[1].str().find("security") == std::string::npos)
+        return m[1];
+    }
+  }
+  return "http://deb.debian.org/debian";
+}
+
+// Builds (once) and returns the cached minbase tree, or "" with `why` set.
+std::string cached_minbase(std::string& why) {
+  if (sh("command -v debootstrap >/dev/null") != 0) {
+    why = "debootstrap is not installed";
+    return "";
+  }
+  std::string dir = cache_dir();
+  fs::create_directories(dir);
+  int lock = ::open((dir + "/.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  ::flock(lock, LOCK_EX);
+  std::string tree = dir + "/bookworm-minbase";
+  if (!fs::exists(tree + ".complete")) {
+    sh("rm -rf " + tree + " " + tree + ".tmp");
+    int rc = sh("timeout 1200 debootstrap --variant=minbase bookworm " + tree + ".tmp " +
+                host_mirror() + " > " + dir + "/debootstrap.log 2>&1");
+    if (rc != 0 || ::rename((tree + ".tmp").c_str(), tree.c_str()) != 0) {
+      why = "debootstrap failed (no mirror reachable?), see " + dir + "/debootstrap.log";
+      ::close(lock);
+      return "";
+    }
+    std::ofstream(tree + ".complete") << "ok\n";
+  }
+  ::close(lock);
+  return tree;
+}
+
+// A .deb of `pkg` from the host's apt (cached), or "".
+std::string cached_deb(const std::string& pkg) {
+  std::string dir = cache_dir() + "/debs";
+  fs::create_directories(dir);
+  auto find = [&]() -> std::string {
+    for (auto& e : fs::directory_iterator(dir))
+      if (e.path().filename().string().rfind(pkg + "_", 0) == 0) return e.path();
+    return "";
+  };
+  if (find().empty()) sh("cd " + dir + " && apt-get download " + pkg + " >/dev/null 2>&1");
+  return find();
+}
+
+std::string file_hash(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  std::string s = ss.str();
+  XXH128_hash_t h = XXH3_128bits(s.data(), s.size());
+  return std::to_string(h.high64) + ":" + std::to_string(h.low64);
+}
+
+std::string xattrs(const std::string& path) {
+  char names[4096];
+  ssize_t n = ::llistxattr(path.c_str(), names, sizeof names);
+  std::string out;
+  for (ssize_t i = 0; i < n;) {
+    std::string name(names + i);
+    i += static_cast<ssize_t>(name.size()) + 1;
+    char v[4096];
+    ssize_t len = ::lgetxattr(path.c_str(), name.c_str(), v, sizeof v);
+    out += name + "=" + std::string(v, len > 0 ? len : 0) + ";";
+  }
+  return out;
+}
+
+// The rules of the built-in exclude list, written out independently.
+bool private_path(const std::string& rel) {
+  static const std::set<std::string> top{"dev",  "proc", "sys",  "run",  "mnt",
+                                         "media", "selinux", "lost+found", "var", "tmp",
+                                         "srv",  "home", "root", ".rpmdb"};
+  auto slash = rel.find('/');
+  std::string first = rel.substr(0, slash);
+  if (top.count(first)) return true;
+  if (first == "etc")
+    return !(rel == "etc" || rel == "etc/termcap" || rel.rfind("etc/terminfo/", 0) == 0 || rel == "etc/terminfo");
+  return fs::path(rel).filename() == "ls-R";
+}
+
+struct Expected {
+  uint64_t files_linked = 0;
+  uint64_t bytes_saved = 0;
+};
+
+Expected independent_count(const std::vector<std::string>& roots) {
+  struct Inode {
+    uint64_t names = 0, nlink = 0;
+  };
+  // content class -> (dev, ino) -> names
+  std::map<std::string, std::map<std::pair<uint64_t, uint64_t>, Inode>> classes;
+  std::map<std::string, uint64_t> class_size;
+  for (const auto& root : roots) {
+    for (auto it = fs::recursive_directory_iterator(root); it != fs::recursive_directory_iterator();
+         ++it) {
+      std::string rel = fs::relative(it->path(), root);
+      if (private_path(rel)) {
+        if (it->is_directory() && !it->is_symlink()) it.disable_recursion_pending();
+        continue;
+      }
+      struct stat st {};
+      if (::lstat(it->path().c_str(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < 16)
+        continue;
+      std::string key = std::to_string(st.st_dev) + " " + std::to_string(st.st_size) + " " +
+                        std::to_string(st.st_mode) + " " + std::to_string(st.st_uid) + " " +
+                        std::to_string(st.st_gid) + " " + xattrs(it->path()) + " " +
+                        file_hash(it->path());
+      auto& ino = classes[key][{st.st_dev, st.st_ino}];
+      ++ino.names;
+      ino.nlink = st.st_nlink;
+      class_size[key] = static_cast<uint64_t>(st.st_size);
+    }
+  }
+  Expected e;
+  for (auto& [key, inodes] : classes) {
+    std::vector<uint64_t> eligible;
+    for (auto& [id, ino] : inodes)
+      if (ino.names == ino.nlink) eligible.push_back(ino.names);
+    if (eligible.size() < 2) continue;
+    std::sort(eligible.rbegin(), eligible.rend());
+    for (size_t i = 1; i < eligible.size(); ++i) e.files_linked += eligible[i];
+    e.bytes_saved += (eligible.size() - 1) * class_size[key];
+  }
+  return e;
+}
+
+} // namespace
+
+TEST(RealGuests, TwoDebootstrappedGuestsSaveWhatAnIndependentCountExpects) {
+  std::string why;
+  std::string minbase = cached_minbase(why);
+  if (minbase.empty()) GTEST_SKIP() << why;
+  std::string deb = cached_deb("tree");
+  if (deb.empty()) GTEST_SKIP() << "apt-get download tree failed (no mirror reachable?)";
+
+  TempTree t;
+  ASSERT_EQ(sh("cp -a " + minbase + " " + t.path("g1")), 0);
+  ASSERT_EQ(sh("cp -a " + minbase + " " + t.path("g2")), 0);
+  ASSERT_EQ(sh("cp " + deb + " " + t.path("g2/tmp/pkg.deb") + " && chroot " + t.path("g2") +
+               " dpkg -i /tmp/pkg.deb >/dev/null && rm " + t.path("g2/tmp/pkg.deb")),
+            0);
+  ASSERT_TRUE(fs::exists(t.path("g2/usr/bin/tree")));
+  ASSERT_FALSE(fs::exists(t.path("g1/usr/bin/tree")));
+
+  auto before1 = content_snapshot(t.path("g1"));
+  auto before2 = content_snapshot(t.path("g2"));
+  Expected want = independent_count({t.path("g1"), t.path("g2")});
+  ASSERT_GT(want.bytes_saved, 50u << 20) << "a minbase guest has more than 50 MiB to share";
+
+  auto r = run_vunify({"--json", t.path("g1"), t.path("g2")});
+  ASSERT_EQ(r.status, 0) << r.err << r.out;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["bytes_saved"].get<uint64_t>(), want.bytes_saved);
+  EXPECT_EQ(j["files_linked"].get<uint64_t>(), want.files_linked);
+  EXPECT_EQ(j["error_count"], 0);
+
+  EXPECT_EQ(content_snapshot(t.path("g1")), before1);
+  EXPECT_EQ(content_snapshot(t.path("g2")), before2);
+  EXPECT_EQ(inode_of(t.path("g1/usr/bin/bash")), inode_of(t.path("g2/usr/bin/bash")));
+  EXPECT_TRUE(is_immutable_path(t.path("g2/usr/bin/bash")));
+  for (const char* p : {"etc/passwd", "etc/debian_version", "var/lib/dpkg/status"})
+    EXPECT_NE(inode_of(t.path(std::string("g1/") + p)), inode_of(t.path(std::string("g2/") + p)))
+        << p;
+  // The unified guests still run their programs.
+  EXPECT_EQ(sh("chroot " + t.path("g1") + " /usr/bin/ls / >/dev/null"), 0);
+  EXPECT_EQ(sh("chroot " + t.path("g2") + " /usr/bin/tree -L 1 / >/dev/null"), 0);
+
+  auto again = nlohmann::json::parse(run_vunify({"--json", t.path("g1"), t.path("g2")}).out);
+  EXPECT_EQ(again["files_linked"], 0);
+  EXPECT_EQ(again["error_count"], 0);
+}
