@@ -11,7 +11,7 @@ pkgs=(
   libtbb-dev libxxhash-dev libcli11-dev libfmt-dev nlohmann-json3-dev
   googletest libgtest-dev
   attr acl e2fsprogs xfsprogs btrfs-progs util-linux
-  debootstrap
+  debootstrap cpio bc
 )
 if [ "${1:-}" = "--bench" ]; then
   pkgs+=(rdfind jdupes fdupes rmlint hyperfine)

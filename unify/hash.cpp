@@ -25,10 +25,27 @@ Hash128 hash_bytes(const void* data, size_t len, uint64_t seed) {
 }
 
 Result<Hash128> hash_fd(int fd, uint64_t len, uint64_t seed, uint64_t* bytes_read) {
+  return hash_range(fd, 0, len, seed, bytes_read);
+}
+
+Hash128 combine_hashes(const Hash128& prefix, const Hash128& rest) {
+  uint64_t words[4] = {prefix.lo, prefix.hi, rest.lo, rest.hi};
+  return hash_bytes(words, sizeof words, 0);
+}
+
+Result<Hash128> content_hash(int fd, uint64_t size, uint64_t seed) {
+  VU_TRY_ASSIGN(prefix, hash_range(fd, 0, std::min(size, k_prefix_len), seed, nullptr));
+  if (size <= k_prefix_len) return prefix;
+  VU_TRY_ASSIGN(rest, hash_range(fd, k_prefix_len, size, seed, nullptr));
+  return combine_hashes(prefix, rest);
+}
+
+Result<Hash128> hash_range(int fd, uint64_t from, uint64_t len, uint64_t seed,
+                           uint64_t* bytes_read) {
   auto& buf = thread_buffer(0);
-  uint64_t done = 0;
-  if (len <= k_chunk) {
-    VU_TRY_ASSIGN(n, read_at(fd, buf.data(), len, 0));
+  uint64_t done = from;
+  if (len - from <= k_chunk) {
+    VU_TRY_ASSIGN(n, read_at(fd, buf.data(), len - from, from));
     if (bytes_read) *bytes_read = n;
     return hash_bytes(buf.data(), n, seed);
   }
@@ -44,7 +61,7 @@ Result<Hash128> hash_fd(int fd, uint64_t len, uint64_t seed, uint64_t* bytes_rea
     done += n;
     if (n < want) break;
   }
-  if (bytes_read) *bytes_read = done;
+  if (bytes_read) *bytes_read = done - from;
   XXH128_hash_t h = XXH3_128bits_digest(st.get());
   return Hash128{h.low64, h.high64};
 }

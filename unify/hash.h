@@ -25,6 +25,17 @@ Hash128 hash_bytes(const void* data, size_t len, uint64_t seed);
 // count read is returned through bytes_read). Thread-safe.
 Result<Hash128> hash_fd(int fd, uint64_t len, uint64_t seed, uint64_t* bytes_read);
 
+// The content hash used to group files: XXH3-128 of the first `prefix_len`
+// bytes, and for longer files that hash combined with the XXH3-128 of the
+// remaining bytes, so the full-hash pass never re-reads the prefix.
+inline constexpr uint64_t k_prefix_len = 4096;
+Hash128 combine_hashes(const Hash128& prefix, const Hash128& rest);
+// Hashes bytes [from, len) of fd; returns the count read via bytes_read.
+Result<Hash128> hash_range(int fd, uint64_t from, uint64_t len, uint64_t seed,
+                           uint64_t* bytes_read);
+// The full content hash of a file of `size` bytes, as the passes compute it.
+Result<Hash128> content_hash(int fd, uint64_t size, uint64_t seed);
+
 // True when both descriptors hold the same `len` bytes from offset 0 and
 // neither has more. Reads both in full. Thread-safe.
 Result<bool> same_content(int fd_a, int fd_b, uint64_t len);

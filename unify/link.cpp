@@ -257,8 +257,7 @@ std::optional<uint32_t> link_round(RunState& rs, uint32_t canon, std::deque<uint
   if (c_ok && frozen && !no_writers(fd_c->get()))
     c_ok = false, why = "opened for writing while links were added";
   if (c_ok && frozen) {
-    uint64_t n = 0;
-    auto h = hash_fd(fd_c->get(), c.st.size, rs.seed, &n);
+    auto h = content_hash(fd_c->get(), c.st.size, rs.seed);
     if (!h.ok() || *h != c.full) c_ok = false, why = "content changed while links were added";
   }
   if (!c_ok) {

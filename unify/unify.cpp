@@ -43,8 +43,6 @@ namespace vu {
 
 namespace {
 
-constexpr uint64_t k_prefix_len = 4096;
-
 class StageTimer {
 public:
   StageTimer(Report& report, const char* name)
@@ -284,7 +282,8 @@ Result<Report> run_unify(const std::vector<UnifyGuest>& guests, const UnifyOptio
       },
       by_prefix);
 
-  // hash: whole-file XXH3-128 where the prefix was not the whole file.
+  // hash: XXH3-128 of the bytes after the prefix, combined with the prefix
+  // hash, where the prefix was not the whole file.
   {
     StageTimer t(report, "hash");
     std::vector<uint32_t> big;
@@ -299,19 +298,19 @@ Result<Report> run_unify(const std::vector<UnifyGuest>& guests, const UnifyOptio
         return;
       }
       uint64_t n = 0;
-      auto h = hash_fd(fd->get(), rec.st.size, rs.seed, &n);
+      auto h = hash_range(fd->get(), k_prefix_len, rec.st.size, rs.seed, &n);
       count_read(n);
       if (!h.ok()) {
         log.add(Failure::read, rs.display(rec.names.front()), h.error().message());
         rec.failed = true;
         return;
       }
-      if (n != rec.st.size) {
+      if (n != rec.st.size - k_prefix_len) {
         log.skip(Skip::changed);
         rec.failed = true;
         return;
       }
-      rec.full = *h;
+      rec.full = combine_hashes(rec.prefix, *h);
     });
   }
   regroup(

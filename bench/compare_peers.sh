@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Compares "find duplicates" (no changes) of vunify with rdfind, jdupes,
+# fdupes, rmlint and util-linux hardlink on the same guest trees, warm page
+# cache, interleaved rounds, and prints median times and each peer's ratio
+# to vunify measured in the same run.
+#
+#   bench/compare_peers.sh [--guests N] [--rounds R] [--corpus DIR]
+#
+# Corpus: N copies of a minbase bookworm guest built by debootstrap (cached
+# with the tests' cache, ${VU_TEST_CACHE:-/var/tmp/vunify-test-cache}); every
+# copy after the first gets a few changed files, so duplicates are real
+# but not total. --corpus DIR uses DIR/* as guests instead. The issue on
+# performance defines the larger 8-guest corpus and the targets.
+# Scope: every tool sees the same files: vunify runs with
+# --no-default-excludes so it also looks at /etc and /var like the peers.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+guests=4 rounds=3 corpus=""
+while [ $# -gt 0 ]; do
+  case $1 in
+    --guests) guests=$2; shift 2 ;;
+    --rounds) rounds=$2; shift 2 ;;
+    --corpus) corpus=$2; shift 2 ;;
+    *) echo "usage: $0 [--guests N] [--rounds R] [--corpus DIR]" >&2; exit 2 ;;
+  esac
+done
+"$here/scripts/install-deps.sh" --bench >/dev/null
+"$here/scripts/build.sh" >/dev/null
+vunify=$here/build/tools/vunify
+
+work=$(mktemp -d /tmp/vunify-bench.XXXXXX)
+trap 'chattr -R -f -i "$work" 2>/dev/null; rm -rf "$work"' EXIT
+if [ -z "$corpus" ]; then
+  cache=${VU_TEST_CACHE:-/var/tmp/vunify-test-cache}
+  base=$cache/bookworm-minbase
+  if [ ! -e "$base.complete" ]; then
+    mkdir -p "$cache"
+    debootstrap --variant=minbase bookworm "$base.tmp" >/dev/null
+    mv "$base.tmp" "$base" && touch "$base.complete"
+  fi
+  corpus=$work/corpus
+  mkdir -p "$corpus"
+  for i in $(seq 1 "$guests"); do
+    cp -a "$base" "$corpus/g$i"
+    if [ "$i" -gt 1 ]; then
+      find "$corpus/g$i/usr/share/doc" -type f -name copyright | head -n $((i * 20)) |
+        while read -r f; do echo "local change $i" >> "$f"; done || true
+    fi
+  done
+fi
+mapfile -t dirs < <(find "$corpus" -mindepth 1 -maxdepth 1 -type d | sort)
+files=$(find "${dirs[@]}" -type f | wc -l)
+bytes=$(du -scb "${dirs[@]}" | tail -n 1 | cut -f1)
+
+declare -A cmds
+cmds[vunify]="$vunify --dry-run --no-default-excludes -q ${dirs[*]}"
+command -v rdfind >/dev/null && cmds[rdfind]="rdfind -dryrun true -makehardlinks true -outputname $work/rdfind.txt ${dirs[*]}"
+command -v jdupes >/dev/null && cmds[jdupes]="jdupes -r -q -m ${dirs[*]}"
+command -v fdupes >/dev/null && cmds[fdupes]="fdupes -r -q -m ${dirs[*]}"
+command -v rmlint >/dev/null && cmds[rmlint]="rmlint -o summary:/dev/null -T df ${dirs[*]}"
+command -v hardlink >/dev/null && cmds[hardlink]="hardlink -n -q ${dirs[*]}"
+
+declare -A times
+for r in $(seq 1 "$rounds"); do
+  for tool in "${!cmds[@]}"; do
+    (cd "$work" && eval "${cmds[$tool]}" >/dev/null 2>&1) || true # warm-up round 0 effect
+    start=$(date +%s.%N)
+    (cd "$work" && eval "${cmds[$tool]}" >/dev/null 2>&1) || true
+    end=$(date +%s.%N)
+    times[$tool]+="$(echo "$end - $start" | bc) "
+  done
+done
+
+median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+v=$(echo "${times[vunify]}" | median)
+echo "corpus: ${#dirs[@]} guests, $files files, $((bytes / 1048576)) MiB; $rounds rounds, warm cache, $(nproc) cores"
+printf '%-10s %10s %14s\n' tool "median s" "ratio to vunify"
+for tool in vunify rdfind jdupes fdupes rmlint hardlink; do
+  [ -n "${times[$tool]:-}" ] || continue
+  m=$(echo "${times[$tool]}" | median)
+  printf '%-10s %10.3f %14.2f\n' "$tool" "$m" "$(echo "$m / $v" | bc -l)"
+done
