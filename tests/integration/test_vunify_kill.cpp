@@ -74,7 +74,9 @@ TEST(KillNine, EveryNameSurvivesAndTheNextRunCleansUp) {
     ASSERT_EQ(sh("cp -a " + t.path("pristine") + " " + t.path("work")), 0);
     // Half the rounds start with g1 and g2 already unified, so the kill can
     // also hit the window where an existing shared inode is thawed.
-    if (pre_unify_two) ASSERT_EQ(run_vunify({"-q", guests[0], guests[1]}).status, 0);
+    if (pre_unify_two) {
+      ASSERT_EQ(run_vunify({"-q", guests[0], guests[1]}).status, 0);
+    }
   };
 
   reset(false);
