@@ -211,3 +211,16 @@ TEST_F(Cli, ThreadsOptionIsValidated) {
   EXPECT_EQ(r.status, 0) << r.err;
   EXPECT_NE(r.out.find("scan:"), std::string::npos);
 }
+
+TEST_F(Cli, ProgressLineOnATerminalOnly) {
+  // script(1) gives vunify a pseudo-terminal; run_vunify gives it pipes.
+  std::string log = t.path("pty.log");
+  int rc = sh("script -qec '" + std::string(VUNIFY_BIN) + " " + conf() +
+              " web1 web2' " + log + " >/dev/null 2>&1");
+  if (rc == 127) GTEST_SKIP() << "script(1) not available";
+  ASSERT_EQ(rc, 0);
+  EXPECT_NE(t.read("pty.log").find("vunify: scanning"), std::string::npos) << t.read("pty.log");
+  auto piped = run_vunify({conf(), "-n", "web1", "db1"});
+  EXPECT_EQ(piped.err.find("vunify: scanning"), std::string::npos);
+  EXPECT_EQ(piped.err.find("\033"), std::string::npos);
+}

@@ -69,7 +69,7 @@ public:
 private:
   void loop() {
     std::unique_lock lock(m_mutex);
-    while (!m_cv.wait_for(lock, std::chrono::milliseconds(200), [this] { return m_stop; })) {
+    do {
       static const char* names[] = {"scanning", "hashing", "linking", "done"};
       int stage = std::clamp(m_progress.stage.load(), 0, 3);
       std::fprintf(stderr, "\r\033[Kvunify: %s: %llu files scanned, %s hashed, %llu linked",
@@ -78,7 +78,7 @@ private:
                    human_bytes(m_progress.bytes_hashed.load()).c_str(),
                    static_cast<unsigned long long>(m_progress.files_linked.load()));
       std::fflush(stderr);
-    }
+    } while (!m_cv.wait_for(lock, std::chrono::milliseconds(200), [this] { return m_stop; }));
   }
   Progress& m_progress;
   std::mutex m_mutex;
