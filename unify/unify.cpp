@@ -225,6 +225,11 @@ Result<Report> run_unify(const std::vector<UnifyGuest>& guests, const UnifyOptio
   for (const auto& b : buckets) candidates.insert(candidates.end(), b.begin(), b.end());
   set_stage(1);
   std::atomic<uint64_t> files_hashed{0}, bytes_hashed{0};
+  // A candidate that cannot be read is left alone for the rest of the run.
+  auto fail = [&](InodeRec& rec, Failure kind, const Error& e) {
+    log.add(kind, rs.display(rec.names.front()), e.message());
+    rec.failed = true;
+  };
   auto count_read = [&](uint64_t n) {
     bytes_hashed.fetch_add(n, std::memory_order_relaxed);
     if (options.progress) options.progress->bytes_hashed.fetch_add(n, std::memory_order_relaxed);
@@ -239,21 +244,13 @@ Result<Report> run_unify(const std::vector<UnifyGuest>& guests, const UnifyOptio
         return;
       }
       auto xa = xattr_fingerprint(fd->get(), rs.seed);
-      if (!xa.ok()) {
-        log.add(Failure::xattr, rs.display(rec.names.front()), xa.error().message());
-        rec.failed = true;
-        return;
-      }
+      if (!xa.ok()) return fail(rec, Failure::xattr, xa.error());
       rec.xattrs = *xa;
       uint64_t n = 0;
       auto h = hash_fd(fd->get(), std::min(rec.st.size, k_prefix_len), rs.seed, &n);
       count_read(n);
       files_hashed.fetch_add(1, std::memory_order_relaxed);
-      if (!h.ok()) {
-        log.add(Failure::read, rs.display(rec.names.front()), h.error().message());
-        rec.failed = true;
-        return;
-      }
+      if (!h.ok()) return fail(rec, Failure::read, h.error());
       rec.prefix = *h;
       if (rec.st.size <= k_prefix_len) rec.full = *h;
     });
@@ -300,11 +297,7 @@ Result<Report> run_unify(const std::vector<UnifyGuest>& guests, const UnifyOptio
       uint64_t n = 0;
       auto h = hash_range(fd->get(), k_prefix_len, rec.st.size, rs.seed, &n);
       count_read(n);
-      if (!h.ok()) {
-        log.add(Failure::read, rs.display(rec.names.front()), h.error().message());
-        rec.failed = true;
-        return;
-      }
+      if (!h.ok()) return fail(rec, Failure::read, h.error());
       if (n != rec.st.size - k_prefix_len) {
         log.skip(Skip::changed);
         rec.failed = true;
