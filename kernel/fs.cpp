@@ -86,6 +86,27 @@ Result<UniqueFd> open_beneath(int dirfd, const std::string& path, int flags) {
   }
 }
 
+Result<UniqueFd> open_in_root(int rootfd, const std::string& path) {
+  struct open_how how {};
+  how.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC;
+  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+  for (;;) {
+    long fd = ::syscall(SYS_openat2, rootfd, path.c_str(), &how, sizeof(how));
+    if (fd >= 0) return UniqueFd(static_cast<int>(fd));
+    if (errno == EINTR || errno == EAGAIN) continue;
+    return errno_error("openat2 (in root) " + path);
+  }
+}
+
+Result<std::string> fd_path(int fd) {
+  char buf[8192];
+  std::string link = "/proc/self/fd/" + std::to_string(fd);
+  ssize_t n = ::readlink(link.c_str(), buf, sizeof buf);
+  if (n < 0) return errno_error("readlink " + link);
+  if (static_cast<size_t>(n) >= sizeof buf) return make_error(ENAMETOOLONG, "readlink " + link);
+  return std::string(buf, static_cast<size_t>(n));
+}
+
 Result<UniqueFd> open_file_for_read(int dirfd, const std::string& path) {
   auto r = open_beneath(dirfd, path, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_NOATIME);
   if (!r.ok() && r.code() == EPERM)
@@ -197,6 +218,20 @@ Result<size_t> read_at(int fd, void* buf, size_t len, uint64_t offset) {
     done += static_cast<size_t>(n);
   }
   return done;
+}
+
+Result<std::string> read_file_beneath(int dirfd, const std::string& path, uint64_t max_bytes,
+                                      FileStat* st_out) {
+  VU_TRY_ASSIGN(fd, open_file_for_read(dirfd, path));
+  VU_TRY_ASSIGN(st, stat_fd(fd.get()));
+  if (!st.is_regular()) return make_error(EINVAL, path + " is not a regular file");
+  if (st.size > max_bytes)
+    return make_error(EFBIG, path + " is larger than " + std::to_string(max_bytes) + " bytes");
+  std::string data(st.size, '\0');
+  VU_TRY_ASSIGN(n, read_at(fd.get(), data.data(), data.size(), 0));
+  data.resize(n);
+  if (st_out) *st_out = st;
+  return data;
 }
 
 namespace {

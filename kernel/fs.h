@@ -83,6 +83,20 @@ Status set_xattr(int fd, const std::string& name, std::string_view value);
 // pread(2) until `len` bytes or end of file; returns the bytes read.
 Result<size_t> read_at(int fd, void* buf, size_t len, uint64_t offset);
 
+// Resolves `path` as if `rootfd` were "/" (openat2 RESOLVE_IN_ROOT |
+// RESOLVE_NO_MAGICLINKS): symlinks inside are followed but cannot leave the
+// root; the last component is not followed. Returns an O_PATH descriptor.
+Result<UniqueFd> open_in_root(int rootfd, const std::string& path);
+
+// The path the kernel reports for an open descriptor (/proc/self/fd).
+Result<std::string> fd_path(int fd);
+
+// Reads a whole regular file beneath dirfd (open_file_for_read rules). Fails
+// with EINVAL when it is not a regular file and EFBIG when it is larger than
+// max_bytes. Its stat is returned through `st` when given.
+Result<std::string> read_file_beneath(int dirfd, const std::string& path, uint64_t max_bytes,
+                                      FileStat* st = nullptr);
+
 // Reads the directory entries of an open directory (getdents64), without
 // "." and "..". d_type is DT_UNKNOWN where the file system does not fill it.
 struct DirEntry {

@@ -1,12 +1,35 @@
-// Bounded parser for one-path-per-line lists read from guests.
+// Locating package databases, bounded path-list parsers, and the reader
+// that combines dpkg and RPM for one guest.
 #include "pkgmgmt/config_files.h"
 
+#include "kernel/fs.h"
+
 #include <algorithm>
+#include <fcntl.h>
+#include <sys/stat.h>
 
 namespace vu {
 
-Result<std::vector<std::string>> parse_path_list(std::string_view text, std::string_view origin,
-                                                 size_t max_entries) {
+namespace {
+
+bool is_dir(const std::string& p) {
+  struct stat st {};
+  return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+// Strips trailing blanks and CR; checks the common rules for one path.
+Status check_path(std::string_view line, const std::string& where) {
+  if (line.size() > 4096) return make_error(EINVAL, where + ": line too long");
+  if (line.find('\0') != std::string_view::npos) return make_error(EINVAL, where + ": NUL byte in path");
+  if (line.empty() || line.front() != '/') return make_error(EINVAL, where + ": not an absolute path");
+  return {};
+}
+
+bool is_flag_word(std::string_view w) { return w == "obsolete" || w == "remove-on-upgrade"; }
+
+template <typename LineFn>
+Result<std::vector<std::string>> parse_lines(std::string_view text, std::string_view origin,
+                                             size_t max_entries, LineFn fn) {
   std::vector<std::string> out;
   size_t line_no = 0;
   size_t pos = 0;
@@ -16,24 +39,122 @@ Result<std::vector<std::string>> parse_path_list(std::string_view text, std::str
     std::string_view line = text.substr(pos, eol - pos);
     pos = eol + 1;
     ++line_no;
-    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.remove_suffix(1);
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t'))
+      line.remove_suffix(1);
+    while (!line.empty() && (line.front() == ' ' || line.front() == '\t')) line.remove_prefix(1);
     if (line.empty()) continue;
-    auto where = [&] { return std::string(origin) + ":" + std::to_string(line_no); };
-    if (line.size() > 4096) return make_error(EINVAL, where() + ": line too long");
-    if (line.find('\0') != std::string_view::npos)
-      return make_error(EINVAL, where() + ": NUL byte in path");
-    if (line.front() != '/') return make_error(EINVAL, where() + ": not an absolute path");
-    // "path flag" forms: a flag word is a trailing lower-case word.
-    auto sp = line.rfind(' ');
-    if (sp != std::string_view::npos) {
-      std::string_view word = line.substr(sp + 1);
-      if (word == "obsolete" || word == "remove-on-upgrade") line = line.substr(0, sp);
-    }
-    if (out.size() >= max_entries) return make_error(E2BIG, where() + ": too many entries");
-    out.emplace_back(line);
+    std::string where = std::string(origin) + ":" + std::to_string(line_no);
+    auto path = fn(line, where);
+    if (!path.ok()) return path.error();
+    if (out.size() >= max_entries) return make_error(E2BIG, where + ": too many entries");
+    out.push_back(std::move(path).value());
   }
   std::sort(out.begin(), out.end());
   out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+} // namespace
+
+Result<std::vector<std::string>> parse_path_list(std::string_view text, std::string_view origin,
+                                                 size_t max_entries) {
+  return parse_lines(text, origin, max_entries,
+                     [](std::string_view line, const std::string& where) -> Result<std::string> {
+                       auto sp = line.rfind(' ');
+                       if (sp != std::string_view::npos && is_flag_word(line.substr(sp + 1)))
+                         line = line.substr(0, sp);
+                       VU_TRY(check_path(line, where));
+                       return std::string(line);
+                     });
+}
+
+Result<std::vector<std::string>> parse_conffiles_field(std::string_view text,
+                                                       std::string_view origin,
+                                                       size_t max_entries) {
+  return parse_lines(text, origin, max_entries,
+                     [](std::string_view line, const std::string& where) -> Result<std::string> {
+                       // From the right: optional flag word, then the hash.
+                       auto sp = line.rfind(' ');
+                       if (sp != std::string_view::npos && is_flag_word(line.substr(sp + 1))) {
+                         line = line.substr(0, sp);
+                         while (!line.empty() && line.back() == ' ') line.remove_suffix(1);
+                         sp = line.rfind(' ');
+                       }
+                       if (sp == std::string_view::npos)
+                         return make_error(EINVAL, where + ": conffile line without a hash");
+                       std::string_view hash = line.substr(sp + 1);
+                       bool hex = !hash.empty() && hash.size() <= 128 &&
+                                  std::all_of(hash.begin(), hash.end(), [](char c) {
+                                    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+                                  });
+                       if (!hex && hash != "newconffile")
+                         return make_error(EINVAL, where + ": bad conffile hash");
+                       line = line.substr(0, sp);
+                       while (!line.empty() && line.back() == ' ') line.remove_suffix(1);
+                       VU_TRY(check_path(line, where));
+                       return std::string(line);
+                     });
+}
+
+PackageDbLocation locate_package_dbs(const Guest& guest, const ConfigBase& config) {
+  PackageDbLocation loc;
+  if (guest.confdir.empty()) return loc;
+  std::string app = guest.confdir + "/apps/pkgmgmt";
+  if (path_exists(app + "/internal")) return loc;
+  std::string base = app + "/base";
+  if (!is_dir(base)) {
+    auto def = real_path(config.dir() + "/.defaults/apps/pkgmgmt/base");
+    base = def.ok() ? def.value() + "/" + guest.name : std::string();
+  }
+  auto pick = [&](const std::string& own, const std::string& sub) -> std::string {
+    if (is_dir(app + "/" + own)) return real_path(app + "/" + own).value();
+    if (!base.empty() && is_dir(base + "/" + sub)) return real_path(base + "/" + sub).value();
+    return {};
+  };
+  loc.dpkg_admin_dir = pick("dpkgstate", "dpkg/state");
+  loc.rpm_db_dir = pick("rpmstate", "rpm/state");
+  return loc;
+}
+
+Result<GuestConfigFiles> read_guest_config_files(int root_fd, const PackageDbLocation& loc,
+                                                 const ReadLimits& limits) {
+  GuestConfigFiles out;
+  // Each database: (kind, directory fd or error, display name).
+  auto open_dir = [&](const std::string& external, const char* internal) -> Result<UniqueFd> {
+    if (!external.empty()) return open_directory(external);
+    auto r = open_beneath(root_fd, internal, O_RDONLY | O_DIRECTORY);
+    if (!r.ok() && (r.code() == ELOOP || r.code() == ENOTDIR || r.code() == EXDEV))
+      return make_error(r.code(), std::string(internal) +
+                                      " (or a directory above it) is a symlink or not a "
+                                      "directory; refused");
+    return r;
+  };
+  {
+    std::string display = loc.dpkg_admin_dir.empty() ? "/var/lib/dpkg" : loc.dpkg_admin_dir;
+    auto dir = open_dir(loc.dpkg_admin_dir, "var/lib/dpkg");
+    if (!dir.ok() && dir.code() != ENOENT)
+      return make_error(dir.code(), "dpkg database " + display + ": " + dir.error().message());
+    if (dir.ok()) {
+      auto src = read_dpkg_config_files(dir->get(), display, limits, out.paths);
+      if (src.ok()) out.sources.push_back(*src);
+      else if (src.code() != ENOENT) return src.error();
+    }
+  }
+  {
+    std::string display = loc.rpm_db_dir.empty() ? "/var/lib/rpm" : loc.rpm_db_dir;
+    auto dir = open_dir(loc.rpm_db_dir, "var/lib/rpm");
+    if (!dir.ok() && dir.code() != ENOENT)
+      return make_error(dir.code(), "rpm database " + display + ": " + dir.error().message());
+    if (dir.ok()) {
+      auto src = read_rpm_config_files(dir->get(), display, limits, out.paths);
+      if (src.ok()) out.sources.push_back(*src);
+      else if (src.code() != ENOENT) return src.error();
+    }
+  }
+  std::sort(out.paths.begin(), out.paths.end());
+  out.paths.erase(std::unique(out.paths.begin(), out.paths.end()), out.paths.end());
+  if (out.paths.size() > limits.max_entries)
+    return make_error(E2BIG, "too many configuration files");
   return out;
 }
 

@@ -12,6 +12,7 @@ pkgs=(
   googletest libgtest-dev
   attr acl e2fsprogs xfsprogs btrfs-progs util-linux
   debootstrap cpio bc
+  libapt-pkg-dev librpm-dev rpm
 )
 if [ "${1:-}" = "--bench" ]; then
   pkgs+=(rdfind jdupes fdupes rmlint hyperfine)

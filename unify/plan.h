@@ -18,6 +18,7 @@ struct InodeRec {
   bool member_only = true;     // every name lies in a member (not reference) guest
   bool immutable = false;
   bool failed = false;         // could not be opened/hashed; left alone
+  bool config = false;         // a package-manager configuration file
   Hash128 xattrs;              // fingerprint of all xattrs (incl. ACLs, capabilities)
   Hash128 prefix;
   Hash128 full;

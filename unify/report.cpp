@@ -20,6 +20,7 @@ const char* failure_name(Failure f) {
   case Failure::unlink: return "unlink";
   case Failure::verify: return "verify";
   case Failure::config: return "config";
+  case Failure::pkgmgmt: return "pkgmgmt";
   }
   return "unknown";
 }
@@ -112,13 +113,21 @@ nlohmann::json report_to_json(const Report& r) {
   j["dry_run"] = r.dry_run;
   auto& guests = j["guests"] = nlohmann::json::array();
   for (const auto& g : r.guests)
+  {
+    nlohmann::json sources = nlohmann::json::array();
+    for (const auto& src : g.config_sources) sources.push_back(printable_path(src));
     guests.push_back({{"name", printable_path(g.name)},
                       {"root", printable_path(g.root)},
-                      {"role", g.role}});
+                      {"role", g.role},
+                      {"pkgmgmt", g.pkgmgmt},
+                      {"config_files", g.config_files},
+                      {"config_sources", sources}});
+  }
   j["dirs_scanned"] = r.dirs_scanned;
   j["files_scanned"] = r.files_scanned;
   j["bytes_scanned"] = r.bytes_scanned;
   j["files_excluded"] = r.files_excluded;
+  j["files_config"] = r.files_config;
   j["files_small"] = r.files_small;
   j["files_other"] = r.files_other;
   j["files_hashed"] = r.files_hashed;
@@ -154,9 +163,21 @@ std::string report_to_text(const Report& r, int verbosity) {
                      r.files_linked, would, r.duplicate_groups, human_bytes(r.bytes_saved),
                      would, r.files_already_shared);
   if (verbosity > 0) {
-    out += fmt::format("{} excluded, {} under the size limit, {} not regular files; "
+    for (const auto& g : r.guests) {
+      if (g.pkgmgmt == "ignored") {
+        out += fmt::format("{}: package manager ignored (pkgmgmt-ignore or --no-pkgmgmt)\n",
+                           printable_path(g.name));
+        continue;
+      }
+      std::string from;
+      for (const auto& src : g.config_sources) from += (from.empty() ? "" : ", ") + src;
+      out += fmt::format("{}: {} configuration files kept private ({})\n",
+                         printable_path(g.name), g.config_files,
+                         from.empty() ? "no package database found" : printable_path(from));
+    }
+    out += fmt::format("{} config files, {} excluded, {} under the size limit, {} not regular files; "
                        "{} inodes newly protected, {} temporaries removed\n",
-                       r.files_excluded, r.files_small, r.files_other, r.inodes_protected,
+                       r.files_config, r.files_excluded, r.files_small, r.files_other, r.inodes_protected,
                        r.temporaries_removed);
     for (const auto& [k, v] : r.skipped)
       out += fmt::format("skipped ({}): {}\n", skip_name(k), v);

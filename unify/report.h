@@ -26,6 +26,7 @@ enum class Failure {
   unlink,  // removing a replaced name or a temporary failed
   verify,  // the canonical inode changed while links were added (rolled back)
   config,  // guest configuration (exclude list, reference guests)
+  pkgmgmt, // a guest's package database could not be read: guest not unified
 };
 const char* failure_name(Failure f);
 
@@ -54,6 +55,9 @@ struct GuestSummary {
   std::string name;
   std::string root;
   std::string role; // "member" or "reference"
+  std::string pkgmgmt;                     // "used", "ignored", "none"
+  uint64_t config_files = 0;               // listed by the package manager
+  std::vector<std::string> config_sources; // where they came from
 };
 
 struct Report {
@@ -63,6 +67,7 @@ struct Report {
   uint64_t files_scanned = 0; // regular files seen, not excluded
   uint64_t bytes_scanned = 0;
   uint64_t files_excluded = 0; // entries pruned by the exclude lists
+  uint64_t files_config = 0;   // names kept private as package-manager config files
   uint64_t files_small = 0;    // regular files under the size threshold
   uint64_t files_other = 0;    // symlinks, devices, FIFOs, sockets
   uint64_t files_hashed = 0;

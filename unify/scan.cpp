@@ -43,8 +43,8 @@ struct WorkItem {
 struct Bin {
   std::vector<FileRec> files;
   std::vector<TempRec> temps;
-  uint64_t dirs = 0, files_scanned = 0, bytes_scanned = 0, excluded = 0, small = 0,
-           other = 0;
+  uint64_t dirs = 0, files_scanned = 0, bytes_scanned = 0, excluded = 0, config = 0,
+           small = 0, other = 0;
 };
 
 // Errors that mean "the guest changed this under us", not a failure of ours.
@@ -55,6 +55,7 @@ bool is_race(int code) {
 } // namespace
 
 ScanResult scan_guests(const std::vector<UnifyGuest>& guests, const std::vector<UniqueFd>& roots,
+                       const std::vector<std::vector<std::string>>& config_paths,
                        const UnifyOptions& options, Report& report, FailureLog& log) {
   tbb::enumerable_thread_specific<Bin> bins;
   std::vector<uint64_t> root_devs;
@@ -98,6 +99,11 @@ ScanResult scan_guests(const std::vector<UnifyGuest>& guests, const std::vector<
         ++bin.excluded;
         continue;
       }
+      const auto& cfg = config_paths[item.guest];
+      if (!cfg.empty() && std::binary_search(cfg.begin(), cfg.end(), abs)) {
+        ++bin.config;
+        continue;
+      }
       if (type == DT_DIR && !options.one_file_system) {
         feeder.add(WorkItem{item.guest, std::move(rel)});
         continue;
@@ -138,6 +144,7 @@ ScanResult scan_guests(const std::vector<UnifyGuest>& guests, const std::vector<
     report.files_scanned += bin.files_scanned;
     report.bytes_scanned += bin.bytes_scanned;
     report.files_excluded += bin.excluded;
+    report.files_config += bin.config;
     report.files_small += bin.small;
     report.files_other += bin.other;
     std::move(bin.files.begin(), bin.files.end(), std::back_inserter(out.files));

@@ -33,7 +33,9 @@ struct ScanResult {
 // per guest), never following a symlink, pruning excluded directories,
 // keeping regular files of at least options.min_size bytes. Counters go to
 // `report`, failures to `log`. Thread-safe with respect to other scans.
+// config_paths[g]: sorted absolute paths of guest g that stay private.
 ScanResult scan_guests(const std::vector<UnifyGuest>& guests, const std::vector<UniqueFd>& roots,
+                       const std::vector<std::vector<std::string>>& config_paths,
                        const UnifyOptions& options, Report& report, FailureLog& log);
 
 // "usr/bin" for "usr/bin/ls", "" for "ls".

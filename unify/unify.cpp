@@ -36,6 +36,7 @@
 #include <algorithm>
 #include <chrono>
 #include <map>
+#include <set>
 #include <numeric>
 #include <tuple>
 
@@ -141,7 +142,8 @@ Result<Report> run_unify(const std::vector<UnifyGuest>& guests, const UnifyOptio
   report.dry_run = options.dry_run;
   for (const auto& g : guests)
     report.guests.push_back({g.guest.name, g.guest.root,
-                             g.role == GuestRole::member ? "member" : "reference"});
+                             g.role == GuestRole::member ? "member" : "reference", g.pkgmgmt,
+                             g.config_files.size(), g.config_sources});
 
   uint32_t threads = options.threads;
   if (threads == 0) threads = std::clamp<uint32_t>(std::thread::hardware_concurrency(), 1, 8);
@@ -157,12 +159,39 @@ Result<Report> run_unify(const std::vector<UnifyGuest>& guests, const UnifyOptio
     if (options.progress) options.progress->stage.store(s, std::memory_order_relaxed);
   };
 
+  // config: package-manager configuration files stay private. Each listed
+  // path is resolved inside its guest (symlinks followed, but only within
+  // the guest root, e.g. /lib -> usr/lib): the inode is excluded wherever
+  // it is linked, and the resolved path is excluded by name too.
+  std::vector<std::vector<std::string>> config_paths(guests.size());
+  std::set<std::pair<uint64_t, uint64_t>> config_inodes;
+  {
+    StageTimer t(report, "config");
+    for (uint32_t g = 0; g < guests.size(); ++g) {
+      auto& paths = config_paths[g];
+      paths = guests[g].config_files;
+      const std::string prefix = guests[g].guest.root == "/" ? "" : guests[g].guest.root;
+      for (const auto& p : guests[g].config_files) {
+        auto fd = open_in_root(roots[g].get(), p);
+        if (!fd.ok()) continue; // listed but not present: nothing to keep private
+        auto st = stat_fd(fd->get());
+        if (st.ok() && st->is_regular()) config_inodes.insert({st->dev, st->ino});
+        auto real = fd_path(fd->get());
+        if (real.ok() && real->size() > prefix.size() && real->compare(0, prefix.size(), prefix) == 0 &&
+            (*real)[prefix.size()] == '/')
+          paths.push_back(real->substr(prefix.size()));
+      }
+      std::sort(paths.begin(), paths.end());
+      paths.erase(std::unique(paths.begin(), paths.end()), paths.end());
+    }
+  }
+
   // scan: metadata of every candidate file in every guest.
   ScanResult scan;
   {
     StageTimer t(report, "scan");
     set_stage(0);
-    scan = scan_guests(guests, roots, options, report, log);
+    scan = scan_guests(guests, roots, config_paths, options, report, log);
   }
 
   // inodes: one record per (dev, ino), so names that already share an
@@ -197,6 +226,10 @@ Result<Report> run_unify(const std::vector<UnifyGuest>& guests, const UnifyOptio
           rec.names.size() + (tl == temp_links.end() ? 0 : tl->second) >= rec.st.nlink;
       rec.immutable = rec.st.immutable;
       if (rec.names.size() >= 2) report.files_already_shared += rec.names.size();
+      if (config_inodes.count({rec.st.dev, rec.st.ino})) {
+        rec.config = true;
+        report.files_config += rec.names.size();
+      }
       inodes.push_back(std::move(rec));
       i = j;
     }
@@ -209,8 +242,9 @@ Result<Report> run_unify(const std::vector<UnifyGuest>& guests, const UnifyOptio
   std::vector<std::vector<uint32_t>> buckets;
   {
     StageTimer t(report, "group");
-    std::vector<uint32_t> idx(inodes.size());
-    std::iota(idx.begin(), idx.end(), 0);
+    std::vector<uint32_t> idx;
+    for (uint32_t i = 0; i < inodes.size(); ++i)
+      if (!inodes[i].config) idx.push_back(i);
     tbb::parallel_sort(idx.begin(), idx.end(), [&](uint32_t a, uint32_t b) {
       return std::tuple_cat(meta_key(inodes[a].st), std::tie(a)) <
              std::tuple_cat(meta_key(inodes[b].st), std::tie(b));

@@ -22,6 +22,11 @@ struct UnifyGuest {
   Guest guest;
   GuestRole role = GuestRole::member;
   ExcludeList excludes; // complete, ordered list for this guest
+  // Configuration files known to the package manager (absolute guest
+  // paths, sorted): never shared, found by path and by inode.
+  std::vector<std::string> config_files;
+  std::vector<std::string> config_sources; // for reports, e.g. "dpkg /var/lib/dpkg/status"
+  std::string pkgmgmt = "none";            // "used", "ignored" or "none" (for reports)
 };
 
 // Whether shared inodes get FS_IMMUTABLE_FL.

@@ -26,9 +26,14 @@ protected:
   Report run(const std::vector<std::string>& names, UnifyOptions o = {},
              const ExcludeList& excludes = {}, std::vector<GuestRole> roles = {}) {
     std::vector<UnifyGuest> gs;
-    for (size_t i = 0; i < names.size(); ++i)
-      gs.push_back({Guest{names[i], t.path(names[i]), {}},
-                    i < roles.size() ? roles[i] : GuestRole::member, excludes});
+    for (size_t i = 0; i < names.size(); ++i) {
+      UnifyGuest u;
+      u.guest = Guest{names[i], t.path(names[i]), {}};
+      u.role = i < roles.size() ? roles[i] : GuestRole::member;
+      u.excludes = excludes;
+      if (auto c = config_files.find(names[i]); c != config_files.end()) u.config_files = c->second;
+      gs.push_back(std::move(u));
+    }
     if (o.threads == 0) o.threads = 2;
     auto r = run_unify(gs, o);
     EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().message());
@@ -40,6 +45,7 @@ protected:
   std::map<std::string, std::string> contents() { return vu::test::content_snapshot(t.root()); }
 
   TempTree t;
+  std::map<std::string, std::vector<std::string>> config_files; // per guest name
 };
 
 } // namespace
@@ -345,4 +351,23 @@ TEST_F(Pipeline, NamesWithNewlinesAndInvalidUtf8) {
   ASSERT_EQ(r.actions.size(), 1u);
   EXPECT_EQ(r.actions[0].find('\n'), std::string::npos);
   EXPECT_NE(r.actions[0].find("we\\x0aird\\xff\\xfe name"), std::string::npos);
+}
+
+TEST_F(Pipeline, ConfigFilesStayPrivateByPathAndByInode) {
+  t.build("f g1/etc/app.conf @3000:1\nf g2/etc/app.conf @3000:1\n"
+          "f g1/usr/lib/udev/rules @3000:2\nf g2/usr/lib/udev/rules @3000:2\n"
+          "l g1/lib usr/lib\nl g2/lib usr/lib\n"
+          "f g1/usr/share/a @3000:3\nf g2/usr/share/a @3000:3\n"
+          "f g1/usr/share/b @3000:4\nf g2/usr/share/b @3000:4\n");
+  // A config file with a second name elsewhere in the guest.
+  ASSERT_EQ(::link(t.path("g2/usr/share/b").c_str(), t.path("g2/usr/share/b-conf").c_str()), 0);
+  config_files["g1"] = {"/etc/app.conf", "/lib/udev/rules", "/missing"};
+  config_files["g2"] = {"/etc/app.conf", "/lib/udev/rules", "/usr/share/b-conf"};
+  Report r = run({"g1", "g2"});
+  EXPECT_FALSE(same_inode("g1/etc/app.conf", "g2/etc/app.conf"));
+  EXPECT_FALSE(same_inode("g1/usr/lib/udev/rules", "g2/usr/lib/udev/rules")) << "via /lib symlink";
+  EXPECT_FALSE(same_inode("g1/usr/share/b", "g2/usr/share/b")) << "same inode as a config file";
+  EXPECT_TRUE(same_inode("g1/usr/share/a", "g2/usr/share/a"));
+  EXPECT_EQ(r.files_linked, 1u);
+  EXPECT_GE(r.files_config, 6u);
 }

@@ -2,7 +2,7 @@
 // The work itself is unify/run_unify.
 #include "tools/vunify/vunify.h"
 
-#include "unify/unify.h"
+#include "tools/common/guest_selection.h"
 #include "version.h"
 
 #include <CLI/CLI.hpp>
@@ -37,6 +37,7 @@ struct CliOptions {
   std::string exclude_from;
   bool no_default_excludes = false;
   std::string confdir;
+  bool no_pkgmgmt = false;
   uint64_t min_size = 16;
   bool one_file_system = false;
 };
@@ -87,62 +88,6 @@ private:
   std::thread m_thread;
 };
 
-ExcludeList base_excludes(const CliOptions& o) {
-  if (!o.exclude_from.empty()) return need(ExcludeList::load(o.exclude_from));
-  if (o.no_default_excludes) return {};
-  return need(ExcludeList::parse(default_exclude_text(), "built-in default list"));
-}
-
-std::vector<UnifyGuest> select_guests(const CliOptions& o) {
-  ConfigBase config(o.confdir);
-  std::vector<UnifyGuest> out;
-  ExcludeList base = base_excludes(o);
-
-  if (o.manually) {
-    // util-vserver: <path> <excludelist> [<path> <excludelist>]+; the first
-    // path is unified against the others.
-    if (o.args.size() % 2 != 0) throw SetupError("--manually needs <path> <excludelist> pairs");
-    if (o.args.size() < 4) throw SetupError("--manually needs at least two <path> <excludelist> pairs");
-    for (size_t i = 0; i < o.args.size(); i += 2) {
-      const std::string& path = o.args[i];
-      auto root = need(real_path(path));
-      ExcludeList ex;
-      if (!o.args[i + 1].empty()) ex = need(ExcludeList::load(o.args[i + 1]));
-      Guest g{root.substr(root.rfind('/') + 1), root, {}};
-      out.push_back({g, i == 0 ? GuestRole::member : GuestRole::reference, std::move(ex)});
-    }
-    // References first, so their inodes are preferred as the shared ones.
-    std::rotate(out.begin(), out.begin() + 1, out.end());
-    return out;
-  }
-
-  std::vector<Guest> guests;
-  if (o.all) guests = need(config.all());
-  for (const auto& a : o.args) guests.push_back(need(config.resolve(a)));
-  if (guests.empty()) throw SetupError("no guests given (name guests, paths, or --all)");
-
-  if (!o.all && guests.size() == 1) {
-    // Classic form: link the guest to its reference guests.
-    auto refs = need(config.refservers(guests[0]));
-    if (refs.empty())
-      throw SetupError("guest '" + guests[0].name +
-                       "' has no reference guests (apps/vunify/refserver.*); "
-                       "name two or more guests to unify them with each other");
-    for (auto& r : refs)
-      out.push_back({r, GuestRole::reference, need(guest_excludes(r, config, base))});
-    out.push_back({guests[0], GuestRole::member, need(guest_excludes(guests[0], config, base))});
-  } else {
-    for (auto& g : guests)
-      out.push_back({g, GuestRole::member, need(guest_excludes(g, config, base))});
-  }
-  // The same root twice would make a guest its own duplicate.
-  for (size_t i = 0; i < out.size(); ++i)
-    for (size_t j = i + 1; j < out.size(); ++j)
-      if (out[i].guest.root == out[j].guest.root)
-        throw SetupError("guest root " + out[i].guest.root + " given twice");
-  return out;
-}
-
 int run(int argc, char** argv) {
   CLI::App app{"vunify: replace identical files of several guests with protected hard links",
                "vunify"};
@@ -170,6 +115,9 @@ int run(int argc, char** argv) {
                "do not use the built-in default exclude list");
   app.add_option("--confdir", o.confdir,
                  "configuration base (default: $VSERVER_CONFDIR or /etc/vservers)");
+  app.add_flag("--no-pkgmgmt", o.no_pkgmgmt,
+               "do not ask the package manager for configuration files (and unify guests "
+               "whose package database cannot be read)");
   app.add_option("--min-size", o.min_size, "leave files smaller than this alone (default 16)")
       ->check(CLI::Range(uint64_t(1), uint64_t(1) << 62));
   app.add_flag("-x,--one-file-system", o.one_file_system,
@@ -181,7 +129,20 @@ int run(int argc, char** argv) {
     return rc == 0 ? 0 : static_cast<int>(ExitCode::usage);
   }
 
-  auto guests = select_guests(o);
+  GuestSelection sel;
+  sel.args = o.args;
+  sel.all = o.all;
+  sel.manually = o.manually;
+  sel.confdir = o.confdir;
+  sel.exclude_from = o.exclude_from;
+  sel.no_default_excludes = o.no_default_excludes;
+  sel.no_pkgmgmt = o.no_pkgmgmt;
+  auto selected = need(select_guests(sel));
+  for (const auto& r : selected.rejected)
+    std::cerr << "vunify: guest '" << printable_path(r.name) << "' not unified: "
+              << printable_path(r.message)
+              << " (--no-pkgmgmt or apps/vunify/pkgmgmt-ignore unify it anyway)\n";
+  const auto& guests = selected.guests;
   UnifyOptions uo;
   uo.threads = o.threads;
   uo.dry_run = o.dry_run;
@@ -199,7 +160,14 @@ int run(int argc, char** argv) {
     report = run_unify(guests, uo);
   }
   if (!report.ok()) throw SetupError(report.error().message());
-  const Report& r = *report;
+  Report& r = *report;
+  for (const auto& rej : selected.rejected) {
+    auto& f = r.failures[Failure::pkgmgmt];
+    if (f.count++ == 0) {
+      f.first_path = rej.name;
+      f.first_message = rej.message;
+    }
+  }
 
   if (o.json) {
     std::cout << report_to_json(r).dump(2) << "\n";

@@ -1,0 +1,219 @@
+// RPM: every file flagged RPMFILE_CONFIG in RPMTAG_FILEFLAGS, read with
+// librpm.
+//
+// librpm opens databases by path and would follow a guest's symlinks, and
+// its database path is resolved inside the root it is given (Debian's
+// default is ~/.rpmdb, which is never the guest's). So the guest's database
+// directory is copied file by file - each opened beneath it without
+// following symlinks, sizes bounded - into a private 0700 directory, and
+// librpm is pointed at that copy with an explicit _dbpath and _db_backend
+// and root "/". Nothing of the guest is ever created or opened by librpm.
+// librpm's macro context is process-global: one reader at a time.
+#include "pkgmgmt/config_files.h"
+
+#include "kernel/fs.h"
+
+#include <rpm/header.h>
+#include <rpm/rpmdb.h>
+#include <rpm/rpmlib.h>
+#include <rpm/rpmlog.h>
+#include <rpm/rpmmacro.h>
+#include <rpm/rpmtd.h>
+#include <rpm/rpmts.h>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <mutex>
+
+namespace vu {
+
+namespace {
+
+std::mutex g_rpm_mutex;
+
+struct Backend {
+  const char* file;
+  const char* name;
+};
+// In the order rpm itself prefers them.
+constexpr Backend k_backends[] = {{"rpmdb.sqlite", "sqlite"}, {"Packages.db", "ndb"},
+                                  {"Packages", "bdb_ro"}};
+
+int collect_log(rpmlogRec rec, rpmlogCallbackData data) {
+  auto* out = static_cast<std::string*>(data);
+  if (rpmlogRecPriority(rec) <= RPMLOG_ERR) {
+    std::string m = rpmlogRecMessage(rec);
+    while (!m.empty() && m.back() == '\n') m.pop_back();
+    if (!out->empty()) *out += "; ";
+    *out += m;
+  }
+  return 0; // handled: do not print
+}
+
+class TempDir {
+public:
+  TempDir() {
+    char tmpl[] = "/tmp/vunify-rpmdb.XXXXXX";
+    if (::mkdtemp(tmpl)) m_path = tmpl;
+  }
+  ~TempDir() {
+    if (!m_path.empty()) {
+      std::error_code ec;
+      std::filesystem::remove_all(m_path, ec);
+    }
+  }
+  const std::string& path() const { return m_path; }
+
+private:
+  std::string m_path;
+};
+
+// Copies the regular files of the database directory (no subdirectories,
+// no symlinks) into `to`, at most `budget` bytes in all.
+Status copy_db_dir(int db_fd, const std::string& display, const std::string& to,
+                   uint64_t budget) {
+  VU_TRY_ASSIGN(entries, read_directory(db_fd));
+  for (const auto& e : entries) {
+    if (e.type != DT_REG && e.type != DT_UNKNOWN) continue;
+    if (e.name.rfind("__db.", 0) == 0 || e.name == ".rpm.lock" || e.name == ".dbenv.lock")
+      continue; // environment and lock files of a live database
+    FileStat st;
+    auto data = read_file_beneath(db_fd, e.name, budget, &st);
+    if (!data.ok()) {
+      if (data.code() == EINVAL) continue; // raced into a non-regular file
+      return make_error(data.code(), "rpm database " + display + "/" + e.name + ": " +
+                                         data.error().message());
+    }
+    budget -= data->size();
+    std::string dst = to + "/" + e.name;
+    int fd = ::open(dst.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) return errno_error("create " + dst);
+    UniqueFd out(fd);
+    if (::write(fd, data->data(), data->size()) != static_cast<ssize_t>(data->size()))
+      return errno_error("write " + dst);
+  }
+  return {};
+}
+
+} // namespace
+
+Result<PackageDbSource> read_rpm_config_files(int db_fd, const std::string& display,
+                                              const ReadLimits& limits,
+                                              std::vector<std::string>& paths) {
+  const Backend* backend = nullptr;
+  FileStat st;
+  for (const auto& b : k_backends) {
+    auto fd = open_file_for_read(db_fd, b.file);
+    if (!fd.ok()) {
+      if (fd.code() == ENOENT) continue;
+      return make_error(fd.code(), "rpm database " + display + "/" + b.file + ": " +
+                                       fd.error().message());
+    }
+    auto s = stat_fd(fd->get());
+    if (!s.ok() || !s->is_regular())
+      return make_error(EINVAL, "rpm database " + display + "/" + b.file + " is not a regular file");
+    if (s->size > limits.max_db_bytes)
+      return make_error(EFBIG, "rpm database " + display + "/" + b.file + " is too large");
+    if (std::string(b.name) == "sqlite") {
+      char magic[16] = {};
+      auto n = read_at(fd->get(), magic, sizeof magic, 0);
+      if (!n.ok() || *n != sizeof magic || std::memcmp(magic, "SQLite format 3", 16) != 0)
+        return make_error(EINVAL, "rpm database " + display + "/" + b.file +
+                                      " is not an SQLite database");
+    }
+    backend = &b;
+    st = *s;
+    break;
+  }
+  if (!backend) return make_error(ENOENT, "no rpm database in " + display);
+
+  TempDir tmp;
+  if (tmp.path().empty()) return errno_error("mkdtemp for the rpm database copy");
+  VU_TRY(copy_db_dir(db_fd, display, tmp.path(), limits.max_db_bytes));
+
+  PackageDbSource src;
+  src.kind = "rpm";
+  src.location = display + "/" + backend->file;
+  src.dev = st.dev;
+  src.ino = st.ino;
+  src.size = st.size;
+  src.mtime_ns = st.mtime_ns;
+
+  std::lock_guard lock(g_rpm_mutex);
+  static bool configured = rpmReadConfigFiles(nullptr, nullptr) == 0;
+  if (!configured) return make_error(EIO, "librpm: cannot read its configuration");
+  std::string log;
+  rpmlogSetCallback(collect_log, &log);
+  rpmPushMacro(nullptr, "_dbpath", nullptr, tmp.path().c_str(), RMIL_CMDLINE);
+  rpmPushMacro(nullptr, "_db_backend", nullptr, backend->name, RMIL_CMDLINE);
+  rpmts ts = rpmtsCreate();
+  rpmtsSetRootDir(ts, "/");
+  rpmtsSetVSFlags(ts, RPMVSF_MASK_NODIGESTS | RPMVSF_MASK_NOSIGNATURES);
+
+  std::vector<std::string> found;
+  Status status;
+  if (rpmtsOpenDB(ts, O_RDONLY) != 0) {
+    status = make_error(EINVAL, "rpm database " + src.location + " cannot be opened: " + log);
+  } else {
+    rpmdbMatchIterator mi = rpmtsInitIterator(ts, RPMDBI_PACKAGES, nullptr, 0);
+    if (!mi) status = make_error(EINVAL, "rpm database " + src.location + ": " + log);
+    Header h = nullptr;
+    while (status.ok() && mi && (h = rpmdbNextIterator(mi)) != nullptr) {
+      ++src.packages;
+      rpmtd names = rpmtdNew();
+      rpmtd flags = rpmtdNew();
+      bool have_names = headerGet(h, RPMTAG_FILENAMES, names, HEADERGET_EXT);
+      bool have_flags = headerGet(h, RPMTAG_FILEFLAGS, flags, HEADERGET_MINMEM);
+      if (have_names != have_flags ||
+          (have_names && rpmtdCount(names) != rpmtdCount(flags))) {
+        status = make_error(EINVAL, "rpm database " + src.location +
+                                        ": a header's file names and flags disagree");
+      } else if (have_names) {
+        rpmtdInit(names);
+        rpmtdInit(flags);
+        while (rpmtdNext(names) >= 0 && rpmtdNext(flags) >= 0) {
+          const char* fn = rpmtdGetString(names);
+          const uint32_t* f = rpmtdGetUint32(flags);
+          if (!fn || !f || !(*f & RPMFILE_CONFIG)) continue;
+          std::string p = fn;
+          if (p.empty() || p[0] != '/' || p.size() > 4096) {
+            status = make_error(EINVAL, "rpm database " + src.location + ": bad file name");
+            break;
+          }
+          found.push_back(std::move(p));
+          if (found.size() > limits.max_entries) {
+            status = make_error(E2BIG, "rpm database " + src.location + ": too many config files");
+            break;
+          }
+        }
+      }
+      rpmtdFreeData(names);
+      rpmtdFreeData(flags);
+      rpmtdFree(names);
+      rpmtdFree(flags);
+    }
+    if (mi) rpmdbFreeIterator(mi);
+    if (status.ok() && !log.empty())
+      status = make_error(EINVAL, "rpm database " + src.location + ": " + log);
+  }
+  rpmtsFree(ts);
+  rpmPopMacro(nullptr, "_db_backend");
+  rpmPopMacro(nullptr, "_dbpath");
+  rpmlogSetCallback(nullptr, nullptr);
+  if (!status.ok()) return status.error();
+
+  std::sort(found.begin(), found.end());
+  found.erase(std::unique(found.begin(), found.end()), found.end());
+  src.config_files = found.size();
+  paths.insert(paths.end(), found.begin(), found.end());
+  return src;
+}
+
+} // namespace vu
