@@ -121,13 +121,24 @@ Result<PackageDbSource> read_rpm_config_files(int db_fd, const std::string& disp
       return make_error(EINVAL, "rpm database " + display + "/" + b.file + " is not a regular file");
     if (s->size > limits.max_db_bytes)
       return make_error(EFBIG, "rpm database " + display + "/" + b.file + " is too large");
-    if (std::string(b.name) == "sqlite") {
-      char magic[16] = {};
-      auto n = read_at(fd->get(), magic, sizeof magic, 0);
-      if (!n.ok() || *n != sizeof magic || std::memcmp(magic, "SQLite format 3", 16) != 0)
-        return make_error(EINVAL, "rpm database " + display + "/" + b.file +
-                                      " is not an SQLite database");
+    // Each format's magic number, so that a file that is not a database is
+    // refused with a clear message before librpm sees it.
+    unsigned char head[16] = {};
+    auto n = read_at(fd->get(), head, sizeof head, 0);
+    bool ok = n.ok() && *n == sizeof head;
+    std::string name = b.name;
+    if (ok && name == "sqlite") ok = std::memcmp(head, "SQLite format 3", 16) == 0;
+    if (ok && name == "ndb") ok = std::memcmp(head, "RpmP", 4) == 0;
+    if (ok && name == "bdb_ro") {
+      // Berkeley DB hash or btree magic at offset 12, either byte order.
+      uint32_t m = uint32_t(head[12]) | uint32_t(head[13]) << 8 | uint32_t(head[14]) << 16 |
+                   uint32_t(head[15]) << 24;
+      uint32_t swapped = __builtin_bswap32(m);
+      ok = m == 0x061561 || swapped == 0x061561 || m == 0x053162 || swapped == 0x053162;
     }
+    if (!ok)
+      return make_error(EINVAL, "rpm database " + display + "/" + b.file + " is not a valid " + name +
+                                    " database");
     backend = &b;
     st = *s;
     break;

@@ -12,7 +12,7 @@ pkgs=(
   googletest libgtest-dev
   attr acl e2fsprogs xfsprogs btrfs-progs util-linux
   debootstrap cpio bc
-  libapt-pkg-dev librpm-dev rpm
+  libapt-pkg-dev librpm-dev rpm clang libclang-rt-14-dev
 )
 if [ "${1:-}" = "--bench" ]; then
   pkgs+=(rdfind jdupes fdupes rmlint hyperfine)

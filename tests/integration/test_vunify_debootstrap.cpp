@@ -3,6 +3,7 @@
 // $VU_TEST_CACHE, default /var/tmp/vunify-test-cache), one package added to
 // one of them. The saving vunify reports must equal an independent count
 // made here, and no file may change content.
+#include "tests/integration/fixtures.h"
 #include "tests/integration/run_program.h"
 #include "tests/unit/temp_tree.h"
 
@@ -27,70 +28,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string cache_dir() {
-  const char* env = std::getenv("VU_TEST_CACHE");
-  return env && *env ? env : "/var/tmp/vunify-test-cache";
-}
-
-// The first Debian mirror of the host's apt configuration.
-std::string host_mirror() {
-  std::vector<std::string> files{"/etc/apt/sources.list"};
-  if (fs::exists("/etc/apt/sources.list.d"))
-    for (auto& e : fs::directory_iterator("/etc/apt/sources.list.d")) files.push_back(e.path());
-  std::regex uris(R"(^URIs:\s*(\S+))"), deb(R"(^deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+bookworm\s)");
-  for (auto& f : files) {
-    std::ifstream in(f);
-    std::string line;
-    while (std::getline(in, line)) {
-      std::smatch m;
-      if ((std::regex_search(line, m, uris) || std::regex_search(line, m, deb)) &&
-          m[1].str().find("debian") != std::string::npos &&
-          m[1].str().find("security") == std::string::npos)
-        return m[1];
-    }
-  }
-  return "http://deb.debian.org/debian";
-}
-
-// Builds (once) and returns the cached minbase tree, or "" with `why` set.
-std::string cached_minbase(std::string& why) {
-  if (sh("command -v debootstrap >/dev/null") != 0) {
-    why = "debootstrap is not installed";
-    return "";
-  }
-  std::string dir = cache_dir();
-  fs::create_directories(dir);
-  int lock = ::open((dir + "/.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  ::flock(lock, LOCK_EX);
-  std::string tree = dir + "/bookworm-minbase";
-  if (!fs::exists(tree + ".complete")) {
-    sh("rm -rf " + tree + " " + tree + ".tmp");
-    int rc = sh("timeout 1200 debootstrap --variant=minbase bookworm " + tree + ".tmp " +
-                host_mirror() + " > " + dir + "/debootstrap.log 2>&1");
-    if (rc != 0 || ::rename((tree + ".tmp").c_str(), tree.c_str()) != 0) {
-      why = "debootstrap failed (no mirror reachable?), see " + dir + "/debootstrap.log";
-      ::close(lock);
-      return "";
-    }
-    std::ofstream(tree + ".complete") << "ok\n";
-  }
-  ::close(lock);
-  return tree;
-}
-
-// A .deb of `pkg` from the host's apt (cached), or "".
-std::string cached_deb(const std::string& pkg) {
-  std::string dir = cache_dir() + "/debs";
-  fs::create_directories(dir);
-  auto find = [&]() -> std::string {
-    for (auto& e : fs::directory_iterator(dir))
-      if (e.path().filename().string().rfind(pkg + "_", 0) == 0) return e.path();
-    return "";
-  };
-  if (find().empty()) sh("cd " + dir + " && apt-get download " + pkg + " >/dev/null 2>&1");
-  return find();
-}
-
 std::string file_hash(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   std::ostringstream ss;
@@ -114,6 +51,20 @@ std::string xattrs(const std::string& path) {
   return out;
 }
 
+// Every conffile path a guest's dpkg lists, read here with plain text tools
+// (independently of vunify's readers), without the leading '/'.
+std::set<std::string> conffiles_of(const std::string& root) {
+  std::set<std::string> out;
+  std::string list = root + "/../conffiles.txt";
+  sh("cat " + root + "/var/lib/dpkg/info/*.conffiles > " + list + " 2>/dev/null");
+  std::ifstream in(list);
+  std::string line;
+  while (std::getline(in, line))
+    if (!line.empty() && line[0] == '/') out.insert(line.substr(1, line.find(' ') - 1));
+  std::remove(list.c_str());
+  return out;
+}
+
 // The rules of the built-in exclude list, written out independently.
 bool private_path(const std::string& rel) {
   static const std::set<std::string> top{"dev",  "proc", "sys",  "run",  "mnt",
@@ -132,7 +83,7 @@ struct Expected {
   uint64_t bytes_saved = 0;
 };
 
-Expected independent_count(const std::vector<std::string>& roots) {
+Expected independent_count(const std::vector<std::string>& roots, bool default_excludes = true) {
   struct Inode {
     uint64_t names = 0, nlink = 0;
   };
@@ -140,10 +91,12 @@ Expected independent_count(const std::vector<std::string>& roots) {
   std::map<std::string, std::map<std::pair<uint64_t, uint64_t>, Inode>> classes;
   std::map<std::string, uint64_t> class_size;
   for (const auto& root : roots) {
+    auto conffiles = conffiles_of(root);
     for (auto it = fs::recursive_directory_iterator(root); it != fs::recursive_directory_iterator();
          ++it) {
-      std::string rel = fs::relative(it->path(), root);
-      if (private_path(rel)) {
+      std::string rel = it->path().string().substr(root.size() + 1); // no symlink resolution
+      if (conffiles.count(rel)) continue;
+      if (default_excludes && private_path(rel)) {
         if (it->is_directory() && !it->is_symlink()) it.disable_recursion_pending();
         continue;
       }
@@ -217,4 +170,44 @@ TEST(RealGuests, TwoDebootstrappedGuestsSaveWhatAnIndependentCountExpects) {
   auto again = nlohmann::json::parse(run_vunify({"--json", t.path("g1"), t.path("g2")}).out);
   EXPECT_EQ(again["files_linked"], 0);
   EXPECT_EQ(again["error_count"], 0);
+}
+
+TEST(RealGuests, ConffilesAreNeverSharedEvenWithoutTheDefaultList) {
+  std::string why;
+  std::string minbase = cached_minbase(why);
+  if (minbase.empty()) GTEST_SKIP() << why;
+  TempTree t;
+  ASSERT_EQ(sh("cp -a " + minbase + " " + t.path("g1")), 0);
+  ASSERT_EQ(sh("cp -a " + minbase + " " + t.path("g2")), 0);
+  auto conffiles = conffiles_of(t.path("g1"));
+  ASSERT_GT(conffiles.size(), 30u);
+  Expected want = independent_count({t.path("g1"), t.path("g2")}, false);
+
+  auto r = run_vunify({"--json", "-v", "--no-default-excludes", t.path("g1"), t.path("g2")});
+  ASSERT_EQ(r.status, 0) << r.err << r.out;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["bytes_saved"].get<uint64_t>(), want.bytes_saved);
+  EXPECT_EQ(j["files_linked"].get<uint64_t>(), want.files_linked);
+  EXPECT_EQ(j["guests"][0]["config_files"].get<size_t>(), conffiles.size());
+  EXPECT_EQ(j["guests"][0]["pkgmgmt"], "used");
+  EXPECT_NE(j["guests"][0]["config_sources"][0].get<std::string>().find("dpkg"), std::string::npos);
+  for (const auto& c : conffiles) {
+    if (!fs::is_regular_file(fs::symlink_status(t.path("g1/" + c)))) continue;
+    EXPECT_NE(inode_of(t.path("g1/" + c)), inode_of(t.path("g2/" + c))) << c;
+    EXPECT_FALSE(is_immutable_path(t.path("g1/" + c))) << c;
+  }
+  EXPECT_EQ(inode_of(t.path("g1/usr/bin/dpkg")), inode_of(t.path("g2/usr/bin/dpkg")));
+  // Editing a conffile in one guest changes nothing else.
+  auto before2 = content_snapshot(t.path("g2"));
+  auto before1 = content_snapshot(t.path("g1"));
+  {
+    std::ofstream out(t.path("g1/etc/debian_version"), std::ios::app);
+    out << "local edit\n";
+  }
+  EXPECT_NE(t.read("g1/etc/debian_version").find("local edit"), std::string::npos);
+  EXPECT_EQ(content_snapshot(t.path("g2")), before2);
+  auto after1 = content_snapshot(t.path("g1"));
+  before1.erase("etc/debian_version");
+  after1.erase("etc/debian_version");
+  EXPECT_EQ(after1, before1);
 }

@@ -1,0 +1,24 @@
+// Real package data for the integration tests, built once and cached under
+// $VU_TEST_CACHE (default /var/tmp/vunify-test-cache): a debootstrapped
+// minbase bookworm tree and two small noarch RPMs built with rpmbuild.
+// Each returns "" and sets `why` when this machine cannot provide it, so
+// the test reports a skip.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace vu::test {
+
+std::string cache_dir();
+std::string cached_minbase(std::string& why);
+std::string cached_deb(const std::string& pkg);
+// Paths of vu-test-a and vu-test-b .rpm files. vu-test-a: %config
+// /etc/vu-a.conf and /usr/share/vu-a/settings.ini, plain
+// /usr/share/vu-a/data.bin; vu-test-b: %config(noreplace) /etc/vu-b.conf and
+// /usr/lib/vu-b/defaults.cfg, plain /usr/lib/vu-b/lib.bin.
+std::vector<std::string> cached_test_rpms(std::string& why);
+// Installs rpms into root with its database in root/var/lib/rpm.
+bool install_rpms(const std::string& root, const std::vector<std::string>& rpms);
+
+} // namespace vu::test
