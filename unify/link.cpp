@@ -32,8 +32,6 @@
 
 namespace vu {
 
-namespace {
-
 std::string temp_name() {
   thread_local std::mt19937_64 rng([] {
     std::random_device rd;
@@ -41,6 +39,16 @@ std::string temp_name() {
   }());
   return fmt::format("{}{:016x}", k_temp_prefix, rng());
 }
+
+bool no_writers(int fd) {
+  if (::fcntl(fd, F_SETLEASE, F_RDLCK) == 0) {
+    ::fcntl(fd, F_SETLEASE, F_UNLCK);
+    return true;
+  }
+  return errno != EAGAIN && errno != EBUSY;
+}
+
+namespace {
 
 // Same inode, same content version; ctime is not compared because our own
 // rename changes it.
@@ -64,17 +72,6 @@ struct Verified {
   UniqueFd fd;
   std::vector<Swapped> swapped;
 };
-
-// No process holds the file open for writing: a read lease is refused
-// (EAGAIN) exactly then. File systems without leases answer EINVAL; then
-// this check cannot help and the hash check stands alone.
-bool no_writers(int fd) {
-  if (::fcntl(fd, F_SETLEASE, F_RDLCK) == 0) {
-    ::fcntl(fd, F_SETLEASE, F_UNLCK);
-    return true;
-  }
-  return errno != EAGAIN && errno != EBUSY;
-}
 
 // Undo one exchange: the name gets its old inode back, the C link goes.
 void undo_swap(RunState& rs, Swapped& s) {

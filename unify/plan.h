@@ -55,4 +55,10 @@ void link_group(RunState& rs, const Group& group);
 // Removes temporaries left by an interrupted run (link.cpp).
 uint64_t remove_temporaries(RunState& rs);
 
+// A fresh random temporary name with k_temp_prefix (link.cpp).
+std::string temp_name();
+// True unless a process holds `fd`'s file open for writing (a read lease
+// is refused exactly then); true where leases are unsupported (link.cpp).
+bool no_writers(int fd);
+
 } // namespace vu

@@ -139,6 +139,8 @@ nlohmann::json report_to_json(const Report& r) {
   j["files_already_shared"] = r.files_already_shared;
   j["inodes_protected"] = r.inodes_protected;
   j["temporaries_removed"] = r.temporaries_removed;
+  j["files_deunified"] = r.files_deunified;
+  j["bytes_copied"] = r.bytes_copied;
   auto& skipped = j["skipped"] = nlohmann::json::object();
   for (const auto& [k, v] : r.skipped) skipped[skip_name(k)] = v;
   auto& errors = j["errors"] = nlohmann::json::object();

@@ -3,6 +3,7 @@
 #include "tools/vunify/vunify.h"
 
 #include "tools/common/guest_selection.h"
+#include "unify/deunify.h"
 #include "version.h"
 
 #include <CLI/CLI.hpp>
@@ -16,6 +17,7 @@
 #include <cstdio>
 #include <iostream>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <thread>
 
@@ -38,6 +40,8 @@ struct CliOptions {
   bool no_default_excludes = false;
   std::string confdir;
   bool no_pkgmgmt = false;
+  bool revert = false;
+  std::vector<std::string> paths;
   uint64_t min_size = 16;
   bool one_file_system = false;
 };
@@ -88,6 +92,69 @@ private:
   std::thread m_thread;
 };
 
+// vunify -R: each guest separately; the package manager is not consulted
+// (private copies of config files are harmless).
+int run_revert(const CliOptions& o) {
+  if (o.manually || o.all || o.args.empty())
+    throw SetupError("-R needs guest names or paths (not --all or --manually)");
+  ConfigBase config(o.confdir);
+  DeunifyOptions d;
+  d.threads = o.threads;
+  d.dry_run = o.dry_run;
+  d.log_actions = o.verbose >= 2 && !o.json;
+  Report total;
+  total.dry_run = o.dry_run;
+  for (const auto& a : o.args) {
+    UnifyGuest u;
+    u.guest = need(config.resolve(a));
+    Progress progress;
+    d.progress = &progress;
+    Result<Report> r = Error{};
+    {
+      std::optional<ProgressLine> line;
+      if (!o.quiet && !o.json && ::isatty(STDERR_FILENO)) line.emplace(progress);
+      r = run_deunify(u, o.paths, d);
+    }
+    if (!r.ok()) throw SetupError(r.error().message());
+    total.guests.insert(total.guests.end(), r->guests.begin(), r->guests.end());
+    total.files_scanned += r->files_scanned;
+    total.bytes_scanned += r->bytes_scanned;
+    total.files_deunified += r->files_deunified;
+    total.bytes_copied += r->bytes_copied;
+    total.temporaries_removed += r->temporaries_removed;
+    for (auto& [k, v] : r->skipped) total.skipped[k] += v;
+    for (auto& [k, v] : r->failures) {
+      auto& f = total.failures[k];
+      if (f.count == 0) {
+        f.first_path = v.first_path;
+        f.first_message = v.first_message;
+      }
+      f.count += v.count;
+    }
+    total.actions.insert(total.actions.end(), r->actions.begin(), r->actions.end());
+    total.seconds += r->seconds;
+  }
+  if (o.json) {
+    std::cout << report_to_json(total).dump(2) << "\n";
+  } else {
+    for (const auto& a : total.actions) std::cout << a << "\n";
+    if (!o.quiet)
+      std::cout << fmt::format("{} guests, {} files scanned; {} names {}given private copies ({} "
+                               "copied), {} temporaries removed\n",
+                               total.guests.size(), total.files_scanned, total.files_deunified,
+                               o.dry_run ? "would be " : "", human_bytes(total.bytes_copied),
+                               total.temporaries_removed);
+    for (const auto& [k, v] : total.failures)
+      std::cerr << fmt::format("errors ({}): {}, e.g. {}: {}\n", failure_name(k), v.count,
+                               printable_path(v.first_path), printable_path(v.first_message));
+  }
+  if (total.failed()) {
+    std::cerr << fmt::format("vunify: {} file operations failed\n", total.failure_count());
+    return static_cast<int>(ExitCode::partial);
+  }
+  return static_cast<int>(ExitCode::ok);
+}
+
 int run(int argc, char** argv) {
   CLI::App app{"vunify: replace identical files of several guests with protected hard links",
                "vunify"};
@@ -120,6 +187,10 @@ int run(int argc, char** argv) {
                "whose package database cannot be read)");
   app.add_option("--min-size", o.min_size, "leave files smaller than this alone (default 16)")
       ->check(CLI::Range(uint64_t(1), uint64_t(1) << 62));
+  app.add_flag("-R,--revert", o.revert,
+               "de-unify: give each named guest private copies of the files it shares");
+  app.add_option("--path", o.paths,
+                 "with -R: only these absolute guest paths (repeatable)");
   app.add_flag("-x,--one-file-system", o.one_file_system,
                "do not descend into directories on other file systems");
   try {
@@ -129,6 +200,7 @@ int run(int argc, char** argv) {
     return rc == 0 ? 0 : static_cast<int>(ExitCode::usage);
   }
 
+  if (o.revert) return run_revert(o);
   GuestSelection sel;
   sel.args = o.args;
   sel.all = o.all;

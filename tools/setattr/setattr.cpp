@@ -1,0 +1,112 @@
+// setattr: util-vserver's flag options, with "--~flag" and "--!flag" to
+// clear. They are translated to "--no-flag" before CLI11 parses them.
+#include "tools/setattr/setattr.h"
+
+#include "kernel/attr.h"
+#include "tools/common/tree_walk.h"
+#include "version.h"
+
+#include <CLI/CLI.hpp>
+
+#include <iostream>
+
+namespace vu {
+
+namespace {
+
+struct FlagOption {
+  const char* name;
+  uint32_t bits;
+};
+// --immu and --iunlink both mean "immutable, but unlinkable" in util-vserver.
+constexpr FlagOption k_flag_options[] = {
+    {"immu", k_attr_immutable | k_attr_iunlink},
+    {"iunlink", k_attr_immutable | k_attr_iunlink},
+    {"iunlink-but-not-immutable", k_attr_iunlink},
+    {"ixunlink", k_attr_iunlink},
+    {"immutable", k_attr_immutable},
+    {"admin", k_attr_admin},
+    {"watch", k_attr_watch},
+    {"hide", k_attr_hide},
+    {"barrier", k_attr_barrier},
+    {"write", k_attr_write},
+    {"cow", k_attr_cow},
+};
+
+} // namespace
+
+int run_setattr(int argc, char** argv) {
+  try {
+    std::vector<std::string> args;
+    for (int i = 1; i < argc; ++i) {
+      std::string a = argv[i];
+      if (a.rfind("--~", 0) == 0 || a.rfind("--!", 0) == 0) a = "--no-" + a.substr(3);
+      args.push_back(a);
+    }
+    std::reverse(args.begin(), args.end()); // CLI11 takes them reversed
+
+    CLI::App app{"setattr: set Linux-VServer style file attributes", "setattr"};
+    app.set_version_flag("--version", std::string("setattr ") + k_version);
+    bool recurse = false, one_fs = false;
+    std::vector<std::string> files;
+    uint32_t set = 0, clear = 0;
+    std::string flags_arg;
+    app.add_flag("-R", recurse, "recurse through directories (never following symlinks)");
+    app.add_flag("-x", one_fs, "do not cross file systems");
+    for (const auto& f : k_flag_options) {
+      app.add_flag_callback(std::string("--") + f.name, [&set, f] { set |= f.bits; },
+                            std::string("set ") + f.name);
+      app.add_flag_callback(std::string("--no-") + f.name, [&clear, f] { clear |= f.bits; },
+                            std::string("clear ") + f.name + " (also --~" + f.name + ", --!" +
+                                f.name + ")");
+    }
+    app.add_option("--flags", flags_arg, "set the attribute bits N (VC_IATTR_* values)");
+    app.add_option("files", files, "files")->required();
+    try {
+      app.parse(args);
+    } catch (const CLI::ParseError& e) {
+      return app.exit(e) == 0 ? 0 : 2;
+    }
+    if (!flags_arg.empty()) set |= static_cast<uint32_t>(std::stoul(flags_arg, nullptr, 0));
+    if ((set | clear) == 0) {
+      std::cerr << "setattr: error: no attribute to set or clear given\n";
+      return 2;
+    }
+    auto backend = detect_attr_backend();
+    bool mainline = std::string(backend->name()) == "mainline";
+    if (mainline && (set & k_attr_iunlink) && (set & k_attr_immutable)) {
+      // util-vserver's --immu/--iunlink: mainline has no iunlink; the best it
+      // offers is a fully immutable file (see DESIGN.md, section 4).
+      std::cerr << "setattr: warning: this kernel has no iunlink (mainline back end); files "
+                   "are made immutable (not unlinkable either)\n";
+      set &= ~static_cast<uint32_t>(k_attr_iunlink);
+    }
+    if (mainline && (clear & k_attr_iunlink) && (clear & k_attr_immutable))
+      clear &= ~static_cast<uint32_t>(k_attr_iunlink);
+
+    WalkOptions opt;
+    opt.recurse = recurse;
+    opt.one_file_system = one_fs;
+    opt.list_directories = false;
+    opt.include_self = true;
+    uint64_t failed = 0;
+    for (const auto& f : files) {
+      failed += walk_path("setattr", f, opt, [&](const WalkEntry& e) {
+        bool named = e.display == f;
+        if (!named && !e.st.is_regular() && !e.st.is_directory()) return true; // -R skips these
+        auto r = backend->set(e.dirfd, e.name, e.st, set, clear);
+        if (!r.ok()) {
+          std::cerr << "setattr: " << e.display << ": " << r.error().message() << "\n";
+          return false;
+        }
+        return true;
+      });
+    }
+    return failed ? 1 : 0;
+  } catch (const std::exception& e) {
+    std::cerr << "setattr: error: " << e.what() << "\n";
+    return 2;
+  }
+}
+
+} // namespace vu

@@ -1,0 +1,3 @@
+#include "tools/showattr/showattr.h"
+
+int main(int argc, char** argv) { return vu::run_showattr(argc, argv); }
