@@ -1,9 +1,19 @@
-// Barrier checks on the guest base directory.
+// Barrier checks and set-up on the guest base directory.
 #include "barrier/barrier.h"
 
+#include "kernel/fs.h"
+
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 namespace vu {
+
+namespace {
+std::string mode_string(mode_t m) {
+  return std::to_string((m >> 6) & 7) + std::to_string((m >> 3) & 7) + std::to_string(m & 7);
+}
+} // namespace
 
 Result<std::vector<std::string>> barrier_problems(const std::string& base) {
   std::vector<std::string> problems;
@@ -19,10 +29,62 @@ Result<std::vector<std::string>> barrier_problems(const std::string& base) {
   }
   if (st.st_uid != 0) problems.push_back(base + " is not owned by root");
   if ((st.st_mode & 07777) != 0)
-    problems.push_back(base + " has mode " + std::to_string((st.st_mode >> 6) & 7) +
-                       std::to_string((st.st_mode >> 3) & 7) + std::to_string(st.st_mode & 7) +
-                       ", not 000");
+    problems.push_back(base + " has mode " + mode_string(st.st_mode & 0777) + ", not 000");
   return problems;
+}
+
+Result<std::vector<std::string>> check_guest_base(const std::string& base,
+                                                  const std::vector<Guest>& guests,
+                                                  const std::string& store) {
+  VU_TRY_ASSIGN(problems, barrier_problems(base));
+  auto real_base = real_path(base);
+  std::string b = real_base.ok() ? *real_base : base;
+  for (const auto& g : guests) {
+    std::string parent = g.root.substr(0, g.root.rfind('/'));
+    if (parent != b)
+      problems.push_back("guest '" + g.name + "': root " + g.root + " is not directly below " + b +
+                         " and not protected by its barrier");
+  }
+  struct stat st {};
+  if (!store.empty() && ::stat(store.c_str(), &st) == 0) {
+    auto real_store = real_path(store);
+    std::string s = real_store.ok() ? *real_store : store;
+    for (const auto& g : guests)
+      if (s == g.root || s.rfind(g.root + "/", 0) == 0)
+        problems.push_back("hash store " + s + " is inside guest '" + g.name + "'");
+    if (st.st_uid != 0) problems.push_back("hash store " + s + " is not owned by root");
+    if (st.st_mode & 0077)
+      problems.push_back("hash store " + s + " has mode " + mode_string(st.st_mode & 0777) +
+                         ": accessible by others than root");
+  }
+  return problems;
+}
+
+Status set_guest_base_barrier(const std::string& base, const std::string& store,
+                              AttrBackend& backend) {
+  struct stat st {};
+  if (::lstat(base.c_str(), &st) != 0) return errno_error("lstat " + base);
+  if (!S_ISDIR(st.st_mode)) return make_error(ENOTDIR, base + " is not a real directory");
+  if (::lchown(base.c_str(), 0, 0) != 0) return errno_error("chown " + base);
+  std::string parent = base.substr(0, base.rfind('/'));
+  if (parent.empty()) parent = "/";
+  VU_TRY_ASSIGN(dir, open_directory(parent));
+  std::string name = base.substr(base.rfind('/') + 1);
+  VU_TRY_ASSIGN(fst, stat_at(dir.get(), name));
+  VU_TRY(backend.set(dir.get(), name, fst, k_attr_barrier, 0));
+  if (::chmod(base.c_str(), 0) != 0) return errno_error("chmod " + base);
+  if (!store.empty() && ::stat(store.c_str(), &st) == 0) {
+    if (::chown(store.c_str(), 0, 0) != 0) return errno_error("chown " + store);
+    if (::chmod(store.c_str(), 0700) != 0) return errno_error("chmod " + store);
+  }
+  return {};
+}
+
+std::string default_hash_store(const ConfigBase& config) {
+  std::string conf = config.dir() + "/.defaults/apps/vunify/hash";
+  auto r = real_path(conf);
+  if (r.ok()) return *r;
+  return config.vdirbase() + "/.hash";
 }
 
 } // namespace vu

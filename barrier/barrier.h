@@ -1,9 +1,12 @@
 // The chroot barrier: the directory that holds the guest roots (default
-// /vservers) must not be traversable by a guest's root (mode 000, owned by
-// root, a real directory). This module checks that; setting it, and the
-// Linux-VServer barrier attribute, come with setattr.
+// /vservers) must not be traversable by a guest's root. On mainline Linux
+// that is mode 000, owned by root, a real directory (DESIGN.md section 5:
+// a chroot()ed root without the DAC capabilities cannot walk past it); with
+// a Linux-VServer kernel the barrier attribute is set as well.
 #pragma once
 
+#include "core/guest.h"
+#include "kernel/attr.h"
 #include "kernel/result.h"
 
 #include <string>
@@ -14,5 +17,21 @@ namespace vu {
 // Every way `base` fails to be a barrier, one sentence each; empty when it
 // is one. Errors only when `base` cannot be examined at all.
 Result<std::vector<std::string>> barrier_problems(const std::string& base);
+
+// barrier_problems(base), plus: guest roots not directly below base, and a
+// hash store (`store`, if it exists) that is inside a guest, not owned by
+// root, or accessible by others than its owner.
+Result<std::vector<std::string>> check_guest_base(const std::string& base,
+                                                  const std::vector<Guest>& guests,
+                                                  const std::string& store);
+
+// Makes `base` a barrier: owner root, mode 000, and the barrier attribute
+// where the back end has one; a hash store directory gets mode 0700.
+Status set_guest_base_barrier(const std::string& base, const std::string& store,
+                              AttrBackend& backend);
+
+// The hash store location of a configuration base: .defaults/apps/vunify/hash
+// when it exists, else <vdirbase>/.hash.
+std::string default_hash_store(const ConfigBase& config);
 
 } // namespace vu

@@ -310,6 +310,8 @@ uint64_t remove_temporaries(RunState& rs) {
   std::map<std::pair<uint64_t, uint64_t>, uint32_t> by_inode;
   for (uint32_t i = 0; i < rs.inodes.size(); ++i)
     by_inode[{rs.inodes[i].st.dev, rs.inodes[i].st.ino}] = i;
+  std::map<std::pair<uint64_t, uint64_t>, uint32_t> names_seen;
+  for (const auto& f : rs.scan.files) ++names_seen[{f.st.dev, f.st.ino}];
   for (const TempRec& t : rs.scan.temporaries) {
     std::string where = rs.guests[t.guest].guest.name + ":/" + t.path;
     auto dir = open_beneath(rs.roots[t.guest].get(), parent_of(t.path), O_RDONLY | O_DIRECTORY);
@@ -340,6 +342,19 @@ uint64_t remove_temporaries(RunState& rs) {
     auto u = unlink_at(dir->get(), name);
     if (!u.ok()) rs.log.add(Failure::unlink, where, u.error().message());
     else ++removed;
+    if (!before && u.ok() && rs.options.protect == Protect::immutable) {
+      // A run killed while a shared inode was thawed leaves it without the
+      // flag. If the inode still has links beyond the names this run sees
+      // (other guests, a store), it is shared: protect it again.
+      auto after = stat_fd(fd->get());
+      auto seen = names_seen.find({st->dev, st->ino});
+      uint32_t n = seen == names_seen.end() ? 0 : seen->second;
+      if (after.ok() && after->nlink > 1 && after->nlink > n) {
+        auto s = set_immutable(fd->get(), true);
+        if (!s.ok()) rs.log.add(Failure::attr, where, s.error().message());
+        else rs.inodes_protected.fetch_add(1, std::memory_order_relaxed);
+      }
+    }
     if (before) {
       auto after = stat_fd(fd->get());
       if (after.ok() && after->nlink > 0) {

@@ -3,6 +3,7 @@
 #include "tools/vunify/vunify.h"
 
 #include "tools/common/guest_selection.h"
+#include "barrier/barrier.h"
 #include "unify/deunify.h"
 #include "version.h"
 
@@ -91,6 +92,22 @@ private:
   bool m_stop = false;
   std::thread m_thread;
 };
+
+// Guests from a configuration base should live behind a barrier; say so
+// (stderr, not with -q or --json) when the base is not one.
+void warn_about_barrier(const CliOptions& o, const std::vector<UnifyGuest>& guests) {
+  if (o.quiet || o.json || o.manually) return;
+  std::vector<Guest> configured;
+  for (const auto& g : guests)
+    if (!g.guest.confdir.empty()) configured.push_back(g.guest);
+  if (configured.empty()) return;
+  ConfigBase config(o.confdir);
+  std::string base = config.vdirbase();
+  if (!path_exists(base)) return;
+  auto problems = check_guest_base(base, configured, default_hash_store(config));
+  if (!problems.ok()) return;
+  for (const auto& p : *problems) std::cerr << "vunify: warning: barrier: " << p << "\n";
+}
 
 // vunify -R: each guest separately; the package manager is not consulted
 // (private copies of config files are harmless).
@@ -215,6 +232,7 @@ int run(int argc, char** argv) {
               << printable_path(r.message)
               << " (--no-pkgmgmt or apps/vunify/pkgmgmt-ignore unify it anyway)\n";
   const auto& guests = selected.guests;
+  warn_about_barrier(o, guests);
   UnifyOptions uo;
   uo.threads = o.threads;
   uo.dry_run = o.dry_run;
