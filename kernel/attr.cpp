@@ -77,6 +77,8 @@ public:
     return {};
   }
 
+  Status protect(int fd, int, const std::string&, bool on) override { return set_immutable(fd, on); }
+
 private:
   static Result<UniqueFd> open_entry(int dirfd, const std::string& name, const FileStat& st) {
     int flags = O_RDONLY | O_NONBLOCK | O_NOCTTY | (st.is_directory() ? O_DIRECTORY : 0);
@@ -113,6 +115,13 @@ public:
     attr.mask = set | clear;
     return call(dirfd, vserver_abi::k_set_iattr, &attr);
   }
+
+  Status protect(int, int dirfd, const std::string& name, bool on) override {
+    if (dirfd < 0) return make_error(EINVAL, "linux-vserver protection needs the file's directory");
+    constexpr uint32_t bits = k_attr_immutable | k_attr_iunlink;
+    return set(dirfd, name, FileStat{}, on ? bits : 0, on ? 0 : bits);
+  }
+  bool protect_needs_path() const override { return true; }
 
 private:
   Status call(int dirfd, uint32_t cmd, vserver_abi::IattrV1* attr) {

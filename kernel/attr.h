@@ -72,6 +72,14 @@ public:
   // when a bit is not supported for this file; nothing is changed then.
   virtual Status set(int dirfd, const std::string& name, const FileStat& st, uint32_t set,
                      uint32_t clear) = 0;
+
+  // Protection of a shared inode: the strongest "no guest may change this"
+  // the kernel offers - immutable on mainline, immutable + iunlink on
+  // Linux-VServer (updates may still replace the name). `fd` is the open
+  // regular file; back ends that address files by path also need its
+  // directory and name (protect_needs_path()).
+  virtual Status protect(int fd, int dirfd, const std::string& name, bool on) = 0;
+  virtual bool protect_needs_path() const { return false; }
 };
 
 std::unique_ptr<AttrBackend> make_mainline_attr_backend();

@@ -121,7 +121,9 @@ Result<Report> run_deunify(const UnifyGuest& guest, const std::vector<std::strin
   }
 
   std::vector<InodeRec> no_inodes;
-  RunState rs{guests, roots, UnifyOptions{}, scan, no_inodes, 0, log};
+  auto attrs = detect_attr_backend();
+  UnifyOptions unify_defaults;
+  RunState rs{guests, roots, unify_defaults, scan, no_inodes, 0, log, *attrs};
   if (!options.dry_run) report.temporaries_removed = remove_temporaries(rs);
 
   // Inodes shared with something outside the guest, or frozen.
@@ -167,7 +169,7 @@ Result<Report> run_deunify(const UnifyGuest& guest, const std::vector<std::strin
 
       bool frozen = s_st->immutable;
       if (frozen) {
-        auto r = set_immutable(fd_s->get(), false);
+        auto r = protect_inode(rs, fd_s->get(), 0, first.path, false);
         if (!r.ok()) return log.add(Failure::attr, where, r.error().message());
       }
       // Swap every name of S in this guest for the copy.
@@ -218,7 +220,9 @@ Result<Report> run_deunify(const UnifyGuest& guest, const std::vector<std::strin
         auto now = stat_fd(fd_s->get());
         // The last other link gone: the inode is nobody's shared copy now.
         if (now.ok() && now->nlink > 1) {
-          auto r = set_immutable(fd_s->get(), true);
+          // S's names in this guest are gone; only its descriptor is left.
+          auto r = attrs->protect_needs_path() ? Status(make_error(ENOTSUP, "re-protect by path"))
+                                               : attrs->protect(fd_s->get(), -1, "", true);
           if (!r.ok()) log.add(Failure::attr, where, r.error().message());
           auto same = same_content(fd_s->get(), cfd, t.st.size);
           if (!no_writers(fd_s->get()) || !same.ok() || !*same || now->mtime_ns != t.st.mtime_ns)

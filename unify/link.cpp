@@ -40,6 +40,12 @@ std::string temp_name() {
   return fmt::format("{}{:016x}", k_temp_prefix, rng());
 }
 
+Status protect_inode(RunState& rs, int fd, uint32_t guest, const std::string& path, bool on) {
+  if (!rs.attrs.protect_needs_path()) return rs.attrs.protect(fd, -1, path, on);
+  VU_TRY_ASSIGN(dir, open_beneath(rs.roots[guest].get(), parent_of(path), O_RDONLY | O_DIRECTORY));
+  return rs.attrs.protect(fd, dir.get(), name_of(path), on);
+}
+
 bool no_writers(int fd) {
   if (::fcntl(fd, F_SETLEASE, F_RDLCK) == 0) {
     ::fcntl(fd, F_SETLEASE, F_UNLCK);
@@ -166,8 +172,9 @@ std::optional<uint32_t> link_round(RunState& rs, uint32_t canon, std::deque<uint
     if (protect) rs.log.add(Failure::attr, c_name, imm.error().message());
     protect = false;
   }
+  const FileRec& c_file = rs.scan.files[c.names.front()];
   auto set_c = [&](bool on) {
-    auto s = set_immutable(fd_c->get(), on);
+    auto s = protect_inode(rs, fd_c->get(), c_file.guest, c_file.path, on);
     if (!s.ok()) rs.log.add(Failure::attr, c_name, s.error().message());
     return s.ok();
   };
@@ -223,8 +230,9 @@ std::optional<uint32_t> link_round(RunState& rs, uint32_t canon, std::deque<uint
   for (size_t k = 0; k < verified.size(); ++k) {
     Verified& v = verified[k];
     InodeRec& t = rs.inodes[v.inode];
+    const FileRec& t_file = rs.scan.files[t.names.front()];
     if (t.immutable) {
-      auto s = set_immutable(v.fd.get(), false);
+      auto s = protect_inode(rs, v.fd.get(), t_file.guest, t_file.path, false);
       if (!s.ok()) {
         rs.log.add(Failure::attr, rs.display(t.names.front()), s.error().message());
         continue;
@@ -232,7 +240,7 @@ std::optional<uint32_t> link_round(RunState& rs, uint32_t canon, std::deque<uint
     }
     bool emlink = false;
     bool ok = swap_target(rs, fd_c->get(), v, emlink);
-    if (!ok && t.immutable) (void)set_immutable(v.fd.get(), true);
+    if (!ok && t.immutable) (void)protect_inode(rs, v.fd.get(), t_file.guest, t_file.path, true);
     if (emlink) {
       overflow = v.inode;
       for (size_t r = k + 1; r < verified.size(); ++r) pending.push_back(verified[r].inode);
@@ -259,10 +267,10 @@ std::optional<uint32_t> link_round(RunState& rs, uint32_t canon, std::deque<uint
   }
   if (!c_ok) {
     rs.log.add(Failure::verify, c_name, "shared inode " + why + "; links undone");
-    if (frozen) (void)set_immutable(fd_c->get(), false);
+    if (frozen) (void)protect_inode(rs, fd_c->get(), c_file.guest, c_file.path, false);
     for (auto& v : verified)
       for (auto& s : v.swapped) undo_swap(rs, s);
-    if (was_immutable) (void)set_immutable(fd_c->get(), true);
+    if (was_immutable) (void)protect_inode(rs, fd_c->get(), c_file.guest, c_file.path, true);
     pending.clear();
     return std::nullopt;
   }
@@ -331,7 +339,7 @@ uint64_t remove_temporaries(RunState& rs) {
         continue;
       }
       before = *h;
-      auto s = set_immutable(fd->get(), false);
+      auto s = protect_inode(rs, fd->get(), t.guest, t.path, false);
       if (!s.ok()) {
         rs.log.add(Failure::attr, where, s.error().message());
         continue;
@@ -350,7 +358,7 @@ uint64_t remove_temporaries(RunState& rs) {
       auto seen = names_seen.find({st->dev, st->ino});
       uint32_t n = seen == names_seen.end() ? 0 : seen->second;
       if (after.ok() && after->nlink > 1 && after->nlink > n) {
-        auto s = set_immutable(fd->get(), true);
+        auto s = protect_inode(rs, fd->get(), t.guest, t.path, true);
         if (!s.ok()) rs.log.add(Failure::attr, where, s.error().message());
         else rs.inodes_protected.fetch_add(1, std::memory_order_relaxed);
       }
@@ -358,7 +366,9 @@ uint64_t remove_temporaries(RunState& rs) {
     if (before) {
       auto after = stat_fd(fd->get());
       if (after.ok() && after->nlink > 0) {
-        auto s = set_immutable(fd->get(), true);
+        // The leftover's name is gone: address the inode by its descriptor.
+        auto s = rs.attrs.protect_needs_path() ? make_error(ENOTSUP, "")
+                                               : rs.attrs.protect(fd->get(), -1, "", true);
         if (!s.ok()) rs.log.add(Failure::attr, where, s.error().message());
         auto h = hash_fd(fd->get(), after->size, rs.seed, nullptr);
         if (!no_writers(fd->get()) || !h.ok() || *h != *before || after->size != st->size) {

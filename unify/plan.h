@@ -2,6 +2,7 @@
 // link.cpp (verify and link). Not part of the library's public interface.
 #pragma once
 
+#include "kernel/attr.h"
 #include "unify/hash.h"
 #include "unify/scan.h"
 
@@ -37,6 +38,7 @@ struct RunState {
   std::vector<InodeRec>& inodes;
   uint64_t seed;
   FailureLog& log;
+  AttrBackend& attrs; // how shared inodes are protected
   std::atomic<uint64_t> files_linked{0};
   std::atomic<uint64_t> bytes_saved{0};
   std::atomic<uint64_t> files_compared{0};
@@ -44,6 +46,10 @@ struct RunState {
 
   std::string display(uint32_t file) const; // "guest:/path" for messages
 };
+
+// Sets or clears the protection of a shared inode open as `fd`, named by
+// `path` in guest `guest` (link.cpp). Thread-safe.
+Status protect_inode(RunState& rs, int fd, uint32_t guest, const std::string& path, bool on);
 
 // Opens the first name of an inode beneath its guest root for reading and
 // checks it is still that inode. Failures are logged.

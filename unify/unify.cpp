@@ -235,7 +235,10 @@ Result<Report> run_unify(const std::vector<UnifyGuest>& guests, const UnifyOptio
     }
   }
 
-  RunState rs{guests, roots, options, scan, inodes, random_seed(), log};
+  std::unique_ptr<AttrBackend> detected;
+  if (!options.attrs) detected = detect_attr_backend();
+  AttrBackend& attrs = options.attrs ? *options.attrs : *detected;
+  RunState rs{guests, roots, options, scan, inodes, random_seed(), log, attrs};
 
   // group: only inodes whose (dev, size, mode, uid, gid) occurs twice can
   // have a duplicate.
@@ -429,7 +432,8 @@ Result<Report> run_unify(const std::vector<UnifyGuest>& guests, const UnifyOptio
       tbb::parallel_for_each(todo.begin(), todo.end(), [&](uint32_t i) {
         auto fd = open_inode(rs, inodes[i]);
         if (!fd.ok()) return;
-        auto s = set_immutable(fd->get(), true);
+        const FileRec& f = scan.files[inodes[i].names.front()];
+        auto s = protect_inode(rs, fd->get(), f.guest, f.path, true);
         if (!s.ok()) log.add(Failure::attr, rs.display(inodes[i].names.front()), s.error().message());
         else rs.inodes_protected.fetch_add(1);
       });

@@ -13,6 +13,8 @@
 
 namespace vu {
 
+class AttrBackend;
+
 // member: files may be replaced by links and may serve as the shared inode.
 // reference: files may serve as the shared inode but are never replaced
 // (classic `vunify <vserver>` links a guest to its refservers).
@@ -49,6 +51,8 @@ struct UnifyOptions {
   // Runs while a canonical inode is thawed to receive links, with the
   // absolute path of its first name (simulates a guest racing the window).
   std::function<void(const std::string&)> in_link_window;
+  // The attribute back end that protects shared inodes; null: detected.
+  AttrBackend* attrs = nullptr;
 };
 
 // Runs the whole pipeline. Per-file failures are counted in the report and

@@ -1,5 +1,6 @@
 // The unify pipeline on small trees built by TempTree: one test per case
 // that separates groups, plus the safety rules.
+#include "kernel/attr.h"
 #include "unify/unify.h"
 #include "tests/unit/temp_tree.h"
 
@@ -370,4 +371,51 @@ TEST_F(Pipeline, ConfigFilesStayPrivateByPathAndByInode) {
   EXPECT_TRUE(same_inode("g1/usr/share/a", "g2/usr/share/a"));
   EXPECT_EQ(r.files_linked, 1u);
   EXPECT_GE(r.files_config, 6u);
+}
+
+namespace {
+// Delegates to mainline and records protect() calls; optionally asks for
+// the file's directory and name, as the Linux-VServer back end does.
+class RecordingBackend : public AttrBackend {
+public:
+  explicit RecordingBackend(bool by_path) : m_by_path(by_path) {}
+  const char* name() const override { return "recording"; }
+  Result<AttrState> get(int d, const std::string& n, const FileStat& st) override {
+    return m_real->get(d, n, st);
+  }
+  Status set(int d, const std::string& n, const FileStat& st, uint32_t s, uint32_t c) override {
+    return m_real->set(d, n, st, s, c);
+  }
+  Status protect(int fd, int dirfd, const std::string& name, bool on) override {
+    calls.push_back((on ? "+" : "-") + name);
+    if (m_by_path) {
+      EXPECT_GE(dirfd, 0);
+    }
+    return m_real->protect(fd, dirfd, name, on);
+  }
+  bool protect_needs_path() const override { return m_by_path; }
+  std::vector<std::string> calls;
+
+private:
+  bool m_by_path;
+  std::unique_ptr<AttrBackend> m_real = make_mainline_attr_backend();
+};
+} // namespace
+
+TEST_F(Pipeline, SharedInodesAreProtectedThroughTheAttributeBackend) {
+  for (bool by_path : {false, true}) {
+    std::string a = by_path ? "p1" : "f1", b = by_path ? "p2" : "f2";
+    t.file(a + "/usr/tool", vu::test::random_bytes(5000, 3));
+    t.file(b + "/usr/tool", vu::test::random_bytes(5000, 3));
+    RecordingBackend backend(by_path);
+    UnifyOptions o;
+    o.attrs = &backend;
+    Report r = run({a, b}, o);
+    EXPECT_EQ(r.files_linked, 1u);
+    EXPECT_TRUE(is_immutable_path(t.path(b + "/usr/tool")));
+    // freeze, thaw for the link, freeze again: all on the canonical
+    // (the path-addressed back end gets its name in its directory).
+    std::string n = by_path ? "tool" : "usr/tool";
+    EXPECT_EQ(backend.calls, (std::vector<std::string>{"+" + n, "-" + n, "+" + n})) << by_path;
+  }
 }
