@@ -79,6 +79,7 @@ struct Report {
   uint64_t files_already_shared = 0; // names that already shared an inode with a duplicate
   uint64_t inodes_protected = 0;     // immutable flag newly set
   uint64_t temporaries_removed = 0;
+  std::vector<uint64_t> bytes_saved_by_guest; // per guest (dry run): its inodes that would go
   uint64_t files_deunified = 0; // names given a private copy (vunify -R)
   uint64_t bytes_copied = 0;    // bytes of those private copies
   std::map<Skip, uint64_t> skipped;

@@ -397,11 +397,13 @@ Result<Report> run_unify(const std::vector<UnifyGuest>& guests, const UnifyOptio
   }
 
   if (options.dry_run) {
+    report.bytes_saved_by_guest.assign(guests.size(), 0);
     for (const auto& g : groups)
       for (size_t k = 1; k < g.inodes.size(); ++k) {
         const InodeRec& rec = inodes[g.inodes[k]];
         report.files_linked += rec.names.size();
         report.bytes_saved += rec.st.size;
+        report.bytes_saved_by_guest[scan.files[rec.names.front()].guest] += rec.st.size;
         if (options.log_actions)
           for (uint32_t n : rec.names)
             log.action(fmt::format("would link {} -> {}", printable_path(rs.display(n)),

@@ -102,7 +102,7 @@ Result<SelectedGuests> select_guests(const GuestSelection& sel) {
       out.guests.push_back(make_guest(g, role, std::move(ex)));
       return {};
     };
-    if (!sel.all && guests.size() == 1) {
+    if (sel.classic_refservers && !sel.all && guests.size() == 1) {
       // Classic form: link the guest to its reference guests.
       VU_TRY_ASSIGN(refs, config.refservers(guests[0]));
       if (refs.empty())

@@ -19,6 +19,9 @@ struct GuestSelection {
   std::string exclude_from;
   bool no_default_excludes = false;
   bool no_pkgmgmt = false;
+  // One configured guest alone means util-vserver's "link it to its
+  // refservers" (vunify); other programs just take the guest.
+  bool classic_refservers = true;
 };
 
 struct RejectedGuest {

@@ -1,0 +1,336 @@
+// vdu: argument handling and the output formats; the accounting is
+// unify/usage.cpp.
+#include "tools/vdu/vdu.h"
+
+#include "barrier/barrier.h"
+#include "tools/common/guest_selection.h"
+#include "tools/common/tree_walk.h"
+#include "unify/usage.h"
+#include "version.h"
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+#include <iostream>
+#include <set>
+
+namespace vu {
+
+namespace {
+
+enum class Units { bytes, human, si };
+
+std::string size_str(uint64_t b, Units u) {
+  if (u == Units::bytes) return std::to_string(b);
+  double base = u == Units::human ? 1024.0 : 1000.0;
+  static const char* suffix[] = {"", "K", "M", "G", "T", "P"};
+  double v = static_cast<double>(b);
+  int i = 0;
+  while (v >= base && i < 5) {
+    v /= base;
+    ++i;
+  }
+  if (i == 0) return std::to_string(b);
+  return v < 10 ? fmt::format("{:.1f}{}", v, suffix[i]) : fmt::format("{:.0f}{}", v, suffix[i]);
+}
+
+std::string html_escape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+    case '&': out += "&amp;"; break;
+    case '<': out += "&lt;"; break;
+    case '>': out += "&gt;"; break;
+    case '"': out += "&quot;"; break;
+    case '\'': out += "&#39;"; break;
+    default: out += c;
+    }
+  }
+  return out;
+}
+
+std::string csv_field(const std::string& s) {
+  if (s.find_first_of(",\"\n") == std::string::npos) return s;
+  std::string out = "\"";
+  for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return out + "\"";
+}
+
+nlohmann::json to_json(const UsageReport& r) {
+  nlohmann::json j;
+  auto& gs = j["guests"] = nlohmann::json::array();
+  for (const auto& g : r.guests) {
+    nlohmann::json o{{"name", printable_path(g.name)}, {"root", printable_path(g.root)},
+                     {"files", g.files}, {"inodes", g.inodes}, {"apparent", g.apparent},
+                     {"allocated", g.allocated}, {"private", g.private_bytes},
+                     {"shared", g.shared}, {"shared_full", g.shared_full}, {"alone", g.alone},
+                     {"saved", g.saved}};
+    if (r.deep) o["possible"] = g.possible;
+    gs.push_back(o);
+  }
+  j["total"] = {{"files", r.files}, {"allocated", r.allocated}, {"alone", r.alone},
+                {"saved", r.saved}};
+  if (r.deep) j["total"]["possible"] = r.possible;
+  if (r.store_present)
+    j["store"] = {{"path", r.store}, {"entries", r.store_entries}, {"bytes", r.store_bytes}};
+  auto& top = j["top"] = nlohmann::json::array();
+  for (const auto& d : r.top)
+    top.push_back({{"guest", printable_path(d.guest)}, {"path", printable_path(d.path)},
+                   {"private", d.private_bytes}});
+  j["errors"] = r.errors;
+  j["seconds"] = r.seconds;
+  return j;
+}
+
+std::string to_csv(const UsageReport& r) {
+  std::string out = "guest,files,inodes,apparent,allocated,private,shared,shared_full,alone,saved";
+  out += r.deep ? ",possible\n" : "\n";
+  for (const auto& g : r.guests) {
+    out += fmt::format("{},{},{},{},{},{},{},{},{},{}", csv_field(printable_path(g.name)), g.files,
+                       g.inodes, g.apparent, g.allocated, g.private_bytes, g.shared, g.shared_full,
+                       g.alone, g.saved);
+    out += r.deep ? fmt::format(",{}\n", g.possible) : "\n";
+  }
+  out += fmt::format("TOTAL,{},,,{},,,,{},{}", r.files, r.allocated, r.alone, r.saved);
+  out += r.deep ? fmt::format(",{}\n", r.possible) : "\n";
+  return out;
+}
+
+std::string to_table(const UsageReport& r, Units u) {
+  std::vector<std::vector<std::string>> rows;
+  std::vector<std::string> head{"GUEST", "FILES", "APPARENT", "ALLOCATED", "PRIVATE", "SHARED", "ALONE", "SAVED"};
+  if (r.deep) head.push_back("POSSIBLE");
+  rows.push_back(head);
+  for (const auto& g : r.guests) {
+    std::vector<std::string> row{printable_path(g.name), std::to_string(g.files), size_str(g.apparent, u),
+                                 size_str(g.allocated, u), size_str(g.private_bytes, u),
+                                 size_str(g.shared, u), size_str(g.alone, u), size_str(g.saved, u)};
+    if (r.deep) row.push_back(size_str(g.possible, u));
+    rows.push_back(row);
+  }
+  std::vector<std::string> total{"TOTAL", std::to_string(r.files), "", size_str(r.allocated, u),
+                                 "", "", size_str(r.alone, u), size_str(r.saved, u)};
+  if (r.deep) total.push_back(size_str(r.possible, u));
+  rows.push_back(total);
+  std::vector<size_t> width(head.size(), 0);
+  for (const auto& row : rows)
+    for (size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], row[i].size());
+  std::string out;
+  for (const auto& row : rows) {
+    for (size_t i = 0; i < row.size(); ++i) {
+      if (i == 0) out += fmt::format("{:<{}}", row[i], width[i]);
+      else out += fmt::format("  {:>{}}", row[i], width[i]);
+    }
+    out += "\n";
+  }
+  out += "ALLOCATED of TOTAL: disk used by all guests, each inode once; SHARED: each guest's "
+         "share of inodes it shares\n(split evenly); ALONE: what a guest would use without "
+         "sharing; SAVED = ALONE - PRIVATE - SHARED.\n";
+  if (r.store_present)
+    out += fmt::format("hash store {}: {} entries, {}\n", r.store, r.store_entries,
+                       size_str(r.store_bytes, u));
+  if (!r.top.empty()) {
+    out += fmt::format("top {} directories by private bytes:\n", r.top.size());
+    for (const auto& d : r.top)
+      out += fmt::format("  {:>10}  {}:{}\n", size_str(d.private_bytes, u),
+                         printable_path(d.guest), printable_path(d.path));
+  }
+  return out;
+}
+
+// One self-contained page: an inline SVG stacked bar per guest (private,
+// shared share, still possible) and the table; no scripts, no network.
+std::string to_html(const UsageReport& r) {
+  uint64_t max = 1;
+  for (const auto& g : r.guests) max = std::max(max, g.private_bytes + g.shared + g.possible);
+  const int bar_w = 600, row_h = 28, left = 160;
+  int height = static_cast<int>(r.guests.size()) * row_h + 50;
+  std::string svg = fmt::format(
+      "<svg xmlns=\"http://www.w3.org/2000/svg\" id=\"chart\" width=\"{}\" height=\"{}\" "
+      "role=\"img\" aria-label=\"disk use per guest\">\n",
+      left + bar_w + 120, height);
+  int y = 10;
+  for (const auto& g : r.guests) {
+    auto w = [&](uint64_t v) { return static_cast<double>(v) * bar_w / static_cast<double>(max); };
+    double x = left;
+    std::string name = html_escape(printable_path(g.name));
+    svg += fmt::format("<g class=\"guest\" data-guest=\"{}\">\n", name);
+    svg += fmt::format("  <text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>\n", left - 8, y + 17, name);
+    const std::pair<const char*, uint64_t> parts[] = {
+        {"private", g.private_bytes}, {"shared", g.shared}, {"possible", g.possible}};
+    for (const auto& [cls, v] : parts) {
+      svg += fmt::format("  <rect class=\"{}\" x=\"{:.1f}\" y=\"{}\" width=\"{:.1f}\" height=\"20\">"
+                         "<title>{}: {} bytes</title></rect>\n",
+                         cls, x, y + 2, w(v), cls, v);
+      x += w(v);
+    }
+    svg += fmt::format("  <text x=\"{:.1f}\" y=\"{}\">{}</text>\n</g>\n", x + 6, y + 17,
+                       size_str(g.private_bytes + g.shared, Units::human));
+    y += row_h;
+  }
+  svg += fmt::format("<g class=\"legend\" transform=\"translate({},{})\">"
+                     "<rect class=\"private\" width=\"12\" height=\"12\"/><text x=\"16\" y=\"11\">private</text>"
+                     "<rect class=\"shared\" x=\"90\" width=\"12\" height=\"12\"/><text x=\"106\" y=\"11\">shared (its share)</text>"
+                     "<rect class=\"possible\" x=\"240\" width=\"12\" height=\"12\"/><text x=\"256\" y=\"11\">still possible</text></g>\n",
+                     left, y + 8);
+  svg += "</svg>\n";
+
+  std::string table = "<table>\n<thead><tr><th>guest</th><th>files</th><th>allocated</th><th>private</th>"
+                      "<th>shared</th><th>alone</th><th>saved</th><th>still possible</th></tr></thead>\n<tbody>\n";
+  for (const auto& g : r.guests)
+    table += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+                         html_escape(printable_path(g.name)), g.files, size_str(g.allocated, Units::human),
+                         size_str(g.private_bytes, Units::human), size_str(g.shared, Units::human),
+                         size_str(g.alone, Units::human), size_str(g.saved, Units::human),
+                         r.deep ? size_str(g.possible, Units::human) : std::string("-"));
+  table += fmt::format("<tr class=\"total\"><td>total</td><td>{}</td><td>{}</td><td></td><td></td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+                       r.files, size_str(r.allocated, Units::human), size_str(r.alone, Units::human),
+                       size_str(r.saved, Units::human),
+                       r.deep ? size_str(r.possible, Units::human) : std::string("-"));
+  table += "</tbody>\n</table>\n";
+  return "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+         "<title>vdu: disk use of guests</title>\n<style>\n"
+         "body{font-family:sans-serif;margin:2em;color:#222}\n"
+         "rect.private{fill:#3b6fb6} rect.shared{fill:#5aa469} rect.possible{fill:#e8a33d}\n"
+         "svg text{font-size:13px;fill:#222}\n"
+         "table{border-collapse:collapse;margin-top:1.5em}\n"
+         "td,th{border:1px solid #bbb;padding:4px 10px;text-align:right}\n"
+         "td:first-child,th:first-child{text-align:left} tr.total{font-weight:bold}\n"
+         "</style>\n</head>\n<body>\n<h1>Disk use of guests</h1>\n"
+         "<p>Disk used by all guests: " + size_str(r.allocated, Units::human) +
+         "; without sharing: " + size_str(r.alone, Units::human) +
+         "; saved: " + size_str(r.saved, Units::human) +
+         (r.deep ? "; still possible: " + size_str(r.possible, Units::human) : std::string()) +
+         ".</p>\n" + svg + table + "</body>\n</html>\n";
+}
+
+// util-vserver's form: per directory, blocks and inodes, each inode once,
+// staying on the directory's file system.
+int run_classic(const std::vector<std::string>& dirs, bool space, bool inodes,
+                uint64_t blocksize, bool script) {
+  int rc = 0;
+  for (const auto& d : dirs) {
+    std::set<std::pair<uint64_t, uint64_t>> seen;
+    uint64_t blocks = 0, count = 0;
+    WalkOptions opt;
+    opt.recurse = true;
+    opt.one_file_system = true;
+    opt.include_self = true;
+    uint64_t failed = walk_path("vdu", d, opt, [&](const WalkEntry& e) {
+      if (e.st.nlink > 1 && !e.st.is_directory() && !seen.insert({e.st.dev, e.st.ino}).second)
+        return true;
+      blocks += e.st.blocks;
+      ++count;
+      return true;
+    });
+    if (failed) rc = 1;
+    std::string line = script ? "" : d + " ";
+    std::string sep;
+    if (space) {
+      line += std::to_string(blocks * 512 / blocksize);
+      sep = " ";
+    }
+    if (inodes) line += sep + std::to_string(count);
+    std::cout << line << "\n";
+  }
+  return rc;
+}
+
+} // namespace
+
+int run_vdu(int argc, char** argv) {
+  try {
+    CLI::App app{"vdu: what each guest uses, shares and could still save", "vdu"};
+    app.set_help_flag("--help", "print this help and exit");
+    app.set_version_flag("--version", std::string("vdu ") + k_version);
+    GuestSelection sel;
+    bool human = false, si = false, json = false, csv = false, deep = false, no_store = false;
+    std::string html, store, xid;
+    uint32_t top = 0, threads = 0;
+    bool space = false, inodes = false, script = false;
+    uint64_t blocksize = 1024;
+    app.add_option("guests", sel.args, "guest names or paths (classic form: directories)");
+    app.add_flag("--all", sel.all, "every guest of the configuration base");
+    app.add_option("--confdir", sel.confdir, "configuration base (default: $VSERVER_CONFDIR or /etc/vservers)");
+    app.add_flag("-h,--human-readable", human, "sizes in powers of 1024 (K, M, G)");
+    app.add_flag("--si", si, "sizes in powers of 1000");
+    app.add_flag("--json", json, "one JSON object on stdout");
+    app.add_flag("--csv", csv, "CSV on stdout");
+    app.add_option("--html", html, "also write a self-contained HTML page with a chart to FILE");
+    app.add_flag("--deep", deep, "also find identical files not yet linked (reads file content)");
+    app.add_flag("--no-pkgmgmt", sel.no_pkgmgmt, "with --deep: ignore package managers' config files");
+    app.add_option("--top", top, "list the N directories with most private bytes");
+    app.add_option("--store", store, "hash store (default: .defaults/apps/vunify/hash or <vdirbase>/.hash)");
+    app.add_flag("--no-store", no_store, "do not look for a hash store");
+    app.add_option("--threads", threads, "worker threads")->check(CLI::Range(1u, 256u));
+    app.add_flag("--space", space, "classic form: allocated space of each directory");
+    app.add_flag("--inodes", inodes, "classic form: inodes of each directory");
+    app.add_option("--blocksize", blocksize, "classic form: unit of --space (default 1024)")
+        ->check(CLI::Range(uint64_t(1), uint64_t(1) << 40));
+    app.add_flag("--script", script, "classic form: values only, without the directory");
+    app.add_option("--xid", xid, "classic form: accepted for compatibility; mainline has no contexts");
+    try {
+      app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+      return app.exit(e) == 0 ? 0 : 2;
+    }
+    if (space || inodes) {
+      if (sel.args.empty()) {
+        std::cerr << "vdu: error: no directory given\n";
+        return 2;
+      }
+      if (!xid.empty())
+        std::cerr << "vdu: warning: --xid ignored: mainline Linux has no context tags; every "
+                     "inode counts\n";
+      return run_classic(sel.args, space, inodes, blocksize, script);
+    }
+    sel.no_pkgmgmt = sel.no_pkgmgmt || !deep; // config files only matter for --deep
+    sel.classic_refservers = false;
+    auto selected = select_guests(sel);
+    if (!selected.ok()) {
+      std::cerr << "vdu: error: " << selected.error().message() << "\n";
+      return 2;
+    }
+    for (const auto& r : selected->rejected)
+      std::cerr << "vdu: guest '" << printable_path(r.name) << "' left out: " << r.message << "\n";
+    // vdu reports on every named guest; the classic refserver form of
+    // vunify does not apply.
+    std::vector<UnifyGuest> guests;
+    for (auto& g : selected->guests) {
+      g.role = GuestRole::member;
+      guests.push_back(std::move(g));
+    }
+    UsageOptions opt;
+    opt.threads = threads;
+    opt.deep = deep;
+    opt.top = top;
+    if (!no_store) opt.store = store.empty() ? default_hash_store(ConfigBase(sel.confdir)) : store;
+    auto report = compute_usage(guests, opt);
+    if (!report.ok()) {
+      std::cerr << "vdu: error: " << report.error().message() << "\n";
+      return 2;
+    }
+    Units units = si ? Units::si : human ? Units::human : Units::bytes;
+    if (json) std::cout << to_json(*report).dump(2) << "\n";
+    else if (csv) std::cout << to_csv(*report);
+    else std::cout << to_table(*report, units);
+    if (!html.empty()) {
+      std::ofstream out(html, std::ios::binary | std::ios::trunc);
+      out << to_html(*report);
+      if (!out) {
+        std::cerr << "vdu: error: cannot write " << html << "\n";
+        return 2;
+      }
+    }
+    bool failed = report->errors > 0 || !selected->rejected.empty();
+    if (failed) std::cerr << "vdu: " << report->errors << " files could not be examined\n";
+    return failed ? 1 : 0;
+  } catch (const std::exception& e) {
+    std::cerr << "vdu: error: " << e.what() << "\n";
+    return 2;
+  }
+}
+
+} // namespace vu
