@@ -65,6 +65,7 @@ Result<UsageReport> compute_usage(const std::vector<UnifyGuest>& guests,
       uint32_t g = scan.files[order[j]].guest;
       if (linking.empty() || linking.back() != g) linking.push_back(g);
       ++out.guests[g].files;
+      out.guests[g].alone += st.blocks * 512; // every name as its own file
       ++out.files;
       ++j;
     }
@@ -78,7 +79,6 @@ Result<UsageReport> compute_usage(const std::vector<UnifyGuest>& guests,
       ++u.inodes;
       u.apparent += st.size;
       u.allocated += alloc;
-      u.alone += alloc;
       if (is_private) {
         u.private_bytes += alloc;
       } else {

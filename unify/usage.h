@@ -25,7 +25,7 @@ struct GuestUsage {
   // guests' private + shared add up to the disk really used.
   uint64_t shared_full = 0;
   uint64_t shared = 0;
-  uint64_t alone = 0;    // private + shared_full: what the guest would need alone
+  uint64_t alone = 0;    // what the guest would need if none of its names shared an inode
   uint64_t saved = 0;    // alone - private - shared
   uint64_t possible = 0; // deep only: bytes unify could still free in this guest
 };

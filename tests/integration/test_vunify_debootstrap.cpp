@@ -149,10 +149,37 @@ TEST(RealGuests, TwoDebootstrappedGuestsSaveWhatAnIndependentCountExpects) {
   Expected want = independent_count({t.path("g1"), t.path("g2")});
   ASSERT_GT(want.bytes_saved, 50u << 20) << "a minbase guest has more than 50 MiB to share";
 
+  // du (each inode once across its arguments) as the independent measure.
+  auto du_bytes = [&] {
+    sh("du -s -B1 " + t.path("g1") + " " + t.path("g2") + " | awk '{s+=$1} END {print s}' > " +
+       t.path("du.txt"));
+    return std::stoull(t.read("du.txt"));
+  };
+  auto vdu_json = [&] {
+    auto out = run_program({VDU_BIN, "--json", "--no-store", t.path("g1"), t.path("g2")});
+    EXPECT_EQ(out.status, 0) << out.err;
+    return nlohmann::json::parse(out.out);
+  };
+  uint64_t du_before = du_bytes();
+  auto vdu_before = vdu_json();
+  uint64_t saved_before = vdu_before["total"]["saved"].get<uint64_t>(); // the guests' own hard links
+
   auto r = run_vunify({"--json", t.path("g1"), t.path("g2")});
   ASSERT_EQ(r.status, 0) << r.err << r.out;
   auto j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["bytes_saved"].get<uint64_t>(), want.bytes_saved);
+
+  // vdu sees the disk du sees disappear, and attributes it to the guests.
+  uint64_t du_after = du_bytes();
+  auto vdu_after = vdu_json();
+  uint64_t freed = vdu_before["total"]["allocated"].get<uint64_t>() -
+                   vdu_after["total"]["allocated"].get<uint64_t>();
+  EXPECT_EQ(freed, du_before - du_after) << "vdu and du agree on what unification freed";
+  EXPECT_EQ(vdu_after["total"]["saved"].get<uint64_t>() - saved_before, freed);
+  uint64_t sum = 0;
+  for (const auto& g : vdu_after["guests"])
+    sum += g["private"].get<uint64_t>() + g["shared"].get<uint64_t>();
+  EXPECT_EQ(sum, vdu_after["total"]["allocated"].get<uint64_t>());
   EXPECT_EQ(j["files_linked"].get<uint64_t>(), want.files_linked);
   EXPECT_EQ(j["error_count"], 0);
 

@@ -126,8 +126,8 @@ std::string to_table(const UsageReport& r, Units u) {
     out += "\n";
   }
   out += "ALLOCATED of TOTAL: disk used by all guests, each inode once; SHARED: each guest's "
-         "share of inodes it shares\n(split evenly); ALONE: what a guest would use without "
-         "sharing; SAVED = ALONE - PRIVATE - SHARED.\n";
+         "share of inodes it shares\n(split evenly); ALONE: what a guest would use if no two "
+         "names shared an inode; SAVED = ALONE - PRIVATE - SHARED.\n";
   if (r.store_present)
     out += fmt::format("hash store {}: {} entries, {}\n", r.store, r.store_entries,
                        size_str(r.store_bytes, u));
