@@ -71,6 +71,20 @@ for r in $(seq 1 "$rounds"); do
   done
 done
 
+# vdu against a bare metadata walk of the same trees (issue target: <= 1.2x).
+vdu_bin=$here/build/tools/vdu
+declare -A walk
+for r in $(seq 1 "$rounds"); do
+  for what in find vdu; do
+    if [ $what = find ]; then cmd=(find "${dirs[@]}" -type f -printf '%s\n'); else cmd=("$vdu_bin" --no-store --json "${dirs[@]}"); fi
+    "${cmd[@]}" >/dev/null 2>&1 || true
+    start=$(date +%s.%N)
+    "${cmd[@]}" >/dev/null 2>&1 || true
+    end=$(date +%s.%N)
+    walk[$what]+="$(echo "$end - $start" | bc) "
+  done
+done
+
 median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 v=$(echo "${times[vunify]}" | median)
 echo "corpus: ${#dirs[@]} guests, $files files, $((bytes / 1048576)) MiB; $rounds rounds, warm cache, $(nproc) cores"
@@ -80,3 +94,8 @@ for tool in vunify rdfind jdupes fdupes rmlint hardlink; do
   m=$(echo "${times[$tool]}" | median)
   printf '%-10s %10.3f %14.2f\n' "$tool" "$m" "$(echo "$m / $v" | bc -l)"
 done
+wf=$(echo "${walk[find]}" | median)
+wv=$(echo "${walk[vdu]}" | median)
+echo
+printf '%-24s %10.3f\n' "find -type f (metadata)" "$wf"
+printf '%-24s %10.3f   ratio to the walk: %.2f\n' "vdu" "$wv" "$(echo "$wv / $wf" | bc -l)"

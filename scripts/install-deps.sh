@@ -13,6 +13,7 @@ pkgs=(
   attr acl e2fsprogs xfsprogs btrfs-progs util-linux
   debootstrap cpio bc
   libapt-pkg-dev librpm-dev rpm clang libclang-rt-14-dev
+  chromium
 )
 if [ "${1:-}" = "--bench" ]; then
   pkgs+=(rdfind jdupes fdupes rmlint hyperfine)
