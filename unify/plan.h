@@ -7,6 +7,7 @@
 #include "unify/scan.h"
 
 #include <atomic>
+#include <set>
 #include <vector>
 
 namespace vu {
@@ -46,6 +47,18 @@ struct RunState {
 
   std::string display(uint32_t file) const; // "guest:/path" for messages
 };
+
+// The config pass of a run: per guest, the sorted private paths (listed
+// and resolved inside the guest) and the inodes of config files (unify.cpp).
+void resolve_config_files(const std::vector<UnifyGuest>& guests, const std::vector<UniqueFd>& roots,
+                          std::vector<std::vector<std::string>>& config_paths,
+                          std::set<std::pair<uint64_t, uint64_t>>& config_inodes);
+
+// Names grouped by inode, with fully_seen, member_only, immutable and
+// config set; counts already-shared and config names (unify.cpp).
+std::vector<InodeRec> build_inodes(const std::vector<UnifyGuest>& guests, const ScanResult& scan,
+                                   const std::set<std::pair<uint64_t, uint64_t>>& config_inodes,
+                                   Report& report);
 
 // Sets or clears the protection of a shared inode open as `fd`, named by
 // `path` in guest `guest` (link.cpp). Thread-safe.

@@ -136,6 +136,71 @@ Result<ExcludeList> guest_excludes(const Guest& guest, const ConfigBase& config,
   return list;
 }
 
+void resolve_config_files(const std::vector<UnifyGuest>& guests, const std::vector<UniqueFd>& roots,
+                          std::vector<std::vector<std::string>>& config_paths,
+                          std::set<std::pair<uint64_t, uint64_t>>& config_inodes) {
+  // Each listed path is resolved inside its guest (symlinks followed, but
+  // only within the guest root, e.g. /lib -> usr/lib): the inode is
+  // excluded wherever it is linked, and the resolved path by name too.
+  config_paths.assign(guests.size(), {});
+  for (uint32_t g = 0; g < guests.size(); ++g) {
+    auto& paths = config_paths[g];
+    paths = guests[g].config_files;
+    const std::string prefix = guests[g].guest.root == "/" ? "" : guests[g].guest.root;
+    for (const auto& p : guests[g].config_files) {
+      auto fd = open_in_root(roots[g].get(), p);
+      if (!fd.ok()) continue; // listed but not present: nothing to keep private
+      auto st = stat_fd(fd->get());
+      if (st.ok() && st->is_regular()) config_inodes.insert({st->dev, st->ino});
+      auto real = fd_path(fd->get());
+      if (real.ok() && real->size() > prefix.size() && real->compare(0, prefix.size(), prefix) == 0 &&
+          (*real)[prefix.size()] == '/')
+        paths.push_back(real->substr(prefix.size()));
+    }
+    std::sort(paths.begin(), paths.end());
+    paths.erase(std::unique(paths.begin(), paths.end()), paths.end());
+  }
+}
+
+std::vector<InodeRec> build_inodes(const std::vector<UnifyGuest>& guests, const ScanResult& scan,
+                                   const std::set<std::pair<uint64_t, uint64_t>>& config_inodes,
+                                   Report& report) {
+  std::vector<InodeRec> inodes;
+  std::vector<uint32_t> order(scan.files.size());
+  std::iota(order.begin(), order.end(), 0);
+  tbb::parallel_sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
+    const auto& x = scan.files[a].st;
+    const auto& y = scan.files[b].st;
+    return std::tie(x.dev, x.ino, a) < std::tie(y.dev, y.ino, b);
+  });
+  // Leftover temporaries are removed before linking: not a reason to
+  // think an inode has links elsewhere.
+  std::map<std::pair<uint64_t, uint64_t>, uint32_t> temp_links;
+  for (const auto& tr : scan.temporaries) ++temp_links[{tr.st.dev, tr.st.ino}];
+  for (size_t i = 0; i < order.size();) {
+    InodeRec rec;
+    rec.st = scan.files[order[i]].st;
+    size_t j = i;
+    while (j < order.size() && scan.files[order[j]].st.dev == rec.st.dev &&
+           scan.files[order[j]].st.ino == rec.st.ino) {
+      rec.names.push_back(order[j]);
+      if (guests[scan.files[order[j]].guest].role != GuestRole::member) rec.member_only = false;
+      ++j;
+    }
+    auto tl = temp_links.find({rec.st.dev, rec.st.ino});
+    rec.fully_seen = rec.names.size() + (tl == temp_links.end() ? 0 : tl->second) >= rec.st.nlink;
+    rec.immutable = rec.st.immutable;
+    if (rec.names.size() >= 2) report.files_already_shared += rec.names.size();
+    if (config_inodes.count({rec.st.dev, rec.st.ino})) {
+      rec.config = true;
+      report.files_config += rec.names.size();
+    }
+    inodes.push_back(std::move(rec));
+    i = j;
+  }
+  return inodes;
+}
+
 Result<Report> run_unify(const std::vector<UnifyGuest>& guests, const UnifyOptions& options) {
   auto start = std::chrono::steady_clock::now();
   Report report;
@@ -159,31 +224,13 @@ Result<Report> run_unify(const std::vector<UnifyGuest>& guests, const UnifyOptio
     if (options.progress) options.progress->stage.store(s, std::memory_order_relaxed);
   };
 
-  // config: package-manager configuration files stay private. Each listed
-  // path is resolved inside its guest (symlinks followed, but only within
-  // the guest root, e.g. /lib -> usr/lib): the inode is excluded wherever
-  // it is linked, and the resolved path is excluded by name too.
-  std::vector<std::vector<std::string>> config_paths(guests.size());
+  // config: package-manager configuration files stay private (see
+  // resolve_config_files).
+  std::vector<std::vector<std::string>> config_paths;
   std::set<std::pair<uint64_t, uint64_t>> config_inodes;
   {
     StageTimer t(report, "config");
-    for (uint32_t g = 0; g < guests.size(); ++g) {
-      auto& paths = config_paths[g];
-      paths = guests[g].config_files;
-      const std::string prefix = guests[g].guest.root == "/" ? "" : guests[g].guest.root;
-      for (const auto& p : guests[g].config_files) {
-        auto fd = open_in_root(roots[g].get(), p);
-        if (!fd.ok()) continue; // listed but not present: nothing to keep private
-        auto st = stat_fd(fd->get());
-        if (st.ok() && st->is_regular()) config_inodes.insert({st->dev, st->ino});
-        auto real = fd_path(fd->get());
-        if (real.ok() && real->size() > prefix.size() && real->compare(0, prefix.size(), prefix) == 0 &&
-            (*real)[prefix.size()] == '/')
-          paths.push_back(real->substr(prefix.size()));
-      }
-      std::sort(paths.begin(), paths.end());
-      paths.erase(std::unique(paths.begin(), paths.end()), paths.end());
-    }
+    resolve_config_files(guests, roots, config_paths, config_inodes);
   }
 
   // scan: metadata of every candidate file in every guest.
@@ -199,40 +246,7 @@ Result<Report> run_unify(const std::vector<UnifyGuest>& guests, const UnifyOptio
   std::vector<InodeRec> inodes;
   {
     StageTimer t(report, "inodes");
-    std::vector<uint32_t> order(scan.files.size());
-    std::iota(order.begin(), order.end(), 0);
-    tbb::parallel_sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
-      const auto& x = scan.files[a].st;
-      const auto& y = scan.files[b].st;
-      return std::tie(x.dev, x.ino, a) < std::tie(y.dev, y.ino, b);
-    });
-    // Leftover temporaries are removed before linking: not a reason to
-    // think an inode has links elsewhere.
-    std::map<std::pair<uint64_t, uint64_t>, uint32_t> temp_links;
-    for (const auto& tr : scan.temporaries) ++temp_links[{tr.st.dev, tr.st.ino}];
-    for (size_t i = 0; i < order.size();) {
-      InodeRec rec;
-      rec.st = scan.files[order[i]].st;
-      size_t j = i;
-      while (j < order.size() && scan.files[order[j]].st.dev == rec.st.dev &&
-             scan.files[order[j]].st.ino == rec.st.ino) {
-        rec.names.push_back(order[j]);
-        if (guests[scan.files[order[j]].guest].role != GuestRole::member)
-          rec.member_only = false;
-        ++j;
-      }
-      auto tl = temp_links.find({rec.st.dev, rec.st.ino});
-      rec.fully_seen =
-          rec.names.size() + (tl == temp_links.end() ? 0 : tl->second) >= rec.st.nlink;
-      rec.immutable = rec.st.immutable;
-      if (rec.names.size() >= 2) report.files_already_shared += rec.names.size();
-      if (config_inodes.count({rec.st.dev, rec.st.ino})) {
-        rec.config = true;
-        report.files_config += rec.names.size();
-      }
-      inodes.push_back(std::move(rec));
-      i = j;
-    }
+    inodes = build_inodes(guests, scan, config_inodes, report);
   }
 
   std::unique_ptr<AttrBackend> detected;
