@@ -32,8 +32,6 @@
 
 namespace vu {
 
-namespace {
-
 // Copies S's data into C keeping holes.
 Status copy_data(int from, int to, uint64_t size, uint64_t& copied) {
   off_t pos = 0;
@@ -75,6 +73,8 @@ Status copy_metadata(int from, int to) {
   if (::futimens(to, times) != 0) return errno_error("futimens");
   return {};
 }
+
+namespace {
 
 struct Target {
   std::vector<uint32_t> names; // indices into files

@@ -60,6 +60,11 @@ std::vector<InodeRec> build_inodes(const std::vector<UnifyGuest>& guests, const 
                                    const std::set<std::pair<uint64_t, uint64_t>>& config_inodes,
                                    Report& report);
 
+// Copies a file's data (keeping holes) into `to`, counting bytes copied,
+// and its owner, xattrs, mode and times (deunify.cpp).
+Status copy_data(int from, int to, uint64_t size, uint64_t& copied);
+Status copy_metadata(int from, int to);
+
 // Sets or clears the protection of a shared inode open as `fd`, named by
 // `path` in guest `guest` (link.cpp). Thread-safe.
 Status protect_inode(RunState& rs, int fd, uint32_t guest, const std::string& path, bool on);

@@ -139,6 +139,12 @@ nlohmann::json report_to_json(const Report& r) {
   j["files_already_shared"] = r.files_already_shared;
   j["inodes_protected"] = r.inodes_protected;
   j["temporaries_removed"] = r.temporaries_removed;
+  j["bytes_compared"] = r.bytes_compared;
+  j["bytes_read"] = r.bytes_hashed + r.bytes_compared;
+  j["files_in_store"] = r.files_in_store;
+  j["cache_hits"] = r.cache_hits;
+  j["store_entries_created"] = r.store_entries_created;
+  j["store_entries_removed"] = r.store_entries_removed;
   j["files_deunified"] = r.files_deunified;
   j["bytes_copied"] = r.bytes_copied;
   auto& skipped = j["skipped"] = nlohmann::json::object();

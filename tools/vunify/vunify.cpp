@@ -3,6 +3,7 @@
 #include "tools/vunify/vunify.h"
 
 #include "tools/common/guest_selection.h"
+#include "tools/common/progress_line.h"
 #include "barrier/barrier.h"
 #include "unify/deunify.h"
 #include "version.h"
@@ -56,42 +57,6 @@ template <typename T> T need(Result<T> r) {
   if (!r.ok()) throw SetupError(r.error().message());
   return std::move(r).value();
 }
-
-// Prints a one-line progress indicator to stderr while a run is going on.
-class ProgressLine {
-public:
-  explicit ProgressLine(Progress& p) : m_progress(p), m_thread([this] { loop(); }) {}
-  ~ProgressLine() {
-    {
-      std::lock_guard lock(m_mutex);
-      m_stop = true;
-    }
-    m_cv.notify_all();
-    m_thread.join();
-    std::fputs("\r\033[K", stderr);
-    std::fflush(stderr);
-  }
-
-private:
-  void loop() {
-    std::unique_lock lock(m_mutex);
-    do {
-      static const char* names[] = {"scanning", "hashing", "linking", "done"};
-      int stage = std::clamp(m_progress.stage.load(), 0, 3);
-      std::fprintf(stderr, "\r\033[Kvunify: %s: %llu files scanned, %s hashed, %llu linked",
-                   names[stage],
-                   static_cast<unsigned long long>(m_progress.files_scanned.load()),
-                   human_bytes(m_progress.bytes_hashed.load()).c_str(),
-                   static_cast<unsigned long long>(m_progress.files_linked.load()));
-      std::fflush(stderr);
-    } while (!m_cv.wait_for(lock, std::chrono::milliseconds(200), [this] { return m_stop; }));
-  }
-  Progress& m_progress;
-  std::mutex m_mutex;
-  std::condition_variable m_cv;
-  bool m_stop = false;
-  std::thread m_thread;
-};
 
 // Guests from a configuration base should live behind a barrier; say so
 // (stderr, not with -q or --json) when the base is not one.

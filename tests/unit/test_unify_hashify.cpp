@@ -1,0 +1,151 @@
+// The store run at library level: collisions, the cache, garbage.
+#include "unify/hashify.h"
+#include "unify/store.h"
+#include "tests/unit/temp_tree.h"
+
+#include <gtest/gtest.h>
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <thread>
+#include <unistd.h>
+
+#include <filesystem>
+
+using namespace vu;
+using vu::test::inode_of;
+using vu::test::TempTree;
+
+namespace {
+
+class Hashify : public ::testing::Test {
+protected:
+  Report run(const std::vector<std::string>& names, HashifyOptions o = {}) {
+    std::vector<UnifyGuest> gs;
+    for (const auto& n : names) {
+      UnifyGuest u;
+      u.guest = Guest{n, t.path(n), {}};
+      gs.push_back(std::move(u));
+    }
+    o.store = t.path(".hash");
+    if (o.threads == 0) o.threads = 2;
+    auto r = run_hashify(gs, o);
+    EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().message());
+    return r.ok() ? *r : Report{};
+  }
+  std::vector<std::string> entries() {
+    std::vector<std::string> out;
+    for (auto& e : std::filesystem::recursive_directory_iterator(t.path(".hash")))
+      if (e.is_regular_file() && e.path().filename().string()[0] != '.')
+        out.push_back(e.path().lexically_relative(t.path(".hash")).string());
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+  TempTree t;
+};
+
+} // namespace
+
+TEST_F(Hashify, CollisionsGetTheirOwnEntryDecidedByBytes) {
+  // Same size and metadata, different content; all hashes forced equal.
+  for (const char* g : {"g1", "g2"}) {
+    t.file(std::string(g) + "/usr/a", vu::test::random_bytes(5000, 1));
+    t.file(std::string(g) + "/usr/b", vu::test::random_bytes(5000, 2));
+  }
+  HashifyOptions o;
+  o.hash_hook = [](const Hash128&) { return Hash128{42, 42}; };
+  Report r = run({"g1", "g2"}, o);
+  EXPECT_FALSE(r.failed());
+  auto es = entries();
+  ASSERT_EQ(es.size(), 2u);
+  EXPECT_NE(es[0].find("-0"), std::string::npos);
+  EXPECT_EQ(es[0].substr(0, es[0].size() - 1), es[1].substr(0, es[1].size() - 1))
+      << "same key, collision index 0 and 1";
+  EXPECT_EQ(inode_of(t.path("g1/usr/a")), inode_of(t.path("g2/usr/a")));
+  EXPECT_EQ(inode_of(t.path("g1/usr/b")), inode_of(t.path("g2/usr/b")));
+  EXPECT_NE(inode_of(t.path("g1/usr/a")), inode_of(t.path("g1/usr/b")));
+  EXPECT_EQ(t.read("g2/usr/b"), vu::test::random_bytes(5000, 2));
+  // A third guest with b only: matched to the right colliding entry.
+  t.file("g3/usr/b", vu::test::random_bytes(5000, 2));
+  Report r3 = run({"g1", "g2", "g3"}, o);
+  EXPECT_EQ(r3.store_entries_created, 0u);
+  EXPECT_EQ(inode_of(t.path("g3/usr/b")), inode_of(t.path("g1/usr/b")));
+}
+
+TEST_F(Hashify, EditedInPlaceIsFoundThroughCtime) {
+  for (int i = 0; i < 5; ++i) t.file("g1/usr/f" + std::to_string(i), vu::test::random_bytes(3000, i));
+  HashifyOptions o;
+  o.dry_run = true;          // only hash and cache
+  o.cache_min_age_ns = 0;    // (the guard has its own test)
+  Report first = run({"g1"}, o);
+  EXPECT_EQ(first.files_hashed, 5u);
+  Report second = run({"g1"}, o);
+  EXPECT_EQ(second.files_hashed, 0u);
+  EXPECT_EQ(second.cache_hits, 5u);
+  // Same size, same mtime afterwards: only ctime tells.
+  struct stat before {};
+  ::stat(t.path("g1/usr/f2").c_str(), &before);
+  std::string edited = vu::test::random_bytes(3000, 99);
+  t.write("g1/usr/f2", edited);
+  struct timespec ts[2] = {before.st_atim, before.st_mtim};
+  ASSERT_EQ(::utimensat(AT_FDCWD, t.path("g1/usr/f2").c_str(), ts, 0), 0);
+  Report third = run({"g1"}, o);
+  EXPECT_EQ(third.files_hashed, 1u);
+  EXPECT_EQ(third.bytes_hashed, 3000u);
+  EXPECT_EQ(third.cache_hits, 4u);
+}
+
+TEST_F(Hashify, YoungFilesAreHashedAgain) {
+  t.file("g1/usr/f", vu::test::random_bytes(3000, 1));
+  HashifyOptions o;
+  o.dry_run = true; // default age guard: 2 s
+  EXPECT_EQ(run({"g1"}, o).files_hashed, 1u);
+  EXPECT_EQ(run({"g1"}, o).files_hashed, 1u) << "changed less than 2 s before it was hashed";
+}
+
+TEST_F(Hashify, GarbageCollectionKeepsWhatGuestsLink) {
+  for (const char* g : {"g1", "g2"}) {
+    t.file(std::string(g) + "/usr/shared", vu::test::random_bytes(4000, 1));
+  }
+  t.file("g1/usr/only", vu::test::random_bytes(4000, 2));
+  run({"g1", "g2"});
+  ASSERT_EQ(entries().size(), 2u);
+  // The guest's last link goes (de-unify, then delete).
+  ASSERT_EQ(vu::test::sh("chattr -i " + t.path("g1/usr/only") + " && rm " + t.path("g1/usr/only")), 0);
+  HashifyOptions o;
+  o.store = t.path(".hash");
+  auto gc = run_store_gc(o);
+  ASSERT_TRUE(gc.ok());
+  EXPECT_EQ(gc->store_entries_removed, 1u);
+  auto es = entries();
+  ASSERT_EQ(es.size(), 1u);
+  EXPECT_EQ(inode_of(t.path(".hash/" + es[0])), inode_of(t.path("g2/usr/shared")));
+}
+
+TEST_F(Hashify, StoreLockIsExclusive) {
+  t.file("g1/usr/f", vu::test::random_bytes(3000, 1));
+  run({"g1"});
+  int fd = ::open(t.path(".hash/.lock").c_str(), O_RDWR);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::flock(fd, LOCK_EX), 0);
+  std::vector<UnifyGuest> gs(1);
+  gs[0].guest = Guest{"g1", t.path("g1"), {}};
+  HashifyOptions o;
+  o.store = t.path(".hash");
+  o.wait_for_lock = false;
+  auto busy = run_hashify(gs, o);
+  ASSERT_FALSE(busy.ok());
+  EXPECT_EQ(busy.code(), EWOULDBLOCK);
+  bool waited = false;
+  o.wait_for_lock = true;
+  o.on_lock_wait = [&] { waited = true; };
+  std::thread release([&] {
+    ::usleep(300000);
+    ::close(fd);
+  });
+  auto later = run_hashify(gs, o);
+  release.join();
+  EXPECT_TRUE(later.ok());
+  EXPECT_TRUE(waited);
+}

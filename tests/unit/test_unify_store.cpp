@@ -1,0 +1,60 @@
+#include "unify/store.h"
+#include "tests/unit/temp_tree.h"
+
+#include <gtest/gtest.h>
+
+using namespace vu;
+
+TEST(StoreNames, StableFormatAndStrictParse) {
+  StoreKey k{Hash128{0x0123456789abcdefull, 0xfedcba9876543210ull}, 0755, 0, 1000, 0xabcull};
+  std::string n = store_entry_name(k, 3);
+  EXPECT_EQ(n, "fe/fedcba98765432100123456789abcdef-0755-0-1000-0000000000000abc-3");
+  auto p = parse_store_entry(n);
+  ASSERT_TRUE(p.has_value());
+  EXPECT_EQ(p->first, k);
+  EXPECT_EQ(p->second, 3u);
+  for (const char* bad : {"fedcba98765432100123456789abcdef-0755-0-1000-0000000000000abc-3",
+                          "ff/fedcba98765432100123456789abcdef-0755-0-1000-0000000000000abc-3",
+                          "fe/fedcba98765432100123456789abcdef-0755-0-1000-0000000000000abc",
+                          "fe/fedcba98765432100123456789abcdef-0855-0-1000-0000000000000abc-3",
+                          "fe/fedcba98765432100123456789abcdeF-0755-0-1000-0000000000000abc-3",
+                          "fe/fedcba98765432100123456789abcdef-0755-00-1000-0000000000000abc-3",
+                          "fe/.vunify-tmp.0123", "fe/x"})
+    EXPECT_FALSE(parse_store_entry(bad).has_value()) << bad;
+}
+
+TEST(HashCache, RoundTripCorruptionAndAgeGuard) {
+  vu::test::TempTree t;
+  HashCache c;
+  FileStat old_file;
+  old_file.dev = 1, old_file.ino = 2, old_file.size = 3, old_file.mtime_ns = 4, old_file.ctime_ns = 5;
+  FileStat young = old_file;
+  young.ino = 9;
+  c.put(old_file, Hash128{7, 8}, 9, 5 + HashCache::k_min_age_ns);
+  c.put(young, Hash128{1, 1}, 0, 5 + HashCache::k_min_age_ns - 1);
+  ASSERT_TRUE(c.save(t.path("cache")).ok());
+  HashCache d;
+  d.load(t.path("cache"));
+  EXPECT_EQ(d.size(), 2u);
+  auto hit = d.lookup(old_file);
+  ASSERT_TRUE(hit.has_value());
+  EXPECT_EQ(hit->hash, (Hash128{7, 8}));
+  EXPECT_EQ(hit->xattrs, 9u);
+  EXPECT_FALSE(d.lookup(young).has_value()) << "hashed too soon after its last change";
+  FileStat changed = old_file;
+  changed.ctime_ns += 1; // e.g. written, then its mtime restored
+  EXPECT_FALSE(d.lookup(changed).has_value());
+  // Any damage makes the cache empty, never wrong.
+  std::string data = t.read("cache");
+  data[30] ^= 1;
+  t.write("cache", data);
+  HashCache e;
+  e.load(t.path("cache"));
+  EXPECT_EQ(e.size(), 0u);
+  EXPECT_TRUE(e.loaded_corrupt());
+  t.write("cache", "garbage");
+  e.load(t.path("cache"));
+  EXPECT_EQ(e.size(), 0u);
+  e.load(t.path("missing"));
+  EXPECT_FALSE(e.loaded_corrupt());
+}

@@ -1,0 +1,3 @@
+#include "tools/vhashify/vhashify.h"
+
+int main(int argc, char** argv) { return vu::run_vhashify(argc, argv); }

@@ -1,0 +1,160 @@
+// Store entry names and the hash cache file.
+//
+// Cache file format (little-endian, as written by x86_64/aarch64; another
+// byte order reads as corrupt and only costs a re-hash): 8-byte magic
+// "VUHCACH1", u64 count, then `count` records of 12 u64 words: dev, ino,
+// size, mtime, ctime, hashed_at, hash.lo, hash.hi, xattrs, 3 reserved; then
+// an XXH3-64 of everything before it.
+#include "unify/store.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <vector>
+
+namespace vu {
+
+std::string store_entry_name(const StoreKey& k, uint32_t n) {
+  std::string hex = fmt::format("{:016x}{:016x}", k.hash.hi, k.hash.lo);
+  return fmt::format("{}/{}-{:04o}-{}-{}-{:016x}-{}", hex.substr(0, 2), hex, k.mode & 07777, k.uid,
+                     k.gid, k.xattrs, n);
+}
+
+std::optional<std::pair<StoreKey, uint32_t>> parse_store_entry(const std::string& path) {
+  auto slash = path.find('/');
+  if (slash != 2 || path.size() < 3) return std::nullopt;
+  std::string name = path.substr(3);
+  std::vector<std::string> parts;
+  std::stringstream ss(name);
+  for (std::string p; std::getline(ss, p, '-');) parts.push_back(p);
+  if (parts.size() != 6 || parts[0].size() != 32 || parts[0].compare(0, 2, path, 0, 2) != 0)
+    return std::nullopt;
+  try {
+    auto all_of = [](const std::string& s, const char* set) {
+      return !s.empty() && s.find_first_not_of(set) == std::string::npos;
+    };
+    if (!all_of(parts[0], "0123456789abcdef") || !all_of(parts[1], "01234567") ||
+        !all_of(parts[2], "0123456789") || !all_of(parts[3], "0123456789") ||
+        !all_of(parts[4], "0123456789abcdef") || parts[4].size() != 16 ||
+        !all_of(parts[5], "0123456789") || parts[1].size() > 5 || parts[2].size() > 10 ||
+        parts[3].size() > 10 || parts[5].size() > 9)
+      return std::nullopt;
+    StoreKey k;
+    k.hash.hi = std::stoull(parts[0].substr(0, 16), nullptr, 16);
+    k.hash.lo = std::stoull(parts[0].substr(16), nullptr, 16);
+    k.mode = static_cast<uint32_t>(std::stoul(parts[1], nullptr, 8));
+    k.uid = static_cast<uint32_t>(std::stoul(parts[2]));
+    k.gid = static_cast<uint32_t>(std::stoul(parts[3]));
+    k.xattrs = std::stoull(parts[4], nullptr, 16);
+    uint32_t n = static_cast<uint32_t>(std::stoul(parts[5]));
+    if (store_entry_name(k, n) != path) return std::nullopt; // one spelling only
+    return std::make_pair(k, n);
+  } catch (...) {
+    return std::nullopt;
+  }
+}
+
+Result<std::string> xattr_blob(int fd) {
+  VU_TRY_ASSIGN(names, list_xattrs(fd));
+  std::string blob;
+  for (const auto& n : names) {
+    VU_TRY_ASSIGN(value, get_xattr(fd, n));
+    blob += n;
+    blob.push_back('\0');
+    blob += std::to_string(value.size());
+    blob.push_back('\0');
+    blob += value;
+  }
+  return blob;
+}
+
+uint64_t xattr_name_hash(const std::string& blob) {
+  return blob.empty() ? 0 : XXH3_64bits(blob.data(), blob.size());
+}
+
+namespace {
+constexpr char k_magic[8] = {'V', 'U', 'H', 'C', 'A', 'C', 'H', '1'};
+constexpr size_t k_words = 12;
+} // namespace
+
+void HashCache::load(const std::string& path) {
+  std::lock_guard lock(m_mutex);
+  m_map.clear();
+  m_corrupt = false;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return;
+  std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto bad = [&] {
+    m_corrupt = true;
+    m_map.clear();
+  };
+  if (data.size() < 24 || std::memcmp(data.data(), k_magic, 8) != 0) return bad();
+  uint64_t count = 0;
+  std::memcpy(&count, data.data() + 8, 8);
+  size_t body = 16 + count * k_words * 8;
+  if (count > (data.size() / (k_words * 8)) || data.size() != body + 8) return bad();
+  uint64_t sum = 0;
+  std::memcpy(&sum, data.data() + body, 8);
+  if (XXH3_64bits(data.data(), body) != sum) return bad();
+  for (uint64_t i = 0; i < count; ++i) {
+    uint64_t w[k_words];
+    std::memcpy(w, data.data() + 16 + i * k_words * 8, sizeof w);
+    Entry e;
+    e.size = w[2];
+    e.mtime_ns = static_cast<int64_t>(w[3]);
+    e.ctime_ns = static_cast<int64_t>(w[4]);
+    e.hashed_at_ns = static_cast<int64_t>(w[5]);
+    e.hash = Hash128{w[6], w[7]};
+    e.xattrs = w[8];
+    m_map[{w[0], w[1]}] = e;
+  }
+}
+
+Status HashCache::save(const std::string& path) const {
+  std::lock_guard lock(m_mutex);
+  std::string data(k_magic, 8);
+  uint64_t count = m_map.size();
+  data.append(reinterpret_cast<const char*>(&count), 8);
+  for (const auto& [k, e] : m_map) {
+    uint64_t w[k_words] = {k.first, k.second, e.size, static_cast<uint64_t>(e.mtime_ns),
+                           static_cast<uint64_t>(e.ctime_ns), static_cast<uint64_t>(e.hashed_at_ns),
+                           e.hash.lo, e.hash.hi, e.xattrs, 0, 0, 0};
+    data.append(reinterpret_cast<const char*>(w), sizeof w);
+  }
+  uint64_t sum = XXH3_64bits(data.data(), data.size());
+  data.append(reinterpret_cast<const char*>(&sum), 8);
+  std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) return errno_error("create " + tmp);
+  UniqueFd out(fd);
+  if (::write(fd, data.data(), data.size()) != static_cast<ssize_t>(data.size()) || ::fsync(fd) != 0) {
+    ::unlink(tmp.c_str());
+    return errno_error("write " + tmp);
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    ::unlink(tmp.c_str());
+    return errno_error("rename " + tmp);
+  }
+  return {};
+}
+
+std::optional<HashCache::Entry> HashCache::lookup(const FileStat& st, int64_t min_age_ns) const {
+  std::lock_guard lock(m_mutex);
+  auto it = m_map.find({st.dev, st.ino});
+  if (it == m_map.end()) return std::nullopt;
+  const Entry& e = it->second;
+  if (e.size != st.size || e.mtime_ns != st.mtime_ns || e.ctime_ns != st.ctime_ns) return std::nullopt;
+  if (e.hashed_at_ns - e.ctime_ns < min_age_ns) return std::nullopt;
+  return e;
+}
+
+void HashCache::put(const FileStat& st, const Hash128& hash, uint64_t xattrs, int64_t now_ns) {
+  std::lock_guard lock(m_mutex);
+  m_map[{st.dev, st.ino}] = Entry{st.size, st.mtime_ns, st.ctime_ns, now_ns, hash, xattrs};
+}
+
+} // namespace vu

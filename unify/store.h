@@ -1,0 +1,80 @@
+// The hash store: a content-addressed directory (default /vservers/.hash)
+// on the guests' file system holding one link of every shared inode, and
+// the persistent hash cache that makes nightly runs cheap.
+//
+// Entry names are stable across runs and architectures:
+//   <hh>/<hash>-<mode>-<uid>-<gid>-<xattrs>-<n>
+// hash: XXH3-128 (seed 0) of the content as 32 lower-case hex digits, high
+// half first; hh: its first two digits; mode: permission bits, 4 octal
+// digits; uid, gid: decimal; xattrs: XXH3-64 (seed 0) of the canonical
+// xattr list (sorted names, each "name\0<len>\0value"), 16 hex digits, all
+// zeros without xattrs; n: collision index, 0 unless different contents
+// share a hash (decided by comparing bytes). Everything a link must
+// preserve is in the name; xattrs are compared in full before a link.
+#pragma once
+
+#include "kernel/fd.h"
+#include "kernel/fs.h"
+#include "unify/hash.h"
+
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+
+namespace vu {
+
+struct StoreKey {
+  Hash128 hash;
+  uint32_t mode = 0; // permission bits
+  uint32_t uid = 0, gid = 0;
+  uint64_t xattrs = 0;
+  bool operator==(const StoreKey&) const = default;
+  auto operator<=>(const StoreKey&) const = default;
+};
+
+// "<hh>/<hash>-<mode>-<uid>-<gid>-<xattrs>-<n>".
+std::string store_entry_name(const StoreKey& key, uint32_t n);
+// Parses an entry path ("hh/name"); nullopt when it is not one.
+std::optional<std::pair<StoreKey, uint32_t>> parse_store_entry(const std::string& path);
+
+// Canonical xattr list of an open file and its XXH3-64, for names.
+Result<std::string> xattr_blob(int fd);
+uint64_t xattr_name_hash(const std::string& blob);
+
+// Persistent cache: (dev, ino) -> content hash, validated by size, mtime
+// and ctime (nanoseconds). A file whose ctime was less than `min_age_ns`
+// before it was hashed is not trusted later (it may have changed within the
+// same clock tick). Loading a missing or corrupt file yields an empty cache;
+// saving writes a temporary file and renames it over the old one.
+class HashCache {
+public:
+  struct Entry {
+    uint64_t size = 0;
+    int64_t mtime_ns = 0, ctime_ns = 0, hashed_at_ns = 0;
+    Hash128 hash;
+    uint64_t xattrs = 0;
+  };
+  static constexpr int64_t k_min_age_ns = 2'000'000'000;
+
+  void load(const std::string& path);
+  Status save(const std::string& path) const;
+  // The cached hash when the entry matches `st` and passed the age guard.
+  std::optional<Entry> lookup(const FileStat& st, int64_t min_age_ns = k_min_age_ns) const;
+  void put(const FileStat& st, const Hash128& hash, uint64_t xattrs, int64_t now_ns);
+  size_t size() const { return m_map.size(); }
+  bool loaded_corrupt() const { return m_corrupt; }
+
+private:
+  struct KeyHash {
+    size_t operator()(const std::pair<uint64_t, uint64_t>& k) const {
+      return std::hash<uint64_t>()(k.first * 0x9E3779B97F4A7C15ull ^ k.second);
+    }
+  };
+  mutable std::mutex m_mutex;
+  std::unordered_map<std::pair<uint64_t, uint64_t>, Entry, KeyHash> m_map;
+  bool m_corrupt = false;
+};
+
+} // namespace vu
