@@ -50,6 +50,7 @@ public:
 
   const Error& error() const { return std::get<1>(m_v); }
   int code() const { return ok() ? 0 : error().code; }
+  T value_or(T fallback) const { return ok() ? std::get<0>(m_v) : fallback; }
 
 private:
   std::variant<T, Error> m_v;

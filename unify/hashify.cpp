@@ -156,6 +156,7 @@ Result<Report> run_hashify(const std::vector<UnifyGuest>& guests, const HashifyO
   // candidates that need a hash.
   std::map<StoreKey, KeyGroup> keys;
   std::vector<uint32_t> need_hash;
+  std::vector<uint32_t> unprotected; // store entries without the flag
   for (uint32_t i = 0; i < inodes.size(); ++i) {
     InodeRec& rec = inodes[i];
     std::optional<std::pair<StoreKey, uint32_t>> entry;
@@ -171,6 +172,7 @@ Result<Report> run_hashify(const std::vector<UnifyGuest>& guests, const HashifyO
     if (entry) {
       keys[entry->first].entries.push_back({entry->second, i});
       report.files_in_store += guest_names;
+      if (!rec.immutable) unprotected.push_back(i);
       continue;
     }
     if (guest_names == 0 || rec.config) continue;
@@ -409,6 +411,19 @@ Result<Report> run_hashify(const std::vector<UnifyGuest>& guests, const HashifyO
     tbb::parallel_for_each(groups.begin(), groups.end(), [&](const Group& g) {
       if (g.inodes.size() >= 2) link_group(rs, g);
     });
+    // protect: every store entry carries the flag (a guest's root with
+    // CAP_LINUX_IMMUTABLE may have cleared it through its own name).
+    if (o.protect == Protect::immutable)
+      for (uint32_t i : unprotected) {
+        const InodeRec& rec = inodes[i];
+        auto fd = open_inode(rs, rec);
+        if (!fd.ok()) continue;
+        if (is_immutable(fd->get()).value_or(false)) continue; // frozen by link_group
+        const FileRec& f = scan.files[rec.names.front()];
+        auto p = protect_inode(rs, fd->get(), f.guest, f.path, true);
+        if (!p.ok()) log.add(Failure::attr, rs.display(rec.names.front()), p.error().message());
+        else rs.inodes_protected.fetch_add(1);
+      }
     report.files_linked = rs.files_linked.load();
     // Net: the guests' freed inodes minus the store copies made for them.
     uint64_t copies = 0;

@@ -1,0 +1,190 @@
+// vhashify as cron runs it: counters of nightly runs, a new guest, kill -9,
+// hostile changes between runs, and the store's integrity afterwards.
+#include "tests/integration/run_program.h"
+#include "tests/unit/temp_tree.h"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <xxhash.h>
+
+#include <chrono>
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <fmt/format.h>
+#include <random>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+using namespace vu::test;
+namespace fs = std::filesystem;
+
+extern char** environ;
+
+namespace {
+
+ProgramResult vhashify(std::vector<std::string> a) {
+  a.insert(a.begin(), VHASHIFY_BIN);
+  return run_program(a);
+}
+
+nlohmann::json json_of(const ProgramResult& r) {
+  EXPECT_EQ(r.status, 0) << r.err;
+  return nlohmann::json::parse(r.out);
+}
+
+// Every store entry's content hashes to the hash in its name, and it is
+// immutable; returns the number of entries.
+size_t check_store(const std::string& store) {
+  size_t n = 0;
+  for (auto& e : fs::recursive_directory_iterator(store)) {
+    if (!e.is_regular_file() || e.path().filename().string()[0] == '.') continue;
+    std::ifstream in(e.path(), std::ios::binary);
+    std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    XXH128_hash_t h = XXH3_128bits(data.data(), data.size());
+    std::string hex = fmt::format("{:016x}{:016x}", h.high64, h.low64);
+    EXPECT_EQ(e.path().filename().string().substr(0, 32), hex) << e.path();
+    EXPECT_TRUE(is_immutable_path(e.path())) << e.path();
+    ++n;
+  }
+  return n;
+}
+
+void make_guest(TempTree& t, const std::string& g, int files, uint64_t seed_base) {
+  for (int i = 0; i < files; ++i)
+    t.file(g + "/usr/share/d" + std::to_string(i % 5) + "/f" + std::to_string(i),
+           random_bytes(200 + (i * 997) % 20000, seed_base + i));
+}
+
+} // namespace
+
+TEST(Vhashify, NightlyRunsReadNothingAndANewGuestCostsItsBytesAlone) {
+  TempTree t;
+  make_guest(t, "g1", 60, 0);
+  make_guest(t, "g2", 60, 0);
+  t.file("g2/usr/own", random_bytes(7000, 999));
+  std::string store = "--destination=" + t.path("store");
+  auto before1 = content_snapshot(t.path("g1"));
+  auto before2 = content_snapshot(t.path("g2"));
+  auto first = json_of(vhashify({"--json", "--no-default-excludes", store, t.path("g1"), t.path("g2")}));
+  EXPECT_EQ(first["files_linked"], 121);
+  EXPECT_EQ(first["store_entries_created"], 61);
+  EXPECT_EQ(check_store(t.path("store")), 61u);
+  EXPECT_EQ(inode_of(t.path("g1/usr/share/d0/f0")), inode_of(t.path("g2/usr/share/d0/f0")));
+  EXPECT_EQ(content_snapshot(t.path("g1")), before1);
+  EXPECT_EQ(content_snapshot(t.path("g2")), before2);
+
+  auto second = json_of(vhashify({"--json", "--no-default-excludes", store, t.path("g1"), t.path("g2")}));
+  EXPECT_EQ(second["bytes_read"], 0) << "an unchanged run reads no file content";
+  EXPECT_EQ(second["files_hashed"], 0);
+  EXPECT_EQ(second["files_in_store"], 121);
+  EXPECT_EQ(second["files_linked"], 0);
+
+  // A new guest: same files plus two of its own. Only its files are hashed.
+  make_guest(t, "g3", 60, 0);
+  t.file("g3/usr/mine", random_bytes(5000, 5000));
+  t.file("g3/usr/mine2", random_bytes(6000, 6000));
+  uint64_t g3_bytes = 0;
+  for (auto& e : fs::recursive_directory_iterator(t.path("g3")))
+    if (e.is_regular_file()) g3_bytes += e.file_size();
+  auto third = json_of(vhashify({"--json", "--no-default-excludes", store, t.path("g1"), t.path("g2"), t.path("g3")}));
+  EXPECT_EQ(third["files_hashed"], 62);
+  EXPECT_EQ(third["bytes_hashed"].get<uint64_t>(), g3_bytes) << "the others are not re-read";
+  EXPECT_EQ(third["files_in_store"], 121);
+  EXPECT_EQ(third["store_entries_created"], 2);
+  EXPECT_EQ(third["files_linked"], 62);
+  EXPECT_EQ(inode_of(t.path("g3/usr/share/d1/f1")), inode_of(t.path("g1/usr/share/d1/f1")));
+  EXPECT_EQ(check_store(t.path("store")), 63u);
+}
+
+TEST(Vhashify, GuestReplacesStoreLinkedFilesBetweenRuns) {
+  TempTree t;
+  make_guest(t, "g1", 10, 0);
+  make_guest(t, "g2", 10, 0);
+  t.file("sentinel/target", random_bytes(1000, 1));
+  std::string store = "--destination=" + t.path("store");
+  ASSERT_EQ(vhashify({"-q", "--no-default-excludes", store, t.path("g1"), t.path("g2")}).status, 0);
+  // The guest's root (CAP_LINUX_IMMUTABLE here) swaps two linked files.
+  std::string f = t.path("g2/usr/share/d0/f0"), d = t.path("g2/usr/share/d1/f1");
+  ASSERT_EQ(sh("chattr -i " + f + " " + d + " && rm " + f + " " + d + " && ln -s " +
+               t.path("sentinel/target") + " " + f + " && mkdir " + d),
+            0);
+  auto sentinel = snapshot(t.path("sentinel"));
+  auto r = json_of(vhashify({"--json", "--gc", "--no-default-excludes", store, t.path("g1"), t.path("g2")}));
+  EXPECT_EQ(r["error_count"], 0);
+  EXPECT_EQ(snapshot(t.path("sentinel")), sentinel);
+  EXPECT_FALSE(is_immutable_path(t.path("sentinel/target")));
+  EXPECT_EQ(check_store(t.path("store")), 10u) << "g1 still links every entry";
+  // With g1's copies gone as well, the two entries become garbage.
+  ASSERT_EQ(sh("chattr -i " + t.path("g1/usr/share/d0/f0") + " && rm " + t.path("g1/usr/share/d0/f0")), 0);
+  auto gc = json_of(vhashify({"--json", "--gc", store}));
+  EXPECT_EQ(gc["store_entries_removed"], 1);
+  EXPECT_EQ(check_store(t.path("store")), 9u);
+}
+
+TEST(Vhashify, LockAndUsage) {
+  TempTree t;
+  make_guest(t, "g1", 3, 0);
+  std::string store = "--destination=" + t.path("store");
+  ASSERT_EQ(vhashify({"-q", store, t.path("g1")}).status, 0);
+  // Hold the lock from a shell; --no-wait fails clearly.
+  ASSERT_EQ(sh("(flock -x " + t.path("store/.lock") + " sleep 2 &) ; sleep 0.3"), 0);
+  auto busy = vhashify({"--no-wait", store, t.path("g1")});
+  EXPECT_EQ(busy.status, 2);
+  EXPECT_NE(busy.err.find("another run holds the lock"), std::string::npos) << busy.err;
+  auto waited = vhashify({store, t.path("g1")});
+  EXPECT_EQ(waited.status, 0);
+  EXPECT_NE(waited.err.find("waiting for another run"), std::string::npos) << waited.err;
+  EXPECT_EQ(vhashify({}).status, 2);
+  EXPECT_EQ(vhashify({"--help"}).status, 0);
+}
+
+TEST(KillNine, StoreRunLosesNothing) {
+  TempTree t;
+  make_guest(t, "pristine/g1", 120, 0);
+  make_guest(t, "pristine/g2", 120, 0);
+  make_guest(t, "pristine/g3", 120, 50);
+  std::vector<std::string> args{VHASHIFY_BIN, "-q", "--no-default-excludes",
+                                "--destination=" + t.path("work/store"), t.path("work/g1"),
+                                t.path("work/g2"), t.path("work/g3")};
+  auto reset = [&] {
+    remove_tree(t.path("work"));
+    ASSERT_EQ(sh("cp -a " + t.path("pristine") + " " + t.path("work")), 0);
+  };
+  auto guest_contents = [&] {
+    std::map<std::string, std::string> all;
+    for (const char* g : {"g1", "g2", "g3"})
+      for (auto& [p, v] : content_snapshot(t.path(std::string("work/") + g)))
+        if (p.find(".vunify-tmp.") == std::string::npos) all[std::string(g) + "/" + p] = v;
+    return all;
+  };
+  reset();
+  auto expected = guest_contents();
+  auto t0 = std::chrono::steady_clock::now();
+  ASSERT_EQ(run_program(args).status, 0);
+  double full_us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
+  std::mt19937 rng(3);
+  int kills = 0, rounds = 0;
+  for (; kills < 25 && rounds < 100; ++rounds) {
+    reset();
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    pid_t pid = 0;
+    ASSERT_EQ(::posix_spawn(&pid, argv[0], nullptr, nullptr, argv.data(), environ), 0);
+    ::usleep(static_cast<useconds_t>(std::uniform_real_distribution<double>(0, full_us * 0.9)(rng)));
+    ::kill(pid, SIGKILL);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    if (WIFSIGNALED(status)) ++kills;
+    ASSERT_EQ(guest_contents(), expected) << "round " << rounds;
+    auto next = run_program(args);
+    ASSERT_EQ(next.status, 0) << next.err;
+    ASSERT_EQ(guest_contents(), expected);
+    ASSERT_EQ(sh("find " + t.path("work") + " -name '.vunify-tmp.*' | grep -q ."), 1);
+    ASSERT_EQ(inode_of(t.path("work/g1/usr/share/d0/f0")), inode_of(t.path("work/g2/usr/share/d0/f0")));
+    check_store(t.path("work/store"));
+  }
+  EXPECT_GE(kills, 25);
+}
