@@ -99,3 +99,31 @@ wv=$(echo "${walk[vdu]}" | median)
 echo
 printf '%-24s %10.3f\n' "find -type f (metadata)" "$wf"
 printf '%-24s %10.3f   ratio to the walk: %.2f\n' "vdu" "$wv" "$(echo "$wv / $wf" | bc -l)"
+
+# vhashify: first run on a copy of the corpus, then unchanged re-runs
+# against a bare metadata walk of the same trees (issue target: <= 1.2x).
+vh=$here/build/tools/vhashify
+copy=$work/vh
+mkdir -p "$copy"
+for d in "${dirs[@]}"; do cp -a "$d" "$copy/"; done
+mapfile -t vdirs < <(find "$copy" -mindepth 1 -maxdepth 1 -type d ! -name .hash | sort)
+start=$(date +%s.%N)
+"$vh" -q --no-default-excludes --destination="$copy/.hash" "${vdirs[@]}"
+end=$(date +%s.%N)
+first=$(echo "$end - $start" | bc)
+declare -A re
+for r in $(seq 1 "$rounds"); do
+  for what in find vhashify; do
+    if [ $what = find ]; then cmd=(find "${vdirs[@]}" -type f -printf '%s\n'); else cmd=("$vh" -q --no-default-excludes --destination="$copy/.hash" "${vdirs[@]}"); fi
+    start=$(date +%s.%N)
+    "${cmd[@]}" >/dev/null 2>&1 || true
+    end=$(date +%s.%N)
+    re[$what]+="$(echo "$end - $start" | bc) "
+  done
+done
+rf=$(echo "${re[find]}" | median)
+rv=$(echo "${re[vhashify]}" | median)
+echo
+printf '%-24s %10.3f\n' "vhashify, first run" "$first"
+printf '%-24s %10.3f\n' "find -type f (metadata)" "$rf"
+printf '%-24s %10.3f   ratio to the walk: %.2f\n' "vhashify, unchanged" "$rv" "$(echo "$rv / $rf" | bc -l)"

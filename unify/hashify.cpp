@@ -435,8 +435,10 @@ Result<Report> run_hashify(const std::vector<UnifyGuest>& guests, const HashifyO
   }
   report.duplicate_groups = groups.size();
 
-  auto saved = cache.save(cache_path);
-  if (!saved.ok()) log.add(Failure::unlink, cache_path, saved.error().message());
+  if (cache.dirty() || o.refresh) {
+    auto saved = cache.save(cache_path);
+    if (!saved.ok()) log.add(Failure::unlink, cache_path, saved.error().message());
+  }
   log.drain_into(report);
   std::chrono::duration<double> d = std::chrono::steady_clock::now() - start;
   report.seconds = d.count();

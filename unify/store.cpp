@@ -90,6 +90,7 @@ void HashCache::load(const std::string& path) {
   std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   auto bad = [&] {
     m_corrupt = true;
+    m_dirty = true;
     m_map.clear();
   };
   if (data.size() < 24 || std::memcmp(data.data(), k_magic, 8) != 0) return bad();
@@ -155,6 +156,7 @@ std::optional<HashCache::Entry> HashCache::lookup(const FileStat& st, int64_t mi
 void HashCache::put(const FileStat& st, const Hash128& hash, uint64_t xattrs, int64_t now_ns) {
   std::lock_guard lock(m_mutex);
   m_map[{st.dev, st.ino}] = Entry{st.size, st.mtime_ns, st.ctime_ns, now_ns, hash, xattrs};
+  m_dirty = true;
 }
 
 } // namespace vu

@@ -64,6 +64,8 @@ public:
   std::optional<Entry> lookup(const FileStat& st, int64_t min_age_ns = k_min_age_ns) const;
   void put(const FileStat& st, const Hash128& hash, uint64_t xattrs, int64_t now_ns);
   size_t size() const { return m_map.size(); }
+  // True after put() or a load that found damage: save() has work to do.
+  bool dirty() const { return m_dirty; }
   bool loaded_corrupt() const { return m_corrupt; }
 
 private:
@@ -75,6 +77,7 @@ private:
   mutable std::mutex m_mutex;
   std::unordered_map<std::pair<uint64_t, uint64_t>, Entry, KeyHash> m_map;
   bool m_corrupt = false;
+  bool m_dirty = false;
 };
 
 } // namespace vu

@@ -188,3 +188,18 @@ TEST(KillNine, StoreRunLosesNothing) {
   }
   EXPECT_GE(kills, 25);
 }
+
+TEST(Vhashify, NightlyJobLogsOneSummaryLine) {
+  TempTree t;
+  make_guest(t, "g1", 5, 0);
+  make_guest(t, "g2", 5, 0);
+  std::string cmd = std::string(VHASHIFY_BIN) + " --json --gc --no-default-excludes --destination=" +
+                    t.path("store") + " " + t.path("g1") + " " + t.path("g2") + " | " +
+                    VU_SOURCE_DIR + "/data/summarize-run > " + t.path("line");
+  ASSERT_EQ(sh(cmd), 0);
+  std::string line = t.read("line");
+  EXPECT_EQ(std::count(line.begin(), line.end(), '\n'), 1);
+  EXPECT_NE(line.find("vhashify: 10 files scanned"), std::string::npos) << line;
+  EXPECT_NE(line.find("5 store entries created"), std::string::npos) << line;
+  EXPECT_NE(line.find("0 errors"), std::string::npos) << line;
+}
