@@ -203,3 +203,18 @@ TEST(Vhashify, NightlyJobLogsOneSummaryLine) {
   EXPECT_NE(line.find("5 store entries created"), std::string::npos) << line;
   EXPECT_NE(line.find("0 errors"), std::string::npos) << line;
 }
+
+TEST(Vhashify, VunifyStoreOptionIsTheSameRun) {
+  TempTree t;
+  make_guest(t, "g1", 8, 0);
+  make_guest(t, "g2", 8, 0);
+  auto r = run_vunify({"--json", "--no-default-excludes", "--store", t.path("store"), t.path("g1"), t.path("g2")});
+  ASSERT_EQ(r.status, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["store_entries_created"], 8);
+  EXPECT_EQ(check_store(t.path("store")), 8u);
+  auto again = json_of(vhashify({"--json", "--no-default-excludes", "--destination=" + t.path("store"),
+                                 t.path("g1"), t.path("g2")}));
+  EXPECT_EQ(again["bytes_read"], 0);
+  EXPECT_EQ(again["files_in_store"], 16);
+}

@@ -6,6 +6,7 @@
 #include "tools/common/progress_line.h"
 #include "barrier/barrier.h"
 #include "unify/deunify.h"
+#include "unify/hashify.h"
 #include "version.h"
 
 #include <CLI/CLI.hpp>
@@ -44,6 +45,7 @@ struct CliOptions {
   bool no_pkgmgmt = false;
   bool revert = false;
   std::vector<std::string> paths;
+  std::string store;
   uint64_t min_size = 16;
   bool one_file_system = false;
 };
@@ -72,6 +74,40 @@ void warn_about_barrier(const CliOptions& o, const std::vector<UnifyGuest>& gues
   auto problems = check_guest_base(base, configured, default_hash_store(config));
   if (!problems.ok()) return;
   for (const auto& p : *problems) std::cerr << "vunify: warning: barrier: " << p << "\n";
+}
+
+// vunify --store DIR: the store run of vhashify(8) with vunify's options.
+int run_store(const CliOptions& o, const SelectedGuests& selected) {
+  HashifyOptions h;
+  h.store = o.store;
+  h.threads = o.threads;
+  h.dry_run = o.dry_run;
+  h.protect = o.no_immutable ? Protect::none : Protect::immutable;
+  h.min_size = o.min_size;
+  h.log_actions = o.verbose >= 2 && !o.json;
+  h.on_lock_wait = [&] {
+    if (!o.quiet) std::cerr << "vunify: waiting for another run on the hash store to finish\n";
+  };
+  auto r = run_hashify(selected.guests, h);
+  if (!r.ok()) throw SetupError(r.error().message());
+  for (const auto& rej : selected.rejected) {
+    auto& f = r->failures[Failure::pkgmgmt];
+    if (f.count++ == 0) {
+      f.first_path = rej.name;
+      f.first_message = rej.message;
+    }
+  }
+  if (o.json) {
+    std::cout << report_to_json(*r).dump(2) << "\n";
+  } else {
+    for (const auto& a : r->actions) std::cout << a << "\n";
+    if (!o.quiet) std::cout << report_to_text(*r, o.verbose);
+  }
+  if (r->failed()) {
+    std::cerr << fmt::format("vunify: {} file operations failed\n", r->failure_count());
+    return static_cast<int>(ExitCode::partial);
+  }
+  return static_cast<int>(ExitCode::ok);
 }
 
 // vunify -R: each guest separately; the package manager is not consulted
@@ -169,6 +205,8 @@ int run(int argc, char** argv) {
                "whose package database cannot be read)");
   app.add_option("--min-size", o.min_size, "leave files smaller than this alone (default 16)")
       ->check(CLI::Range(uint64_t(1), uint64_t(1) << 62));
+  app.add_option("--store", o.store,
+                 "link to the hash store DIR instead of to each other (what vhashify does)");
   app.add_flag("-R,--revert", o.revert,
                "de-unify: give each named guest private copies of the files it shares");
   app.add_option("--path", o.paths,
@@ -198,6 +236,7 @@ int run(int argc, char** argv) {
               << " (--no-pkgmgmt or apps/vunify/pkgmgmt-ignore unify it anyway)\n";
   const auto& guests = selected.guests;
   warn_about_barrier(o, guests);
+  if (!o.store.empty()) return run_store(o, selected);
   UnifyOptions uo;
   uo.threads = o.threads;
   uo.dry_run = o.dry_run;
