@@ -182,16 +182,12 @@ Result<Report> run_deunify(const UnifyGuest& guest, const std::vector<std::strin
           log.add(Failure::open, nwhere, d.error().message());
           continue;
         }
-        std::string tmp;
-        Status linked = make_error(EEXIST, "");
-        for (int attempt = 0; attempt < 8 && linked.code() == EEXIST; ++attempt) {
-          tmp = temp_name();
-          linked = link_fd(cfd, d->get(), tmp);
-        }
+        auto linked = link_to_temp(cfd, d->get());
         if (!linked.ok()) {
           log.add(Failure::link, nwhere, linked.error().message());
           continue;
         }
+        const std::string tmp = *linked;
         std::string name = name_of(f.path);
         auto ex = rename_at(d->get(), tmp, d->get(), name, RENAME_EXCHANGE);
         if (!ex.ok()) {

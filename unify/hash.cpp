@@ -66,6 +66,20 @@ Result<Hash128> hash_range(int fd, uint64_t from, uint64_t len, uint64_t seed,
   return Hash128{h.low64, h.high64};
 }
 
+Result<std::string> xattr_blob(int fd) {
+  VU_TRY_ASSIGN(names, list_xattrs(fd));
+  std::string blob;
+  for (const auto& n : names) {
+    VU_TRY_ASSIGN(value, get_xattr(fd, n));
+    blob += n;
+    blob.push_back('\0');
+    blob += std::to_string(value.size());
+    blob.push_back('\0');
+    blob += value;
+  }
+  return blob;
+}
+
 Result<bool> same_content(int fd_a, int fd_b, uint64_t len) {
   auto& a = thread_buffer(0);
   auto& b = thread_buffer(1);

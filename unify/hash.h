@@ -36,6 +36,11 @@ Result<Hash128> hash_range(int fd, uint64_t from, uint64_t len, uint64_t seed,
 // The full content hash of a file of `size` bytes, as the passes compute it.
 Result<Hash128> content_hash(int fd, uint64_t size, uint64_t seed);
 
+// The canonical list of an open file's extended attributes (ACLs and
+// file capabilities included): sorted names, each "name\0<len>\0value".
+// Equal lists mean equal xattrs.
+Result<std::string> xattr_blob(int fd);
+
 // True when both descriptors hold the same `len` bytes from offset 0 and
 // neither has more. Reads both in full. Thread-safe.
 Result<bool> same_content(int fd_a, int fd_b, uint64_t len);

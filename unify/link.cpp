@@ -46,6 +46,15 @@ Status protect_inode(RunState& rs, int fd, uint32_t guest, const std::string& pa
   return rs.attrs.protect(fd, dir.get(), name_of(path), on);
 }
 
+Result<std::string> link_to_temp(int fd, int dirfd) {
+  for (int attempt = 0;; ++attempt) {
+    std::string tmp = temp_name();
+    auto linked = link_fd(fd, dirfd, tmp);
+    if (linked.ok()) return tmp;
+    if (linked.code() != EEXIST || attempt == 7) return linked.error();
+  }
+}
+
 bool no_writers(int fd) {
   if (::fcntl(fd, F_SETLEASE, F_RDLCK) == 0) {
     ::fcntl(fd, F_SETLEASE, F_UNLCK);
@@ -117,17 +126,13 @@ bool swap_target(RunState& rs, int fd_c, Verified& v, bool& emlink) {
           break;
         }
       }
-      std::string tmp;
-      Status linked = make_error(EEXIST, "");
-      for (int attempt = 0; attempt < 8 && linked.code() == EEXIST; ++attempt) {
-        tmp = temp_name();
-        linked = link_fd(fd_c, dir->get(), tmp);
-      }
+      auto linked = link_to_temp(fd_c, dir->get());
       if (!linked.ok()) {
         if (linked.code() == EMLINK) emlink = true;
         else rs.log.add(Failure::link, rs.display(n), linked.error().message());
         break;
       }
+      const std::string tmp = *linked;
       auto ex = rename_at(dir->get(), tmp, dir->get(), name, RENAME_EXCHANGE);
       if (!ex.ok()) {
         rs.log.add(Failure::rename, rs.display(n), ex.error().message());

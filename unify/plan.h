@@ -81,6 +81,9 @@ uint64_t remove_temporaries(RunState& rs);
 
 // A fresh random temporary name with k_temp_prefix (link.cpp).
 std::string temp_name();
+// Links the open inode `fd` to a fresh temporary name in `dirfd` and
+// returns the name (link.cpp). EMLINK, EPERM etc. as from linkat.
+Result<std::string> link_to_temp(int fd, int dirfd);
 // True unless a process holds `fd`'s file open for writing (a read lease
 // is refused exactly then); true where leases are unsupported (link.cpp).
 bool no_writers(int fd);

@@ -58,20 +58,6 @@ std::optional<std::pair<StoreKey, uint32_t>> parse_store_entry(const std::string
   }
 }
 
-Result<std::string> xattr_blob(int fd) {
-  VU_TRY_ASSIGN(names, list_xattrs(fd));
-  std::string blob;
-  for (const auto& n : names) {
-    VU_TRY_ASSIGN(value, get_xattr(fd, n));
-    blob += n;
-    blob.push_back('\0');
-    blob += std::to_string(value.size());
-    blob.push_back('\0');
-    blob += value;
-  }
-  return blob;
-}
-
 uint64_t xattr_name_hash(const std::string& blob) {
   return blob.empty() ? 0 : XXH3_64bits(blob.data(), blob.size());
 }

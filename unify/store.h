@@ -39,8 +39,7 @@ std::string store_entry_name(const StoreKey& key, uint32_t n);
 // Parses an entry path ("hh/name"); nullopt when it is not one.
 std::optional<std::pair<StoreKey, uint32_t>> parse_store_entry(const std::string& path);
 
-// Canonical xattr list of an open file and its XXH3-64, for names.
-Result<std::string> xattr_blob(int fd);
+// XXH3-64 of a canonical xattr list (hash.h's xattr_blob), for names.
 uint64_t xattr_name_hash(const std::string& blob);
 
 // Persistent cache: (dev, ino) -> content hash, validated by size, mtime

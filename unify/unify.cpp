@@ -75,16 +75,7 @@ std::vector<std::vector<T>> runs_of_two(const std::vector<T>& v, Same same) {
 }
 
 Result<Hash128> xattr_fingerprint(int fd, uint64_t seed) {
-  VU_TRY_ASSIGN(names, list_xattrs(fd));
-  std::string blob;
-  for (const auto& n : names) {
-    VU_TRY_ASSIGN(value, get_xattr(fd, n));
-    blob += n;
-    blob.push_back('\0');
-    blob += std::to_string(value.size());
-    blob.push_back('\0');
-    blob += value;
-  }
+  VU_TRY_ASSIGN(blob, xattr_blob(fd));
   return hash_bytes(blob.data(), blob.size(), seed);
 }
 
