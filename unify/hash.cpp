@@ -11,6 +11,7 @@ namespace vu {
 
 namespace {
 constexpr size_t k_chunk = 256 * 1024;
+static_assert(k_small_file <= k_chunk);
 
 std::vector<char>& thread_buffer(int which) {
   thread_local std::vector<char> bufs[2] = {std::vector<char>(k_chunk),
@@ -31,6 +32,18 @@ Result<Hash128> hash_fd(int fd, uint64_t len, uint64_t seed, uint64_t* bytes_rea
 Hash128 combine_hashes(const Hash128& prefix, const Hash128& rest) {
   uint64_t words[4] = {prefix.lo, prefix.hi, rest.lo, rest.hi};
   return hash_bytes(words, sizeof words, 0);
+}
+
+Result<SmallHashes> hash_small_file(int fd, uint64_t size, uint64_t seed, uint64_t* bytes_read) {
+  auto& buf = thread_buffer(0);
+  VU_TRY_ASSIGN(n, read_at(fd, buf.data(), std::min<uint64_t>(size, k_chunk), 0));
+  if (bytes_read) *bytes_read = n;
+  SmallHashes h;
+  h.prefix = hash_bytes(buf.data(), std::min<uint64_t>(n, k_prefix_len), seed);
+  h.full = n <= k_prefix_len
+               ? h.prefix
+               : combine_hashes(h.prefix, hash_bytes(buf.data() + k_prefix_len, n - k_prefix_len, seed));
+  return h;
 }
 
 Result<Hash128> content_hash(int fd, uint64_t size, uint64_t seed) {

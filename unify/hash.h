@@ -30,6 +30,16 @@ Result<Hash128> hash_fd(int fd, uint64_t len, uint64_t seed, uint64_t* bytes_rea
 // remaining bytes, so the full-hash pass never re-reads the prefix.
 inline constexpr uint64_t k_prefix_len = 4096;
 Hash128 combine_hashes(const Hash128& prefix, const Hash128& rest);
+// Files up to this size are read whole in the first pass (one read).
+inline constexpr uint64_t k_small_file = 256 * 1024;
+// Reads a file of `size` <= k_small_file bytes in one go and returns its
+// prefix hash and its full content hash (as content_hash computes it);
+// bytes_read tells how much was there.
+struct SmallHashes {
+  Hash128 prefix, full;
+};
+Result<SmallHashes> hash_small_file(int fd, uint64_t size, uint64_t seed, uint64_t* bytes_read);
+
 // Hashes bytes [from, len) of fd; returns the count read via bytes_read.
 Result<Hash128> hash_range(int fd, uint64_t from, uint64_t len, uint64_t seed,
                            uint64_t* bytes_read);

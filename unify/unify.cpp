@@ -11,9 +11,10 @@
 //   group    bucket inodes by what a link must preserve: file system, size,
 //            mode, owner, group. Buckets of one inode are dropped.
 //   prefix   open each candidate once, fingerprint its xattrs (ACLs and file
-//            capabilities are xattrs), hash its first 4 KiB (the whole file
-//            when smaller). Re-bucket by (key, xattrs, prefix hash).
-//   hash     XXH3-128 of the whole file for the survivors larger than 4 KiB.
+//            capabilities are xattrs), hash its first 4 KiB; files up to
+//            256 KiB are read whole here, so they are read only once.
+//            Re-bucket by (key, xattrs, prefix hash).
+//   hash     XXH3-128 of the rest of the survivors larger than 256 KiB.
 //   plan     per group of equal hashes, choose the inode that survives:
 //            already immutable, then most names, then guest order, then
 //            path, so repeated runs pick the same one.
@@ -289,12 +290,25 @@ Result<Report> run_unify(const std::vector<UnifyGuest>& guests, const UnifyOptio
       if (!xa.ok()) return fail(rec, Failure::xattr, xa.error());
       rec.xattrs = *xa;
       uint64_t n = 0;
-      auto h = hash_fd(fd->get(), std::min(rec.st.size, k_prefix_len), rs.seed, &n);
-      count_read(n);
       files_hashed.fetch_add(1, std::memory_order_relaxed);
+      if (rec.st.size <= k_small_file) {
+        // Small files are read once, whole: prefix and full hash together.
+        auto h = hash_small_file(fd->get(), rec.st.size, rs.seed, &n);
+        count_read(n);
+        if (!h.ok()) return fail(rec, Failure::read, h.error());
+        if (n != rec.st.size) {
+          log.skip(Skip::changed);
+          rec.failed = true;
+          return;
+        }
+        rec.prefix = h->prefix;
+        rec.full = h->full;
+        return;
+      }
+      auto h = hash_fd(fd->get(), k_prefix_len, rs.seed, &n);
+      count_read(n);
       if (!h.ok()) return fail(rec, Failure::read, h.error());
       rec.prefix = *h;
-      if (rec.st.size <= k_prefix_len) rec.full = *h;
     });
   }
 
@@ -322,13 +336,13 @@ Result<Report> run_unify(const std::vector<UnifyGuest>& guests, const UnifyOptio
       by_prefix);
 
   // hash: XXH3-128 of the bytes after the prefix, combined with the prefix
-  // hash, where the prefix was not the whole file.
+  // hash, for files too large to have been read whole in the first pass.
   {
     StageTimer t(report, "hash");
     std::vector<uint32_t> big;
     for (const auto& b : buckets)
       for (uint32_t i : b)
-        if (inodes[i].st.size > k_prefix_len) big.push_back(i);
+        if (inodes[i].st.size > k_small_file) big.push_back(i);
     tbb::parallel_for_each(big.begin(), big.end(), [&](uint32_t i) {
       InodeRec& rec = inodes[i];
       auto fd = open_inode(rs, rec);

@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# The performance issue's benchmark: vunify, vhashify and vdu against
+# rdfind, jdupes, fdupes, rmlint and util-linux hardlink on the 8-guest
+# corpus (bench/make_corpus.sh), warm and cold page cache, interleaved
+# rounds, medians, peak RSS, and the floors (a stat walk, one parallel read
+# of every byte). Tools that change trees run on fresh copies.
+#
+#   bench/perf.sh [--rounds R] [--no-cold] [--scale N] [--out FILE]
+#
+# --scale N adds "find, warm" over N guests (copies of the 8). Results go to
+# stdout and, as Markdown, to --out (default bench/results.md).
+# Scope: for the peer table vunify runs with --no-default-excludes and
+# --no-pkgmgmt so it sees what the peers see; the default-scope run is
+# reported on its own line.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+rounds=3 cold=1 scale=0 out=$here/bench/results.md
+while [ $# -gt 0 ]; do
+  case $1 in
+    --rounds) rounds=$2; shift 2 ;;
+    --no-cold) cold=0; shift ;;
+    --scale) scale=$2; shift 2 ;;
+    --out) out=$2; shift 2 ;;
+    *) echo "usage: $0 [--rounds R] [--no-cold] [--scale N] [--out FILE]" >&2; exit 2 ;;
+  esac
+done
+"$here/scripts/install-deps.sh" --bench >/dev/null
+"$here/scripts/build.sh" >/dev/null
+"$here/bench/make_corpus.sh"
+corpus=${VU_BENCH_CORPUS:-/var/tmp/vunify-bench-corpus}
+work=${VU_BENCH_WORK:-/var/tmp/vunify-bench-work}
+bin=$here/build/tools
+mkdir -p "$work"
+cleanup() { chattr -R -f -i "$work" 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+guests=()
+for g in g1 g2 g3 g4 g5 g6 g7 g8; do guests+=("$work/t/$g"); done
+fresh() { # a pristine copy of the corpus at $work/t
+  chattr -R -f -i "$work/t" 2>/dev/null || true
+  rm -rf "$work/t"
+  mkdir -p "$work/t"
+  for g in g1 g2 g3 g4 g5 g6 g7 g8; do cp -a "$corpus/$g" "$work/t/"; done
+}
+drop() { sync; echo 3 > /proc/sys/vm/drop_caches; }
+
+declare -A secs rss
+# run LABEL MODE CMD...: one timed run; MODE warm (one untimed run first) or cold.
+run() {
+  local label=$1 mode=$2; shift 2
+  if [ "$mode" = cold ]; then drop; else (cd "$work" && "$@" >/dev/null 2>&1) || true; fi
+  local t
+  t=$( { cd "$work" && /usr/bin/time -f "%e %M" "$@" >/dev/null 2>/dev/null; } 2>&1 | tail -n 1) || true
+  secs[$label/$mode]+="${t% *} "
+  rss[$label/$mode]+="${t#* } "
+}
+median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print (NR ? a[int((NR+1)/2)] : "")}'; }
+
+vunify_scope=(--no-default-excludes --no-pkgmgmt -q)
+find_cmds() {
+  case $1 in
+    vunify) echo "$bin/vunify -n ${vunify_scope[*]} ${guests[*]}" ;;
+    rdfind) echo "rdfind -dryrun true -makehardlinks true -outputname $work/rdfind.txt ${guests[*]}" ;;
+    jdupes) echo "jdupes -r -q -m ${guests[*]}" ;;
+    fdupes) echo "fdupes -r -q -m ${guests[*]}" ;;
+    rmlint) echo "rmlint -o summary:/dev/null -T df ${guests[*]}" ;;
+    hardlink) echo "hardlink -n -q ${guests[*]}" ;;
+  esac
+}
+link_cmds() {
+  case $1 in
+    vunify) echo "$bin/vunify ${vunify_scope[*]} ${guests[*]}" ;;
+    rdfind) echo "rdfind -makehardlinks true -outputname $work/rdfind.txt ${guests[*]}" ;;
+    jdupes) echo "jdupes -r -q -L ${guests[*]}" ;;
+    hardlink) echo "hardlink -q ${guests[*]}" ;;
+  esac
+}
+modes=(warm)
+[ $cold = 1 ] && modes+=(cold)
+finders=(vunify rdfind jdupes fdupes rmlint hardlink)
+linkers=(vunify rdfind jdupes hardlink)
+
+fresh
+files=$(find "${guests[@]}" -type f | wc -l)
+bytes=$(find "${guests[@]}" -type f -printf '%s\n' | awk '{s+=$1} END {print s}')
+for r in $(seq 1 "$rounds"); do
+  for mode in "${modes[@]}"; do
+    # floors
+    run "floor: statx walk" $mode find "${guests[@]}" -type f -printf '%s\n'
+    run "floor: read every byte, 8 in flight" $mode sh -c "find ${guests[*]} -type f -print0 | xargs -0 -n 64 -P 8 cat >/dev/null"
+    for t in "${finders[@]}"; do
+      # shellcheck disable=SC2046
+      run "find/$t" $mode $(find_cmds $t)
+    done
+    run "vdu" $mode "$bin/vdu" --no-store --json "${guests[@]}"
+    run "vunify default scope, dry run" $mode "$bin/vunify" -n -q "${guests[@]}"
+  done
+  for t in "${linkers[@]}"; do
+    for mode in "${modes[@]}"; do
+      fresh
+      [ $mode = cold ] && drop
+      # shellcheck disable=SC2046
+      t0=$( { cd "$work" && /usr/bin/time -f "%e %M" $(link_cmds $t) >/dev/null 2>/dev/null; } 2>&1 | tail -n 1) || true
+      secs[link/$t/$mode]+="${t0% *} "
+      rss[link/$t/$mode]+="${t0#* } "
+      # shellcheck disable=SC2046
+      run "rerun/$t" $mode $(link_cmds $t)
+    done
+  done
+  # vhashify: first run, unchanged re-run, a ninth guest.
+  for mode in "${modes[@]}"; do
+    fresh
+    [ $mode = cold ] && drop
+    t0=$( { /usr/bin/time -f "%e %M" "$bin/vhashify" -q --no-default-excludes --no-pkgmgmt --destination="$work/t/.hash" "${guests[@]}" >/dev/null 2>/dev/null; } 2>&1 | tail -n 1) || true
+    secs[vhashify first/$mode]+="${t0% *} "
+    rss[vhashify first/$mode]+="${t0#* } "
+    run "vhashify unchanged" $mode "$bin/vhashify" -q --no-default-excludes --no-pkgmgmt --destination="$work/t/.hash" "${guests[@]}"
+    cp -a "$corpus/g4" "$work/t/g9"
+    echo "ninth guest's own file" > "$work/t/g9/usr/share/ninth"
+    [ $mode = cold ] && drop
+    t0=$( { /usr/bin/time -f "%e %M" "$bin/vhashify" -q --no-default-excludes --no-pkgmgmt --destination="$work/t/.hash" "${guests[@]}" "$work/t/g9" >/dev/null 2>/dev/null; } 2>&1 | tail -n 1) || true
+    secs[vhashify ninth guest/$mode]+="${t0% *} "
+    rss[vhashify ninth guest/$mode]+="${t0#* } "
+  done
+done
+
+if [ "$scale" -gt 8 ]; then
+  fresh
+  big=()
+  for i in $(seq 1 "$scale"); do
+    src=g$(( (i - 1) % 8 + 1 ))
+    [ -e "$work/t/s$i" ] || cp -a "$corpus/$src" "$work/t/s$i"
+    big+=("$work/t/s$i")
+  done
+  for r in $(seq 1 "$rounds"); do
+    run "scale $scale/vunify" warm "$bin/vunify" -n "${vunify_scope[@]}" "${big[@]}"
+    run "scale $scale/jdupes" warm jdupes -r -q -m "${big[@]}"
+    run "scale $scale/hardlink" warm hardlink -n -q "${big[@]}"
+    run "scale $scale/rdfind" warm rdfind -dryrun true -makehardlinks true -outputname "$work/rdfind.txt" "${big[@]}"
+  done
+fi
+
+{
+  echo "Corpus: 8 guests, $files files, $((bytes / 1000000)) MB; $(nproc) cores; $rounds rounds; $(uname -r)."
+  echo
+  echo "| run | mode | median s | peak RSS MB | ratio to vunify |"
+  echo "|---|---|---|---|---|"
+  for key in $(printf '%s\n' "${!secs[@]}" | sort); do
+    label=${key%/*} mode=${key##*/}
+    m=$(echo "${secs[$key]}" | median)
+    r=$(echo "${rss[$key]}" | median)
+    base=""
+    case $label in
+      find/*) base=$(echo "${secs[find/vunify/$mode]:-}" | median) ;;
+      link/*) base=$(echo "${secs[link/vunify/$mode]:-}" | median) ;;
+      rerun/*) base=$(echo "${secs[rerun/vunify/$mode]:-}" | median) ;;
+      "scale "*) base=$(echo "${secs[${label%/*}/vunify/$mode]:-}" | median) ;;
+    esac
+    ratio=""
+    [ -n "$base" ] && [ -n "$m" ] && ratio=$(echo "scale=2; $m / $base" | bc -l)
+    echo "| $label | $mode | $m | $(( ${r:-0} / 1024 )) | $ratio |"
+  done
+} | tee "$out"
