@@ -16,7 +16,7 @@ pkgs=(
   chromium
 )
 if [ "${1:-}" = "--bench" ]; then
-  pkgs+=(rdfind jdupes fdupes rmlint hyperfine)
+  pkgs+=(rdfind jdupes fdupes rmlint hyperfine time bc)
 fi
 missing=()
 for p in "${pkgs[@]}"; do
