@@ -57,6 +57,10 @@ for f in $(ls "$demo/vservers/db1/usr/share/man/man1" | tail -n 10); do
   chmod 0600 "$demo/vservers/db1/usr/share/man/man1/$f"
 done
 
+echo "== the guest base becomes a chroot barrier (vbarrier set; vunify warns otherwise)"
+"$PWD/build/tools/vbarrier" --confdir="$demo/etc-vservers" set
+"$PWD/build/tools/vbarrier" --confdir="$demo/etc-vservers" check
+
 echo "== disk used by the three guests before (each inode counted once):"
 du -sh --total "$demo"/vservers/* | tail -n 4
 
@@ -74,3 +78,5 @@ lsattr "$demo/vservers/web1/$sample" "$demo/vservers/db1/$sample" 2>/dev/null ||
 ls -li "$demo/vservers/web1/$sample" "$demo/vservers/db1/$sample"
 echo "== a second run has nothing new to do:"
 "$vunify" --confdir="$demo/etc-vservers" --all
+echo "== vdu: what each guest uses, shares and saves"
+"$PWD/build/tools/vdu" -h --no-store --confdir="$demo/etc-vservers" --all
