@@ -82,7 +82,7 @@ linkers=(vunify rdfind jdupes hardlink)
 
 fresh
 files=$(find "${guests[@]}" -type f | wc -l)
-bytes=$(find "${guests[@]}" -type f -printf '%s\n' | awk '{s+=$1} END {print s}')
+bytes=$(find "${guests[@]}" -type f -printf '%s\n' | awk '{s+=$1} END {printf "%.0f", s}')
 for r in $(seq 1 "$rounds"); do
   for mode in "${modes[@]}"; do
     # floors
@@ -141,7 +141,7 @@ if [ "$scale" -gt 8 ]; then
 fi
 
 {
-  echo "Corpus: 8 guests, $files files, $((bytes / 1000000)) MB; $(nproc) cores; $rounds rounds; $(uname -r)."
+  echo "Corpus: 8 guests, $files files, $(echo "$bytes / 1000000" | bc) MB; $(nproc) cores; $rounds rounds; $(uname -r)."
   echo
   echo "| run | mode | median s | peak RSS MB | ratio to vunify |"
   echo "|---|---|---|---|---|"
