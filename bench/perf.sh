@@ -44,15 +44,23 @@ fresh() { # a pristine copy of the corpus at $work/t
 }
 drop() { sync; echo 3 > /proc/sys/vm/drop_caches; }
 
-declare -A secs rss
-# run LABEL MODE CMD...: one timed run; MODE warm (one untimed run first) or cold.
+# Every measurement is appended to $raw as "label|mode|seconds|rss_kb" the
+# moment it is taken; the table is made from that file at the end.
+raw=${out%.md}.raw
+: > "$raw"
+record() { echo "$1|$2|${3% *}|${3#* }" >> "$raw"; }
+# timed LABEL MODE CMD...: one timed run (no warm-up, no cache drop).
+timed() {
+  local label=$1 mode=$2; shift 2
+  local t
+  t=$( { cd "$work" && /usr/bin/time -f "%e %M" "$@" >/dev/null 2>/dev/null; } 2>&1 | tail -n 1) || true
+  record "$label" "$mode" "$t"
+}
+# run LABEL MODE CMD...: MODE warm (one untimed run first) or cold.
 run() {
   local label=$1 mode=$2; shift 2
   if [ "$mode" = cold ]; then drop; else (cd "$work" && "$@" >/dev/null 2>&1) || true; fi
-  local t
-  t=$( { cd "$work" && /usr/bin/time -f "%e %M" "$@" >/dev/null 2>/dev/null; } 2>&1 | tail -n 1) || true
-  secs[$label/$mode]+="${t% *} "
-  rss[$label/$mode]+="${t#* } "
+  timed "$label" "$mode" "$@"
 }
 median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print (NR ? a[int((NR+1)/2)] : "")}'; }
 
@@ -100,9 +108,7 @@ for r in $(seq 1 "$rounds"); do
       fresh
       [ $mode = cold ] && drop
       # shellcheck disable=SC2046
-      t0=$( { cd "$work" && /usr/bin/time -f "%e %M" $(link_cmds $t) >/dev/null 2>/dev/null; } 2>&1 | tail -n 1) || true
-      secs[link/$t/$mode]+="${t0% *} "
-      rss[link/$t/$mode]+="${t0#* } "
+      timed "link/$t" $mode $(link_cmds $t)
       # shellcheck disable=SC2046
       run "rerun/$t" $mode $(link_cmds $t)
     done
@@ -111,16 +117,12 @@ for r in $(seq 1 "$rounds"); do
   for mode in "${modes[@]}"; do
     fresh
     [ $mode = cold ] && drop
-    t0=$( { /usr/bin/time -f "%e %M" "$bin/vhashify" -q --no-default-excludes --no-pkgmgmt --destination="$work/t/.hash" "${guests[@]}" >/dev/null 2>/dev/null; } 2>&1 | tail -n 1) || true
-    secs[vhashify first/$mode]+="${t0% *} "
-    rss[vhashify first/$mode]+="${t0#* } "
+    timed "vhashify first" $mode "$bin/vhashify" -q --no-default-excludes --no-pkgmgmt --destination="$work/t/.hash" "${guests[@]}"
     run "vhashify unchanged" $mode "$bin/vhashify" -q --no-default-excludes --no-pkgmgmt --destination="$work/t/.hash" "${guests[@]}"
     cp -a "$corpus/g4" "$work/t/g9"
     echo "ninth guest's own file" > "$work/t/g9/usr/share/ninth"
     [ $mode = cold ] && drop
-    t0=$( { /usr/bin/time -f "%e %M" "$bin/vhashify" -q --no-default-excludes --no-pkgmgmt --destination="$work/t/.hash" "${guests[@]}" "$work/t/g9" >/dev/null 2>/dev/null; } 2>&1 | tail -n 1) || true
-    secs[vhashify ninth guest/$mode]+="${t0% *} "
-    rss[vhashify ninth guest/$mode]+="${t0#* } "
+    timed "vhashify ninth guest" $mode "$bin/vhashify" -q --no-default-excludes --no-pkgmgmt --destination="$work/t/.hash" "${guests[@]}" "$work/t/g9"
   done
 done
 
@@ -140,24 +142,4 @@ if [ "$scale" -gt 8 ]; then
   done
 fi
 
-{
-  echo "Corpus: 8 guests, $files files, $(echo "$bytes / 1000000" | bc) MB; $(nproc) cores; $rounds rounds; $(uname -r)."
-  echo
-  echo "| run | mode | median s | peak RSS MB | ratio to vunify |"
-  echo "|---|---|---|---|---|"
-  for key in $(printf '%s\n' "${!secs[@]}" | sort); do
-    label=${key%/*} mode=${key##*/}
-    m=$(echo "${secs[$key]}" | median)
-    r=$(echo "${rss[$key]}" | median)
-    base=""
-    case $label in
-      find/*) base=$(echo "${secs[find/vunify/$mode]:-}" | median) ;;
-      link/*) base=$(echo "${secs[link/vunify/$mode]:-}" | median) ;;
-      rerun/*) base=$(echo "${secs[rerun/vunify/$mode]:-}" | median) ;;
-      "scale "*) base=$(echo "${secs[${label%/*}/vunify/$mode]:-}" | median) ;;
-    esac
-    ratio=""
-    [ -n "$base" ] && [ -n "$m" ] && ratio=$(echo "scale=2; $m / $base" | bc -l)
-    echo "| $label | $mode | $m | $(( ${r:-0} / 1024 )) | $ratio |"
-  done
-} | tee "$out"
+"$here/bench/perf-table.sh" "$raw" "Corpus: 8 guests, $files files, $(echo "$bytes / 1000000" | bc) MB; $(nproc) cores; $rounds rounds; $(uname -r)." | tee "$out"
