@@ -52,9 +52,11 @@ record() { echo "$1|$2|${3% *}|${3#* }" >> "$raw"; }
 # timed LABEL MODE CMD...: one timed run (no warm-up, no cache drop).
 timed() {
   local label=$1 mode=$2; shift 2
-  local t
-  t=$( { cd "$work" && /usr/bin/time -f "%e %M" "$@" >/dev/null 2>/dev/null; } 2>&1 | tail -n 1) || true
-  record "$label" "$mode" "$t"
+  local tf
+  tf=$(mktemp)
+  (cd "$work" && /usr/bin/time -o "$tf" -f "%e %M" "$@" >/dev/null 2>&1) || true
+  record "$label" "$mode" "$(tail -n 1 "$tf")"
+  rm -f "$tf"
 }
 # run LABEL MODE CMD...: MODE warm (one untimed run first) or cold.
 run() {
