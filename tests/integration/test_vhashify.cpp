@@ -129,7 +129,10 @@ TEST(Vhashify, LockAndUsage) {
   std::string store = "--destination=" + t.path("store");
   ASSERT_EQ(vhashify({"-q", store, t.path("g1")}).status, 0);
   // Hold the lock from a shell; --no-wait fails clearly.
-  ASSERT_EQ(sh("(flock -x " + t.path("store/.lock") + " sleep 2 &) ; sleep 0.3"), 0);
+  // Until it is really held (flock -n fails), at most 5 s.
+  ASSERT_EQ(sh("(flock -x " + t.path("store/.lock") + " sleep 3 &) ; for i in $(seq 50); do "
+               "flock -n " + t.path("store/.lock") + " true || exit 0; sleep 0.1; done; exit 1"),
+            0);
   auto busy = vhashify({"--no-wait", store, t.path("g1")});
   EXPECT_EQ(busy.status, 2);
   EXPECT_NE(busy.err.find("another run holds the lock"), std::string::npos) << busy.err;
