@@ -119,7 +119,8 @@ PackageDbLocation locate_package_dbs(const Guest& guest, const ConfigBase& confi
 Result<GuestConfigFiles> read_guest_config_files(int root_fd, const PackageDbLocation& loc,
                                                  const ReadLimits& limits) {
   GuestConfigFiles out;
-  // Each database: (kind, directory fd or error, display name).
+  // A database directory: external (a host path), or beneath the guest root
+  // without following symlinks.
   auto open_dir = [&](const std::string& external, const char* internal) -> Result<UniqueFd> {
     if (!external.empty()) return open_directory(external);
     auto r = open_beneath(root_fd, internal, O_RDONLY | O_DIRECTORY);
@@ -129,27 +130,27 @@ Result<GuestConfigFiles> read_guest_config_files(int root_fd, const PackageDbLoc
                                       "directory; refused");
     return r;
   };
-  {
-    std::string display = loc.dpkg_admin_dir.empty() ? "/var/lib/dpkg" : loc.dpkg_admin_dir;
-    auto dir = open_dir(loc.dpkg_admin_dir, "var/lib/dpkg");
+  using Reader = Result<PackageDbSource> (*)(int, const std::string&, const ReadLimits&,
+                                             std::vector<std::string>&);
+  struct Db {
+    const char* kind;
+    const std::string& external;
+    const char* internal;
+    Reader read;
+  };
+  const Db dbs[] = {{"dpkg", loc.dpkg_admin_dir, "var/lib/dpkg", read_dpkg_config_files},
+                    {"rpm", loc.rpm_db_dir, "var/lib/rpm", read_rpm_config_files}};
+  for (const Db& db : dbs) {
+    // ENOENT anywhere means "no such database": not an error.
+    std::string display = db.external.empty() ? std::string("/") + db.internal : db.external;
+    auto dir = open_dir(db.external, db.internal);
     if (!dir.ok() && dir.code() != ENOENT)
-      return make_error(dir.code(), "dpkg database " + display + ": " + dir.error().message());
-    if (dir.ok()) {
-      auto src = read_dpkg_config_files(dir->get(), display, limits, out.paths);
-      if (src.ok()) out.sources.push_back(*src);
-      else if (src.code() != ENOENT) return src.error();
-    }
-  }
-  {
-    std::string display = loc.rpm_db_dir.empty() ? "/var/lib/rpm" : loc.rpm_db_dir;
-    auto dir = open_dir(loc.rpm_db_dir, "var/lib/rpm");
-    if (!dir.ok() && dir.code() != ENOENT)
-      return make_error(dir.code(), "rpm database " + display + ": " + dir.error().message());
-    if (dir.ok()) {
-      auto src = read_rpm_config_files(dir->get(), display, limits, out.paths);
-      if (src.ok()) out.sources.push_back(*src);
-      else if (src.code() != ENOENT) return src.error();
-    }
+      return make_error(dir.code(), std::string(db.kind) + " database " + display + ": " +
+                                        dir.error().message());
+    if (!dir.ok()) continue;
+    auto src = db.read(dir->get(), display, limits, out.paths);
+    if (src.ok()) out.sources.push_back(*src);
+    else if (src.code() != ENOENT) return src.error();
   }
   std::sort(out.paths.begin(), out.paths.end());
   out.paths.erase(std::unique(out.paths.begin(), out.paths.end()), out.paths.end());
