@@ -15,6 +15,7 @@
 // A kill -9 leaves names with either S or C (same content) and temporaries
 // that vunify's next run removes.
 #include "unify/deunify.h"
+#include "unify/workers.h"
 
 #include "unify/plan.h"
 
@@ -83,15 +84,12 @@ struct Target {
 
 } // namespace
 
-Result<Report> run_deunify(const UnifyGuest& guest, const std::vector<std::string>& paths,
+static Result<Report> deunify_on_workers(const UnifyGuest& guest, const std::vector<std::string>& paths,
                            const DeunifyOptions& options) {
   auto start = std::chrono::steady_clock::now();
   Report report;
   report.dry_run = options.dry_run;
   report.guests.push_back({guest.guest.name, guest.guest.root, "member", "ignored", 0, {}});
-  uint32_t threads = options.threads;
-  if (threads == 0) threads = std::clamp<uint32_t>(std::thread::hardware_concurrency(), 1, 8);
-  tbb::global_control cap(tbb::global_control::max_allowed_parallelism, threads);
 
   std::vector<UniqueFd> roots;
   VU_TRY_ASSIGN(root, open_directory(guest.guest.root));
@@ -234,6 +232,14 @@ Result<Report> run_deunify(const UnifyGuest& guest, const std::vector<std::strin
   std::chrono::duration<double> d = std::chrono::steady_clock::now() - start;
   report.seconds = d.count();
   return report;
+}
+
+
+Result<Report> run_deunify(const UnifyGuest& guest, const std::vector<std::string>& paths,
+                           const DeunifyOptions& options) {
+  return with_workers(worker_threads(options.threads), [&]() -> Result<Report> {
+    return deunify_on_workers(guest, paths, options);
+  });
 }
 
 } // namespace vu

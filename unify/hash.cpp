@@ -13,9 +13,14 @@ namespace {
 constexpr size_t k_chunk = 256 * 1024;
 static_assert(k_small_file <= k_chunk);
 
-std::vector<char>& thread_buffer(int which) {
-  thread_local std::vector<char> bufs[2] = {std::vector<char>(k_chunk),
-                                            std::vector<char>(k_chunk)};
+// Per-thread read buffers, left uninitialised so that a worker's memory
+// grows only by the pages it really reads into (a run has many workers).
+struct Buffer {
+  std::unique_ptr<char[]> bytes{new char[k_chunk]};
+  char* data() { return bytes.get(); }
+};
+Buffer& thread_buffer(int which) {
+  thread_local Buffer bufs[2];
   return bufs[which];
 }
 } // namespace
@@ -91,6 +96,21 @@ Result<std::string> xattr_blob(int fd) {
     blob += value;
   }
   return blob;
+}
+
+Result<bool> same_as_bytes(int fd, const char* bytes, uint64_t len) {
+  if (len > k_small_file) return make_error(EINVAL, "same_as_bytes: too long");
+  auto& b = thread_buffer(1);
+  // One byte more than expected: a longer file shows up as a longer read.
+  size_t want = static_cast<size_t>(len) + (len < k_chunk ? 1 : 0);
+  VU_TRY_ASSIGN(n, read_at(fd, b.data(), want, 0));
+  if (n != len) return false;
+  if (len == k_chunk) {
+    char probe;
+    VU_TRY_ASSIGN(extra, read_at(fd, &probe, 1, len));
+    if (extra != 0) return false;
+  }
+  return std::memcmp(b.data(), bytes, len) == 0;
 }
 
 Result<bool> same_content(int fd_a, int fd_b, uint64_t len) {

@@ -54,5 +54,8 @@ Result<std::string> xattr_blob(int fd);
 // True when both descriptors hold the same `len` bytes from offset 0 and
 // neither has more. Reads both in full. Thread-safe.
 Result<bool> same_content(int fd_a, int fd_b, uint64_t len);
+// True when fd holds exactly the `len` <= k_small_file bytes at `bytes`
+// from offset 0 and no more (one read). Thread-safe.
+Result<bool> same_as_bytes(int fd, const char* bytes, uint64_t len);
 
 } // namespace vu

@@ -16,6 +16,7 @@
 //            exchange, verify).
 //   cache    saved atomically; gc on request.
 #include "unify/hashify.h"
+#include "unify/workers.h"
 
 #include "unify/plan.h"
 #include "unify/store.h"
@@ -30,6 +31,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <deque>
 #include <chrono>
 #include <map>
 #include <mutex>
@@ -99,16 +101,13 @@ struct KeyGroup {
 
 } // namespace
 
-Result<Report> run_hashify(const std::vector<UnifyGuest>& guests, const HashifyOptions& o) {
+static Result<Report> hashify_on_workers(const std::vector<UnifyGuest>& guests, const HashifyOptions& o) {
   auto start = std::chrono::steady_clock::now();
   Report report;
   report.dry_run = o.dry_run;
   for (const auto& g : guests)
     report.guests.push_back({g.guest.name, g.guest.root, "member", g.pkgmgmt,
                              g.config_files.size(), g.config_sources});
-  uint32_t threads = o.threads;
-  if (threads == 0) threads = std::clamp<uint32_t>(std::thread::hardware_concurrency(), 1, 8);
-  tbb::global_control cap(tbb::global_control::max_allowed_parallelism, threads);
 
   VU_TRY_ASSIGN(store, open_store(o));
   HashCache cache;
@@ -136,7 +135,9 @@ Result<Report> run_hashify(const std::vector<UnifyGuest>& guests, const HashifyO
   std::set<std::pair<uint64_t, uint64_t>> config_inodes;
   resolve_config_files(all, roots, config_paths, config_inodes);
   ScanResult scan = scan_guests(all, roots, config_paths, uo, report, log);
-  std::vector<InodeRec> inodes = build_inodes(all, scan, config_inodes, report);
+  std::vector<uint32_t> inode_names;
+  std::deque<uint32_t> store_names; // names of entries created below (stable addresses)
+  std::vector<InodeRec> inodes = build_inodes(all, scan, config_inodes, report, inode_names);
   // The store's own entries are not guest files.
   for (const auto& f : scan.files)
     if (f.guest == store_idx) {
@@ -377,7 +378,8 @@ Result<Report> run_hashify(const std::vector<UnifyGuest>& guests, const HashifyO
       scan.files.push_back(FileRec{store_idx, entry.path, entry.st});
       InodeRec rec;
       rec.st = entry.st;
-      rec.names.push_back(static_cast<uint32_t>(scan.files.size() - 1));
+      store_names.push_back(static_cast<uint32_t>(scan.files.size() - 1));
+      rec.names = std::span<const uint32_t>(&store_names.back(), 1);
       rec.fully_seen = true;
       rec.member_only = false;
       inodes.push_back(std::move(rec));
@@ -408,9 +410,13 @@ Result<Report> run_hashify(const std::vector<UnifyGuest>& guests, const HashifyO
       c.full = *h;
     });
     report.temporaries_removed = remove_temporaries(rs);
-    tbb::parallel_for_each(groups.begin(), groups.end(), [&](const Group& g) {
-      if (g.inodes.size() >= 2) link_group(rs, g);
+    tbb::task_arena cpu(static_cast<int>(cpu_threads(worker_threads(o.threads))));
+    cpu.execute([&] {
+      tbb::parallel_for_each(groups.begin(), groups.end(), [&](const Group& g) {
+        if (g.inodes.size() >= 2) link_group(rs, g);
+      });
     });
+    rs.reaper.finish(); // replaced inodes freed before the run reports
     // protect: every store entry carries the flag (a guest's root with
     // CAP_LINUX_IMMUTABLE may have cleared it through its own name).
     if (o.protect == Protect::immutable)
@@ -496,6 +502,12 @@ Result<Report> run_store_gc(const HashifyOptions& o) {
         (void)::unlinkat(roots[0].get(), e.name.c_str(), AT_REMOVEDIR);
   log.drain_into(report);
   return report;
+}
+
+
+Result<Report> run_hashify(const std::vector<UnifyGuest>& guests, const HashifyOptions& o) {
+  return with_workers(worker_threads(o.threads),
+                      [&]() -> Result<Report> { return hashify_on_workers(guests, o); });
 }
 
 } // namespace vu

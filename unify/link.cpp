@@ -114,11 +114,8 @@ bool swap_target(RunState& rs, int fd_c, Verified& v, bool& emlink) {
         break;
       }
       std::string name = name_of(f.path);
-      auto cur = stat_at(dir->get(), name);
-      if (!cur.ok() || !same_identity(*cur, t.st)) {
-        rs.log.skip(Skip::changed);
-        break;
-      }
+      // No stat of the name first: the exchange below is checked (and
+      // undone) anyway, and a stat per name is measurable.
       if (rs.options.max_links) {
         auto cs = stat_fd(fd_c);
         if (cs.ok() && cs->nlink >= rs.options.max_links) {
@@ -135,7 +132,8 @@ bool swap_target(RunState& rs, int fd_c, Verified& v, bool& emlink) {
       const std::string tmp = *linked;
       auto ex = rename_at(dir->get(), tmp, dir->get(), name, RENAME_EXCHANGE);
       if (!ex.ok()) {
-        rs.log.add(Failure::rename, rs.display(n), ex.error().message());
+        if (ex.code() == ENOENT) rs.log.skip(Skip::changed); // the name went away
+        else rs.log.add(Failure::rename, rs.display(n), ex.error().message());
         (void)unlink_at(dir->get(), tmp);
         break;
       }
@@ -198,7 +196,20 @@ std::optional<uint32_t> link_round(RunState& rs, uint32_t canon, std::deque<uint
     return std::nullopt;
   }
 
-  // 2. compare
+  // 2. compare. A small C is read once (it is frozen) and every target is
+  // compared with those bytes; a large one is read along with each target.
+  std::vector<char> c_bytes;
+  if (c.st.size <= k_small_file) {
+    c_bytes.resize(c.st.size);
+    auto n = read_at(fd_c->get(), c_bytes.data(), c_bytes.size(), 0);
+    if (!n.ok() || *n != c.st.size) {
+      if (!n.ok()) rs.log.add(Failure::read, c_name, n.error().message());
+      else rs.log.skip(Skip::changed);
+      if (frozen && !was_immutable) set_c(false);
+      pending.clear();
+      return std::nullopt;
+    }
+  }
   std::vector<Verified> verified;
   while (!pending.empty()) {
     uint32_t idx = pending.front();
@@ -207,7 +218,9 @@ std::optional<uint32_t> link_round(RunState& rs, uint32_t canon, std::deque<uint
     auto fd_t = open_inode(rs, t);
     if (!fd_t.ok()) continue;
     rs.files_compared.fetch_add(1, std::memory_order_relaxed);
-    auto eq = same_content(fd_c->get(), fd_t->get(), c.st.size);
+    auto eq = c.st.size <= k_small_file
+                  ? same_as_bytes(fd_t->get(), c_bytes.data(), c_bytes.size())
+                  : same_content(fd_c->get(), fd_t->get(), c.st.size);
     if (!eq.ok()) {
       rs.log.add(Failure::read, rs.display(t.names.front()), eq.error().message());
       continue;
@@ -295,7 +308,10 @@ std::optional<uint32_t> link_round(RunState& rs, uint32_t canon, std::deque<uint
                                   printable_path(c_name)));
     }
     auto st = stat_fd(v.fd.get());
-    if (st.ok() && st->nlink == 0) rs.bytes_saved.fetch_add(t.st.size, std::memory_order_relaxed);
+    if (st.ok() && st->nlink == 0) {
+      rs.bytes_saved.fetch_add(t.st.size, std::memory_order_relaxed);
+      rs.reaper.give(std::move(v.fd)); // the last reference: closing it frees the inode
+    }
   }
   if (frozen && !was_immutable && done_count > 0)
     rs.inodes_protected.fetch_add(1, std::memory_order_relaxed);
@@ -317,14 +333,13 @@ void link_group(RunState& rs, const Group& group) {
 
 uint64_t remove_temporaries(RunState& rs) {
   uint64_t removed = 0;
+  if (rs.scan.temporaries.empty()) return 0; // the usual case: no maps over every inode
   // Removing a name changes the inode's ctime and link count; inodes the
   // plan still uses get their recorded version refreshed, but only when
   // it was unchanged since the scan up to the unlink.
   std::map<std::pair<uint64_t, uint64_t>, uint32_t> by_inode;
   for (uint32_t i = 0; i < rs.inodes.size(); ++i)
     by_inode[{rs.inodes[i].st.dev, rs.inodes[i].st.ino}] = i;
-  std::map<std::pair<uint64_t, uint64_t>, uint32_t> names_seen;
-  for (const auto& f : rs.scan.files) ++names_seen[{f.st.dev, f.st.ino}];
   for (const TempRec& t : rs.scan.temporaries) {
     std::string where = rs.guests[t.guest].guest.name + ":/" + t.path;
     auto dir = open_beneath(rs.roots[t.guest].get(), parent_of(t.path), O_RDONLY | O_DIRECTORY);
@@ -360,8 +375,8 @@ uint64_t remove_temporaries(RunState& rs) {
       // flag. If the inode still has links beyond the names this run sees
       // (other guests, a store), it is shared: protect it again.
       auto after = stat_fd(fd->get());
-      auto seen = names_seen.find({st->dev, st->ino});
-      uint32_t n = seen == names_seen.end() ? 0 : seen->second;
+      auto seen = by_inode.find({st->dev, st->ino});
+      size_t n = seen == by_inode.end() ? 0 : rs.inodes[seen->second].names.size();
       if (after.ok() && after->nlink > 1 && after->nlink > n) {
         auto s = protect_inode(rs, fd->get(), t.guest, t.path, true);
         if (!s.ok()) rs.log.add(Failure::attr, where, s.error().message());

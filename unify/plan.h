@@ -4,10 +4,12 @@
 
 #include "kernel/attr.h"
 #include "unify/hash.h"
+#include "unify/reaper.h"
 #include "unify/scan.h"
 
 #include <atomic>
 #include <set>
+#include <span>
 #include <vector>
 
 namespace vu {
@@ -15,7 +17,9 @@ namespace vu {
 // One inode with every scanned name that refers to it.
 struct InodeRec {
   FileStat st;                 // from the walk (first name)
-  std::vector<uint32_t> names; // indices into ScanResult::files
+  // Indices into ScanResult::files; the storage is the `names` vector
+  // filled by build_inodes (or other storage that outlives the record).
+  std::span<const uint32_t> names;
   bool fully_seen = false;     // every link of the inode was scanned
   bool member_only = true;     // every name lies in a member (not reference) guest
   bool immutable = false;
@@ -44,6 +48,7 @@ struct RunState {
   std::atomic<uint64_t> bytes_saved{0};
   std::atomic<uint64_t> files_compared{0};
   std::atomic<uint64_t> inodes_protected{0};
+  Reaper reaper{}; // closes the descriptors of replaced inodes (frees them)
 
   std::string display(uint32_t file) const; // "guest:/path" for messages
 };
@@ -55,10 +60,11 @@ void resolve_config_files(const std::vector<UnifyGuest>& guests, const std::vect
                           std::set<std::pair<uint64_t, uint64_t>>& config_inodes);
 
 // Names grouped by inode, with fully_seen, member_only, immutable and
-// config set; counts already-shared and config names (unify.cpp).
+// config set; counts already-shared and config names (unify.cpp). The
+// records' name lists point into `names`, which must outlive them.
 std::vector<InodeRec> build_inodes(const std::vector<UnifyGuest>& guests, const ScanResult& scan,
                                    const std::set<std::pair<uint64_t, uint64_t>>& config_inodes,
-                                   Report& report);
+                                   Report& report, std::vector<uint32_t>& names);
 
 // Copies a file's data (keeping holes) into `to`, counting bytes copied,
 // and its owner, xattrs, mode and times (deunify.cpp).

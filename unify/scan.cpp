@@ -139,6 +139,9 @@ ScanResult scan_guests(const std::vector<UnifyGuest>& guests, const std::vector<
   });
 
   ScanResult out;
+  size_t total = 0;
+  for (auto& bin : bins) total += bin.files.size();
+  out.files.reserve(total);
   for (auto& bin : bins) {
     report.dirs_scanned += bin.dirs;
     report.files_scanned += bin.files_scanned;
@@ -148,6 +151,7 @@ ScanResult scan_guests(const std::vector<UnifyGuest>& guests, const std::vector<
     report.files_small += bin.small;
     report.files_other += bin.other;
     std::move(bin.files.begin(), bin.files.end(), std::back_inserter(out.files));
+    std::vector<FileRec>().swap(bin.files); // keeps the peak at one copy of the records
     std::move(bin.temps.begin(), bin.temps.end(), std::back_inserter(out.temporaries));
   }
   std::sort(out.files.begin(), out.files.end(), [](const FileRec& a, const FileRec& b) {

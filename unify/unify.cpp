@@ -25,6 +25,7 @@
 // Hashes are seeded per run (see hash.h) and only decide what to compare:
 // link.cpp compares bytes before every link.
 #include "unify/plan.h"
+#include "unify/workers.h"
 
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -156,9 +157,9 @@ void resolve_config_files(const std::vector<UnifyGuest>& guests, const std::vect
 
 std::vector<InodeRec> build_inodes(const std::vector<UnifyGuest>& guests, const ScanResult& scan,
                                    const std::set<std::pair<uint64_t, uint64_t>>& config_inodes,
-                                   Report& report) {
+                                   Report& report, std::vector<uint32_t>& order) {
   std::vector<InodeRec> inodes;
-  std::vector<uint32_t> order(scan.files.size());
+  order.assign(scan.files.size(), 0);
   std::iota(order.begin(), order.end(), 0);
   tbb::parallel_sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
     const auto& x = scan.files[a].st;
@@ -169,16 +170,22 @@ std::vector<InodeRec> build_inodes(const std::vector<UnifyGuest>& guests, const 
   // think an inode has links elsewhere.
   std::map<std::pair<uint64_t, uint64_t>, uint32_t> temp_links;
   for (const auto& tr : scan.temporaries) ++temp_links[{tr.st.dev, tr.st.ino}];
+  size_t count = 0; // reserve exactly: a doubling vector of records is most of a run's memory
+  for (size_t i = 0; i < order.size(); ++i)
+    if (i == 0 || scan.files[order[i]].st.ino != scan.files[order[i - 1]].st.ino ||
+        scan.files[order[i]].st.dev != scan.files[order[i - 1]].st.dev)
+      ++count;
+  inodes.reserve(count);
   for (size_t i = 0; i < order.size();) {
     InodeRec rec;
     rec.st = scan.files[order[i]].st;
     size_t j = i;
     while (j < order.size() && scan.files[order[j]].st.dev == rec.st.dev &&
            scan.files[order[j]].st.ino == rec.st.ino) {
-      rec.names.push_back(order[j]);
       if (guests[scan.files[order[j]].guest].role != GuestRole::member) rec.member_only = false;
       ++j;
     }
+    rec.names = std::span<const uint32_t>(order.data() + i, j - i);
     auto tl = temp_links.find({rec.st.dev, rec.st.ino});
     rec.fully_seen = rec.names.size() + (tl == temp_links.end() ? 0 : tl->second) >= rec.st.nlink;
     rec.immutable = rec.st.immutable;
@@ -193,7 +200,8 @@ std::vector<InodeRec> build_inodes(const std::vector<UnifyGuest>& guests, const 
   return inodes;
 }
 
-Result<Report> run_unify(const std::vector<UnifyGuest>& guests, const UnifyOptions& options) {
+namespace {
+Result<Report> unify_on_workers(const std::vector<UnifyGuest>& guests, const UnifyOptions& options) {
   auto start = std::chrono::steady_clock::now();
   Report report;
   report.dry_run = options.dry_run;
@@ -201,10 +209,6 @@ Result<Report> run_unify(const std::vector<UnifyGuest>& guests, const UnifyOptio
     report.guests.push_back({g.guest.name, g.guest.root,
                              g.role == GuestRole::member ? "member" : "reference", g.pkgmgmt,
                              g.config_files.size(), g.config_sources});
-
-  uint32_t threads = options.threads;
-  if (threads == 0) threads = std::clamp<uint32_t>(std::thread::hardware_concurrency(), 1, 8);
-  tbb::global_control cap(tbb::global_control::max_allowed_parallelism, threads);
 
   std::vector<UniqueFd> roots;
   for (const auto& g : guests) {
@@ -236,9 +240,10 @@ Result<Report> run_unify(const std::vector<UnifyGuest>& guests, const UnifyOptio
   // inodes: one record per (dev, ino), so names that already share an
   // inode are handled together and never "linked" to themselves.
   std::vector<InodeRec> inodes;
+  std::vector<uint32_t> inode_names;
   {
     StageTimer t(report, "inodes");
-    inodes = build_inodes(guests, scan, config_inodes, report);
+    inodes = build_inodes(guests, scan, config_inodes, report, inode_names);
   }
 
   std::unique_ptr<AttrBackend> detected;
@@ -435,8 +440,12 @@ Result<Report> run_unify(const std::vector<UnifyGuest>& guests, const UnifyOptio
     report.temporaries_removed = remove_temporaries(rs);
     if (options.before_link) options.before_link();
     set_stage(2);
-    tbb::parallel_for_each(groups.begin(), groups.end(),
-                           [&](const Group& g) { link_group(rs, g); });
+    tbb::task_arena cpu(static_cast<int>(cpu_threads(worker_threads(options.threads))));
+    cpu.execute([&] {
+      tbb::parallel_for_each(groups.begin(), groups.end(),
+                             [&](const Group& g) { link_group(rs, g); });
+    });
+    rs.reaper.finish(); // replaced inodes freed before the run reports
 
     // protect: inodes linked from several guests must carry the flag even
     // when a previous run was killed between clearing and setting it.
@@ -469,6 +478,12 @@ Result<Report> run_unify(const std::vector<UnifyGuest>& guests, const UnifyOptio
   std::chrono::duration<double> d = std::chrono::steady_clock::now() - start;
   report.seconds = d.count();
   return report;
+}
+} // namespace
+
+Result<Report> run_unify(const std::vector<UnifyGuest>& guests, const UnifyOptions& options) {
+  return with_workers(worker_threads(options.threads),
+                      [&]() -> Result<Report> { return unify_on_workers(guests, options); });
 }
 
 } // namespace vu

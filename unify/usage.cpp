@@ -5,6 +5,7 @@
 // link it. Links beyond the names seen (a hash store, guests not in the
 // report) make an inode shared but take no share.
 #include "unify/usage.h"
+#include "unify/workers.h"
 
 #include "unify/plan.h"
 
@@ -19,13 +20,10 @@
 
 namespace vu {
 
-Result<UsageReport> compute_usage(const std::vector<UnifyGuest>& guests,
+static Result<UsageReport> usage_on_workers(const std::vector<UnifyGuest>& guests,
                                   const UsageOptions& options) {
   auto start = std::chrono::steady_clock::now();
   UsageReport out;
-  uint32_t threads = options.threads;
-  if (threads == 0) threads = std::clamp<uint32_t>(std::thread::hardware_concurrency(), 1, 8);
-  tbb::global_control cap(tbb::global_control::max_allowed_parallelism, threads);
 
   std::vector<UnifyGuest> all = guests;
   for (auto& g : all) {
@@ -132,7 +130,7 @@ Result<UsageReport> compute_usage(const std::vector<UnifyGuest>& guests,
   if (options.deep) {
     UnifyOptions dry;
     dry.dry_run = true;
-    dry.threads = threads;
+    dry.threads = options.threads;
     VU_TRY_ASSIGN(r, run_unify(guests, dry));
     out.deep = true;
     out.possible = r.bytes_saved;
@@ -143,6 +141,13 @@ Result<UsageReport> compute_usage(const std::vector<UnifyGuest>& guests,
   std::chrono::duration<double> d = std::chrono::steady_clock::now() - start;
   out.seconds = d.count();
   return out;
+}
+
+
+Result<UsageReport> compute_usage(const std::vector<UnifyGuest>& guests,
+                                  const UsageOptions& options) {
+  return with_workers(worker_threads(options.threads),
+                      [&]() -> Result<UsageReport> { return usage_on_workers(guests, options); });
 }
 
 } // namespace vu

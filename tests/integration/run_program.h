@@ -1,6 +1,7 @@
 // Runs a program with arguments (no shell), capturing stdout and stderr.
 #pragma once
 
+#include <random>
 #include <string>
 #include <vector>
 
@@ -18,5 +19,22 @@ ProgramResult run_program(const std::vector<std::string>& argv,
 // Runs vunify (the binary under test) with `args`.
 ProgramResult run_vunify(const std::vector<std::string>& args,
                          const std::vector<std::string>& extra_env = {});
+
+// Delays for kill -9 tests: uniform in [0, fraction x the time of a full
+// run]. A run that ends before its kill shortens the window: the timed
+// first run can be much slower than the rest (cold caches, writeback),
+// and a window that mostly misses kills nothing.
+class KillDelay {
+public:
+  KillDelay(double full_us, double fraction, unsigned seed)
+      : m_window(full_us * fraction), m_rng(seed) {}
+  unsigned next_us() { return static_cast<unsigned>(std::uniform_real_distribution<double>(0, m_window)(m_rng)); }
+  void ran_to_completion() { m_window *= 0.85; }
+  double window_us() const { return m_window; }
+
+private:
+  double m_window;
+  std::mt19937 m_rng;
+};
 
 } // namespace vu::test

@@ -169,6 +169,7 @@ TEST(KillNine, DeunifyLosesNothing) {
   auto t0 = std::chrono::steady_clock::now();
   ASSERT_EQ(run_vunify({"-R", "-q", guests[1]}).status, 0);
   double full_us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
+  KillDelay delay(full_us, 0.9, 11);
   int kills = 0, rounds = 0;
   for (; kills < 50 && rounds < 200; ++rounds) {
     reset();
@@ -176,11 +177,12 @@ TEST(KillNine, DeunifyLosesNothing) {
                             const_cast<char*>("-q"), const_cast<char*>(guests[1].c_str()), nullptr};
     pid_t pid = 0;
     ASSERT_EQ(::posix_spawn(&pid, VUNIFY_BIN, nullptr, nullptr, argv.data(), environ), 0);
-    ::usleep(static_cast<useconds_t>(std::uniform_real_distribution<double>(0, full_us * 0.9)(rng)));
+    ::usleep(delay.next_us());
     ::kill(pid, SIGKILL);
     int status = 0;
     ::waitpid(pid, &status, 0);
     if (WIFSIGNALED(status)) ++kills;
+    else delay.ran_to_completion();
     auto now = contents();
     for (auto it = now.begin(); it != now.end();)
       it = it->first.find(".vunify-tmp.") != std::string::npos ? now.erase(it) : std::next(it);

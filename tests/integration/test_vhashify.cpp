@@ -167,7 +167,7 @@ TEST(KillNine, StoreRunLosesNothing) {
   auto t0 = std::chrono::steady_clock::now();
   ASSERT_EQ(run_program(args).status, 0);
   double full_us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
-  std::mt19937 rng(3);
+  KillDelay delay(full_us, 0.9, 3);
   int kills = 0, rounds = 0;
   for (; kills < 25 && rounds < 100; ++rounds) {
     reset();
@@ -176,11 +176,12 @@ TEST(KillNine, StoreRunLosesNothing) {
     argv.push_back(nullptr);
     pid_t pid = 0;
     ASSERT_EQ(::posix_spawn(&pid, argv[0], nullptr, nullptr, argv.data(), environ), 0);
-    ::usleep(static_cast<useconds_t>(std::uniform_real_distribution<double>(0, full_us * 0.9)(rng)));
+    ::usleep(delay.next_us());
     ::kill(pid, SIGKILL);
     int status = 0;
     ::waitpid(pid, &status, 0);
     if (WIFSIGNALED(status)) ++kills;
+    else delay.ran_to_completion();
     ASSERT_EQ(guest_contents(), expected) << "round " << rounds;
     auto next = run_program(args);
     ASSERT_EQ(next.status, 0) << next.err;

@@ -85,17 +85,18 @@ TEST(KillNine, EveryNameSurvivesAndTheNextRunCleansUp) {
   ASSERT_EQ(run_vunify({"-q", guests[0], guests[1], guests[2]}).status, 0);
   double full_us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
 
-  std::mt19937 rng(12345);
+  KillDelay delay(full_us, 1.1, 12345);
   int kills = 0, rounds = 0;
   for (; kills < 50 && rounds < 200; ++rounds) {
     reset(rounds % 2 == 1);
     pid_t pid = spawn_vunify({guests[0], guests[1], guests[2]});
     ASSERT_GT(pid, 0);
-    ::usleep(static_cast<useconds_t>(std::uniform_real_distribution<double>(0, full_us * 1.1)(rng)));
+    ::usleep(delay.next_us());
     ::kill(pid, SIGKILL);
     int status = 0;
     ::waitpid(pid, &status, 0);
     if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) ++kills;
+    else delay.ran_to_completion();
 
     ASSERT_EQ(guest_contents(t), expected) << "after kill in round " << rounds;
     auto next = run_vunify({"--json", guests[0], guests[1], guests[2]});
@@ -107,5 +108,6 @@ TEST(KillNine, EveryNameSurvivesAndTheNextRunCleansUp) {
     ASSERT_EQ(check["files_linked"], 0) << "recovery run left duplicates in round " << rounds;
   }
   EXPECT_GE(kills, 50) << "only " << kills << " of " << rounds << " rounds killed a running vunify";
-  std::fprintf(stderr, "kill -9: %d kills in %d rounds, full run %.0f us\n", kills, rounds, full_us);
+  std::fprintf(stderr, "kill -9: %d kills in %d rounds, full run %.0f us, last window %.0f us\n",
+               kills, rounds, full_us, delay.window_us());
 }

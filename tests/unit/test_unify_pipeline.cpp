@@ -176,6 +176,29 @@ TEST_F(Pipeline, FileChangedBetweenHashAndLinkIsNotLinked) {
   EXPECT_FALSE(r.failed());
 }
 
+TEST_F(Pipeline, SmallTargetThatGrewOrShrankAfterHashingIsNotLinked) {
+  // Small canonicals are read once and every target compared with those
+  // bytes: a target with one byte more or less must still be told apart.
+  t.build("f g1/a @9000:1\nf g2/a @9000:1\nf g1/b @9000:2\nf g2/b @9000:2\n"
+          "f g1/c @9000:3\nf g2/c @9000:3\n");
+  UnifyOptions o;
+  o.before_link = [&] {
+    int fd = ::open(t.path("g2/a").c_str(), O_WRONLY | O_APPEND);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::write(fd, "x", 1), 1);
+    ::close(fd);
+    ASSERT_EQ(::truncate(t.path("g2/b").c_str(), 8999), 0);
+  };
+  Report r = run({"g1", "g2"}, o);
+  EXPECT_FALSE(same_inode("g1/a", "g2/a"));
+  EXPECT_EQ(t.read("g2/a").size(), 9001u);
+  EXPECT_FALSE(same_inode("g1/b", "g2/b"));
+  EXPECT_EQ(t.read("g2/b").size(), 8999u);
+  EXPECT_TRUE(same_inode("g1/c", "g2/c"));
+  EXPECT_EQ(r.files_linked, 1u);
+  EXPECT_FALSE(r.failed());
+}
+
 TEST_F(Pipeline, CanonicalWrittenDuringTheLinkWindowIsRolledBack) {
   t.build("f g1/a @8000:1\nf g2/a @8000:1\nf g3/a @8000:1\n");
   auto a2 = inode_of(t.path("g2/a"));

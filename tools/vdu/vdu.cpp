@@ -264,7 +264,7 @@ int run_vdu(int argc, char** argv) {
     app.add_option("--top", top, "list the N directories with most private bytes");
     app.add_option("--store", store, "hash store (default: .defaults/apps/vunify/hash or <vdirbase>/.hash)");
     app.add_flag("--no-store", no_store, "do not look for a hash store");
-    app.add_option("--threads", threads, "worker threads")->check(CLI::Range(1u, 256u));
+    app.add_option("--threads", threads, "worker threads (default: 8 per core, 8 to 32)")->check(CLI::Range(1u, 256u));
     app.add_flag("--space", space, "classic form: allocated space of each directory");
     app.add_flag("--inodes", inodes, "classic form: inodes of each directory");
     app.add_option("--blocksize", blocksize, "classic form: unit of --space (default 1024)")

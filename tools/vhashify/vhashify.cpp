@@ -58,7 +58,7 @@ int run_vhashify(int argc, char** argv) {
     app.add_flag("-q,--quiet", quiet, "print only errors");
     app.add_flag("--json", json, "one JSON object on stdout");
     app.add_flag("--stats", stats, "print the run time");
-    app.add_option("--threads", o.threads, "worker threads")->check(CLI::Range(1u, 256u));
+    app.add_option("--threads", o.threads, "worker threads (default: 8 per core, 8 to 32)")->check(CLI::Range(1u, 256u));
     app.add_flag("--no-immutable", no_immutable, "do not set the immutable flag");
     app.add_option("--exclude-from", sel.exclude_from, "exclude list replacing the built-in one")
         ->check(CLI::ExistingFile);

@@ -190,7 +190,7 @@ int run(int argc, char** argv) {
   app.add_flag("-q,--quiet", o.quiet, "print only errors");
   app.add_flag("--json", o.json, "print the report as one JSON object on stdout");
   app.add_flag("--stats", o.stats, "print the time of each pass");
-  app.add_option("--threads", o.threads, "worker threads (default: cores, at most 8)")
+  app.add_option("--threads", o.threads, "worker threads (default: 8 per core, 8 to 32; linking uses one per core)")
       ->check(CLI::Range(1u, 256u));
   app.add_flag("--no-immutable", o.no_immutable, "do not set the immutable flag on shared inodes");
   app.add_option("--exclude-from", o.exclude_from,
