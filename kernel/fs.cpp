@@ -35,9 +35,6 @@ FileStat from_statx(const struct statx& sx) {
   st.nlink = sx.stx_nlink;
   st.mtime_ns = to_ns(sx.stx_mtime);
   st.ctime_ns = to_ns(sx.stx_ctime);
-#ifdef STATX_MNT_ID
-  if (sx.stx_mask & STATX_MNT_ID) st.mnt_id = sx.stx_mnt_id;
-#endif
   st.immutable = (sx.stx_attributes_mask & STATX_ATTR_IMMUTABLE) &&
                  (sx.stx_attributes & STATX_ATTR_IMMUTABLE);
   return st;
@@ -45,11 +42,7 @@ FileStat from_statx(const struct statx& sx) {
 
 constexpr unsigned k_statx_mask = STATX_TYPE | STATX_MODE | STATX_NLINK | STATX_UID |
                                   STATX_GID | STATX_MTIME | STATX_CTIME | STATX_INO |
-                                  STATX_SIZE | STATX_BLOCKS
-#ifdef STATX_MNT_ID
-                                  | STATX_MNT_ID
-#endif
-    ;
+                                  STATX_SIZE | STATX_BLOCKS;
 
 } // namespace
 

@@ -27,7 +27,6 @@ struct FileStat {
   uint32_t nlink = 0;
   int64_t mtime_ns = 0;
   int64_t ctime_ns = 0;
-  uint64_t mnt_id = 0; // 0 when the kernel does not report it
   bool immutable = false; // STATX_ATTR_IMMUTABLE (FS_IMMUTABLE_FL)
 
   bool is_regular() const;

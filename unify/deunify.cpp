@@ -144,7 +144,10 @@ static Result<Report> deunify_on_workers(const UnifyGuest& guest, const std::vec
       bytes += t.st.size;
     }
   } else {
-    tbb::parallel_for_each(targets.begin(), targets.end(), [&](Target& t) {
+    // One worker per core: each target thaws a shared inode for a moment,
+    // and fewer thawed at once means fewer left unprotected by a kill.
+    tbb::task_arena cpu(static_cast<int>(cpu_threads(worker_threads(options.threads))));
+    cpu.execute([&] { tbb::parallel_for_each(targets.begin(), targets.end(), [&](Target& t) {
       const FileRec& first = scan.files[t.names.front()];
       const std::string where = guest.guest.name + ":/" + first.path;
       auto fd_s = open_file_for_read(roots[0].get(), first.path);
@@ -224,7 +227,7 @@ static Result<Report> deunify_on_workers(const UnifyGuest& guest, const std::vec
                     "shared inode changed while it was thawed; other guests may see the change");
         }
       }
-    });
+    }); });
   }
   report.files_deunified = names_done.load();
   report.bytes_copied = bytes.load();

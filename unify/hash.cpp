@@ -10,18 +10,46 @@
 namespace vu {
 
 namespace {
-constexpr size_t k_chunk = 256 * 1024;
-static_assert(k_small_file <= k_chunk);
+// Reads go through a 64 KiB buffer per thread: a run has many workers, and
+// 256 KiB buffers were measurable in its peak RSS. The comparison buffer
+// holds a whole small file, but only the few link workers ever touch it.
+constexpr size_t k_chunk = 64 * 1024;
+constexpr size_t k_compare = k_small_file;
+static_assert(k_chunk <= k_compare);
 
-// Per-thread read buffers, left uninitialised so that a worker's memory
-// grows only by the pages it really reads into (a run has many workers).
+// Left uninitialised: a worker's memory grows only by the pages it reads into.
 struct Buffer {
-  std::unique_ptr<char[]> bytes{new char[k_chunk]};
+  explicit Buffer(size_t n) : bytes(new char[n]) {}
+  std::unique_ptr<char[]> bytes;
   char* data() { return bytes.get(); }
 };
 Buffer& thread_buffer(int which) {
-  thread_local Buffer bufs[2];
-  return bufs[which];
+  thread_local Buffer read_buf(k_chunk), compare_buf(k_compare);
+  return which == 0 ? read_buf : compare_buf;
+}
+// One XXH3 state per thread (it is 576 bytes, aligned; allocated once).
+XXH3_state_t* thread_xxh3_state() {
+  thread_local std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> st(XXH3_createState(),
+                                                                          &XXH3_freeState);
+  if (!st) throw std::bad_alloc();
+  return st.get();
+}
+
+// Feeds bytes [from, len) of fd into st through the read buffer; stops
+// early at end of file. The count read goes to *n.
+Status stream_into(XXH3_state_t* st, int fd, uint64_t from, uint64_t len, uint64_t* n) {
+  auto& buf = thread_buffer(0);
+  uint64_t done = from;
+  while (done < len) {
+    size_t want = static_cast<size_t>(std::min<uint64_t>(k_chunk, len - done));
+    VU_TRY_ASSIGN(got, read_at(fd, buf.data(), want, done));
+    if (got == 0) break;
+    XXH3_128bits_update(st, buf.data(), got);
+    done += got;
+    if (got < want) break;
+  }
+  *n = done - from;
+  return {};
 }
 } // namespace
 
@@ -41,13 +69,30 @@ Hash128 combine_hashes(const Hash128& prefix, const Hash128& rest) {
 
 Result<SmallHashes> hash_small_file(int fd, uint64_t size, uint64_t seed, uint64_t* bytes_read) {
   auto& buf = thread_buffer(0);
+  size = std::min(size, k_small_file);
   VU_TRY_ASSIGN(n, read_at(fd, buf.data(), std::min<uint64_t>(size, k_chunk), 0));
-  if (bytes_read) *bytes_read = n;
   SmallHashes h;
   h.prefix = hash_bytes(buf.data(), std::min<uint64_t>(n, k_prefix_len), seed);
-  h.full = n <= k_prefix_len
-               ? h.prefix
-               : combine_hashes(h.prefix, hash_bytes(buf.data() + k_prefix_len, n - k_prefix_len, seed));
+  if (n <= k_prefix_len) {
+    if (bytes_read) *bytes_read = n;
+    h.full = h.prefix;
+    return h;
+  }
+  if (n < k_chunk || size <= k_chunk) {
+    if (bytes_read) *bytes_read = n;
+    h.full = combine_hashes(h.prefix, hash_bytes(buf.data() + k_prefix_len, n - k_prefix_len, seed));
+    return h;
+  }
+  // Larger than one buffer: the rest streams through it (same value as
+  // hashing it in one piece).
+  uint64_t rest_read = 0;
+  XXH3_state_t* st = thread_xxh3_state();
+  XXH3_128bits_reset_withSeed(st, seed);
+  XXH3_128bits_update(st, buf.data() + k_prefix_len, n - k_prefix_len);
+  VU_TRY(stream_into(st, fd, n, size, &rest_read));
+  if (bytes_read) *bytes_read = n + rest_read;
+  XXH128_hash_t rest = XXH3_128bits_digest(st);
+  h.full = combine_hashes(h.prefix, Hash128{rest.low64, rest.high64});
   return h;
 }
 
@@ -61,26 +106,17 @@ Result<Hash128> content_hash(int fd, uint64_t size, uint64_t seed) {
 Result<Hash128> hash_range(int fd, uint64_t from, uint64_t len, uint64_t seed,
                            uint64_t* bytes_read) {
   auto& buf = thread_buffer(0);
-  uint64_t done = from;
   if (len - from <= k_chunk) {
     VU_TRY_ASSIGN(n, read_at(fd, buf.data(), len - from, from));
     if (bytes_read) *bytes_read = n;
     return hash_bytes(buf.data(), n, seed);
   }
-  std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> st(XXH3_createState(),
-                                                              &XXH3_freeState);
-  if (!st) return make_error(ENOMEM, "XXH3_createState");
-  XXH3_128bits_reset_withSeed(st.get(), seed);
-  while (done < len) {
-    size_t want = static_cast<size_t>(std::min<uint64_t>(k_chunk, len - done));
-    VU_TRY_ASSIGN(n, read_at(fd, buf.data(), want, done));
-    if (n == 0) break;
-    XXH3_128bits_update(st.get(), buf.data(), n);
-    done += n;
-    if (n < want) break;
-  }
-  if (bytes_read) *bytes_read = done - from;
-  XXH128_hash_t h = XXH3_128bits_digest(st.get());
+  XXH3_state_t* st = thread_xxh3_state();
+  XXH3_128bits_reset_withSeed(st, seed);
+  uint64_t n = 0;
+  VU_TRY(stream_into(st, fd, from, len, &n));
+  if (bytes_read) *bytes_read = n;
+  XXH128_hash_t h = XXH3_128bits_digest(st);
   return Hash128{h.low64, h.high64};
 }
 
@@ -102,10 +138,10 @@ Result<bool> same_as_bytes(int fd, const char* bytes, uint64_t len) {
   if (len > k_small_file) return make_error(EINVAL, "same_as_bytes: too long");
   auto& b = thread_buffer(1);
   // One byte more than expected: a longer file shows up as a longer read.
-  size_t want = static_cast<size_t>(len) + (len < k_chunk ? 1 : 0);
+  size_t want = static_cast<size_t>(len) + (len < k_compare ? 1 : 0);
   VU_TRY_ASSIGN(n, read_at(fd, b.data(), want, 0));
   if (n != len) return false;
-  if (len == k_chunk) {
+  if (len == k_compare) {
     char probe;
     VU_TRY_ASSIGN(extra, read_at(fd, &probe, 1, len));
     if (extra != 0) return false;

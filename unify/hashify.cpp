@@ -407,7 +407,7 @@ static Result<Report> hashify_on_workers(const std::vector<UnifyGuest>& guests, 
         g.inodes.resize(1);
         return;
       }
-      c.full = *h;
+      c.hash = *h;
     });
     report.temporaries_removed = remove_temporaries(rs);
     tbb::task_arena cpu(static_cast<int>(cpu_threads(worker_threads(o.threads))));

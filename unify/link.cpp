@@ -281,7 +281,7 @@ std::optional<uint32_t> link_round(RunState& rs, uint32_t canon, std::deque<uint
     c_ok = false, why = "opened for writing while links were added";
   if (c_ok && frozen) {
     auto h = content_hash(fd_c->get(), c.st.size, rs.seed);
-    if (!h.ok() || *h != c.full) c_ok = false, why = "content changed while links were added";
+    if (!h.ok() || *h != c.hash) c_ok = false, why = "content changed while links were added";
   }
   if (!c_ok) {
     rs.log.add(Failure::verify, c_name, "shared inode " + why + "; links undone");

@@ -26,8 +26,11 @@ struct InodeRec {
   bool failed = false;         // could not be opened/hashed; left alone
   bool config = false;         // a package-manager configuration file
   Hash128 xattrs;              // fingerprint of all xattrs (incl. ACLs, capabilities)
-  Hash128 prefix;
-  Hash128 full;
+  // After the prefix pass: the full content hash of a small file, the
+  // prefix hash of a large one; after the hash pass: the full content hash
+  // (content_hash) of every survivor. One field: a size bucket holds only
+  // small or only large files, and a record is most of a run's memory.
+  Hash128 hash;
 };
 
 // Inodes with equal metadata key and equal full hash.

@@ -306,20 +306,19 @@ Result<Report> unify_on_workers(const std::vector<UnifyGuest>& guests, const Uni
           rec.failed = true;
           return;
         }
-        rec.prefix = h->prefix;
-        rec.full = h->full;
+        rec.hash = h->full; // equal full hashes imply equal prefixes
         return;
       }
       auto h = hash_fd(fd->get(), k_prefix_len, rs.seed, &n);
       count_read(n);
       if (!h.ok()) return fail(rec, Failure::read, h.error());
-      rec.prefix = *h;
+      rec.hash = *h;
     });
   }
 
   auto by_prefix = [&](uint32_t a, uint32_t b) {
-    return std::tie(inodes[a].xattrs, inodes[a].prefix) ==
-           std::tie(inodes[b].xattrs, inodes[b].prefix);
+    return std::tie(inodes[a].xattrs, inodes[a].hash) ==
+           std::tie(inodes[b].xattrs, inodes[b].hash);
   };
   auto regroup = [&](std::vector<std::vector<uint32_t>>& in, auto key_less, auto key_same) {
     std::vector<std::vector<uint32_t>> out;
@@ -335,8 +334,8 @@ Result<Report> unify_on_workers(const std::vector<UnifyGuest>& guests, const Uni
   regroup(
       buckets,
       [&](uint32_t a, uint32_t b) {
-        return std::tie(inodes[a].xattrs, inodes[a].prefix, a) <
-               std::tie(inodes[b].xattrs, inodes[b].prefix, b);
+        return std::tie(inodes[a].xattrs, inodes[a].hash, a) <
+               std::tie(inodes[b].xattrs, inodes[b].hash, b);
       },
       by_prefix);
 
@@ -364,18 +363,18 @@ Result<Report> unify_on_workers(const std::vector<UnifyGuest>& guests, const Uni
         rec.failed = true;
         return;
       }
-      rec.full = combine_hashes(rec.prefix, *h);
+      rec.hash = combine_hashes(rec.hash, *h);
     });
   }
   regroup(
       buckets,
       [&](uint32_t a, uint32_t b) {
-        return std::tie(inodes[a].xattrs, inodes[a].full, a) <
-               std::tie(inodes[b].xattrs, inodes[b].full, b);
+        return std::tie(inodes[a].xattrs, inodes[a].hash, a) <
+               std::tie(inodes[b].xattrs, inodes[b].hash, b);
       },
       [&](uint32_t a, uint32_t b) {
-        return std::tie(inodes[a].xattrs, inodes[a].full) ==
-               std::tie(inodes[b].xattrs, inodes[b].full);
+        return std::tie(inodes[a].xattrs, inodes[a].hash) ==
+               std::tie(inodes[b].xattrs, inodes[b].hash);
       });
   report.files_hashed = files_hashed.load();
   report.bytes_hashed = bytes_hashed.load();
