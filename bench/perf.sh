@@ -2,8 +2,9 @@
 # The performance issue's benchmark: vunify, vhashify and vdu against
 # rdfind, jdupes, fdupes, rmlint and util-linux hardlink on the 8-guest
 # corpus (bench/make_corpus.sh), warm and cold page cache, interleaved
-# rounds, medians, peak RSS, and the floors (a stat walk, one parallel read
-# of every byte). Tools that change trees run on fresh copies.
+# rounds, medians, peak RSS, and the floors (bench/floor.cpp: a parallel
+# statx walk, and open + read + XXH3 of every byte with as many threads as
+# vunify's default). Tools that change trees run on fresh copies.
 #
 #   bench/perf.sh [--rounds R] [--no-cold] [--scale N] [--out FILE]
 #
@@ -41,6 +42,7 @@ fresh() { # a pristine copy of the corpus at $work/t
   rm -rf "$work/t"
   mkdir -p "$work/t"
   for g in g1 g2 g3 g4 g5 g6 g7 g8; do cp -a "$corpus/$g" "$work/t/"; done
+  sync # the copy's writeback must not run into the timed run
 }
 drop() { sync; echo 3 > /proc/sys/vm/drop_caches; }
 
@@ -67,6 +69,7 @@ run() {
 median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print (NR ? a[int((NR+1)/2)] : "")}'; }
 
 vunify_scope=(--no-default-excludes --no-pkgmgmt -q)
+workers=$(( $(nproc) * 8 )); [ $workers -lt 8 ] && workers=8; [ $workers -gt 32 ] && workers=32
 find_cmds() {
   case $1 in
     vunify) echo "$bin/vunify -n ${vunify_scope[*]} ${guests[*]}" ;;
@@ -95,9 +98,9 @@ files=$(find "${guests[@]}" -type f | wc -l)
 bytes=$(find "${guests[@]}" -type f -printf '%s\n' | awk '{s+=$1} END {printf "%.0f", s}')
 for r in $(seq 1 "$rounds"); do
   for mode in "${modes[@]}"; do
-    # floors
-    run "floor: statx walk" $mode find "${guests[@]}" -type f -printf '%s\n'
-    run "floor: read every byte, 8 in flight" $mode sh -c "find ${guests[*]} -type f -print0 | xargs -0 -n 64 -P 8 cat >/dev/null"
+    # floors (bench/floor.cpp): as many threads as vunify's default workers
+    run "floor: statx walk, $workers threads" $mode "$here/build/bench/vu-floor" statx "$workers" "${guests[@]}"
+    run "floor: open+read+XXH3 of every byte, $workers threads" $mode "$here/build/bench/vu-floor" read "$workers" "${guests[@]}"
     for t in "${finders[@]}"; do
       # shellcheck disable=SC2046
       run "find/$t" $mode $(find_cmds $t)
@@ -144,4 +147,6 @@ if [ "$scale" -gt 8 ]; then
   done
 fi
 
-"$here/bench/perf-table.sh" "$raw" "Corpus: 8 guests, $files files, $(echo "$bytes / 1000000" | bc) MB; $(nproc) cores; $rounds rounds; $(uname -r)." | tee "$out"
+scale_note=""
+[ "$scale" -gt 8 ] && scale_note=" Scale run: $scale guests (copies of the 8, about $(( files * scale / 8 )) files)."
+"$here/bench/perf-table.sh" "$raw" "Corpus: 8 guests, $files files, $(echo "$bytes / 1000000" | bc) MB; $(nproc) cores; $rounds rounds; $(uname -r).$scale_note" | tee "$out"
