@@ -114,7 +114,7 @@ static Result<Report> deunify_on_workers(const UnifyGuest& guest, const std::vec
     std::sort(wanted.begin(), wanted.end());
     std::vector<FileRec> keep;
     for (auto& f : scan.files)
-      if (std::binary_search(wanted.begin(), wanted.end(), f.path)) keep.push_back(std::move(f));
+      if (std::binary_search(wanted.begin(), wanted.end(), std::string(f.path))) keep.push_back(f);
     scan.files = std::move(keep);
   }
 

@@ -375,7 +375,7 @@ static Result<Report> hashify_on_workers(const std::vector<UnifyGuest>& guests, 
     std::sort(created.begin(), created.end(),
               [](const auto& a, const auto& b) { return a.first.path < b.first.path; });
     for (auto& [entry, cs] : created) {
-      scan.files.push_back(FileRec{store_idx, entry.path, entry.st});
+      scan.files.push_back(FileRec{store_idx, scan.paths.add(entry.path), entry.st});
       InodeRec rec;
       rec.st = entry.st;
       store_names.push_back(static_cast<uint32_t>(scan.files.size() - 1));

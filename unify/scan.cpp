@@ -23,14 +23,42 @@
 
 namespace vu {
 
-std::string parent_of(const std::string& path) {
+std::string parent_of(std::string_view path) {
   auto pos = path.rfind('/');
-  return pos == std::string::npos ? std::string() : path.substr(0, pos);
+  return pos == std::string_view::npos ? std::string() : std::string(path.substr(0, pos));
 }
 
-std::string name_of(const std::string& path) {
+std::string name_of(std::string_view path) {
   auto pos = path.rfind('/');
-  return pos == std::string::npos ? path : path.substr(pos + 1);
+  return std::string(pos == std::string_view::npos ? path : path.substr(pos + 1));
+}
+
+PathRef PathArena::add(std::string_view s) {
+  constexpr size_t k_block = 64 * 1024;
+  if (s.size() > m_capacity - m_used) {
+    size_t cap = std::max(k_block, s.size());
+    m_blocks.emplace_back(new char[cap]);
+    m_used = 0;
+    m_capacity = cap;
+  }
+  char* p = m_blocks.back().get() + m_used;
+  std::copy(s.begin(), s.end(), p);
+  m_used += s.size();
+  return PathRef(p, static_cast<uint32_t>(s.size()));
+}
+
+void PathArena::absorb(PathArena&& other) {
+  // Keep our current block last so that add() goes on filling it.
+  std::unique_ptr<char[]> last;
+  if (!m_blocks.empty()) {
+    last = std::move(m_blocks.back());
+    m_blocks.pop_back();
+  }
+  for (auto& b : other.m_blocks) m_blocks.push_back(std::move(b));
+  if (last) m_blocks.push_back(std::move(last));
+  else m_used = m_capacity = 0;
+  other.m_blocks.clear();
+  other.m_used = other.m_capacity = 0;
 }
 
 namespace {
@@ -41,6 +69,7 @@ struct WorkItem {
 };
 
 struct Bin {
+  PathArena paths;
   std::vector<FileRec> files;
   std::vector<TempRec> temps;
   uint64_t dirs = 0, files_scanned = 0, bytes_scanned = 0, excluded = 0, config = 0,
@@ -134,7 +163,7 @@ ScanResult scan_guests(const std::vector<UnifyGuest>& guests, const std::vector<
       ++bin.files_scanned;
       bin.bytes_scanned += st->size;
       if (options.progress) options.progress->files_scanned.fetch_add(1, std::memory_order_relaxed);
-      bin.files.push_back(FileRec{item.guest, std::move(rel), *st});
+      bin.files.push_back(FileRec{item.guest, bin.paths.add(rel), *st});
     }
   });
 
@@ -151,6 +180,7 @@ ScanResult scan_guests(const std::vector<UnifyGuest>& guests, const std::vector<
     report.files_small += bin.small;
     report.files_other += bin.other;
     std::move(bin.files.begin(), bin.files.end(), std::back_inserter(out.files));
+    out.paths.absorb(std::move(bin.paths));
     std::vector<FileRec>().swap(bin.files); // keeps the peak at one copy of the records
     std::move(bin.temps.begin(), bin.temps.end(), std::back_inserter(out.temporaries));
   }
