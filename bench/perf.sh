@@ -6,23 +6,26 @@
 # statx walk, and open + read + XXH3 of every byte with as many threads as
 # vunify's default). Tools that change trees run on fresh copies.
 #
-#   bench/perf.sh [--rounds R] [--no-cold] [--scale N] [--out FILE]
+#   bench/perf.sh [--rounds R] [--no-cold] [--scale N [--scale-only]] [--out FILE]
 #
-# --scale N adds "find, warm" over N guests (copies of the 8). Results go to
-# stdout and, as Markdown, to --out (default bench/results.md).
+# --scale N adds "find, warm" over N guests (copies of the 8); with
+# --scale-only just that, appended to the raw measurements of an earlier run
+# (so the 8-guest rounds and the scaled run can be taken separately).
+# Results go to stdout and, as Markdown, to --out (default bench/results.md).
 # Scope: for the peer table vunify runs with --no-default-excludes and
 # --no-pkgmgmt so it sees what the peers see; the default-scope run is
 # reported on its own line.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-rounds=3 cold=1 scale=0 out=$here/bench/results.md
+rounds=3 cold=1 scale=0 scale_only=0 out=$here/bench/results.md
 while [ $# -gt 0 ]; do
   case $1 in
     --rounds) rounds=$2; shift 2 ;;
     --no-cold) cold=0; shift ;;
     --scale) scale=$2; shift 2 ;;
+    --scale-only) scale_only=1; shift ;;
     --out) out=$2; shift 2 ;;
-    *) echo "usage: $0 [--rounds R] [--no-cold] [--scale N] [--out FILE]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--rounds R] [--no-cold] [--scale N [--scale-only]] [--out FILE]" >&2; exit 2 ;;
   esac
 done
 "$here/scripts/install-deps.sh" --bench >/dev/null
@@ -49,7 +52,7 @@ drop() { sync; echo 3 > /proc/sys/vm/drop_caches; }
 # Every measurement is appended to $raw as "label|mode|seconds|rss_kb" the
 # moment it is taken; the table is made from that file at the end.
 raw=${out%.md}.raw
-: > "$raw"
+[ $scale_only = 1 ] || : > "$raw"
 record() { echo "$1|$2|${3% *}|${3#* }" >> "$raw"; }
 # timed LABEL MODE CMD...: one timed run (no warm-up, no cache drop).
 timed() {
@@ -96,7 +99,9 @@ linkers=(vunify rdfind jdupes hardlink)
 fresh
 files=$(find "${guests[@]}" -type f | wc -l)
 bytes=$(find "${guests[@]}" -type f -printf '%s\n' | awk '{s+=$1} END {printf "%.0f", s}')
-for r in $(seq 1 "$rounds"); do
+[ $scale_only = 1 ] && rounds_8=0 || rounds_8=$rounds
+for r in $(seq 1 "$rounds_8"); do
+  [ "$r" -gt 1 ] && fresh # each round's find sees unlinked trees (the link runs below change them)
   for mode in "${modes[@]}"; do
     # floors (bench/floor.cpp): as many threads as vunify's default workers
     run "floor: statx walk, $workers threads" $mode "$here/build/bench/vu-floor" statx "$workers" "${guests[@]}"
