@@ -22,7 +22,6 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/stat.h>
-#include <tbb/global_control.h>
 #include <tbb/parallel_for_each.h>
 #include <unistd.h>
 
@@ -146,8 +145,7 @@ static Result<Report> deunify_on_workers(const UnifyGuest& guest, const std::vec
   } else {
     // One worker per core: each target thaws a shared inode for a moment,
     // and fewer thawed at once means fewer left unprotected by a kill.
-    tbb::task_arena cpu(static_cast<int>(cpu_threads(worker_threads(options.threads))));
-    cpu.execute([&] { tbb::parallel_for_each(targets.begin(), targets.end(), [&](Target& t) {
+    for_each_on_cores(options.threads, targets.begin(), targets.end(), [&](Target& t) {
       const FileRec& first = scan.files[t.names.front()];
       const std::string where = guest.guest.name + ":/" + first.path;
       auto fd_s = open_file_for_read(roots[0].get(), first.path);
@@ -227,7 +225,7 @@ static Result<Report> deunify_on_workers(const UnifyGuest& guest, const std::vec
                     "shared inode changed while it was thawed; other guests may see the change");
         }
       }
-    }); });
+    });
   }
   report.files_deunified = names_done.load();
   report.bytes_copied = bytes.load();
@@ -240,7 +238,7 @@ static Result<Report> deunify_on_workers(const UnifyGuest& guest, const std::vec
 
 Result<Report> run_deunify(const UnifyGuest& guest, const std::vector<std::string>& paths,
                            const DeunifyOptions& options) {
-  return with_workers(worker_threads(options.threads), [&]() -> Result<Report> {
+  return with_workers(options.threads, [&]() -> Result<Report> {
     return deunify_on_workers(guest, paths, options);
   });
 }

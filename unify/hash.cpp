@@ -28,10 +28,10 @@ Buffer& thread_buffer(int which) {
   return which == 0 ? read_buf : compare_buf;
 }
 // One XXH3 state per thread (it is 576 bytes, aligned; allocated once).
-XXH3_state_t* thread_xxh3_state() {
+Result<XXH3_state_t*> thread_xxh3_state() {
   thread_local std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> st(XXH3_createState(),
                                                                           &XXH3_freeState);
-  if (!st) throw std::bad_alloc();
+  if (!st) return make_error(ENOMEM, "XXH3_createState");
   return st.get();
 }
 
@@ -86,7 +86,7 @@ Result<SmallHashes> hash_small_file(int fd, uint64_t size, uint64_t seed, uint64
   // Larger than one buffer: the rest streams through it (same value as
   // hashing it in one piece).
   uint64_t rest_read = 0;
-  XXH3_state_t* st = thread_xxh3_state();
+  VU_TRY_ASSIGN(st, thread_xxh3_state());
   XXH3_128bits_reset_withSeed(st, seed);
   XXH3_128bits_update(st, buf.data() + k_prefix_len, n - k_prefix_len);
   VU_TRY(stream_into(st, fd, n, size, &rest_read));
@@ -111,7 +111,7 @@ Result<Hash128> hash_range(int fd, uint64_t from, uint64_t len, uint64_t seed,
     if (bytes_read) *bytes_read = n;
     return hash_bytes(buf.data(), n, seed);
   }
-  XXH3_state_t* st = thread_xxh3_state();
+  VU_TRY_ASSIGN(st, thread_xxh3_state());
   XXH3_128bits_reset_withSeed(st, seed);
   uint64_t n = 0;
   VU_TRY(stream_into(st, fd, from, len, &n));

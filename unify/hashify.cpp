@@ -26,7 +26,6 @@
 #include <fmt/format.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <tbb/global_control.h>
 #include <tbb/parallel_for_each.h>
 #include <unistd.h>
 
@@ -410,11 +409,8 @@ static Result<Report> hashify_on_workers(const std::vector<UnifyGuest>& guests, 
       c.hash = *h;
     });
     report.temporaries_removed = remove_temporaries(rs);
-    tbb::task_arena cpu(static_cast<int>(cpu_threads(worker_threads(o.threads))));
-    cpu.execute([&] {
-      tbb::parallel_for_each(groups.begin(), groups.end(), [&](const Group& g) {
-        if (g.inodes.size() >= 2) link_group(rs, g);
-      });
+    for_each_on_cores(o.threads, groups.begin(), groups.end(), [&](const Group& g) {
+      if (g.inodes.size() >= 2) link_group(rs, g);
     });
     rs.reaper.finish(); // replaced inodes freed before the run reports
     // protect: every store entry carries the flag (a guest's root with
@@ -506,7 +502,7 @@ Result<Report> run_store_gc(const HashifyOptions& o) {
 
 
 Result<Report> run_hashify(const std::vector<UnifyGuest>& guests, const HashifyOptions& o) {
-  return with_workers(worker_threads(o.threads),
+  return with_workers(o.threads,
                       [&]() -> Result<Report> { return hashify_on_workers(guests, o); });
 }
 

@@ -36,8 +36,8 @@ void Reaper::loop() {
     UniqueFd fd;
     {
       std::unique_lock lock(m_mutex);
-      m_not_empty.wait(lock, [&] { return m_stopping || !m_queue.empty(); });
-      if (m_queue.empty()) return; // stopping and drained
+      m_not_empty.wait(lock, [&] { return m_finished || !m_queue.empty(); });
+      if (m_queue.empty()) return; // finished and drained
       fd = std::move(m_queue.front());
       m_queue.pop_front();
       if (m_queue.size() + 1 == m_capacity) m_not_full.notify_all(); // givers wait only on a full one
@@ -51,7 +51,7 @@ void Reaper::finish() {
   {
     std::lock_guard lock(m_mutex);
     if (m_finished) return;
-    m_finished = m_stopping = true;
+    m_finished = true;
     closers.swap(m_closers);
   }
   m_not_empty.notify_all();

@@ -47,7 +47,7 @@ private:
   std::condition_variable m_not_empty, m_not_full;
   std::deque<UniqueFd> m_queue;
   std::vector<std::thread> m_closers;
-  bool m_stopping = false, m_finished = false;
+  bool m_finished = false; // set by finish(): closers drain the queue and stop
 };
 
 } // namespace vu

@@ -55,8 +55,7 @@ void PathArena::absorb(PathArena&& other) {
     m_blocks.pop_back();
   }
   for (auto& b : other.m_blocks) m_blocks.push_back(std::move(b));
-  if (last) m_blocks.push_back(std::move(last));
-  else m_used = m_capacity = 0;
+  if (last) m_blocks.push_back(std::move(last)); // else m_used == m_capacity == 0 already
   other.m_blocks.clear();
   other.m_used = other.m_capacity = 0;
 }

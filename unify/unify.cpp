@@ -30,7 +30,6 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <random>
-#include <tbb/global_control.h>
 #include <tbb/parallel_for_each.h>
 #include <tbb/parallel_sort.h>
 #include <thread>
@@ -170,18 +169,20 @@ std::vector<InodeRec> build_inodes(const std::vector<UnifyGuest>& guests, const 
   // think an inode has links elsewhere.
   std::map<std::pair<uint64_t, uint64_t>, uint32_t> temp_links;
   for (const auto& tr : scan.temporaries) ++temp_links[{tr.st.dev, tr.st.ino}];
+  auto same_inode = [&](size_t i, size_t j) {
+    const FileStat& a = scan.files[order[i]].st;
+    const FileStat& b = scan.files[order[j]].st;
+    return a.dev == b.dev && a.ino == b.ino;
+  };
   size_t count = 0; // reserve exactly: a doubling vector of records is most of a run's memory
   for (size_t i = 0; i < order.size(); ++i)
-    if (i == 0 || scan.files[order[i]].st.ino != scan.files[order[i - 1]].st.ino ||
-        scan.files[order[i]].st.dev != scan.files[order[i - 1]].st.dev)
-      ++count;
+    if (i == 0 || !same_inode(i - 1, i)) ++count;
   inodes.reserve(count);
   for (size_t i = 0; i < order.size();) {
     InodeRec rec;
     rec.st = scan.files[order[i]].st;
     size_t j = i;
-    while (j < order.size() && scan.files[order[j]].st.dev == rec.st.dev &&
-           scan.files[order[j]].st.ino == rec.st.ino) {
+    while (j < order.size() && same_inode(i, j)) {
       if (guests[scan.files[order[j]].guest].role != GuestRole::member) rec.member_only = false;
       ++j;
     }
@@ -439,11 +440,8 @@ Result<Report> unify_on_workers(const std::vector<UnifyGuest>& guests, const Uni
     report.temporaries_removed = remove_temporaries(rs);
     if (options.before_link) options.before_link();
     set_stage(2);
-    tbb::task_arena cpu(static_cast<int>(cpu_threads(worker_threads(options.threads))));
-    cpu.execute([&] {
-      tbb::parallel_for_each(groups.begin(), groups.end(),
-                             [&](const Group& g) { link_group(rs, g); });
-    });
+    for_each_on_cores(options.threads, groups.begin(), groups.end(),
+                      [&](const Group& g) { link_group(rs, g); });
     rs.reaper.finish(); // replaced inodes freed before the run reports
 
     // protect: inodes linked from several guests must carry the flag even
@@ -481,7 +479,7 @@ Result<Report> unify_on_workers(const std::vector<UnifyGuest>& guests, const Uni
 } // namespace
 
 Result<Report> run_unify(const std::vector<UnifyGuest>& guests, const UnifyOptions& options) {
-  return with_workers(worker_threads(options.threads),
+  return with_workers(options.threads,
                       [&]() -> Result<Report> { return unify_on_workers(guests, options); });
 }
 

@@ -9,7 +9,6 @@
 
 #include "unify/plan.h"
 
-#include <tbb/global_control.h>
 #include <tbb/parallel_sort.h>
 
 #include <algorithm>
@@ -146,7 +145,7 @@ static Result<UsageReport> usage_on_workers(const std::vector<UnifyGuest>& guest
 
 Result<UsageReport> compute_usage(const std::vector<UnifyGuest>& guests,
                                   const UsageOptions& options) {
-  return with_workers(worker_threads(options.threads),
+  return with_workers(options.threads,
                       [&]() -> Result<UsageReport> { return usage_on_workers(guests, options); });
 }
 

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <tbb/global_control.h>
+#include <tbb/parallel_for_each.h>
 #include <tbb/task_arena.h>
 
 #include <malloc.h>
@@ -34,21 +35,31 @@ inline uint32_t cpu_threads(uint32_t workers) {
   return std::clamp<uint32_t>(std::thread::hardware_concurrency(), 1, std::max(1u, workers));
 }
 
-// Runs f() with every parallel algorithm inside it using `threads` workers.
+// Runs f() with every parallel algorithm inside it using
+// worker_threads(requested) workers.
 //
 // glibc gives each thread its own malloc arena (up to 8 per core); with
 // 16 workers the arenas' slack was 5-7 MB of a 37 MB peak. The records a
 // run allocates are few and large or allocated once per file, so one arena
 // costs no measurable time (vunify -n on the bench corpus: 0.47 s either
-// way) and keeps the peak at 32 MB. Process-wide, set before the workers
-// start.
+// way) and saves them. Process-wide, set before the workers start.
 template <typename F>
-auto with_workers(uint32_t threads, F&& f) {
+auto with_workers(uint32_t requested, F&& f) {
   static const bool arenas_limited = [] { return ::mallopt(M_ARENA_MAX, 1) == 1; }();
   (void)arenas_limited;
+  const uint32_t threads = worker_threads(requested);
   tbb::global_control cap(tbb::global_control::max_allowed_parallelism, threads);
   tbb::task_arena arena(static_cast<int>(threads));
   return arena.execute(std::forward<F>(f));
+}
+
+// tbb::parallel_for_each over [first, last) on cpu_threads(worker_threads(
+// requested)) workers: the passes that link names (and so thaw shared
+// inodes) run on one worker per core.
+template <typename It, typename F>
+void for_each_on_cores(uint32_t requested, It first, It last, F&& f) {
+  tbb::task_arena cores(static_cast<int>(cpu_threads(worker_threads(requested))));
+  cores.execute([&] { tbb::parallel_for_each(first, last, f); });
 }
 
 } // namespace vu

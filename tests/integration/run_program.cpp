@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -70,6 +71,16 @@ ProgramResult run_vunify(const std::vector<std::string>& args,
   std::vector<std::string> argv{VUNIFY_BIN};
   argv.insert(argv.end(), args.begin(), args.end());
   return run_program(argv, extra_env);
+}
+
+bool KillDelay::kill_after_delay(int pid) {
+  ::usleep(static_cast<useconds_t>(std::uniform_real_distribution<double>(0, m_window)(m_rng)));
+  ::kill(pid, SIGKILL);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  bool killed = WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+  if (!killed) m_window *= 0.85;
+  return killed;
 }
 
 } // namespace vu::test

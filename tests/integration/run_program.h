@@ -28,8 +28,10 @@ class KillDelay {
 public:
   KillDelay(double full_us, double fraction, unsigned seed)
       : m_window(full_us * fraction), m_rng(seed) {}
-  unsigned next_us() { return static_cast<unsigned>(std::uniform_real_distribution<double>(0, m_window)(m_rng)); }
-  void ran_to_completion() { m_window *= 0.85; }
+  // Sleeps the next delay, sends SIGKILL to pid and reaps it. True when
+  // the kill ended the run; false when it had ended first (the window
+  // then shrinks).
+  bool kill_after_delay(int pid);
   double window_us() const { return m_window; }
 
 private:

@@ -14,7 +14,6 @@
 #include <spawn.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 using namespace vu::test;
@@ -177,12 +176,7 @@ TEST(KillNine, DeunifyLosesNothing) {
                             const_cast<char*>("-q"), const_cast<char*>(guests[1].c_str()), nullptr};
     pid_t pid = 0;
     ASSERT_EQ(::posix_spawn(&pid, VUNIFY_BIN, nullptr, nullptr, argv.data(), environ), 0);
-    ::usleep(delay.next_us());
-    ::kill(pid, SIGKILL);
-    int status = 0;
-    ::waitpid(pid, &status, 0);
-    if (WIFSIGNALED(status)) ++kills;
-    else delay.ran_to_completion();
+    if (delay.kill_after_delay(pid)) ++kills;
     auto now = contents();
     for (auto it = now.begin(); it != now.end();)
       it = it->first.find(".vunify-tmp.") != std::string::npos ? now.erase(it) : std::next(it);

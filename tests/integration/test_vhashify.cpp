@@ -14,7 +14,6 @@
 #include <fmt/format.h>
 #include <random>
 #include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 using namespace vu::test;
@@ -176,12 +175,7 @@ TEST(KillNine, StoreRunLosesNothing) {
     argv.push_back(nullptr);
     pid_t pid = 0;
     ASSERT_EQ(::posix_spawn(&pid, argv[0], nullptr, nullptr, argv.data(), environ), 0);
-    ::usleep(delay.next_us());
-    ::kill(pid, SIGKILL);
-    int status = 0;
-    ::waitpid(pid, &status, 0);
-    if (WIFSIGNALED(status)) ++kills;
-    else delay.ran_to_completion();
+    if (delay.kill_after_delay(pid)) ++kills;
     ASSERT_EQ(guest_contents(), expected) << "round " << rounds;
     auto next = run_program(args);
     ASSERT_EQ(next.status, 0) << next.err;

@@ -12,7 +12,6 @@
 #include <fcntl.h>
 #include <random>
 #include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 using namespace vu::test;
@@ -91,12 +90,7 @@ TEST(KillNine, EveryNameSurvivesAndTheNextRunCleansUp) {
     reset(rounds % 2 == 1);
     pid_t pid = spawn_vunify({guests[0], guests[1], guests[2]});
     ASSERT_GT(pid, 0);
-    ::usleep(delay.next_us());
-    ::kill(pid, SIGKILL);
-    int status = 0;
-    ::waitpid(pid, &status, 0);
-    if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) ++kills;
-    else delay.ran_to_completion();
+    if (delay.kill_after_delay(pid)) ++kills;
 
     ASSERT_EQ(guest_contents(t), expected) << "after kill in round " << rounds;
     auto next = run_vunify({"--json", guests[0], guests[1], guests[2]});
