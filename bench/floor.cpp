@@ -19,6 +19,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <xxh_x86dispatch.h> // the same XXH3 code path as vunify (unify/hash.cpp)
+#endif
 
 #include <algorithm>
 #include <atomic>

@@ -66,17 +66,21 @@ Result<FileStat> stat_at(int dirfd, const std::string& name) {
 
 Result<FileStat> stat_fd(int fd) { return stat_at(fd, ""); }
 
-Result<UniqueFd> open_beneath(int dirfd, const std::string& path, int flags) {
+Result<UniqueFd> open_beneath(int dirfd, const char* path, int flags) {
   struct open_how how {};
   how.flags = static_cast<uint64_t>(flags | O_CLOEXEC | O_NOFOLLOW);
   how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
-  const char* p = path.empty() ? "." : path.c_str();
+  const char* p = *path ? path : ".";
   for (;;) {
     long fd = ::syscall(SYS_openat2, dirfd, p, &how, sizeof(how));
     if (fd >= 0) return UniqueFd(static_cast<int>(fd));
     if (errno == EINTR || errno == EAGAIN) continue; // EAGAIN: rename race in RESOLVE_*
-    return errno_error("openat2 " + path);
+    return errno_error(std::string("openat2 ") + path);
   }
+}
+
+Result<UniqueFd> open_beneath(int dirfd, const std::string& path, int flags) {
+  return open_beneath(dirfd, path.c_str(), flags);
 }
 
 Result<UniqueFd> open_in_root(int rootfd, const std::string& path) {
@@ -100,11 +104,15 @@ Result<std::string> fd_path(int fd) {
   return std::string(buf, static_cast<size_t>(n));
 }
 
-Result<UniqueFd> open_file_for_read(int dirfd, const std::string& path) {
+Result<UniqueFd> open_file_for_read(int dirfd, const char* path) {
   auto r = open_beneath(dirfd, path, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_NOATIME);
   if (!r.ok() && r.code() == EPERM)
     r = open_beneath(dirfd, path, O_RDONLY | O_NOCTTY | O_NONBLOCK);
   return r;
+}
+
+Result<UniqueFd> open_file_for_read(int dirfd, const std::string& path) {
+  return open_file_for_read(dirfd, path.c_str());
 }
 
 Result<UniqueFd> open_directory(const std::string& path) {

@@ -45,11 +45,13 @@ Result<FileStat> stat_fd(int fd);
 // symlink, ".." may not leave dirfd. O_CLOEXEC and O_NOFOLLOW are added.
 // Fails with ELOOP on a symlink, EXDEV on an escape, ENOSYS before 5.6.
 Result<UniqueFd> open_beneath(int dirfd, const std::string& path, int flags);
+Result<UniqueFd> open_beneath(int dirfd, const char* path, int flags);
 
 // Opens a regular file beneath dirfd for reading without updating its atime
 // (O_NOATIME, retried without it where the kernel refuses) and never
 // blocking on a FIFO that raced into its place (O_NONBLOCK).
 Result<UniqueFd> open_file_for_read(int dirfd, const std::string& path);
+Result<UniqueFd> open_file_for_read(int dirfd, const char* path);
 
 // Opens a directory given by a trusted host path (command line, config).
 Result<UniqueFd> open_directory(const std::string& path);

@@ -82,6 +82,26 @@ Status protect_inode(RunState& rs, int fd, uint32_t guest, const std::string& pa
 // checks it is still that inode. Failures are logged.
 Result<UniqueFd> open_inode(RunState& rs, const InodeRec& inode);
 
+// open_inode for a pass over many inodes: the first name is opened relative
+// to its parent directory, whose descriptor is kept while the following
+// inodes lie in the same directory. Walk the inodes in path order (sort by
+// names.front(): ScanResult::files is sorted by guest and path) and each
+// directory is resolved once instead of once per file. One per thread.
+class InodeOpener {
+public:
+  explicit InodeOpener(RunState& rs) : m_rs(rs) {}
+  Result<UniqueFd> open(const InodeRec& inode);
+
+private:
+  RunState& m_rs;
+  uint32_t m_guest = UINT32_MAX; // the cached directory: guest and path
+  std::string m_dir;
+  UniqueFd m_dirfd;
+};
+
+// Sorts inode indices by their first name, the order InodeOpener wants.
+void sort_by_path(const std::vector<InodeRec>& inodes, std::vector<uint32_t>& idx);
+
 // Verifies and links one group (link.cpp). Thread-safe across groups.
 void link_group(RunState& rs, const Group& group);
 

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <tbb/enumerable_thread_specific.h>
 #include <tbb/parallel_for_each.h>
+#include <tbb/parallel_sort.h>
 
 #include <algorithm>
 
@@ -183,7 +184,7 @@ ScanResult scan_guests(const std::vector<UnifyGuest>& guests, const std::vector<
     std::vector<FileRec>().swap(bin.files); // keeps the peak at one copy of the records
     std::move(bin.temps.begin(), bin.temps.end(), std::back_inserter(out.temporaries));
   }
-  std::sort(out.files.begin(), out.files.end(), [](const FileRec& a, const FileRec& b) {
+  tbb::parallel_sort(out.files.begin(), out.files.end(), [](const FileRec& a, const FileRec& b) {
     return a.guest != b.guest ? a.guest < b.guest : a.path < b.path;
   });
   std::sort(out.temporaries.begin(), out.temporaries.end(),

@@ -30,11 +30,15 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <random>
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_for.h>
 #include <tbb/parallel_for_each.h>
 #include <tbb/parallel_sort.h>
 #include <thread>
 
 #include <algorithm>
+#include <climits>
+#include <cstring>
 #include <chrono>
 #include <map>
 #include <set>
@@ -92,9 +96,10 @@ std::string RunState::display(uint32_t file) const {
   return guests[f.guest].guest.name + ":/" + f.path;
 }
 
-Result<UniqueFd> open_inode(RunState& rs, const InodeRec& inode) {
-  const FileRec& f = rs.scan.files[inode.names.front()];
-  auto fd = open_file_for_read(rs.roots[f.guest].get(), f.path);
+namespace {
+// The checks shared by open_inode and InodeOpener: logs a failure to open,
+// and refuses an inode that is not the scanned one any more.
+Result<UniqueFd> checked_open(RunState& rs, const InodeRec& inode, Result<UniqueFd> fd) {
   if (!fd.ok()) {
     if (fd.code() == ENOENT || fd.code() == ELOOP || fd.code() == ENOTDIR || fd.code() == EXDEV)
       rs.log.skip(Skip::changed);
@@ -111,6 +116,44 @@ Result<UniqueFd> open_inode(RunState& rs, const InodeRec& inode) {
     return make_error(ESTALE, "changed since the scan");
   }
   return fd;
+}
+} // namespace
+
+Result<UniqueFd> open_inode(RunState& rs, const InodeRec& inode) {
+  const FileRec& f = rs.scan.files[inode.names.front()];
+  return checked_open(rs, inode, open_file_for_read(rs.roots[f.guest].get(), f.path));
+}
+
+Result<UniqueFd> InodeOpener::open(const InodeRec& inode) {
+  const FileRec& f = m_rs.scan.files[inode.names.front()];
+  std::string_view path = f.path.view();
+  size_t slash = path.rfind('/');
+  std::string_view dir = slash == std::string_view::npos ? std::string_view() : path.substr(0, slash);
+  std::string_view base = slash == std::string_view::npos ? path : path.substr(slash + 1);
+  if (base.empty() || base.size() > NAME_MAX) // not a name the walk can have produced
+    return checked_open(m_rs, inode, make_error(EINVAL, "bad path " + std::string(path)));
+  if (!m_dirfd.valid() || m_guest != f.guest || m_dir != dir) {
+    m_dirfd.reset();
+    m_guest = UINT32_MAX;
+    m_dir.assign(dir);
+    auto d = open_beneath(m_rs.roots[f.guest].get(), m_dir, O_PATH | O_DIRECTORY);
+    if (!d.ok()) return checked_open(m_rs, inode, d.error());
+    m_dirfd = std::move(*d);
+    m_guest = f.guest;
+  }
+  // One component, opened beneath the directory: no symlink, no "..". The
+  // directory may have moved since it was opened; the inode check below
+  // (dev, ino, size, times) is what makes the result the scanned file.
+  char name[NAME_MAX + 1];
+  std::memcpy(name, base.data(), base.size());
+  name[base.size()] = '\0';
+  return checked_open(m_rs, inode, open_file_for_read(m_dirfd.get(), name));
+}
+
+void sort_by_path(const std::vector<InodeRec>& inodes, std::vector<uint32_t>& idx) {
+  tbb::parallel_sort(idx.begin(), idx.end(), [&](uint32_t a, uint32_t b) {
+    return inodes[a].names.front() < inodes[b].names.front();
+  });
 }
 
 Result<ExcludeList> guest_excludes(const Guest& guest, const ConfigBase& config,
@@ -251,6 +294,15 @@ Result<Report> unify_on_workers(const std::vector<UnifyGuest>& guests, const Uni
   if (!options.attrs) detected = detect_attr_backend();
   AttrBackend& attrs = options.attrs ? *options.attrs : *detected;
   RunState rs{guests, roots, options, scan, inodes, random_seed(), log, attrs};
+  // Runs f(opener, inode) over inode indices sorted by path, in contiguous
+  // chunks so that each thread's opener re-uses its directory.
+  auto for_each_by_path = [&](const std::vector<uint32_t>& idx, auto f) {
+    tbb::parallel_for(tbb::blocked_range<size_t>(0, idx.size(), 16),
+                      [&](const tbb::blocked_range<size_t>& r) {
+                        InodeOpener opener(rs);
+                        for (size_t k = r.begin(); k != r.end(); ++k) f(opener, idx[k]);
+                      });
+  };
 
   // group: only inodes whose (dev, size, mode, uid, gid) occurs twice can
   // have a duplicate.
@@ -285,9 +337,10 @@ Result<Report> unify_on_workers(const std::vector<UnifyGuest>& guests, const Uni
   };
   {
     StageTimer t(report, "prefix");
-    tbb::parallel_for_each(candidates.begin(), candidates.end(), [&](uint32_t i) {
+    sort_by_path(inodes, candidates);
+    for_each_by_path(candidates, [&](InodeOpener& opener, uint32_t i) {
       InodeRec& rec = inodes[i];
-      auto fd = open_inode(rs, rec);
+      auto fd = opener.open(rec);
       if (!fd.ok()) {
         rec.failed = true;
         return;
@@ -348,9 +401,10 @@ Result<Report> unify_on_workers(const std::vector<UnifyGuest>& guests, const Uni
     for (const auto& b : buckets)
       for (uint32_t i : b)
         if (inodes[i].st.size > k_small_file) big.push_back(i);
-    tbb::parallel_for_each(big.begin(), big.end(), [&](uint32_t i) {
+    sort_by_path(inodes, big);
+    for_each_by_path(big, [&](InodeOpener& opener, uint32_t i) {
       InodeRec& rec = inodes[i];
-      auto fd = open_inode(rs, rec);
+      auto fd = opener.open(rec);
       if (!fd.ok()) {
         rec.failed = true;
         return;

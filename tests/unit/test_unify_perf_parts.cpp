@@ -1,7 +1,8 @@
 // The parts added for speed: the reaper that frees replaced inodes off the
 // linking threads, the one-read comparison against a small canonical's
-// bytes, and the worker counts.
+// bytes, the worker counts, and the opener that re-uses parent directories.
 #include "unify/hash.h"
+#include "unify/plan.h"
 #include "unify/reaper.h"
 #include "unify/workers.h"
 #include "tests/unit/temp_tree.h"
@@ -12,7 +13,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <mutex>
+#include <numeric>
 #include <thread>
 #include <vector>
 
@@ -117,4 +120,104 @@ TEST(Workers, DefaultsKeepReadsInFlightAndLinkOnTheCores) {
   EXPECT_GE(cpu_threads(w), 1u);
   // with_workers returns what the function returns.
   EXPECT_EQ(with_workers(4, [] { return 42; }), 42);
+}
+
+// InodeOpener: files opened relative to a cached parent directory must be
+// exactly the scanned inodes, and hostile changes after the scan refused.
+namespace {
+
+struct OpenerFixture {
+  TempTree t;
+  std::vector<UnifyGuest> guests;
+  std::vector<UniqueFd> roots;
+  UnifyOptions options;
+  Report report;
+  FailureLog log;
+  ScanResult scan;
+  std::vector<InodeRec> inodes;
+  std::vector<uint32_t> names;
+  std::unique_ptr<AttrBackend> attrs = detect_attr_backend();
+  std::unique_ptr<RunState> rs;
+
+  explicit OpenerFixture(const std::string& spec) {
+    t.build(spec);
+    UnifyGuest g;
+    g.guest.name = "g";
+    g.guest.root = t.root();
+    guests.push_back(g);
+    roots.push_back(UniqueFd(::open(t.root().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)));
+    options.min_size = 1;
+    scan = scan_guests(guests, roots, {{}}, options, report, log);
+    inodes = build_inodes(guests, scan, {}, report, names);
+    rs.reset(new RunState{guests, roots, options, scan, inodes, 1, log, *attrs});
+  }
+  // Index of the inode whose first name is `path`.
+  uint32_t inode_of(const std::string& path) const {
+    for (uint32_t i = 0; i < inodes.size(); ++i)
+      if (scan.files[inodes[i].names.front()].path.view() == path) return i;
+    ADD_FAILURE() << "not scanned: " << path;
+    return 0;
+  }
+  uint64_t changed() {
+    Report r;
+    log.drain_into(r);
+    return r.skipped.count(Skip::changed) ? r.skipped.at(Skip::changed) : 0;
+  }
+};
+
+std::string read_all(int fd) {
+  std::string s(4096, '\0');
+  ssize_t n = ::pread(fd, s.data(), s.size(), 0);
+  s.resize(n < 0 ? 0 : static_cast<size_t>(n));
+  return s;
+}
+
+} // namespace
+
+TEST(InodeOpener, OpensEveryScannedFileInPathOrder) {
+  OpenerFixture f("f top one\nd a\nf a/x two\nf a/y three\nd a/b\nf a/b/z four\nd c\nf c/w five\n");
+  std::vector<uint32_t> idx(f.inodes.size());
+  std::iota(idx.begin(), idx.end(), 0);
+  std::reverse(idx.begin(), idx.end());
+  sort_by_path(f.inodes, idx);
+  InodeOpener opener(*f.rs);
+  std::vector<std::string> got;
+  for (uint32_t i : idx) {
+    auto fd = opener.open(f.inodes[i]);
+    ASSERT_TRUE(fd.ok()) << fd.error().message();
+    auto st = stat_fd(fd->get());
+    ASSERT_TRUE(st.ok());
+    EXPECT_TRUE(st->same_version(f.inodes[i].st));
+    got.push_back(read_all(fd->get()));
+  }
+  EXPECT_EQ(got, (std::vector<std::string>{"four", "two", "three", "five", "one"}));
+  EXPECT_EQ(f.changed(), 0u);
+}
+
+TEST(InodeOpener, RefusesWhatChangedAfterTheScan) {
+  OpenerFixture f("d a\nf a/link-me secret\nf a/replace-me old\nd b\nf b/under-symlink x\n"
+                  "d outside\nf outside/under-symlink x\n");
+  uint32_t link_me = f.inode_of("a/link-me");
+  uint32_t replace_me = f.inode_of("a/replace-me");
+  uint32_t under = f.inode_of("b/under-symlink");
+  // A guest swaps in a symlink to a host file, a new file under the same
+  // name, and turns a directory into a symlink to another directory.
+  ASSERT_EQ(::unlink(f.t.path("a/link-me").c_str()), 0);
+  ASSERT_EQ(::symlink("/etc/hostname", f.t.path("a/link-me").c_str()), 0);
+  ASSERT_EQ(::unlink(f.t.path("a/replace-me").c_str()), 0);
+  f.t.file("a/replace-me", "new");
+  ASSERT_EQ(::rename(f.t.path("b").c_str(), f.t.path("b-moved").c_str()), 0);
+  ASSERT_EQ(::symlink("outside", f.t.path("b").c_str()), 0);
+
+  InodeOpener opener(*f.rs);
+  auto a = opener.open(f.inodes[link_me]);
+  EXPECT_FALSE(a.ok());
+  EXPECT_EQ(a.code(), ELOOP);
+  auto b = opener.open(f.inodes[replace_me]);
+  EXPECT_FALSE(b.ok());
+  EXPECT_EQ(b.code(), ESTALE);
+  auto c = opener.open(f.inodes[under]);
+  EXPECT_FALSE(c.ok());
+  EXPECT_TRUE(c.code() == ELOOP || c.code() == ENOTDIR) << c.error().message();
+  EXPECT_EQ(f.changed(), 3u);
 }
