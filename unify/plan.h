@@ -100,7 +100,8 @@ private:
 };
 
 // Sorts inode indices by their first name, the order InodeOpener wants.
-void sort_by_path(const std::vector<InodeRec>& inodes, std::vector<uint32_t>& idx);
+// file_count: the size of ScanResult::files.
+void sort_by_path(const std::vector<InodeRec>& inodes, size_t file_count, std::vector<uint32_t>& idx);
 
 // Verifies and links one group (link.cpp). Thread-safe across groups.
 void link_group(RunState& rs, const Group& group);

@@ -179,7 +179,7 @@ TEST(InodeOpener, OpensEveryScannedFileInPathOrder) {
   std::vector<uint32_t> idx(f.inodes.size());
   std::iota(idx.begin(), idx.end(), 0);
   std::reverse(idx.begin(), idx.end());
-  sort_by_path(f.inodes, idx);
+  sort_by_path(f.inodes, f.scan.files.size(), idx);
   InodeOpener opener(*f.rs);
   std::vector<std::string> got;
   for (uint32_t i : idx) {
@@ -192,6 +192,11 @@ TEST(InodeOpener, OpensEveryScannedFileInPathOrder) {
   }
   EXPECT_EQ(got, (std::vector<std::string>{"four", "two", "three", "five", "one"}));
   EXPECT_EQ(f.changed(), 0u);
+
+  // An index listed twice keeps both (sorted the slow way).
+  std::vector<uint32_t> twice{idx[3], idx[0], idx[3], idx[1]};
+  sort_by_path(f.inodes, f.scan.files.size(), twice);
+  EXPECT_EQ(twice, (std::vector<uint32_t>{idx[0], idx[1], idx[3], idx[3]}));
 }
 
 TEST(InodeOpener, RefusesWhatChangedAfterTheScan) {
