@@ -11,14 +11,16 @@
 //       process). No byte comparison, no flags: the least the kernel has
 //       to do to link a tree.
 //   vu-floor link-reap THREADS DIR...   the same, but each old inode is
-//       opened before the rename and its last descriptor closed by one of
-//       4 other threads (as vunify's reaper does), so the freeing runs
-//       beside the linking.
+//       opened before the rename and its last descriptor handed to
+//       vunify's reaper (unify/reaper.h: 4 closer threads), so the freeing
+//       runs beside the linking.
 //
 // THREADS workers take directories from one shared queue (getdents64 via
 // readdir, entry types to skip non-files) and work on the files they find.
 // No excludes, no grouping, no comparison: a lower bound for vunify's walk
 // (statx) and for reading every byte once (read). Prints files and bytes.
+#include "unify/reaper.h"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/resource.h>
@@ -169,49 +171,6 @@ double cpu_seconds() {
   return sec(ru.ru_utime) + sec(ru.ru_stime);
 }
 
-// Closes descriptors handed to it on 4 threads (bounded queue).
-class Closers {
-public:
-  Closers() {
-    for (int i = 0; i < 4; ++i) m_threads.emplace_back([this] { loop(); });
-  }
-  ~Closers() {
-    {
-      std::lock_guard l(m_mutex);
-      m_done = true;
-    }
-    m_cv.notify_all();
-    for (auto& t : m_threads) t.join();
-  }
-  void give(int fd) {
-    std::unique_lock l(m_mutex);
-    m_room.wait(l, [&] { return m_queue.size() < 512; });
-    m_queue.push_back(fd);
-    m_cv.notify_one();
-  }
-
-private:
-  void loop() {
-    for (;;) {
-      int fd;
-      {
-        std::unique_lock l(m_mutex);
-        m_cv.wait(l, [&] { return m_done || !m_queue.empty(); });
-        if (m_queue.empty()) return;
-        fd = m_queue.front();
-        m_queue.pop_front();
-        m_room.notify_one();
-      }
-      ::close(fd);
-    }
-  }
-  std::mutex m_mutex;
-  std::condition_variable m_cv, m_room;
-  std::deque<int> m_queue;
-  bool m_done = false;
-  std::vector<std::thread> m_threads;
-};
-
 int link_floor(int threads, const std::vector<std::string>& roots, bool reap) {
   std::vector<Found> files = collect(roots);
   auto key = [](const Found& f) { return std::tie(f.dev, f.size, f.mode, f.uid, f.gid, f.h_lo, f.h_hi); };
@@ -230,7 +189,7 @@ int link_floor(int threads, const std::vector<std::string>& roots, bool reap) {
   double cpu0 = cpu_seconds();
   auto t0 = std::chrono::steady_clock::now();
   {
-    std::unique_ptr<Closers> closers(reap ? new Closers : nullptr);
+    vu::Reaper closers; // 4 threads, as in a vunify run; starts on first use
     std::vector<std::thread> pool;
     for (int t = 0; t < threads; ++t)
       pool.emplace_back([&, t] {
@@ -242,11 +201,11 @@ int link_floor(int threads, const std::vector<std::string>& roots, bool reap) {
             if (::rename(tmp.c_str(), target.c_str()) == 0) done.fetch_add(1);
             else ::unlink(tmp.c_str());
           }
-          if (old >= 0) closers->give(old);
+          if (old >= 0) closers.give(vu::UniqueFd(old));
         }
       });
     for (auto& p : pool) p.join();
-  } // the closers drain their queue: every replaced inode is freed
+  } // the reaper drains its queue: every replaced inode is freed
   std::chrono::duration<double> d = std::chrono::steady_clock::now() - t0;
   std::printf("link: %.2f s, %zu names, CPU %.2f s\n", d.count(), done.load(), cpu_seconds() - cpu0);
   return 0;

@@ -24,15 +24,15 @@
 
 namespace vu {
 
-std::string parent_of(std::string_view path) {
+std::pair<std::string_view, std::string_view> split_path(std::string_view path) {
   auto pos = path.rfind('/');
-  return pos == std::string_view::npos ? std::string() : std::string(path.substr(0, pos));
+  if (pos == std::string_view::npos) return {std::string_view(), path};
+  return {path.substr(0, pos), path.substr(pos + 1)};
 }
 
-std::string name_of(std::string_view path) {
-  auto pos = path.rfind('/');
-  return std::string(pos == std::string_view::npos ? path : path.substr(pos + 1));
-}
+std::string parent_of(std::string_view path) { return std::string(split_path(path).first); }
+
+std::string name_of(std::string_view path) { return std::string(split_path(path).second); }
 
 PathRef PathArena::add(std::string_view s) {
   constexpr size_t k_block = 64 * 1024;

@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace vu {
@@ -81,6 +82,8 @@ ScanResult scan_guests(const std::vector<UnifyGuest>& guests, const std::vector<
                        const std::vector<std::vector<std::string>>& config_paths,
                        const UnifyOptions& options, Report& report, FailureLog& log);
 
+// {"usr/bin", "ls"} for "usr/bin/ls", {"", "ls"} for "ls"; views into path.
+std::pair<std::string_view, std::string_view> split_path(std::string_view path);
 // "usr/bin" for "usr/bin/ls", "" for "ls".
 std::string parent_of(std::string_view path);
 // "ls" for "usr/bin/ls".

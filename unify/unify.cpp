@@ -126,12 +126,9 @@ Result<UniqueFd> open_inode(RunState& rs, const InodeRec& inode) {
 
 Result<UniqueFd> InodeOpener::open(const InodeRec& inode) {
   const FileRec& f = m_rs.scan.files[inode.names.front()];
-  std::string_view path = f.path.view();
-  size_t slash = path.rfind('/');
-  std::string_view dir = slash == std::string_view::npos ? std::string_view() : path.substr(0, slash);
-  std::string_view base = slash == std::string_view::npos ? path : path.substr(slash + 1);
+  auto [dir, base] = split_path(f.path.view());
   if (base.empty() || base.size() > NAME_MAX) // not a name the walk can have produced
-    return checked_open(m_rs, inode, make_error(EINVAL, "bad path " + std::string(path)));
+    return checked_open(m_rs, inode, make_error(EINVAL, "bad path " + std::string(f.path)));
   if (!m_dirfd.valid() || m_guest != f.guest || m_dir != dir) {
     m_dirfd.reset();
     m_guest = UINT32_MAX;
