@@ -1,11 +1,12 @@
 // Guest configuration lookup (see guest.h for the layout).
 #include "core/guest.h"
 
+#include "kernel/fs.h"
+
 #include <algorithm>
 #include <climits>
 #include <cstdlib>
 #include <dirent.h>
-#include <fstream>
 #include <sys/stat.h>
 
 namespace vu {
@@ -37,17 +38,20 @@ Result<std::string> real_path(const std::string& path) {
 }
 
 Result<std::optional<std::string>> read_config_value(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) {
-    if (errno == ENOENT) return std::optional<std::string>{};
-    return errno_error("open " + path);
+  auto text = read_host_file(path, k_max_config_bytes);
+  if (!text.ok()) {
+    if (text.code() == ENOENT) return std::optional<std::string>{};
+    return text.error();
   }
-  std::string line;
-  while (std::getline(in, line)) {
+  std::string_view rest = *text;
+  while (!rest.empty()) {
+    size_t eol = rest.find('\n');
+    std::string_view line = rest.substr(0, eol);
+    rest.remove_prefix(eol == std::string_view::npos ? rest.size() : eol + 1);
     auto b = line.find_first_not_of(" \t\r");
-    if (b == std::string::npos || line[b] == '#') continue;
+    if (b == std::string_view::npos || line[b] == '#') continue;
     auto e = line.find_last_not_of(" \t\r");
-    return std::optional<std::string>(line.substr(b, e - b + 1));
+    return std::optional<std::string>(std::string(line.substr(b, e - b + 1)));
   }
   return std::optional<std::string>(std::string{});
 }

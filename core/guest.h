@@ -10,6 +10,7 @@
 
 #include "kernel/result.h"
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -47,7 +48,10 @@ private:
 };
 
 // Reads a one-value configuration file: the first line that is neither
-// empty nor a '#' comment, trimmed. nullopt when the file does not exist.
+// empty nor a '#' comment, trimmed. nullopt when the file does not exist;
+// an error when it is not a regular file (a FIFO, a device, a directory)
+// or larger than k_max_config_bytes.
+inline constexpr uint64_t k_max_config_bytes = 64 * 1024;
 Result<std::optional<std::string>> read_config_value(const std::string& path);
 
 // realpath(3) as a Result.

@@ -13,6 +13,11 @@
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
+#include <sys/random.h>
+#include <sys/resource.h>
+#include <csignal>
+#include <cstdio>
+#include <ctime>
 #include <unistd.h>
 
 namespace vu {
@@ -66,17 +71,47 @@ Result<FileStat> stat_at(int dirfd, const std::string& name) {
 
 Result<FileStat> stat_fd(int fd) { return stat_at(fd, ""); }
 
-Result<UniqueFd> open_beneath(int dirfd, const char* path, int flags) {
+namespace {
+
+long openat2_beneath(int dirfd, const char* path, int flags) {
   struct open_how how {};
   how.flags = static_cast<uint64_t>(flags | O_CLOEXEC | O_NOFOLLOW);
   how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
-  const char* p = *path ? path : ".";
   for (;;) {
-    long fd = ::syscall(SYS_openat2, dirfd, p, &how, sizeof(how));
-    if (fd >= 0) return UniqueFd(static_cast<int>(fd));
-    if (errno == EINTR || errno == EAGAIN) continue; // EAGAIN: rename race in RESOLVE_*
-    return errno_error(std::string("openat2 ") + path);
+    long fd = ::syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
+    if (fd >= 0 || (errno != EINTR && errno != EAGAIN)) return fd; // EAGAIN: rename race
   }
+}
+
+// The longest path handed to openat2 in one piece (the kernel's limit is
+// PATH_MAX, 4096 bytes with the NUL).
+constexpr size_t k_path_piece = 3072;
+
+} // namespace
+
+Result<UniqueFd> open_beneath(int dirfd, const char* path, int flags) {
+  std::string_view rest = *path ? path : ".";
+  UniqueFd hop; // the directory the previous piece opened
+  int base = dirfd;
+  while (rest.size() > k_path_piece) {
+    // Cut at the last '/' within the piece; a component longer than the
+    // piece is not a valid name anyway.
+    size_t cut = rest.substr(0, k_path_piece).rfind('/');
+    if (cut == std::string_view::npos || cut == 0)
+      return make_error(ENAMETOOLONG, std::string("openat2 ") + path);
+    std::string piece(rest.substr(0, cut));
+    long fd = openat2_beneath(base, piece.c_str(), O_PATH | O_DIRECTORY);
+    if (fd < 0) return errno_error(std::string("openat2 ") + path);
+    hop.reset(static_cast<int>(fd));
+    base = hop.get();
+    rest.remove_prefix(cut + 1);
+    while (!rest.empty() && rest.front() == '/') rest.remove_prefix(1);
+    if (rest.empty()) rest = ".";
+  }
+  std::string last(rest);
+  long fd = openat2_beneath(base, last.c_str(), flags);
+  if (fd < 0) return errno_error(std::string("openat2 ") + path);
+  return UniqueFd(static_cast<int>(fd));
 }
 
 Result<UniqueFd> open_beneath(int dirfd, const std::string& path, int flags) {
@@ -120,6 +155,145 @@ Result<UniqueFd> open_directory(const std::string& path) {
   if (fd < 0) return errno_error("open " + path);
   return UniqueFd(fd);
 }
+
+Result<std::string> read_host_file(const std::string& path, uint64_t max_bytes) {
+  int raw = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  if (raw < 0) return errno_error("open " + path);
+  UniqueFd fd(raw);
+  VU_TRY_ASSIGN(st, stat_fd(fd.get()));
+  if (!st.is_regular()) return make_error(EINVAL, path + " is not a regular file");
+  if (st.size > max_bytes)
+    return make_error(EFBIG, path + " is larger than " + std::to_string(max_bytes) + " bytes");
+  // One byte more than the size: a file that grows while it is read is
+  // still bounded.
+  std::string data(st.size + 1, '\0');
+  auto n = read_at(fd.get(), data.data(), data.size(), 0);
+  if (!n.ok()) return make_error(n.code(), "read " + path);
+  if (*n > max_bytes)
+    return make_error(EFBIG, path + " is larger than " + std::to_string(max_bytes) + " bytes");
+  data.resize(*n);
+  return data;
+}
+
+namespace {
+
+Status write_all(int fd, std::string_view data) {
+  while (!data.empty()) {
+    ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return errno_error("write");
+    }
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return {};
+}
+
+std::string random_suffix() {
+  uint64_t r = 0;
+  if (::getrandom(&r, sizeof r, 0) != sizeof r) r = static_cast<uint64_t>(::getpid()) << 32 ^ ::time(nullptr);
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(r));
+  return buf;
+}
+
+} // namespace
+
+Status write_file_atomic_at(int dirfd, const std::string& name, std::string_view data,
+                            unsigned mode) {
+  if (!is_plain_name(name)) return make_error(EINVAL, "not a file name: '" + name + "'");
+  const std::string tmp = "." + name.substr(0, 200) + ".vu-new-" + random_suffix();
+  UniqueFd fd;
+  bool linked = false;
+  int raw = ::openat(dirfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, mode & 07777);
+  if (raw >= 0) {
+    fd.reset(raw);
+  } else {
+    // No O_TMPFILE here: a fresh name that cannot be a planted link.
+    raw = ::openat(dirfd, tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                   mode & 07777);
+    if (raw < 0) return errno_error("create " + name);
+    fd.reset(raw);
+    linked = true;
+  }
+  auto fail = [&](Error e) -> Status {
+    if (linked) ::unlinkat(dirfd, tmp.c_str(), 0);
+    e.context = name + ": " + e.context;
+    return e;
+  };
+  if (auto w = write_all(fd.get(), data); !w.ok()) return fail(w.error());
+  if (::fchmod(fd.get(), mode & 07777) != 0) return fail(errno_error("fchmod"));
+  if (::fsync(fd.get()) != 0) return fail(errno_error("fsync"));
+  if (!linked) {
+    if (::linkat(fd.get(), "", dirfd, tmp.c_str(), AT_EMPTY_PATH) != 0) {
+      // Without CAP_DAC_READ_SEARCH: the same through /proc.
+      std::string proc = "/proc/self/fd/" + std::to_string(fd.get());
+      if (::linkat(AT_FDCWD, proc.c_str(), dirfd, tmp.c_str(), AT_SYMLINK_FOLLOW) != 0)
+        return fail(errno_error("linkat"));
+    }
+    linked = true;
+  }
+  // rename(2) replaces whatever entry `name` is - a symlink included -
+  // without following it; a directory there makes it fail.
+  if (::renameat(dirfd, tmp.c_str(), dirfd, name.c_str()) != 0) return fail(errno_error("rename"));
+  return {};
+}
+
+Status write_file_atomic(const std::string& path, std::string_view data, unsigned mode) {
+  if (path.empty()) return make_error(EINVAL, "empty file name");
+  std::string p = path;
+  auto slash = p.rfind('/');
+  std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : p.substr(0, slash));
+  std::string name = slash == std::string::npos ? p : p.substr(slash + 1);
+  if (name.empty()) return make_error(EISDIR, path + " names a directory");
+  int raw = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (raw < 0) return errno_error("open directory " + dir);
+  UniqueFd d(raw);
+  auto r = write_file_atomic_at(d.get(), name, data, mode);
+  if (!r.ok()) return make_error(r.code(), dir + "/" + r.error().context);
+  return {};
+}
+
+uint64_t fd_limit() {
+  struct rlimit rl {};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) return 1024;
+  return rl.rlim_cur;
+}
+
+uint64_t raise_fd_limit() {
+  struct rlimit rl {};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) return 1024;
+  if (rl.rlim_cur < rl.rlim_max) {
+    struct rlimit up = rl;
+    up.rlim_cur = rl.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &up) == 0) return up.rlim_cur;
+  }
+  return rl.rlim_cur;
+}
+
+void ignore_lease_signal() {
+  static const bool done = [] {
+    struct sigaction sa {};
+    sa.sa_handler = SIG_IGN;
+    sigemptyset(&sa.sa_mask);
+    return ::sigaction(SIGIO, &sa, nullptr) == 0;
+  }();
+  (void)done;
+}
+
+Status take_read_lease(int fd) {
+  ignore_lease_signal();
+  if (::fcntl(fd, F_SETLEASE, F_RDLCK) != 0) return errno_error("F_SETLEASE");
+  return {};
+}
+
+bool lease_unbroken(int fd) {
+  // F_GETLEASE reports the type the lease is being broken to: F_UNLCK
+  // while a writer waits, F_RDLCK while nobody does.
+  return ::fcntl(fd, F_GETLEASE) == F_RDLCK;
+}
+
+void release_lease(int fd) { (void)::fcntl(fd, F_SETLEASE, F_UNLCK); }
 
 Status link_fd(int fd, int dirfd, const std::string& name) {
   if (::linkat(fd, "", dirfd, name.c_str(), AT_EMPTY_PATH) != 0)

@@ -44,6 +44,9 @@ Result<FileStat> stat_fd(int fd);
 // RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS: no component may be a
 // symlink, ".." may not leave dirfd. O_CLOEXEC and O_NOFOLLOW are added.
 // Fails with ELOOP on a symlink, EXDEV on an escape, ENOSYS before 5.6.
+// Paths longer than the kernel's PATH_MAX are walked in pieces (each
+// piece beneath the directory the previous one opened), so tree depth
+// never makes a file unreachable; at most two descriptors are open at once.
 Result<UniqueFd> open_beneath(int dirfd, const std::string& path, int flags);
 Result<UniqueFd> open_beneath(int dirfd, const char* path, int flags);
 
@@ -55,6 +58,31 @@ Result<UniqueFd> open_file_for_read(int dirfd, const char* path);
 
 // Opens a directory given by a trusted host path (command line, config).
 Result<UniqueFd> open_directory(const std::string& path);
+
+// Reads a whole file named by a trusted host path (configuration, exclude
+// lists, caches). Symlinks are followed (util-vserver's configuration is
+// made of them), but the file is opened with O_NONBLOCK so a FIFO never
+// blocks, and it must turn out to be a regular file (EINVAL otherwise: a
+// FIFO, /dev/zero, a directory) of at most max_bytes (EFBIG). Errors name
+// the path.
+Result<std::string> read_host_file(const std::string& path, uint64_t max_bytes);
+
+// Replaces the file `path` (a trusted host path) atomically with `data`:
+// a new file is made in its directory (O_TMPFILE, else a random name with
+// O_EXCL|O_NOFOLLOW), written, fsync'ed and renamed over `path`. Whatever
+// is at `path` - a symlink planted there included - is replaced, never
+// written through. `mode`: permission bits of the new file.
+Status write_file_atomic(const std::string& path, std::string_view data, unsigned mode);
+// The same for a file `name` in the open directory `dirfd`.
+Status write_file_atomic_at(int dirfd, const std::string& name, std::string_view data,
+                            unsigned mode);
+
+// Raises the soft limit of open descriptors to the hard limit (systemd
+// starts services with a soft limit of 1024) and returns the new soft
+// limit. Never fails: on error the current limit is returned.
+uint64_t raise_fd_limit();
+// The current soft limit of open descriptors.
+uint64_t fd_limit();
 
 // linkat(fd, "", dirfd, name, AT_EMPTY_PATH): gives the open inode a new
 // name. Needs CAP_DAC_READ_SEARCH. Fails with EEXIST, EMLINK, EPERM (immutable).
@@ -97,6 +125,25 @@ Result<std::string> fd_path(int fd);
 // max_bytes. Its stat is returned through `st` when given.
 Result<std::string> read_file_beneath(int dirfd, const std::string& path, uint64_t max_bytes,
                                       FileStat* st = nullptr);
+
+// File leases (fcntl F_SETLEASE), used to keep writers out while a shared
+// inode is thawed. A read lease can be taken only while nobody has the
+// file open for writing; while it is held, an open for writing (or a
+// truncate) by another process blocks until the lease is released, and
+// the holder sees the lease "breaking". The kernel sends the holder SIGIO
+// then, which would end the process: take_read_lease() first sets SIGIO to
+// SIG_IGN for the process (once; ignore_lease_signal()).
+void ignore_lease_signal();
+// Takes a read lease on fd (opened read-only). EAGAIN/EBUSY: the file is
+// open for writing somewhere (or a writer is waiting); EINVAL: the file
+// system or the system settings (fs.leases-enable) offer no leases.
+Status take_read_lease(int fd);
+// True while the read lease on fd is held and nobody has tried to open the
+// file for writing (or truncate it) since it was taken. False once a
+// writer waits for it - or got past it: the kernel removes a lease that is
+// not released within fs.lease-break-time seconds.
+bool lease_unbroken(int fd);
+void release_lease(int fd);
 
 // Reads the directory entries of an open directory (getdents64), without
 // "." and "..". d_type is DT_UNKNOWN where the file system does not fill it.

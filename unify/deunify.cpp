@@ -99,7 +99,7 @@ static Result<Report> deunify_on_workers(const UnifyGuest& guest, const std::vec
 
   // The names to consider: the whole guest, or the given paths.
   ScanResult scan;
-  UnifyOptions scan_opts;
+  ScanOptions scan_opts;
   scan_opts.min_size = 1;
   scan_opts.progress = options.progress;
   std::vector<std::vector<std::string>> no_config(1);

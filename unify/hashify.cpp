@@ -133,7 +133,11 @@ static Result<Report> hashify_on_workers(const std::vector<UnifyGuest>& guests, 
   std::vector<std::vector<std::string>> config_paths;
   std::set<std::pair<uint64_t, uint64_t>> config_inodes;
   resolve_config_files(all, roots, config_paths, config_inodes);
-  ScanResult scan = scan_guests(all, roots, config_paths, uo, report, log);
+  ScanOptions so;
+  so.min_size = o.min_size;
+  so.skip_secrets = true;
+  so.progress = o.progress;
+  ScanResult scan = scan_guests(all, roots, config_paths, so, report, log);
   std::vector<uint32_t> inode_names;
   std::deque<uint32_t> store_names; // names of entries created below (stable addresses)
   std::vector<InodeRec> inodes = build_inodes(all, scan, config_inodes, report, inode_names);
@@ -465,9 +469,10 @@ Result<Report> run_store_gc(const HashifyOptions& o) {
   roots.push_back(std::move(root));
   FailureLog log;
   UnifyOptions uo;
-  uo.min_size = 0;
+  ScanOptions so;
+  so.min_size = 0;
   std::vector<std::vector<std::string>> none(1);
-  ScanResult scan = scan_guests(g, roots, none, uo, report, log);
+  ScanResult scan = scan_guests(g, roots, none, so, report, log);
   std::vector<InodeRec> no_inodes;
   auto attrs = detect_attr_backend();
   RunState rs{g, roots, uo, scan, no_inodes, 0, log, *attrs};

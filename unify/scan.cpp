@@ -85,7 +85,8 @@ bool is_race(int code) {
 
 ScanResult scan_guests(const std::vector<UnifyGuest>& guests, const std::vector<UniqueFd>& roots,
                        const std::vector<std::vector<std::string>>& config_paths,
-                       const UnifyOptions& options, Report& report, FailureLog& log) {
+                       const ScanOptions& options, Report& report, FailureLog& log) {
+  const ExcludeList* secrets = options.skip_secrets ? &secret_files() : nullptr;
   tbb::enumerable_thread_specific<Bin> bins;
   std::vector<uint64_t> root_devs;
   for (const auto& r : roots) {
@@ -124,7 +125,8 @@ ScanResult scan_guests(const std::vector<UnifyGuest>& guests, const std::vector<
       }
       abs.resize(base_len);
       abs += e.name;
-      if (guest.excludes.match(abs) != MatchKind::include) {
+      if ((secrets && secrets->match(abs) != MatchKind::include) ||
+          guest.excludes.match(abs) != MatchKind::include) {
         ++bin.excluded;
         continue;
       }

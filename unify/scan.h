@@ -67,6 +67,16 @@ struct TempRec {
   FileStat st; // so its inode does not count as linked from elsewhere
 };
 
+// What the walk keeps and where it stops.
+struct ScanOptions {
+  uint64_t min_size = 16;       // smaller regular files are counted, not listed
+  bool one_file_system = false; // do not enter directories on other file systems
+  // Never list (nor stat) what secret_files() names: runs that read file
+  // content set this; runs that only count or copy shared inodes do not.
+  bool skip_secrets = false;
+  Progress* progress = nullptr;
+};
+
 struct ScanResult {
   PathArena paths;                // the bytes of files[].path
   std::vector<FileRec> files;     // sorted by (guest, path)
@@ -80,7 +90,7 @@ struct ScanResult {
 // config_paths[g]: sorted absolute paths of guest g that stay private.
 ScanResult scan_guests(const std::vector<UnifyGuest>& guests, const std::vector<UniqueFd>& roots,
                        const std::vector<std::vector<std::string>>& config_paths,
-                       const UnifyOptions& options, Report& report, FailureLog& log);
+                       const ScanOptions& options, Report& report, FailureLog& log);
 
 // {"usr/bin", "ls"} for "usr/bin/ls", {"", "ls"} for "ls"; views into path.
 std::pair<std::string_view, std::string_view> split_path(std::string_view path);

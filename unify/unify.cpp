@@ -290,7 +290,12 @@ Result<Report> unify_on_workers(const std::vector<UnifyGuest>& guests, const Uni
   {
     StageTimer t(report, "scan");
     set_stage(0);
-    scan = scan_guests(guests, roots, config_paths, options, report, log);
+    ScanOptions so;
+    so.min_size = options.min_size;
+    so.one_file_system = options.one_file_system;
+    so.skip_secrets = true;
+    so.progress = options.progress;
+    scan = scan_guests(guests, roots, config_paths, so, report, log);
   }
 
   // inodes: one record per (dev, ino), so names that already share an

@@ -37,7 +37,7 @@ static Result<UsageReport> usage_on_workers(const std::vector<UnifyGuest>& guest
   }
   Report scan_report;
   FailureLog log;
-  UnifyOptions scan_opts;
+  ScanOptions scan_opts;
   scan_opts.min_size = 0;
   std::vector<std::vector<std::string>> no_config(all.size());
   ScanResult scan = scan_guests(all, roots, no_config, scan_opts, scan_report, log);

@@ -1,8 +1,8 @@
 // setattr, showattr, vbarrier and vunify -R as an administrator uses them,
 // and what a guest process without CAP_LINUX_IMMUTABLE can do to a unified
 // file before and after de-unification.
-#include "tests/integration/run_program.h"
-#include "tests/unit/temp_tree.h"
+#include "tests/support/run_program.h"
+#include "tests/support/temp_tree.h"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -11,28 +11,17 @@
 #include <csignal>
 #include <fcntl.h>
 #include <random>
-#include <spawn.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 using namespace vu::test;
 
-extern char** environ;
 
 namespace {
-ProgramResult showattr(std::vector<std::string> a) {
-  a.insert(a.begin(), SHOWATTR_BIN);
-  return run_program(a);
-}
-ProgramResult setattr(std::vector<std::string> a) {
-  a.insert(a.begin(), SETATTR_BIN);
-  return run_program(a);
-}
-ProgramResult vbarrier(std::vector<std::string> a) {
-  a.insert(a.begin(), VBARRIER_BIN);
-  return run_program(a);
-}
+ProgramResult showattr(const std::vector<std::string>& a) { return run_showattr(a); }
+ProgramResult setattr(const std::vector<std::string>& a) { return run_setattr(a); }
+ProgramResult vbarrier(const std::vector<std::string>& a) { return run_vbarrier(a); }
 } // namespace
 
 TEST(Showattr, ColumnsNamesAndListing) {
@@ -172,10 +161,8 @@ TEST(KillNine, DeunifyLosesNothing) {
   int kills = 0, rounds = 0, unprotected = 0;
   for (; kills < 50 && rounds < 200; ++rounds) {
     reset();
-    std::vector<char*> argv{const_cast<char*>(VUNIFY_BIN), const_cast<char*>("-R"),
-                            const_cast<char*>("-q"), const_cast<char*>(guests[1].c_str()), nullptr};
-    pid_t pid = 0;
-    ASSERT_EQ(::posix_spawn(&pid, VUNIFY_BIN, nullptr, nullptr, argv.data(), environ), 0);
+    pid_t pid = spawn_quiet({VUNIFY_BIN, "-R", "-q", guests[1]});
+    ASSERT_GT(pid, 0);
     if (delay.kill_after_delay(pid)) ++kills;
     auto now = contents();
     for (auto it = now.begin(); it != now.end();)

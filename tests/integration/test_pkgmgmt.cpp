@@ -1,9 +1,9 @@
 // Configuration files known to the package manager stay private: real RPM
 // databases made with rpmbuild and rpm, external database locations, and
 // hostile package databases.
-#include "tests/integration/fixtures.h"
-#include "tests/integration/run_program.h"
-#include "tests/unit/temp_tree.h"
+#include "tests/support/fixtures.h"
+#include "tests/support/run_program.h"
+#include "tests/support/temp_tree.h"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -19,7 +19,7 @@ namespace fs = std::filesystem;
 namespace {
 
 bool same(const TempTree& t, const std::string& a, const std::string& b) {
-  return inode_of(t.path(a)) == inode_of(t.path(b));
+  return same_inode(t.path(a), t.path(b));
 }
 
 const char* k_config_paths[] = {"etc/vu-a.conf", "usr/share/vu-a/settings.ini", "etc/vu-b.conf",

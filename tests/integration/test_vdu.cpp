@@ -1,7 +1,7 @@
 // vdu on a tree with a known link structure: exact numbers in every
 // format, the HTML page rendered by headless Chromium, the classic form.
-#include "tests/integration/run_program.h"
-#include "tests/unit/temp_tree.h"
+#include "tests/support/run_program.h"
+#include "tests/support/temp_tree.h"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -14,10 +14,7 @@ using namespace vu::test;
 
 namespace {
 
-ProgramResult vdu(std::vector<std::string> a) {
-  a.insert(a.begin(), VDU_BIN);
-  return run_program(a);
-}
+ProgramResult vdu(const std::vector<std::string>& a) { return run_vdu(a); }
 
 // g1: private p1 (8 KiB, /usr/big), a hard link pair inside g1 (4 KiB,
 // /usr/small), a sparse file (1 MiB apparent, 4 KiB allocated, /var), st

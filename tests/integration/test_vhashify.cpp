@@ -1,7 +1,7 @@
 // vhashify as cron runs it: counters of nightly runs, a new guest, kill -9,
 // hostile changes between runs, and the store's integrity afterwards.
-#include "tests/integration/run_program.h"
-#include "tests/unit/temp_tree.h"
+#include "tests/support/run_program.h"
+#include "tests/support/temp_tree.h"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -13,24 +13,20 @@
 #include <fstream>
 #include <fmt/format.h>
 #include <random>
-#include <spawn.h>
 #include <unistd.h>
 
 using namespace vu::test;
 namespace fs = std::filesystem;
 
-extern char** environ;
 
 namespace {
 
-ProgramResult vhashify(std::vector<std::string> a) {
-  a.insert(a.begin(), VHASHIFY_BIN);
-  return run_program(a);
-}
+ProgramResult vhashify(const std::vector<std::string>& a) { return run_vhashify(a); }
 
-nlohmann::json json_of(const ProgramResult& r) {
+// The JSON of a run that must succeed.
+nlohmann::json ok_json(const ProgramResult& r) {
   EXPECT_EQ(r.status, 0) << r.err;
-  return nlohmann::json::parse(r.out);
+  return json_of(r);
 }
 
 // Every store entry's content hashes to the hash in its name, and it is
@@ -66,7 +62,7 @@ TEST(Vhashify, NightlyRunsReadNothingAndANewGuestCostsItsBytesAlone) {
   std::string store = "--destination=" + t.path("store");
   auto before1 = content_snapshot(t.path("g1"));
   auto before2 = content_snapshot(t.path("g2"));
-  auto first = json_of(vhashify({"--json", "--no-default-excludes", store, t.path("g1"), t.path("g2")}));
+  auto first = ok_json(vhashify({"--json", "--no-default-excludes", store, t.path("g1"), t.path("g2")}));
   EXPECT_EQ(first["files_linked"], 121);
   EXPECT_EQ(first["store_entries_created"], 61);
   EXPECT_EQ(check_store(t.path("store")), 61u);
@@ -74,7 +70,7 @@ TEST(Vhashify, NightlyRunsReadNothingAndANewGuestCostsItsBytesAlone) {
   EXPECT_EQ(content_snapshot(t.path("g1")), before1);
   EXPECT_EQ(content_snapshot(t.path("g2")), before2);
 
-  auto second = json_of(vhashify({"--json", "--no-default-excludes", store, t.path("g1"), t.path("g2")}));
+  auto second = ok_json(vhashify({"--json", "--no-default-excludes", store, t.path("g1"), t.path("g2")}));
   EXPECT_EQ(second["bytes_read"], 0) << "an unchanged run reads no file content";
   EXPECT_EQ(second["files_hashed"], 0);
   EXPECT_EQ(second["files_in_store"], 121);
@@ -87,7 +83,7 @@ TEST(Vhashify, NightlyRunsReadNothingAndANewGuestCostsItsBytesAlone) {
   uint64_t g3_bytes = 0;
   for (auto& e : fs::recursive_directory_iterator(t.path("g3")))
     if (e.is_regular_file()) g3_bytes += e.file_size();
-  auto third = json_of(vhashify({"--json", "--no-default-excludes", store, t.path("g1"), t.path("g2"), t.path("g3")}));
+  auto third = ok_json(vhashify({"--json", "--no-default-excludes", store, t.path("g1"), t.path("g2"), t.path("g3")}));
   EXPECT_EQ(third["files_hashed"], 62);
   EXPECT_EQ(third["bytes_hashed"].get<uint64_t>(), g3_bytes) << "the others are not re-read";
   EXPECT_EQ(third["files_in_store"], 121);
@@ -110,14 +106,14 @@ TEST(Vhashify, GuestReplacesStoreLinkedFilesBetweenRuns) {
                t.path("sentinel/target") + " " + f + " && mkdir " + d),
             0);
   auto sentinel = snapshot(t.path("sentinel"));
-  auto r = json_of(vhashify({"--json", "--gc", "--no-default-excludes", store, t.path("g1"), t.path("g2")}));
+  auto r = ok_json(vhashify({"--json", "--gc", "--no-default-excludes", store, t.path("g1"), t.path("g2")}));
   EXPECT_EQ(r["error_count"], 0);
   EXPECT_EQ(snapshot(t.path("sentinel")), sentinel);
   EXPECT_FALSE(is_immutable_path(t.path("sentinel/target")));
   EXPECT_EQ(check_store(t.path("store")), 10u) << "g1 still links every entry";
   // With g1's copies gone as well, the two entries become garbage.
   ASSERT_EQ(sh("chattr -i " + t.path("g1/usr/share/d0/f0") + " && rm " + t.path("g1/usr/share/d0/f0")), 0);
-  auto gc = json_of(vhashify({"--json", "--gc", store}));
+  auto gc = ok_json(vhashify({"--json", "--gc", store}));
   EXPECT_EQ(gc["store_entries_removed"], 1);
   EXPECT_EQ(check_store(t.path("store")), 9u);
 }
@@ -170,11 +166,8 @@ TEST(KillNine, StoreRunLosesNothing) {
   int kills = 0, rounds = 0;
   for (; kills < 25 && rounds < 100; ++rounds) {
     reset();
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    pid_t pid = 0;
-    ASSERT_EQ(::posix_spawn(&pid, argv[0], nullptr, nullptr, argv.data(), environ), 0);
+    pid_t pid = spawn_quiet(args);
+    ASSERT_GT(pid, 0);
     if (delay.kill_after_delay(pid)) ++kills;
     ASSERT_EQ(guest_contents(), expected) << "round " << rounds;
     auto next = run_program(args);
@@ -211,7 +204,7 @@ TEST(Vhashify, VunifyStoreOptionIsTheSameRun) {
   auto j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["store_entries_created"], 8);
   EXPECT_EQ(check_store(t.path("store")), 8u);
-  auto again = json_of(vhashify({"--json", "--no-default-excludes", "--destination=" + t.path("store"),
+  auto again = ok_json(vhashify({"--json", "--no-default-excludes", "--destination=" + t.path("store"),
                                  t.path("g1"), t.path("g2")}));
   EXPECT_EQ(again["bytes_read"], 0);
   EXPECT_EQ(again["files_in_store"], 16);

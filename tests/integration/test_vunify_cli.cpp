@@ -1,7 +1,7 @@
 // The vunify program as a user runs it: argument forms, configuration
 // base, exclude files, output formats and exit status.
-#include "tests/integration/run_program.h"
-#include "tests/unit/temp_tree.h"
+#include "tests/support/run_program.h"
+#include "tests/support/temp_tree.h"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -30,17 +30,7 @@ protected:
     }
   }
   std::string conf() { return "--confdir=" + t.path("conf"); }
-  bool same(const std::string& a, const std::string& b) {
-    return inode_of(t.path(a)) == inode_of(t.path(b));
-  }
-  nlohmann::json json_of(const ProgramResult& r) {
-    try {
-      return nlohmann::json::parse(r.out);
-    } catch (const std::exception& e) {
-      ADD_FAILURE() << "not JSON: " << e.what() << "\n" << r.out;
-      return {};
-    }
-  }
+  bool same(const std::string& a, const std::string& b) { return same_inode(t.path(a), t.path(b)); }
   TempTree t;
 };
 

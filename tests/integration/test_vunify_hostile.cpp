@@ -2,8 +2,8 @@
 // names, and a guest that swaps directories for symlinks while vunify
 // runs. Whatever happens, nothing outside the guests changes and no guest
 // file changes content.
-#include "tests/integration/run_program.h"
-#include "tests/unit/temp_tree.h"
+#include "tests/support/run_program.h"
+#include "tests/support/temp_tree.h"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>

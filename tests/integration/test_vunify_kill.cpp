@@ -1,8 +1,8 @@
 // kill -9 at random moments of link runs: after each kill every original
 // name exists with its original content, and the next run finishes the
 // job and leaves no temporary behind.
-#include "tests/integration/run_program.h"
-#include "tests/unit/temp_tree.h"
+#include "tests/support/run_program.h"
+#include "tests/support/temp_tree.h"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -11,12 +11,9 @@
 #include <csignal>
 #include <fcntl.h>
 #include <random>
-#include <spawn.h>
 #include <unistd.h>
 
 using namespace vu::test;
-
-extern char** environ;
 
 namespace {
 
@@ -46,22 +43,6 @@ std::map<std::string, std::string> guest_contents(TempTree& t) {
   return all;
 }
 
-pid_t spawn_vunify(const std::vector<std::string>& args) {
-  std::vector<std::string> argv{VUNIFY_BIN};
-  argv.insert(argv.end(), args.begin(), args.end());
-  std::vector<char*> a;
-  for (auto& s : argv) a.push_back(const_cast<char*>(s.c_str()));
-  a.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-  pid_t pid = 0;
-  int rc = ::posix_spawn(&pid, a[0], &fa, nullptr, a.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  return rc == 0 ? pid : -1;
-}
-
 } // namespace
 
 TEST(KillNine, EveryNameSurvivesAndTheNextRunCleansUp) {
@@ -88,7 +69,7 @@ TEST(KillNine, EveryNameSurvivesAndTheNextRunCleansUp) {
   int kills = 0, rounds = 0;
   for (; kills < 50 && rounds < 200; ++rounds) {
     reset(rounds % 2 == 1);
-    pid_t pid = spawn_vunify({guests[0], guests[1], guests[2]});
+    pid_t pid = spawn_quiet({VUNIFY_BIN, guests[0], guests[1], guests[2]});
     ASSERT_GT(pid, 0);
     if (delay.kill_after_delay(pid)) ++kills;
 

@@ -1,5 +1,5 @@
 #include "barrier/barrier.h"
-#include "tests/unit/temp_tree.h"
+#include "tests/support/temp_tree.h"
 
 #include <gtest/gtest.h>
 

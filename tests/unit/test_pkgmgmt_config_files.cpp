@@ -1,6 +1,6 @@
 #include "kernel/fs.h"
 #include "pkgmgmt/config_files.h"
-#include "tests/unit/temp_tree.h"
+#include "tests/support/temp_tree.h"
 
 #include <gtest/gtest.h>
 

@@ -1,7 +1,7 @@
 // The store run at library level: collisions, the cache, garbage.
 #include "unify/hashify.h"
 #include "unify/store.h"
-#include "tests/unit/temp_tree.h"
+#include "tests/support/temp_tree.h"
 
 #include <gtest/gtest.h>
 

@@ -5,7 +5,7 @@
 #include "unify/plan.h"
 #include "unify/reaper.h"
 #include "unify/workers.h"
-#include "tests/unit/temp_tree.h"
+#include "tests/support/temp_tree.h"
 
 #include <gtest/gtest.h>
 
@@ -147,7 +147,9 @@ struct OpenerFixture {
     guests.push_back(g);
     roots.push_back(UniqueFd(::open(t.root().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)));
     options.min_size = 1;
-    scan = scan_guests(guests, roots, {{}}, options, report, log);
+    ScanOptions so;
+    so.min_size = 1;
+    scan = scan_guests(guests, roots, {{}}, so, report, log);
     inodes = build_inodes(guests, scan, {}, report, names);
     rs.reset(new RunState{guests, roots, options, scan, inodes, 1, log, *attrs});
   }

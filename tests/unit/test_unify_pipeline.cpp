@@ -2,7 +2,7 @@
 // that separates groups, plus the safety rules.
 #include "kernel/attr.h"
 #include "unify/unify.h"
-#include "tests/unit/temp_tree.h"
+#include "tests/support/temp_tree.h"
 
 #include <gtest/gtest.h>
 

@@ -1,6 +1,6 @@
-#include "tests/integration/fixtures.h"
+#include "tests/support/fixtures.h"
 
-#include "tests/unit/temp_tree.h"
+#include "tests/support/temp_tree.h"
 
 #include <fcntl.h>
 #include <sys/file.h>

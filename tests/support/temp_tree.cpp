@@ -1,4 +1,4 @@
-#include "tests/unit/temp_tree.h"
+#include "tests/support/temp_tree.h"
 
 #include <gtest/gtest.h>
 

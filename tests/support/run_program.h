@@ -1,8 +1,12 @@
-// Runs a program with arguments (no shell), capturing stdout and stderr.
+// Running the suite's programs from tests: with arguments (no shell),
+// capturing stdout and stderr; spawning one to kill it; reading its JSON.
 #pragma once
+
+#include <nlohmann/json.hpp>
 
 #include <random>
 #include <string>
+#include <sys/types.h>
 #include <vector>
 
 namespace vu::test {
@@ -19,6 +23,24 @@ ProgramResult run_program(const std::vector<std::string>& argv,
 // Runs vunify (the binary under test) with `args`.
 ProgramResult run_vunify(const std::vector<std::string>& args,
                          const std::vector<std::string>& extra_env = {});
+// The other programs under test.
+ProgramResult run_vhashify(const std::vector<std::string>& args,
+                           const std::vector<std::string>& extra_env = {});
+ProgramResult run_vdu(const std::vector<std::string>& args,
+                      const std::vector<std::string>& extra_env = {});
+ProgramResult run_setattr(const std::vector<std::string>& args);
+ProgramResult run_showattr(const std::vector<std::string>& args);
+ProgramResult run_vbarrier(const std::vector<std::string>& args);
+
+// Starts argv[0] with argv, stdout and stderr to /dev/null; returns its pid
+// (-1 on failure). The caller reaps it.
+pid_t spawn_quiet(const std::vector<std::string>& argv);
+
+// The program's stdout as JSON; a test failure (and null) when it is not.
+nlohmann::json json_of(const ProgramResult& r);
+
+// True when both paths (not following symlinks) name the same inode.
+bool same_inode(const std::string& a, const std::string& b);
 
 // Delays for kill -9 tests: uniform in [0, fraction x the time of a full
 // run]. A run that ends before its kill shortens the window: the timed

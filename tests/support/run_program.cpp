@@ -1,4 +1,7 @@
-#include "tests/integration/run_program.h"
+#include "tests/support/run_program.h"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <fcntl.h>
 #include <poll.h>
@@ -66,11 +69,60 @@ ProgramResult run_program(const std::vector<std::string>& argv,
   return r;
 }
 
-ProgramResult run_vunify(const std::vector<std::string>& args,
-                         const std::vector<std::string>& extra_env) {
-  std::vector<std::string> argv{VUNIFY_BIN};
+namespace {
+ProgramResult run_bin(const char* bin, const std::vector<std::string>& args,
+                      const std::vector<std::string>& extra_env = {}) {
+  std::vector<std::string> argv{bin};
   argv.insert(argv.end(), args.begin(), args.end());
   return run_program(argv, extra_env);
+}
+} // namespace
+
+ProgramResult run_vunify(const std::vector<std::string>& args,
+                         const std::vector<std::string>& extra_env) {
+  return run_bin(VUNIFY_BIN, args, extra_env);
+}
+ProgramResult run_vhashify(const std::vector<std::string>& args,
+                           const std::vector<std::string>& extra_env) {
+  return run_bin(VHASHIFY_BIN, args, extra_env);
+}
+ProgramResult run_vdu(const std::vector<std::string>& args,
+                      const std::vector<std::string>& extra_env) {
+  return run_bin(VDU_BIN, args, extra_env);
+}
+ProgramResult run_setattr(const std::vector<std::string>& args) { return run_bin(SETATTR_BIN, args); }
+ProgramResult run_showattr(const std::vector<std::string>& args) { return run_bin(SHOWATTR_BIN, args); }
+ProgramResult run_vbarrier(const std::vector<std::string>& args) { return run_bin(VBARRIER_BIN, args); }
+
+pid_t spawn_quiet(const std::vector<std::string>& argv) {
+  std::vector<char*> a;
+  for (auto& s : argv) a.push_back(const_cast<char*>(s.c_str()));
+  a.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+  pid_t pid = 0;
+  int rc = ::posix_spawn(&pid, a[0], &fa, nullptr, a.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  return rc == 0 ? pid : -1;
+}
+
+nlohmann::json json_of(const ProgramResult& r) {
+  try {
+    return nlohmann::json::parse(r.out);
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "not JSON (" << e.what() << "), exit " << r.status << "\nstdout: " << r.out
+                  << "\nstderr: " << r.err;
+    return {};
+  }
+}
+
+bool same_inode(const std::string& a, const std::string& b) {
+  struct stat x {}, y {};
+  return ::lstat(a.c_str(), &x) == 0 && ::lstat(b.c_str(), &y) == 0 && x.st_dev == y.st_dev &&
+         x.st_ino == y.st_ino;
 }
 
 bool KillDelay::kill_after_delay(int pid) {
