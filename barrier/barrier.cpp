@@ -64,7 +64,7 @@ Status set_guest_base_barrier(const std::string& base, const std::string& store,
                               AttrBackend& backend) {
   struct stat st {};
   if (::lstat(base.c_str(), &st) != 0) return errno_error("lstat " + base);
-  if (!S_ISDIR(st.st_mode)) return make_error(ENOTDIR, base + " is not a real directory");
+  if (!S_ISDIR(st.st_mode)) return described_error(ENOTDIR, base + " is not a real directory");
   if (::lchown(base.c_str(), 0, 0) != 0) return errno_error("chown " + base);
   std::string parent = base.substr(0, base.rfind('/'));
   if (parent.empty()) parent = "/";

@@ -81,19 +81,19 @@ Result<Guest> ConfigBase::from_confdir(const std::string& confdir,
   if (!r.ok())
     return make_error(r.code(), "guest '" + name + "': root " + root + " not found");
   if (!is_directory(r.value()))
-    return make_error(ENOTDIR, "guest '" + name + "': root " + r.value() + " is not a directory");
+    return described_error(ENOTDIR, "guest '" + name + "': root " + r.value() + " is not a directory");
   g.root = r.value();
   return g;
 }
 
 Result<Guest> ConfigBase::resolve(const std::string& arg) const {
-  if (arg.empty()) return make_error(EINVAL, "empty guest name");
+  if (arg.empty()) return described_error(EINVAL, "empty guest name");
   if (arg.find('/') == std::string::npos) {
     if (arg == "." || arg == "..")
-      return make_error(EINVAL, "invalid guest name '" + arg + "'");
+      return described_error(EINVAL, "invalid guest name '" + arg + "'");
     std::string conf = m_dir + "/" + arg;
     if (!is_directory(conf))
-      return make_error(ENOENT, "no guest '" + arg + "' in " + m_dir +
+      return described_error(ENOENT, "no guest '" + arg + "' in " + m_dir +
                                     " (give a path containing '/' for a bare directory)");
     return from_confdir(conf, arg);
   }
@@ -101,7 +101,7 @@ Result<Guest> ConfigBase::resolve(const std::string& arg) const {
   auto r = real_path(arg);
   if (!r.ok()) return make_error(r.code(), "guest root " + arg + " not found");
   if (!is_directory(r.value()))
-    return make_error(ENOTDIR, "guest root " + arg + " is not a directory");
+    return described_error(ENOTDIR, "guest root " + arg + " is not a directory");
   return Guest{basename_of(r.value()), r.value(), {}};
 }
 
@@ -138,13 +138,18 @@ Result<std::vector<Guest>> ConfigBase::refservers(const Guest& guest) const {
   ::closedir(d);
   std::sort(names.begin(), names.end());
   for (const auto& n : names) {
+    // A symlink to (or a copy of) another guest's configuration directory,
+    // or a file naming the guest.
     std::string p = appdir + "/" + n;
-    Result<Guest> g = is_directory(p) ? from_confdir(p, basename_of(real_path(p).ok() ? real_path(p).value() : n))
-                                      : Result<Guest>(make_error(ENOENT, ""));
-    if (!g.ok()) {
-      // A plain file naming a guest.
+    Result<Guest> g = described_error(ENOENT, "");
+    if (is_directory(p)) {
+      auto real = real_path(p);
+      g = real.ok() ? from_confdir(p, basename_of(*real)) : Result<Guest>(real.error());
+    } else {
       auto v = read_config_value(p);
-      if (v.ok() && v.value() && !v.value()->empty()) g = resolve(*v.value());
+      if (!v.ok()) g = v.error();
+      else if (!v.value() || v.value()->empty()) g = described_error(EINVAL, "names no guest");
+      else g = resolve(*v.value());
     }
     if (!g.ok())
       return make_error(g.code(), "reference guest " + p + ": " + g.error().message());

@@ -64,7 +64,7 @@ public:
     VU_TRY_ASSIGN(cur, get(dirfd, name, st));
     uint32_t unsupported = (set | clear) & ~cur.supported;
     if (unsupported)
-      return make_error(EOPNOTSUPP, unsupported_names(unsupported) +
+      return described_error(EOPNOTSUPP, unsupported_names(unsupported) +
                                         " not supported here (mainline back end)");
     if ((set | clear) & k_attr_immutable) {
       VU_TRY_ASSIGN(fd, open_entry(dirfd, name, st));
@@ -85,7 +85,7 @@ private:
     VU_TRY_ASSIGN(fd, open_beneath(dirfd, name.empty() ? "." : name, flags));
     VU_TRY_ASSIGN(now, stat_fd(fd.get()));
     if (now.dev != st.dev || now.ino != st.ino)
-      return make_error(ESTALE, name + " changed while being opened");
+      return described_error(ESTALE, name + " changed while being opened");
     return fd;
   }
 };
@@ -117,7 +117,7 @@ public:
   }
 
   Status protect(int, int dirfd, const std::string& name, bool on) override {
-    if (dirfd < 0) return make_error(EINVAL, "linux-vserver protection needs the file's directory");
+    if (dirfd < 0) return described_error(EINVAL, "linux-vserver protection needs the file's directory");
     constexpr uint32_t bits = k_attr_immutable | k_attr_iunlink;
     return set(dirfd, name, FileStat{}, on ? bits : 0, on ? 0 : bits);
   }

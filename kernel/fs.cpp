@@ -161,16 +161,16 @@ Result<std::string> read_host_file(const std::string& path, uint64_t max_bytes) 
   if (raw < 0) return errno_error("open " + path);
   UniqueFd fd(raw);
   VU_TRY_ASSIGN(st, stat_fd(fd.get()));
-  if (!st.is_regular()) return make_error(EINVAL, path + " is not a regular file");
+  if (!st.is_regular()) return described_error(EINVAL, path + " is not a regular file");
   if (st.size > max_bytes)
-    return make_error(EFBIG, path + " is larger than " + std::to_string(max_bytes) + " bytes");
+    return described_error(EFBIG, path + " is larger than " + std::to_string(max_bytes) + " bytes");
   // One byte more than the size: a file that grows while it is read is
   // still bounded.
   std::string data(st.size + 1, '\0');
   auto n = read_at(fd.get(), data.data(), data.size(), 0);
   if (!n.ok()) return make_error(n.code(), "read " + path);
   if (*n > max_bytes)
-    return make_error(EFBIG, path + " is larger than " + std::to_string(max_bytes) + " bytes");
+    return described_error(EFBIG, path + " is larger than " + std::to_string(max_bytes) + " bytes");
   data.resize(*n);
   return data;
 }
@@ -201,7 +201,7 @@ std::string random_suffix() {
 
 Status write_file_atomic_at(int dirfd, const std::string& name, std::string_view data,
                             unsigned mode) {
-  if (!is_plain_name(name)) return make_error(EINVAL, "not a file name: '" + name + "'");
+  if (!is_plain_name(name)) return described_error(EINVAL, "not a file name: '" + name + "'");
   const std::string tmp = "." + name.substr(0, 200) + ".vu-new-" + random_suffix();
   UniqueFd fd;
   bool linked = false;
@@ -240,12 +240,12 @@ Status write_file_atomic_at(int dirfd, const std::string& name, std::string_view
 }
 
 Status write_file_atomic(const std::string& path, std::string_view data, unsigned mode) {
-  if (path.empty()) return make_error(EINVAL, "empty file name");
+  if (path.empty()) return described_error(EINVAL, "empty file name");
   std::string p = path;
   auto slash = p.rfind('/');
   std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : p.substr(0, slash));
   std::string name = slash == std::string::npos ? p : p.substr(slash + 1);
-  if (name.empty()) return make_error(EISDIR, path + " names a directory");
+  if (name.empty()) return described_error(EISDIR, path + " names a directory");
   int raw = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (raw < 0) return errno_error("open directory " + dir);
   UniqueFd d(raw);
@@ -399,9 +399,9 @@ Result<std::string> read_file_beneath(int dirfd, const std::string& path, uint64
                                       FileStat* st_out) {
   VU_TRY_ASSIGN(fd, open_file_for_read(dirfd, path));
   VU_TRY_ASSIGN(st, stat_fd(fd.get()));
-  if (!st.is_regular()) return make_error(EINVAL, path + " is not a regular file");
+  if (!st.is_regular()) return described_error(EINVAL, path + " is not a regular file");
   if (st.size > max_bytes)
-    return make_error(EFBIG, path + " is larger than " + std::to_string(max_bytes) + " bytes");
+    return described_error(EFBIG, path + " is larger than " + std::to_string(max_bytes) + " bytes");
   std::string data(st.size, '\0');
   VU_TRY_ASSIGN(n, read_at(fd.get(), data.data(), data.size(), 0));
   data.resize(n);

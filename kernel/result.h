@@ -13,20 +13,29 @@
 
 namespace vu {
 
-// An OS-level error: errno plus what was being done ("openat2 usr/bin").
+// An error: errno plus what was being done ("openat2 usr/bin"), or plus a
+// sentence that says it all ("x is not a regular file").
 struct Error {
   int code = 0;
   std::string context;
+  bool cite_errno = true; // message() ends with strerror(code)
 
   // "openat2 usr/bin: Too many levels of symbolic links"
   std::string message() const {
-    if (code == 0) return context;
+    if (code == 0 || !cite_errno) return context;
     return context + ": " + std::strerror(code);
   }
 };
 
+// A failed call: message() is "<context>: <strerror(code)>".
 inline Error make_error(int code, std::string context) {
-  return Error{code, std::move(context)};
+  return Error{code, std::move(context), true};
+}
+
+// A failure that `description` explains in full (no errno text appended);
+// `code` still classifies it for callers.
+inline Error described_error(int code, std::string description) {
+  return Error{code, std::move(description), false};
 }
 
 // Error from the current errno.

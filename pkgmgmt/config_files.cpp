@@ -19,9 +19,9 @@ bool is_dir(const std::string& p) {
 
 // Strips trailing blanks and CR; checks the common rules for one path.
 Status check_path(std::string_view line, const std::string& where) {
-  if (line.size() > 4096) return make_error(EINVAL, where + ": line too long");
-  if (line.find('\0') != std::string_view::npos) return make_error(EINVAL, where + ": NUL byte in path");
-  if (line.empty() || line.front() != '/') return make_error(EINVAL, where + ": not an absolute path");
+  if (line.size() > 4096) return described_error(EINVAL, where + ": line too long");
+  if (line.find('\0') != std::string_view::npos) return described_error(EINVAL, where + ": NUL byte in path");
+  if (line.empty() || line.front() != '/') return described_error(EINVAL, where + ": not an absolute path");
   return {};
 }
 
@@ -46,7 +46,7 @@ Result<std::vector<std::string>> parse_lines(std::string_view text, std::string_
     std::string where = std::string(origin) + ":" + std::to_string(line_no);
     auto path = fn(line, where);
     if (!path.ok()) return path.error();
-    if (out.size() >= max_entries) return make_error(E2BIG, where + ": too many entries");
+    if (out.size() >= max_entries) return described_error(E2BIG, where + ": too many entries");
     out.push_back(std::move(path).value());
   }
   std::sort(out.begin(), out.end());
@@ -81,14 +81,14 @@ Result<std::vector<std::string>> parse_conffiles_field(std::string_view text,
                          sp = line.rfind(' ');
                        }
                        if (sp == std::string_view::npos)
-                         return make_error(EINVAL, where + ": conffile line without a hash");
+                         return described_error(EINVAL, where + ": conffile line without a hash");
                        std::string_view hash = line.substr(sp + 1);
                        bool hex = !hash.empty() && hash.size() <= 128 &&
                                   std::all_of(hash.begin(), hash.end(), [](char c) {
                                     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
                                   });
                        if (!hex && hash != "newconffile")
-                         return make_error(EINVAL, where + ": bad conffile hash");
+                         return described_error(EINVAL, where + ": bad conffile hash");
                        line = line.substr(0, sp);
                        while (!line.empty() && line.back() == ' ') line.remove_suffix(1);
                        VU_TRY(check_path(line, where));
@@ -155,7 +155,7 @@ Result<GuestConfigFiles> read_guest_config_files(int root_fd, const PackageDbLoc
   std::sort(out.paths.begin(), out.paths.end());
   out.paths.erase(std::unique(out.paths.begin(), out.paths.end()), out.paths.end());
   if (out.paths.size() > limits.max_entries)
-    return make_error(E2BIG, "too many configuration files");
+    return described_error(E2BIG, "too many configuration files");
   return out;
 }
 

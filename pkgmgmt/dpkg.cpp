@@ -42,11 +42,11 @@ Status parse_dpkg_status(std::string_view text, const std::string& where,
                          const ReadLimits& limits, PackageDbSource& src,
                          std::vector<std::string>& from_status) {
   if (text.size() > limits.max_db_bytes)
-    return make_error(EFBIG, "dpkg status " + where + ": too large");
+    return described_error(EFBIG, "dpkg status " + where + ": too large");
   if (!text.empty() && (text.size() < 2 || text.substr(text.size() - 2) != "\n\n"))
-    return make_error(EINVAL, "dpkg status " + where + ": truncated (no empty line at the end)");
+    return described_error(EINVAL, "dpkg status " + where + ": truncated (no empty line at the end)");
   if (text.find('\0') != std::string_view::npos)
-    return make_error(EINVAL, "dpkg status " + where + ": NUL byte, not a status file");
+    return described_error(EINVAL, "dpkg status " + where + ": NUL byte, not a status file");
   if (text.empty()) return {};
   // pkgTagFile reads from a FileFd; give it an in-memory copy.
   int mfd = ::memfd_create("vunify-dpkg-status", MFD_CLOEXEC);
@@ -58,7 +58,7 @@ Status parse_dpkg_status(std::string_view text, const std::string& where,
   FileFd file;
   _error->Discard();
   if (!file.OpenDescriptor(owned.release(), FileFd::ReadOnly, FileFd::None, true))
-    return make_error(EIO, "dpkg status " + where + ": " + apt_errors());
+    return described_error(EIO, "dpkg status " + where + ": " + apt_errors());
   pkgTagFile tags(&file);
   pkgTagSection section;
   uint64_t stanza = 0;
@@ -66,22 +66,22 @@ Status parse_dpkg_status(std::string_view text, const std::string& where,
     ++stanza;
     std::string pkg = section.FindS("Package");
     if (pkg.empty() || !section.Exists("Status"))
-      return make_error(EINVAL, "dpkg status " + where + ": stanza " + std::to_string(stanza) +
+      return described_error(EINVAL, "dpkg status " + where + ": stanza " + std::to_string(stanza) +
                                     " has no Package or Status field");
     ++src.packages;
     std::string conffiles = section.FindS("Conffiles");
     if (conffiles.empty()) continue;
     auto list = parse_conffiles_field(conffiles, where + " (" + pkg + ")", limits.max_entries);
-    if (!list.ok()) return make_error(EINVAL, "dpkg status: " + list.error().message());
+    if (!list.ok()) return described_error(EINVAL, "dpkg status: " + list.error().message());
     from_status.insert(from_status.end(), list->begin(), list->end());
     if (from_status.size() > limits.max_entries)
-      return make_error(E2BIG, "dpkg status " + where + ": too many conffiles");
+      return described_error(E2BIG, "dpkg status " + where + ": too many conffiles");
   }
   if (_error->PendingError())
-    return make_error(EINVAL, "dpkg status " + where + ": " + apt_errors());
+    return described_error(EINVAL, "dpkg status " + where + ": " + apt_errors());
   _error->Discard();
   if (src.packages == 0)
-    return make_error(EINVAL, "dpkg status " + where + ": no package stanza found");
+    return described_error(EINVAL, "dpkg status " + where + ": no package stanza found");
   return {};
 }
 
@@ -130,7 +130,7 @@ Result<PackageDbSource> read_dpkg_config_files(int admin_fd, const std::string& 
       if (!list.ok()) return list.error();
       from_info.insert(from_info.end(), list->begin(), list->end());
       if (from_info.size() > limits.max_entries)
-        return make_error(E2BIG, "dpkg " + display + "/info: too many conffiles");
+        return described_error(E2BIG, "dpkg " + display + "/info: too many conffiles");
     }
   }
   std::sort(from_info.begin(), from_info.end());

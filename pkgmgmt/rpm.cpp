@@ -118,9 +118,9 @@ Result<PackageDbSource> read_rpm_config_files(int db_fd, const std::string& disp
     }
     auto s = stat_fd(fd->get());
     if (!s.ok() || !s->is_regular())
-      return make_error(EINVAL, "rpm database " + display + "/" + b.file + " is not a regular file");
+      return described_error(EINVAL, "rpm database " + display + "/" + b.file + " is not a regular file");
     if (s->size > limits.max_db_bytes)
-      return make_error(EFBIG, "rpm database " + display + "/" + b.file + " is too large");
+      return described_error(EFBIG, "rpm database " + display + "/" + b.file + " is too large");
     // Each format's magic number, so that a file that is not a database is
     // refused with a clear message before librpm sees it.
     unsigned char head[16] = {};
@@ -137,13 +137,13 @@ Result<PackageDbSource> read_rpm_config_files(int db_fd, const std::string& disp
       ok = m == 0x061561 || swapped == 0x061561 || m == 0x053162 || swapped == 0x053162;
     }
     if (!ok)
-      return make_error(EINVAL, "rpm database " + display + "/" + b.file + " is not a valid " + name +
+      return described_error(EINVAL, "rpm database " + display + "/" + b.file + " is not a valid " + name +
                                     " database");
     backend = &b;
     st = *s;
     break;
   }
-  if (!backend) return make_error(ENOENT, "no rpm database in " + display);
+  if (!backend) return described_error(ENOENT, "no rpm database in " + display);
 
   TempDir tmp;
   if (tmp.path().empty()) return errno_error("mkdtemp for the rpm database copy");
@@ -159,7 +159,7 @@ Result<PackageDbSource> read_rpm_config_files(int db_fd, const std::string& disp
 
   std::lock_guard lock(g_rpm_mutex);
   static bool configured = rpmReadConfigFiles(nullptr, nullptr) == 0;
-  if (!configured) return make_error(EIO, "librpm: cannot read its configuration");
+  if (!configured) return described_error(EIO, "librpm: cannot read its configuration");
   std::string log;
   rpmlogSetCallback(collect_log, &log);
   rpmPushMacro(nullptr, "_dbpath", nullptr, tmp.path().c_str(), RMIL_CMDLINE);
@@ -171,10 +171,10 @@ Result<PackageDbSource> read_rpm_config_files(int db_fd, const std::string& disp
   std::vector<std::string> found;
   Status status;
   if (rpmtsOpenDB(ts, O_RDONLY) != 0) {
-    status = make_error(EINVAL, "rpm database " + src.location + " cannot be opened: " + log);
+    status = described_error(EINVAL, "rpm database " + src.location + " cannot be opened: " + log);
   } else {
     rpmdbMatchIterator mi = rpmtsInitIterator(ts, RPMDBI_PACKAGES, nullptr, 0);
-    if (!mi) status = make_error(EINVAL, "rpm database " + src.location + ": " + log);
+    if (!mi) status = described_error(EINVAL, "rpm database " + src.location + ": " + log);
     Header h = nullptr;
     while (status.ok() && mi && (h = rpmdbNextIterator(mi)) != nullptr) {
       ++src.packages;
@@ -184,7 +184,7 @@ Result<PackageDbSource> read_rpm_config_files(int db_fd, const std::string& disp
       bool have_flags = headerGet(h, RPMTAG_FILEFLAGS, flags, HEADERGET_MINMEM);
       if (have_names != have_flags ||
           (have_names && rpmtdCount(names) != rpmtdCount(flags))) {
-        status = make_error(EINVAL, "rpm database " + src.location +
+        status = described_error(EINVAL, "rpm database " + src.location +
                                         ": a header's file names and flags disagree");
       } else if (have_names) {
         rpmtdInit(names);
@@ -195,12 +195,12 @@ Result<PackageDbSource> read_rpm_config_files(int db_fd, const std::string& disp
           if (!fn || !f || !(*f & RPMFILE_CONFIG)) continue;
           std::string p = fn;
           if (p.empty() || p[0] != '/' || p.size() > 4096) {
-            status = make_error(EINVAL, "rpm database " + src.location + ": bad file name");
+            status = described_error(EINVAL, "rpm database " + src.location + ": bad file name");
             break;
           }
           found.push_back(std::move(p));
           if (found.size() > limits.max_entries) {
-            status = make_error(E2BIG, "rpm database " + src.location + ": too many config files");
+            status = described_error(E2BIG, "rpm database " + src.location + ": too many config files");
             break;
           }
         }
@@ -212,7 +212,7 @@ Result<PackageDbSource> read_rpm_config_files(int db_fd, const std::string& disp
     }
     if (mi) rpmdbFreeIterator(mi);
     if (status.ok() && !log.empty())
-      status = make_error(EINVAL, "rpm database " + src.location + ": " + log);
+      status = described_error(EINVAL, "rpm database " + src.location + ": " + log);
   }
   rpmtsFree(ts);
   rpmPopMacro(nullptr, "_db_backend");

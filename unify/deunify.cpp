@@ -216,7 +216,7 @@ static Result<Report> deunify_on_workers(const UnifyGuest& guest, const std::vec
         // The last other link gone: the inode is nobody's shared copy now.
         if (now.ok() && now->nlink > 1) {
           // S's names in this guest are gone; only its descriptor is left.
-          auto r = attrs->protect_needs_path() ? Status(make_error(ENOTSUP, "re-protect by path"))
+          auto r = attrs->protect_needs_path() ? Status(described_error(ENOTSUP, "re-protect by path"))
                                                : attrs->protect(fd_s->get(), -1, "", true);
           if (!r.ok()) log.add(Failure::attr, where, r.error().message());
           auto same = same_content(fd_s->get(), cfd, t.st.size);

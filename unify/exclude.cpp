@@ -182,7 +182,7 @@ Result<ExcludeList> ExcludeList::parse(std::string_view text, const std::string&
     }
     while (line.size() > 1 && line.back() == '/') line.remove_suffix(1);
     if (line.empty() || line.front() != '/')
-      return make_error(EINVAL, rule.origin + ": pattern must be an absolute guest path: '" +
+      return described_error(EINVAL, rule.origin + ": pattern must be an absolute guest path: '" +
                                     std::string(line) + "'");
     rule.pattern = std::string(line);
     rule.glob = Glob(rule.pattern);

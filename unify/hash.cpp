@@ -142,7 +142,7 @@ Result<std::string> xattr_blob(int fd) {
 }
 
 Result<bool> same_as_bytes(int fd, const char* bytes, uint64_t len) {
-  if (len > k_small_file) return make_error(EINVAL, "same_as_bytes: too long");
+  if (len > k_small_file) return described_error(EINVAL, "same_as_bytes: too long");
   auto& b = thread_buffer(1);
   // One byte more than expected: a longer file shows up as a longer read.
   size_t want = static_cast<size_t>(len) + (len < k_compare ? 1 : 0);

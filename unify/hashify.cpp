@@ -56,7 +56,7 @@ struct OpenStore {
 };
 
 Result<OpenStore> open_store(const HashifyOptions& o) {
-  if (o.store.empty()) return make_error(EINVAL, "no hash store given");
+  if (o.store.empty()) return described_error(EINVAL, "no hash store given");
   if (::mkdir(o.store.c_str(), 0700) != 0 && errno != EEXIST)
     return errno_error("create hash store " + o.store);
   OpenStore s;
@@ -66,13 +66,17 @@ Result<OpenStore> open_store(const HashifyOptions& o) {
   s.dir = std::move(dir);
   VU_TRY_ASSIGN(st, stat_fd(s.dir.get()));
   s.dev = st.dev;
-  int lfd = ::openat(s.dir.get(), ".lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  int lfd = ::openat(s.dir.get(), ".lock",
+                     O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY, 0600);
   if (lfd < 0) return errno_error("open " + real + "/.lock");
   s.lock.reset(lfd);
+  auto lst = stat_fd(lfd);
+  if (!lst.ok() || !lst->is_regular())
+    return described_error(EINVAL, real + "/.lock is not a regular file; remove it");
   if (::flock(lfd, LOCK_EX | LOCK_NB) != 0) {
     if (errno != EWOULDBLOCK) return errno_error("lock " + real);
     if (!o.wait_for_lock)
-      return make_error(EWOULDBLOCK, "another run holds the lock of hash store " + real);
+      return described_error(EWOULDBLOCK, "another run holds the lock of hash store " + real);
     if (o.on_lock_wait) o.on_lock_wait();
     while (::flock(lfd, LOCK_EX) != 0)
       if (errno != EINTR) return errno_error("lock " + real);
@@ -110,6 +114,7 @@ static Result<Report> hashify_on_workers(const std::vector<UnifyGuest>& guests, 
 
   VU_TRY_ASSIGN(store, open_store(o));
   HashCache cache;
+  const int64_t run_start_ns = now_ns();
   const std::string cache_path = store.path + "/.cache";
   if (!o.refresh) cache.load(cache_path);
 
@@ -181,7 +186,7 @@ static Result<Report> hashify_on_workers(const std::vector<UnifyGuest>& guests, 
     }
     if (guest_names == 0 || rec.config) continue;
     if (rec.st.dev != store.dev) {
-      log.add(Failure::config, rs.display(rec.names.front()),
+      log.add(Failure::store, rs.display(rec.names.front()),
               "on another file system than the hash store " + store.path);
       continue;
     }
@@ -202,7 +207,7 @@ static Result<Report> hashify_on_workers(const std::vector<UnifyGuest>& guests, 
     c.key.mode = rec.st.mode & 07777;
     c.key.uid = rec.st.uid;
     c.key.gid = rec.st.gid;
-    auto cached = cache.lookup(rec.st, o.cache_min_age_ns);
+    auto cached = cache.lookup(rec.st, o.cache_min_age_ns, run_start_ns);
     if (cached) {
       c.key.hash = cached->hash;
       c.key.xattrs = cached->xattrs;
@@ -312,7 +317,7 @@ static Result<Report> hashify_on_workers(const std::vector<UnifyGuest>& guests, 
       // A new entry: a copy only this tool can reach until it is linked.
       std::string hh = store_entry_name(key, 0).substr(0, 2);
       if (::mkdirat(store.dir.get(), hh.c_str(), 0700) != 0 && errno != EEXIST) {
-        log.add(Failure::link, store.path + "/" + hh, std::strerror(errno));
+        log.add(Failure::store, store.path + "/" + hh, std::strerror(errno));
         continue;
       }
       auto sub = open_beneath(store.dir.get(), hh, O_RDONLY | O_DIRECTORY);
@@ -337,7 +342,7 @@ static Result<Report> hashify_on_workers(const std::vector<UnifyGuest>& guests, 
         continue;
       }
       std::string path;
-      Status linked = make_error(EEXIST, "");
+      Status linked = described_error(EEXIST, "");
       while (linked.code() == EEXIST && next_n < 1000000) {
         path = store_entry_name(key, next_n++);
         linked = link_fd(cfd, sub->get(), path.substr(3));
@@ -442,8 +447,8 @@ static Result<Report> hashify_on_workers(const std::vector<UnifyGuest>& guests, 
   report.duplicate_groups = groups.size();
 
   if (cache.dirty() || o.refresh) {
-    auto saved = cache.save(cache_path);
-    if (!saved.ok()) log.add(Failure::unlink, cache_path, saved.error().message());
+    auto saved = cache.save(cache_path, now_ns());
+    if (!saved.ok()) log.add(Failure::cache, cache_path, saved.error().message());
   }
   log.drain_into(report);
   std::chrono::duration<double> d = std::chrono::steady_clock::now() - start;

@@ -387,7 +387,7 @@ uint64_t remove_temporaries(RunState& rs) {
       auto after = stat_fd(fd->get());
       if (after.ok() && after->nlink > 0) {
         // The leftover's name is gone: address the inode by its descriptor.
-        auto s = rs.attrs.protect_needs_path() ? make_error(ENOTSUP, "")
+        auto s = rs.attrs.protect_needs_path() ? described_error(ENOTSUP, "")
                                                : rs.attrs.protect(fd->get(), -1, "", true);
         if (!s.ok()) rs.log.add(Failure::attr, where, s.error().message());
         auto h = hash_fd(fd->get(), after->size, rs.seed, nullptr);

@@ -21,6 +21,8 @@ const char* failure_name(Failure f) {
   case Failure::verify: return "verify";
   case Failure::config: return "config";
   case Failure::pkgmgmt: return "pkgmgmt";
+  case Failure::cache: return "cache";
+  case Failure::store: return "store";
   }
   return "unknown";
 }

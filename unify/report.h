@@ -27,6 +27,8 @@ enum class Failure {
   verify,  // the canonical inode changed while links were added (rolled back)
   config,  // guest configuration (exclude list, reference guests)
   pkgmgmt, // a guest's package database could not be read: guest not unified
+  cache,   // the hash cache could not be saved (the next run hashes again)
+  store,   // a hash-store directory could not be made, or a file is on another file system
 };
 const char* failure_name(Failure f);
 

@@ -45,8 +45,10 @@ uint64_t xattr_name_hash(const std::string& blob);
 // Persistent cache: (dev, ino) -> content hash, validated by size, mtime
 // and ctime (nanoseconds). A file whose ctime was less than `min_age_ns`
 // before it was hashed is not trusted later (it may have changed within the
-// same clock tick). Loading a missing or corrupt file yields an empty cache;
-// saving writes a temporary file and renames it over the old one.
+// same clock tick). Loading a missing, corrupt or oversized file (more than
+// k_max_file_bytes, anything but a regular file) yields an empty cache and
+// never blocks; saving replaces the file atomically, never writing through
+// a symlink, and drops entries unused for k_unused_ns. Thread-safe.
 class HashCache {
 public:
   struct Entry {
@@ -54,13 +56,19 @@ public:
     int64_t mtime_ns = 0, ctime_ns = 0, hashed_at_ns = 0;
     Hash128 hash;
     uint64_t xattrs = 0;
+    int64_t used_ns = 0; // last lookup that hit, or the hash itself
   };
   static constexpr int64_t k_min_age_ns = 2'000'000'000;
+  static constexpr int64_t k_unused_ns = 30ll * 24 * 3600 * 1'000'000'000; // 30 days
+  // 96 bytes a record: about 11 million files.
+  static constexpr uint64_t k_max_file_bytes = 1ull << 30;
 
   void load(const std::string& path);
-  Status save(const std::string& path) const;
-  // The cached hash when the entry matches `st` and passed the age guard.
-  std::optional<Entry> lookup(const FileStat& st, int64_t min_age_ns = k_min_age_ns) const;
+  Status save(const std::string& path, int64_t now_ns) const;
+  // The cached hash when the entry matches `st` and passed the age guard;
+  // marks the entry used at now_ns.
+  std::optional<Entry> lookup(const FileStat& st, int64_t min_age_ns = k_min_age_ns,
+                              int64_t now_ns = 0);
   void put(const FileStat& st, const Hash128& hash, uint64_t xattrs, int64_t now_ns);
   size_t size() const { return m_map.size(); }
   // True after put() or a load that found damage: save() has work to do.

@@ -113,7 +113,7 @@ Result<UniqueFd> checked_open(RunState& rs, const InodeRec& inode, Result<Unique
   }
   if (!st->same_version(inode.st) || !st->is_regular()) {
     rs.log.skip(Skip::changed);
-    return make_error(ESTALE, "changed since the scan");
+    return described_error(ESTALE, "changed since the scan");
   }
   return fd;
 }
@@ -128,7 +128,7 @@ Result<UniqueFd> InodeOpener::open(const InodeRec& inode) {
   const FileRec& f = m_rs.scan.files[inode.names.front()];
   auto [dir, base] = split_path(f.path.view());
   if (base.empty() || base.size() > NAME_MAX) // not a name the walk can have produced
-    return checked_open(m_rs, inode, make_error(EINVAL, "bad path " + std::string(f.path)));
+    return checked_open(m_rs, inode, described_error(EINVAL, "bad path " + std::string(f.path)));
   if (!m_dirfd.valid() || m_guest != f.guest || m_dir != dir) {
     m_dirfd.reset();
     m_guest = UINT32_MAX;

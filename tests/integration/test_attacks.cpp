@@ -86,3 +86,111 @@ TEST(Secrets, NeverOpenedWhateverTheOptionsAndTheProgram) {
     EXPECT_FALSE(same_inode(t.path(std::string("g1/") + s), t.path(std::string("g2/") + s))) << s;
   EXPECT_TRUE(same_inode(t.path("g1/usr/bin/tool"), t.path("g2/usr/bin/tool")));
 }
+
+namespace {
+
+// Two small guests under guests/ with a configuration base conf/.
+void two_configured_guests(TempTree& t) {
+  t.build("d conf/.defaults/apps/vunify\nd conf/g1/apps/vunify\nd conf/g2\nd conf/g3/apps/vunify\n");
+  for (const char* g : {"g1", "g2", "g3"}) {
+    ASSERT_EQ(::symlink(t.path(std::string("guests/") + g).c_str(),
+                        t.path(std::string("conf/") + g + "/vdir").c_str()),
+              0);
+    t.file(std::string("guests/") + g + "/usr/bin/tool", random_bytes(5000, 1), 0755);
+  }
+}
+
+} // namespace
+
+TEST(OutputFiles, ReportsAndStoreFilesNeverWrittenThroughASymlink) {
+  TempTree t;
+  two_configured_guests(t);
+  t.file("outside/precious", "precious content\n");
+  const std::string precious = t.path("outside/precious");
+  const std::string conf = "--confdir=" + t.path("conf");
+
+  // vdu --html FILE where FILE is a planted symlink: the link is replaced.
+  ASSERT_EQ(::symlink(precious.c_str(), t.path("report.html").c_str()), 0);
+  auto r = run_vdu({conf, "--no-store", "--html", t.path("report.html"), "g1", "g2"});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(t.read("outside/precious"), "precious content\n");
+  struct stat st {};
+  ASSERT_EQ(::lstat(t.path("report.html").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISREG(st.st_mode));
+  EXPECT_NE(t.read("report.html").find("<html"), std::string::npos);
+  // A directory there is an error, not a write into it.
+  t.mkdirs("adir");
+  EXPECT_EQ(run_vdu({conf, "--no-store", "--html", t.path("adir"), "g1", "g2"}).status, 2);
+
+  // The hash cache: a symlink at .cache is replaced by the tool's file.
+  t.mkdirs("store");
+  ASSERT_EQ(::symlink(precious.c_str(), t.path("store/.cache").c_str()), 0);
+  r = run_vhashify({conf, "--destination", t.path("store"), "g1", "g2"});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(t.read("outside/precious"), "precious content\n");
+  ASSERT_EQ(::lstat(t.path("store/.cache").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISREG(st.st_mode));
+
+  // The store lock: a symlink there is refused before any work.
+  ASSERT_EQ(::unlink(t.path("store/.lock").c_str()), 0);
+  ASSERT_EQ(::symlink(precious.c_str(), t.path("store/.lock").c_str()), 0);
+  r = run_vhashify({conf, "--destination", t.path("store"), "g1", "g2"});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find(".lock"), std::string::npos) << r.err;
+  EXPECT_EQ(t.read("outside/precious"), "precious content\n");
+}
+
+TEST(InputFiles, NeverBlockNeverReadWithoutBoundAndMustBeRegular) {
+  TempTree t;
+  two_configured_guests(t);
+  const std::string conf = "--confdir=" + t.path("conf");
+  // Each case must end (exit 2 with a message, or a completed run) within
+  // the timeout; a hang is a failure.
+  const int k_timeout = 60;
+  auto expect_refused = [&](const std::vector<std::string>& argv, const std::string& what) {
+    auto r = run_program(argv, {}, k_timeout);
+    EXPECT_FALSE(r.timed_out) << what;
+    EXPECT_EQ(r.status, 2) << what << ": " << r.err;
+    EXPECT_NE(r.err.find("not a regular file"), std::string::npos) << what << ": " << r.err;
+  };
+  // A FIFO as a guest's exclude list, as the defaults' list, as a refserver.
+  ASSERT_EQ(::mkfifo(t.path("conf/g1/apps/vunify/exclude").c_str(), 0644), 0);
+  expect_refused({VUNIFY_BIN, conf, "-n", "g1", "g2"}, "FIFO exclude list");
+  expect_refused({VHASHIFY_BIN, conf, "-n", "--destination", t.path("store"), "g1"}, "FIFO exclude list (vhashify)");
+  ASSERT_EQ(::unlink(t.path("conf/g1/apps/vunify/exclude").c_str()), 0);
+  ASSERT_EQ(::mkfifo(t.path("conf/.defaults/apps/vunify/exclude").c_str(), 0644), 0);
+  expect_refused({VUNIFY_BIN, conf, "-n", "g1", "g2"}, "FIFO defaults exclude list");
+  ASSERT_EQ(::unlink(t.path("conf/.defaults/apps/vunify/exclude").c_str()), 0);
+  ASSERT_EQ(::mkfifo(t.path("conf/g3/apps/vunify/refserver.1").c_str(), 0644), 0);
+  expect_refused({VUNIFY_BIN, conf, "-n", "g3"}, "FIFO refserver");
+  // A device and a directory as --exclude-from.
+  expect_refused({VUNIFY_BIN, conf, "-n", "--exclude-from", "/dev/zero", "g1", "g2"}, "/dev/zero");
+  expect_refused({VUNIFY_BIN, conf, "-n", "--exclude-from", t.path("conf"), "g1", "g2"}, "directory");
+
+  // The hash cache as a FIFO, a link to /dev/zero, a directory, a huge
+  // sparse file: none blocks or is read whole; the run goes on without it.
+  t.mkdirs("store");
+  const std::string cache = t.path("store/.cache");
+  auto run_store = [&](const std::string& what, int want) {
+    // 1.5 GB of address space: reading the 3 GB file below into memory fails.
+    auto r = run_program({"/usr/bin/prlimit", "--as=1500000000", "--", VHASHIFY_BIN, conf,
+                          "--destination", t.path("store"), "g1", "g2"},
+                         {}, k_timeout);
+    EXPECT_FALSE(r.timed_out) << what;
+    EXPECT_EQ(r.status, want) << what << ": " << r.err;
+  };
+  ASSERT_EQ(::mkfifo(cache.c_str(), 0600), 0);
+  run_store("FIFO cache", 0);
+  ASSERT_EQ(::unlink(cache.c_str()), 0);
+  ASSERT_EQ(::symlink("/dev/zero", cache.c_str()), 0);
+  run_store("cache -> /dev/zero", 0);
+  ASSERT_EQ(::unlink(cache.c_str()), 0);
+  ASSERT_EQ(sh("truncate -s 3G " + cache), 0);
+  run_store("3 GB cache", 0);
+  struct stat st {};
+  ASSERT_EQ(::lstat(cache.c_str(), &st), 0);
+  EXPECT_LT(st.st_size, 1 << 20) << "the damaged cache was replaced";
+  ASSERT_EQ(::unlink(cache.c_str()), 0);
+  t.mkdirs("store/.cache");
+  run_store("cache is a directory", 1); // cannot be saved: reported, exit 1
+}

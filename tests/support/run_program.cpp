@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstring>
 #include <stdexcept>
 
@@ -18,7 +19,7 @@ extern char** environ;
 namespace vu::test {
 
 ProgramResult run_program(const std::vector<std::string>& argv,
-                          const std::vector<std::string>& extra_env) {
+                          const std::vector<std::string>& extra_env, int timeout_s) {
   int out[2], err[2];
   if (::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0)
     throw std::runtime_error("pipe");
@@ -46,9 +47,24 @@ ProgramResult run_program(const std::vector<std::string>& argv,
   struct pollfd fds[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
   int open_fds = 2;
   char buf[65536];
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
   while (open_fds > 0) {
-    if (::poll(fds, 2, -1) < 0) {
+    int wait_ms = -1;
+    if (timeout_s > 0) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      wait_ms = static_cast<int>(std::max<int64_t>(0, left.count()));
+    }
+    int ready = ::poll(fds, 2, wait_ms);
+    if (ready < 0) {
       if (errno == EINTR) continue;
+      break;
+    }
+    if (ready == 0 && timeout_s > 0) {
+      ::kill(pid, SIGKILL);
+      r.timed_out = true;
+      for (auto& f : fds)
+        if (f.fd >= 0) ::close(f.fd);
       break;
     }
     for (int i = 0; i < 2; ++i) {

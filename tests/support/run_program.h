@@ -15,10 +15,13 @@ struct ProgramResult {
   int status = -1; // exit status, or -signal when killed
   std::string out;
   std::string err;
+  bool timed_out = false; // killed after the timeout
 };
 
+// Runs argv with the environment plus extra_env; a program still running
+// after timeout_s seconds (0: no limit) is killed and reported timed_out.
 ProgramResult run_program(const std::vector<std::string>& argv,
-                          const std::vector<std::string>& extra_env = {});
+                          const std::vector<std::string>& extra_env = {}, int timeout_s = 0);
 
 // Runs vunify (the binary under test) with `args`.
 ProgramResult run_vunify(const std::vector<std::string>& args,

@@ -32,7 +32,7 @@ TEST(HashCache, RoundTripCorruptionAndAgeGuard) {
   young.ino = 9;
   c.put(old_file, Hash128{7, 8}, 9, 5 + HashCache::k_min_age_ns);
   c.put(young, Hash128{1, 1}, 0, 5 + HashCache::k_min_age_ns - 1);
-  ASSERT_TRUE(c.save(t.path("cache")).ok());
+  ASSERT_TRUE(c.save(t.path("cache"), 10).ok());
   HashCache d;
   d.load(t.path("cache"));
   EXPECT_EQ(d.size(), 2u);

@@ -70,9 +70,9 @@ Result<SelectedGuests> select_guests(const GuestSelection& sel) {
     // util-vserver: <path> <excludelist> [<path> <excludelist>]+; the first
     // path is unified against the others, only the given lists apply.
     if (sel.args.size() % 2 != 0)
-      return make_error(EINVAL, "--manually needs <path> <excludelist> pairs");
+      return described_error(EINVAL, "--manually needs <path> <excludelist> pairs");
     if (sel.args.size() < 4)
-      return make_error(EINVAL, "--manually needs at least two <path> <excludelist> pairs");
+      return described_error(EINVAL, "--manually needs at least two <path> <excludelist> pairs");
     for (size_t i = 0; i < sel.args.size(); i += 2) {
       VU_TRY_ASSIGN(root, real_path(sel.args[i]));
       ExcludeList ex;
@@ -96,7 +96,7 @@ Result<SelectedGuests> select_guests(const GuestSelection& sel) {
       VU_TRY_ASSIGN(g, config.resolve(a));
       guests.push_back(std::move(g));
     }
-    if (guests.empty()) return make_error(EINVAL, "no guests given (name guests, paths, or --all)");
+    if (guests.empty()) return described_error(EINVAL, "no guests given (name guests, paths, or --all)");
     auto add = [&](const Guest& g, GuestRole role) -> Status {
       VU_TRY_ASSIGN(ex, guest_excludes(g, config, base));
       out.guests.push_back(make_guest(g, role, std::move(ex)));
@@ -106,7 +106,7 @@ Result<SelectedGuests> select_guests(const GuestSelection& sel) {
       // Classic form: link the guest to its reference guests.
       VU_TRY_ASSIGN(refs, config.refservers(guests[0]));
       if (refs.empty())
-        return make_error(EINVAL, "guest '" + guests[0].name +
+        return described_error(EINVAL, "guest '" + guests[0].name +
                                       "' has no reference guests (apps/vunify/refserver.*); "
                                       "name two or more guests to unify them with each other");
       for (auto& r : refs) VU_TRY(add(r, GuestRole::reference));
@@ -118,7 +118,7 @@ Result<SelectedGuests> select_guests(const GuestSelection& sel) {
   for (size_t i = 0; i < out.guests.size(); ++i)
     for (size_t j = i + 1; j < out.guests.size(); ++j)
       if (out.guests[i].guest.root == out.guests[j].guest.root)
-        return make_error(EINVAL, "guest root " + out.guests[i].guest.root + " given twice");
+        return described_error(EINVAL, "guest root " + out.guests[i].guest.root + " given twice");
 
   // Configuration files: a guest whose package database exists but cannot
   // be read is left out entirely rather than risk sharing its config files.

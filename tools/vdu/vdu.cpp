@@ -12,7 +12,6 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include <fstream>
 #include <iostream>
 #include <set>
 
@@ -317,10 +316,11 @@ int run_vdu(int argc, char** argv) {
     else if (csv) std::cout << to_csv(*report);
     else std::cout << to_table(*report, units);
     if (!html.empty()) {
-      std::ofstream out(html, std::ios::binary | std::ios::trunc);
-      out << to_html(*report);
-      if (!out) {
-        std::cerr << "vdu: error: cannot write " << html << "\n";
+      // A new file renamed into place: a symlink planted at FILE is
+      // replaced, never written through.
+      auto w = write_file_atomic(html, to_html(*report), 0644);
+      if (!w.ok()) {
+        std::cerr << "vdu: error: cannot write " << w.error().message() << "\n";
         return 2;
       }
     }

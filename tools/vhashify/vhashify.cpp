@@ -60,8 +60,7 @@ int run_vhashify(int argc, char** argv) {
     app.add_flag("--stats", stats, "print the run time");
     app.add_option("--threads", o.threads, "worker threads (default: 8 per core, 8 to 32)")->check(CLI::Range(1u, 256u));
     app.add_flag("--no-immutable", no_immutable, "do not set the immutable flag");
-    app.add_option("--exclude-from", sel.exclude_from, "exclude list replacing the built-in one")
-        ->check(CLI::ExistingFile);
+    app.add_option("--exclude-from", sel.exclude_from, "exclude list replacing the built-in one");
     app.add_flag("--no-default-excludes", sel.no_default_excludes, "no built-in exclude list");
     app.add_flag("--no-pkgmgmt", sel.no_pkgmgmt, "do not read package databases for config files");
     app.add_option("--min-size", o.min_size, "leave smaller files alone (default 16)");

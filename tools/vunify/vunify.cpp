@@ -194,8 +194,7 @@ int run(int argc, char** argv) {
       ->check(CLI::Range(1u, 256u));
   app.add_flag("--no-immutable", o.no_immutable, "do not set the immutable flag on shared inodes");
   app.add_option("--exclude-from", o.exclude_from,
-                 "exclude list that replaces the built-in default list")
-      ->check(CLI::ExistingFile);
+                 "exclude list that replaces the built-in default list");
   app.add_flag("--no-default-excludes", o.no_default_excludes,
                "do not use the built-in default exclude list");
   app.add_option("--confdir", o.confdir,
