@@ -35,7 +35,7 @@ Result<std::vector<std::string>> barrier_problems(const std::string& base) {
 
 Result<std::vector<std::string>> check_guest_base(const std::string& base,
                                                   const std::vector<Guest>& guests,
-                                                  const std::string& store) {
+                                                  const std::vector<std::string>& stores) {
   VU_TRY_ASSIGN(problems, barrier_problems(base));
   auto real_base = real_path(base);
   std::string b = real_base.ok() ? *real_base : base;
@@ -45,12 +45,13 @@ Result<std::vector<std::string>> check_guest_base(const std::string& base,
       problems.push_back("guest '" + g.name + "': root " + g.root + " is not directly below " + b +
                          " and not protected by its barrier");
   }
-  struct stat st {};
-  if (!store.empty() && ::stat(store.c_str(), &st) == 0) {
+  for (const auto& store : stores) {
+    struct stat st {};
+    if (store.empty() || ::stat(store.c_str(), &st) != 0) continue;
     auto real_store = real_path(store);
     std::string s = real_store.ok() ? *real_store : store;
     for (const auto& g : guests)
-      if (s == g.root || s.rfind(g.root + "/", 0) == 0)
+      if (path_within(s, g.root))
         problems.push_back("hash store " + s + " is inside guest '" + g.name + "'");
     if (st.st_uid != 0) problems.push_back("hash store " + s + " is not owned by root");
     if (st.st_mode & 0077)
@@ -78,13 +79,6 @@ Status set_guest_base_barrier(const std::string& base, const std::string& store,
     if (::chmod(store.c_str(), 0700) != 0) return errno_error("chmod " + store);
   }
   return {};
-}
-
-std::string default_hash_store(const ConfigBase& config) {
-  std::string conf = config.dir() + "/.defaults/apps/vunify/hash";
-  auto r = real_path(conf);
-  if (r.ok()) return *r;
-  return config.vdirbase() + "/.hash";
 }
 
 } // namespace vu

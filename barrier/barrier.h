@@ -18,20 +18,16 @@ namespace vu {
 // is one. Errors only when `base` cannot be examined at all.
 Result<std::vector<std::string>> barrier_problems(const std::string& base);
 
-// barrier_problems(base), plus: guest roots not directly below base, and a
-// hash store (`store`, if it exists) that is inside a guest, not owned by
-// root, or accessible by others than its owner.
+// barrier_problems(base), plus: guest roots not directly below base, and
+// hash stores (those of `stores` that exist) that are inside a guest, not
+// owned by root, or accessible by others than their owner.
 Result<std::vector<std::string>> check_guest_base(const std::string& base,
                                                   const std::vector<Guest>& guests,
-                                                  const std::string& store);
+                                                  const std::vector<std::string>& stores);
 
 // Makes `base` a barrier: owner root, mode 000, and the barrier attribute
 // where the back end has one; a hash store directory gets mode 0700.
 Status set_guest_base_barrier(const std::string& base, const std::string& store,
                               AttrBackend& backend);
-
-// The hash store location of a configuration base: .defaults/apps/vunify/hash
-// when it exists, else <vdirbase>/.hash.
-std::string default_hash_store(const ConfigBase& config);
 
 } // namespace vu

@@ -82,6 +82,8 @@ Result<Guest> ConfigBase::from_confdir(const std::string& confdir,
     return make_error(r.code(), "guest '" + name + "': root " + root + " not found");
   if (!is_directory(r.value()))
     return described_error(ENOTDIR, "guest '" + name + "': root " + r.value() + " is not a directory");
+  if (r.value() == "/")
+    return described_error(EINVAL, "guest '" + name + "': root " + root + " is / (the host); refused");
   g.root = r.value();
   return g;
 }
@@ -102,10 +104,12 @@ Result<Guest> ConfigBase::resolve(const std::string& arg) const {
   if (!r.ok()) return make_error(r.code(), "guest root " + arg + " not found");
   if (!is_directory(r.value()))
     return described_error(ENOTDIR, "guest root " + arg + " is not a directory");
+  if (r.value() == "/")
+    return described_error(EINVAL, "guest root " + arg + " is / (the host); refused");
   return Guest{basename_of(r.value()), r.value(), {}};
 }
 
-Result<std::vector<Guest>> ConfigBase::all() const {
+Result<ConfigBase::GuestList> ConfigBase::all() const {
   DIR* d = ::opendir(m_dir.c_str());
   if (!d) return errno_error("open configuration base " + m_dir);
   std::vector<std::string> names;
@@ -116,12 +120,97 @@ Result<std::vector<Guest>> ConfigBase::all() const {
   }
   ::closedir(d);
   std::sort(names.begin(), names.end());
-  std::vector<Guest> out;
+  GuestList out;
   for (const auto& n : names) {
-    VU_TRY_ASSIGN(g, from_confdir(m_dir + "/" + n, n));
-    out.push_back(std::move(g));
+    auto g = from_confdir(m_dir + "/" + n, n);
+    if (g.ok()) out.guests.push_back(std::move(*g));
+    else out.skipped.push_back({n, g.error().message()});
   }
   return out;
+}
+
+namespace {
+
+// The entries of a util-vserver hash configuration directory that are (or
+// link to) directories: (device, real path), sorted by name.
+std::vector<std::pair<uint64_t, std::string>> hash_dir_entries(const std::string& hashdir) {
+  std::vector<std::pair<uint64_t, std::string>> out;
+  DIR* d = ::opendir(hashdir.c_str());
+  if (!d) return out;
+  std::vector<std::string> names;
+  while (auto* e = ::readdir(d))
+    if (e->d_name[0] != '.') names.push_back(e->d_name);
+  ::closedir(d);
+  std::sort(names.begin(), names.end());
+  for (const auto& n : names) {
+    struct stat st {};
+    std::string p = hashdir + "/" + n;
+    if (::stat(p.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) continue;
+    auto real = real_path(p);
+    if (real.ok()) out.push_back({static_cast<uint64_t>(st.st_dev), *real});
+  }
+  return out;
+}
+
+} // namespace
+
+Result<std::string> ConfigBase::hash_store_of(const Guest& guest) const {
+  std::vector<std::string> dirs;
+  if (!guest.confdir.empty()) dirs.push_back(guest.confdir + "/apps/vunify/hash");
+  dirs.push_back(m_dir + "/.defaults/apps/vunify/hash");
+  for (const auto& hashdir : dirs) {
+    if (!is_directory(hashdir)) continue;
+    struct stat root {};
+    if (::stat(guest.root.c_str(), &root) != 0) return errno_error("stat " + guest.root);
+    for (const auto& [dev, path] : hash_dir_entries(hashdir))
+      if (dev == static_cast<uint64_t>(root.st_dev)) return path;
+    return described_error(ENOENT, "guest '" + guest.name + "': no entry of " + hashdir +
+                                       " is a directory on the file system of " + guest.root +
+                                       " (util-vserver layout: one link per file system)");
+  }
+  return vdirbase() + "/.hash";
+}
+
+std::vector<std::string> ConfigBase::hash_stores() const {
+  std::vector<std::string> out;
+  auto add_dir = [&](const std::string& hashdir) {
+    for (const auto& [dev, path] : hash_dir_entries(hashdir))
+      if (std::find(out.begin(), out.end(), path) == out.end()) out.push_back(path);
+  };
+  add_dir(m_dir + "/.defaults/apps/vunify/hash");
+  auto guests = all();
+  if (guests.ok())
+    for (const auto& g : guests->guests) add_dir(g.confdir + "/apps/vunify/hash");
+  if (out.empty()) out.push_back(vdirbase() + "/.hash");
+  return out;
+}
+
+bool path_within(const std::string& inner, const std::string& outer) {
+  if (outer == "/") return true;
+  return inner == outer || (inner.size() > outer.size() && inner.compare(0, outer.size(), outer) == 0 &&
+                            inner[outer.size()] == '/');
+}
+
+Status check_guest_roots(const std::vector<Guest>& guests) {
+  for (size_t i = 0; i < guests.size(); ++i) {
+    const Guest& a = guests[i];
+    if (a.root == "/")
+      return described_error(EINVAL, "guest '" + a.name + "': its root is / (the host); refused");
+    for (size_t j = i + 1; j < guests.size(); ++j) {
+      const Guest& b = guests[j];
+      if (a.root == b.root)
+        return described_error(EINVAL, "guest root " + a.root + " given twice ('" + a.name +
+                                           "' and '" + b.name + "'); refused");
+      if (path_within(a.root, b.root) || path_within(b.root, a.root)) {
+        const Guest& in = path_within(a.root, b.root) ? a : b;
+        const Guest& out = &in == &a ? b : a;
+        return described_error(EINVAL, "guest root " + in.root + " ('" + in.name +
+                                           "') lies inside guest root " + out.root + " ('" +
+                                           out.name + "'); refused");
+      }
+    }
+  }
+  return {};
 }
 
 Result<std::vector<Guest>> ConfigBase::refservers(const Guest& guest) const {
@@ -152,7 +241,7 @@ Result<std::vector<Guest>> ConfigBase::refservers(const Guest& guest) const {
       else g = resolve(*v.value());
     }
     if (!g.ok())
-      return make_error(g.code(), "reference guest " + p + ": " + g.error().message());
+      return described_error(g.code(), "reference guest " + p + ": " + g.error().message());
     out.push_back(std::move(g.value()));
   }
   return out;

@@ -37,10 +37,34 @@ public:
   // Fails with ENOENT and a clear message when neither exists.
   Result<Guest> resolve(const std::string& arg) const;
   // Every guest of the base: each directory not starting with '.', sorted.
-  Result<std::vector<Guest>> all() const;
+  // A directory whose guest cannot be resolved (root missing, root "/")
+  // is listed in `skipped` with the reason; the others are still returned.
+  // Fails only when the base itself cannot be read.
+  struct Skipped {
+    std::string name;
+    std::string reason;
+  };
+  struct GuestList {
+    std::vector<Guest> guests;
+    std::vector<Skipped> skipped;
+  };
+  Result<GuestList> all() const;
   // The reference guests of `guest`: apps/vunify/refserver.* entries (each a
   // symlink to, or the name of, another guest), in name order.
   Result<std::vector<Guest>> refservers(const Guest& guest) const;
+
+  // The hash store of a guest, in util-vserver's layout: the guest's
+  // apps/vunify/hash, else the base's .defaults/apps/vunify/hash, is a
+  // directory holding one entry per file system - a directory, or a
+  // symlink to one, not starting with '.' (its regular files, util-vserver's
+  // method/blocks/blocksize settings, are ignored) - and the guest's store
+  // is the entry on the guest root's file system. Without that
+  // configuration: <vdirbase>/.hash. Errors: configured, but no entry lies
+  // on the guest's file system. Returns an absolute, symlink-free path.
+  Result<std::string> hash_store_of(const Guest& guest) const;
+  // Every store the configuration names (.defaults/apps/vunify/hash's
+  // entries, each guest's apps/vunify/hash entries), else <vdirbase>/.hash.
+  std::vector<std::string> hash_stores() const;
 
 private:
   Result<Guest> from_confdir(const std::string& confdir, const std::string& name) const;
@@ -56,6 +80,13 @@ Result<std::optional<std::string>> read_config_value(const std::string& path);
 
 // realpath(3) as a Result.
 Result<std::string> real_path(const std::string& path);
+
+// Checks that guest roots can be worked on together: none is "/", none is
+// given twice, none lies inside another (a run over g1 and g1/usr would
+// treat g1's own files as another guest's). The error names both roots.
+Status check_guest_roots(const std::vector<Guest>& guests);
+// True when `inner` is `outer` or lies below it (both absolute, symlink-free).
+bool path_within(const std::string& inner, const std::string& outer);
 
 bool path_exists(const std::string& path);
 

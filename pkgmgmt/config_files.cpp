@@ -145,7 +145,7 @@ Result<GuestConfigFiles> read_guest_config_files(int root_fd, const PackageDbLoc
     std::string display = db.external.empty() ? std::string("/") + db.internal : db.external;
     auto dir = open_dir(db.external, db.internal);
     if (!dir.ok() && dir.code() != ENOENT)
-      return make_error(dir.code(), std::string(db.kind) + " database " + display + ": " +
+      return described_error(dir.code(), std::string(db.kind) + " database " + display + ": " +
                                         dir.error().message());
     if (!dir.ok()) continue;
     auto src = db.read(dir->get(), display, limits, out.paths);

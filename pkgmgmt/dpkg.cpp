@@ -93,7 +93,7 @@ Result<PackageDbSource> read_dpkg_config_files(int admin_fd, const std::string& 
   auto text = read_file_beneath(admin_fd, "status", limits.max_db_bytes, &st);
   if (!text.ok()) {
     if (text.code() == ENOENT) return text.error();
-    return make_error(text.code(), "dpkg status " + where + ": " + text.error().message());
+    return described_error(text.code(), "dpkg status " + where + ": " + text.error().message());
   }
   PackageDbSource src;
   src.kind = "dpkg";
@@ -111,12 +111,12 @@ Result<PackageDbSource> read_dpkg_config_files(int admin_fd, const std::string& 
   std::vector<std::string> from_info;
   auto info = open_beneath(admin_fd, "info", O_RDONLY | O_DIRECTORY);
   if (!info.ok() && info.code() != ENOENT)
-    return make_error(info.code(), "dpkg info directory " + display + "/info: " +
+    return described_error(info.code(), "dpkg info directory " + display + "/info: " +
                                        info.error().message());
   if (info.ok()) {
     auto entries = read_directory(info->get());
     if (!entries.ok())
-      return make_error(entries.code(), display + "/info: " + entries.error().message());
+      return described_error(entries.code(), display + "/info: " + entries.error().message());
     for (const auto& e : *entries) {
       const std::string suffix = ".conffiles";
       if (e.name.size() <= suffix.size() ||
@@ -124,7 +124,7 @@ Result<PackageDbSource> read_dpkg_config_files(int admin_fd, const std::string& 
         continue;
       auto data = read_file_beneath(info->get(), e.name, limits.max_list_bytes);
       if (!data.ok())
-        return make_error(data.code(), "dpkg " + display + "/info/" + e.name + ": " +
+        return described_error(data.code(), "dpkg " + display + "/info/" + e.name + ": " +
                                            data.error().message());
       auto list = parse_path_list(*data, display + "/info/" + e.name, limits.max_entries);
       if (!list.ok()) return list.error();

@@ -88,7 +88,7 @@ Status copy_db_dir(int db_fd, const std::string& display, const std::string& to,
     auto data = read_file_beneath(db_fd, e.name, budget, &st);
     if (!data.ok()) {
       if (data.code() == EINVAL) continue; // raced into a non-regular file
-      return make_error(data.code(), "rpm database " + display + "/" + e.name + ": " +
+      return described_error(data.code(), "rpm database " + display + "/" + e.name + ": " +
                                          data.error().message());
     }
     budget -= data->size();
@@ -113,7 +113,7 @@ Result<PackageDbSource> read_rpm_config_files(int db_fd, const std::string& disp
     auto fd = open_file_for_read(db_fd, b.file);
     if (!fd.ok()) {
       if (fd.code() == ENOENT) continue;
-      return make_error(fd.code(), "rpm database " + display + "/" + b.file + ": " +
+      return described_error(fd.code(), "rpm database " + display + "/" + b.file + ": " +
                                        fd.error().message());
     }
     auto s = stat_fd(fd->get());

@@ -194,7 +194,7 @@ Result<ExcludeList> ExcludeList::parse(std::string_view text, const std::string&
 
 Result<ExcludeList> ExcludeList::load(const std::string& path) {
   auto text = read_host_file(path, k_max_list_bytes);
-  if (!text.ok()) return make_error(text.code(), "exclude list: " + text.error().message());
+  if (!text.ok()) return described_error(text.code(), "exclude list: " + text.error().message());
   return parse(*text, path);
 }
 

@@ -55,8 +55,9 @@ struct OpenStore {
   uint64_t dev = 0;
 };
 
-Result<OpenStore> open_store(const HashifyOptions& o) {
+Result<OpenStore> open_store(const HashifyOptions& o, const std::vector<UnifyGuest>& guests) {
   if (o.store.empty()) return described_error(EINVAL, "no hash store given");
+  VU_TRY(check_store_place(o.store, guests, o.other_guest_roots));
   if (::mkdir(o.store.c_str(), 0700) != 0 && errno != EEXIST)
     return errno_error("create hash store " + o.store);
   OpenStore s;
@@ -104,6 +105,53 @@ struct KeyGroup {
 
 } // namespace
 
+Status check_store_place(const std::string& store, const std::vector<UnifyGuest>& guests,
+                         const std::vector<std::string>& other_roots) {
+  // Where the store is or will be: an existing store by its real path, a
+  // new one by its parent's real path.
+  std::string place;
+  struct stat st {};
+  if (::lstat(store.c_str(), &st) == 0) {
+    VU_TRY_ASSIGN(real, real_path(store));
+    if (::stat(real.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+      return described_error(ENOTDIR, "hash store " + store + " is not a directory");
+    place = real;
+  } else {
+    std::string s = store;
+    while (s.size() > 1 && s.back() == '/') s.pop_back();
+    auto slash = s.rfind('/');
+    std::string parent = slash == std::string::npos ? "." : (slash == 0 ? "/" : s.substr(0, slash));
+    auto real = real_path(parent);
+    if (!real.ok())
+      return make_error(real.code(), "hash store " + store + ": its directory " + parent);
+    if (::stat(real->c_str(), &st) != 0) return errno_error("stat " + *real);
+    place = (*real == "/" ? "" : *real) + "/" + s.substr(slash + 1);
+  }
+  const uint64_t dev = st.st_dev;
+  auto inside = [&](const std::string& root, const std::string& name) -> Status {
+    if (path_within(place, root))
+      return described_error(EINVAL, "hash store " + place + " lies inside guest '" + name +
+                                         "' (" + root + "), which could read and change it; "
+                                         "choose a directory outside every guest root");
+    if (path_within(root, place))
+      return described_error(EINVAL, "guest '" + name + "' (" + root + ") lies inside hash store " +
+                                         place + "; choose a store outside every guest root");
+    return {};
+  };
+  for (const auto& g : guests) {
+    VU_TRY(inside(g.guest.root, g.guest.name));
+    struct stat gs {};
+    if (::stat(g.guest.root.c_str(), &gs) != 0) return errno_error("stat " + g.guest.root);
+    if (static_cast<uint64_t>(gs.st_dev) != dev)
+      return described_error(EXDEV, "hash store " + place + " is on another file system than guest '" +
+                                        g.guest.name + "' (" + g.guest.root +
+                                        "); hard links cannot cross file systems: use a store on "
+                                        "that file system");
+  }
+  for (const auto& root : other_roots) VU_TRY(inside(root, root.substr(root.rfind('/') + 1)));
+  return {};
+}
+
 static Result<Report> hashify_on_workers(const std::vector<UnifyGuest>& guests, const HashifyOptions& o) {
   auto start = std::chrono::steady_clock::now();
   Report report;
@@ -112,7 +160,7 @@ static Result<Report> hashify_on_workers(const std::vector<UnifyGuest>& guests, 
     report.guests.push_back({g.guest.name, g.guest.root, "member", g.pkgmgmt,
                              g.config_files.size(), g.config_sources});
 
-  VU_TRY_ASSIGN(store, open_store(o));
+  VU_TRY_ASSIGN(store, open_store(o, guests));
   HashCache cache;
   const int64_t run_start_ns = now_ns();
   const std::string cache_path = store.path + "/.cache";
@@ -459,7 +507,7 @@ static Result<Report> hashify_on_workers(const std::vector<UnifyGuest>& guests, 
     if (gc.ok()) {
       report.store_entries_removed = gc->store_entries_removed;
       report.temporaries_removed += gc->temporaries_removed;
-      for (auto& [k, v] : gc->failures) report.failures[k].count += v.count;
+      merge_failures(report, *gc);
     }
   }
   return report;
@@ -467,7 +515,7 @@ static Result<Report> hashify_on_workers(const std::vector<UnifyGuest>& guests, 
 
 Result<Report> run_store_gc(const HashifyOptions& o) {
   Report report;
-  VU_TRY_ASSIGN(store, open_store(o));
+  VU_TRY_ASSIGN(store, open_store(o, {}));
   std::vector<UnifyGuest> g{store_guest(store)};
   std::vector<UniqueFd> roots;
   VU_TRY_ASSIGN(root, open_directory(store.path));

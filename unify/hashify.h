@@ -17,6 +17,7 @@ struct HashifyOptions {
   uint32_t threads = 0;
   bool dry_run = false;   // hash (and cache) and report; link nothing
   bool refresh = false;   // ignore the cache (util-vserver --refresh)
+  bool ignore_mtime = false; // also link files whose mtimes differ (util-vserver --ignore-mtime)
   Protect protect = Protect::immutable;
   uint64_t min_size = 16;
   bool log_actions = false;
@@ -25,10 +26,19 @@ struct HashifyOptions {
   bool gc = false;                      // collect garbage at the end
   int64_t cache_min_age_ns = 2'000'000'000;
   Progress* progress = nullptr;
+  // Roots of guests that are not part of the run but must not hold the
+  // store either (every configured guest).
+  std::vector<std::string> other_guest_roots;
   // Test hook: maps each content hash before it names an entry (e.g. to
   // one constant, forcing collisions).
   std::function<Hash128(const Hash128&)> hash_hook;
 };
+
+// Refuses a store (existing or to be created) inside any of the guests'
+// roots or other_roots, one that contains a guest root, and one on another
+// file system than any of `guests`. Nothing is created.
+Status check_store_place(const std::string& store, const std::vector<UnifyGuest>& guests,
+                         const std::vector<std::string>& other_roots);
 
 // One store run. Store entries are made as private copies by this tool in
 // the store (a directory no guest reaches), then guest names are swapped to

@@ -41,6 +41,18 @@ uint64_t Report::failure_count() const {
   return n;
 }
 
+void merge_failures(Report& into, const Report& from) {
+  for (const auto& [k, v] : from.failures) {
+    auto& dst = into.failures[k];
+    if (dst.count == 0) {
+      dst.first_path = v.first_path;
+      dst.first_message = v.first_message;
+    }
+    dst.count += v.count;
+  }
+  for (const auto& [k, v] : from.skipped) into.skipped[k] += v;
+}
+
 void FailureLog::add(Failure kind, const std::string& path, const std::string& message) {
   std::lock_guard lock(m_mutex);
   auto& info = m_failures[kind];
@@ -62,15 +74,10 @@ void FailureLog::action(std::string line) {
 
 void FailureLog::drain_into(Report& report) {
   std::lock_guard lock(m_mutex);
-  for (auto& [k, v] : m_failures) {
-    auto& dst = report.failures[k];
-    if (dst.count == 0) {
-      dst.first_path = v.first_path;
-      dst.first_message = v.first_message;
-    }
-    dst.count += v.count;
-  }
-  for (auto& [k, v] : m_skipped) report.skipped[k] += v;
+  Report mine;
+  mine.failures = std::move(m_failures);
+  mine.skipped = std::move(m_skipped);
+  merge_failures(report, mine);
   std::sort(m_actions.begin(), m_actions.end());
   report.actions.insert(report.actions.end(), m_actions.begin(), m_actions.end());
   m_failures.clear();

@@ -100,6 +100,10 @@ struct Report {
   bool failed() const { return failure_count() != 0; }
 };
 
+// Adds `from`'s failures and skips to `into`'s; the first example of each
+// kind is kept (into's, else from's).
+void merge_failures(Report& into, const Report& from);
+
 // Thread-safe collector of failures and actions during a run.
 class FailureLog {
 public:

@@ -194,3 +194,186 @@ TEST(InputFiles, NeverBlockNeverReadWithoutBoundAndMustBeRegular) {
   t.mkdirs("store/.cache");
   run_store("cache is a directory", 1); // cannot be saved: reported, exit 1
 }
+
+TEST(Arguments, EmptyNamesArePlainUsageErrorsInEveryProgram) {
+  TempTree t;
+  two_configured_guests(t);
+  t.file("cwd/file", random_bytes(100, 1));
+  const std::string conf = "--confdir=" + t.path("conf");
+  const std::vector<std::vector<std::string>> cases = {
+      {SETATTR_BIN, "--immutable", ""},
+      {SHOWATTR_BIN, ""},
+      {VHASHIFY_BIN, conf, "--destination", "", "g1"},
+      {VHASHIFY_BIN, conf, ""},
+      {VBARRIER_BIN, "set", ""},
+      {VBARRIER_BIN, "--confdir", "", "check"},
+      {VUNIFY_BIN, conf, "", "g1"},
+      {VUNIFY_BIN, conf, "-R", ""},
+      {VUNIFY_BIN, conf, "-R", "g1", "--path", ""},
+      {VUNIFY_BIN, conf, "--exclude-from", "", "g1", "g2"},
+      {VDU_BIN, conf, ""},
+      {VDU_BIN, "--space", ""},
+      {VDU_BIN, conf, "--html", "", "g1"},
+  };
+  for (const auto& argv : cases) {
+    auto r = run_program(argv);
+    std::string what = argv[0] + " ... '" + argv.back() + "'";
+    EXPECT_EQ(r.status, 2) << what << ": " << r.err;
+    EXPECT_NE(r.err.find("must not be empty"), std::string::npos) << what << ": " << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "one line: " << r.err;
+  }
+  EXPECT_FALSE(is_immutable_path(t.path("cwd"))) << "setattr --immutable '' changed something";
+}
+
+TEST(Arguments, SetattrFlagsNumbersAndClearing) {
+  TempTree t;
+  t.file("f", "some file content\n");
+  auto bad = run_setattr({"--flags", "abc", t.path("f")});
+  EXPECT_EQ(bad.status, 2);
+  EXPECT_NE(bad.err.find("--flags: 'abc' is not a number"), std::string::npos) << bad.err;
+  EXPECT_EQ(bad.err.find("stoul"), std::string::npos) << bad.err;
+  ASSERT_EQ(run_setattr({"--flags", "0x40000", t.path("f")}).status, 0);
+  EXPECT_TRUE(is_immutable_path(t.path("f")));
+  auto cleared = run_setattr({"--~flags", "0x40000", t.path("f")});
+  EXPECT_EQ(cleared.status, 0) << cleared.err;
+  EXPECT_FALSE(is_immutable_path(t.path("f")));
+  auto typo = run_setattr({"--~flagz", "1", t.path("f")});
+  EXPECT_EQ(typo.status, 2);
+  EXPECT_NE(typo.err.find("setattr: error:"), std::string::npos) << typo.err;
+}
+
+TEST(Arguments, TrailingSlashFollowsASymlinkedDirectoryAsPosixSays) {
+  TempTree t;
+  t.file("real/a", random_bytes(5000, 1));
+  t.file("real/sub/b", random_bytes(3000, 2));
+  ASSERT_EQ(::symlink(t.path("real").c_str(), t.path("dlink").c_str()), 0);
+  // Without the slash the symlink itself is the entry.
+  auto plain = run_showattr({"-d", t.path("dlink")});
+  EXPECT_EQ(plain.status, 0);
+  EXPECT_NE(plain.out.find("--------- " + t.path("dlink")), std::string::npos) << plain.out;
+  auto listed = run_showattr({t.path("dlink") + "/"});
+  EXPECT_EQ(listed.status, 0) << listed.err;
+  EXPECT_NE(listed.out.find(t.path("dlink") + "/a"), std::string::npos) << listed.out;
+  auto set = run_setattr({"-R", "--immutable", t.path("dlink") + "/"});
+  EXPECT_EQ(set.status, 0) << set.err;
+  EXPECT_TRUE(is_immutable_path(t.path("real/a")));
+  EXPECT_TRUE(is_immutable_path(t.path("real/sub/b")));
+  ASSERT_EQ(run_setattr({"-R", "--~immutable", t.path("dlink") + "/"}).status, 0);
+  EXPECT_FALSE(is_immutable_path(t.path("real/sub/b")));
+  auto du = run_vdu({"--inodes", t.path("dlink") + "/"});
+  EXPECT_EQ(du.status, 0) << du.err;
+  EXPECT_EQ(du.out, t.path("dlink") + "/ 4\n"); // real, a, sub, b
+}
+
+TEST(Arguments, TheHostRepeatedAndNestedGuestsAreRefusedBeforeAnyWork) {
+  TempTree t;
+  two_configured_guests(t);
+  t.file("guests/g1/usr/lib/x", random_bytes(5000, 7));
+  t.file("guests/g2/usr/lib/x", random_bytes(5000, 7));
+  t.mkdirs("conf/host");
+  ASSERT_EQ(::symlink("/", t.path("conf/host/vdir").c_str()), 0);
+  ASSERT_EQ(::symlink("/", t.path("rootlink").c_str()), 0);
+  const std::string conf = "--confdir=" + t.path("conf");
+  auto before = snapshot(t.path("guests"));
+  const std::vector<std::vector<std::string>> cases = {
+      {VUNIFY_BIN, conf, "host", "g1"},
+      {VUNIFY_BIN, conf, "/", t.path("guests/g1")},
+      {VUNIFY_BIN, conf, t.path("rootlink"), t.path("guests/g1")},
+      {VUNIFY_BIN, conf, t.path("guests/g1"), t.path("guests/g1/usr")},
+      {VUNIFY_BIN, conf, t.path("guests/g1/usr"), "g1"},
+      {VUNIFY_BIN, conf, "-R", "g1", "g1"},
+      {VUNIFY_BIN, conf, "-R", "g1", t.path("guests/g1/usr")},
+      {VUNIFY_BIN, conf, "-R", "host"},
+      {VHASHIFY_BIN, conf, "--destination", t.path("store"), "g1", t.path("guests/g1/usr")},
+      {VHASHIFY_BIN, conf, "--destination", t.path("store"), "host"},
+      {VDU_BIN, conf, "g1", t.path("guests/g1/usr")},
+  };
+  for (const auto& argv : cases) {
+    auto r = run_program(argv);
+    EXPECT_EQ(r.status, 2) << argv[2] << " " << argv[3] << ": " << r.err;
+    EXPECT_NE(r.err.find("refused"), std::string::npos) << r.err;
+  }
+  EXPECT_EQ(snapshot(t.path("guests")), before);
+  EXPECT_FALSE(is_immutable_path(t.path("guests/g1/usr/lib/x")));
+}
+
+TEST(Arguments, AllSkipsAGuestWithoutARootAndSaysSo) {
+  TempTree t;
+  two_configured_guests(t);
+  t.mkdirs("conf/gone");
+  ASSERT_EQ(::symlink(t.path("guests/gone").c_str(), t.path("conf/gone/vdir").c_str()), 0);
+  const std::string conf = "--confdir=" + t.path("conf");
+  for (const auto& argv : std::vector<std::vector<std::string>>{
+           {VUNIFY_BIN, conf, "--all"},
+           {VHASHIFY_BIN, conf, "--destination", t.path("store"), "--all"},
+           {VDU_BIN, conf, "--all"}}) {
+    auto r = run_program(argv);
+    EXPECT_EQ(r.status, 1) << argv[0] << ": " << r.err;
+    EXPECT_NE(r.err.find("guest 'gone' skipped"), std::string::npos) << r.err;
+  }
+  EXPECT_TRUE(same_inode(t.path("guests/g1/usr/bin/tool"), t.path("guests/g2/usr/bin/tool")))
+      << "the other guests were still unified";
+}
+
+TEST(HashStore, InsideAGuestOrOnAnotherFileSystemIsRefusedBeforeAnyWork) {
+  TempTree t;
+  two_configured_guests(t);
+  const std::string conf = "--confdir=" + t.path("conf");
+  auto before = snapshot(t.path("guests"));
+  auto refused = [&](const std::vector<std::string>& argv, const std::string& why) {
+    auto r = run_program(argv);
+    EXPECT_EQ(r.status, 2) << why << ": " << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << why << ": " << r.err;
+    EXPECT_EQ(snapshot(t.path("guests")), before) << why;
+  };
+  // Inside a guest of the run, inside a configured guest outside the run,
+  // and a store that contains a guest.
+  refused({VHASHIFY_BIN, conf, "--destination", t.path("guests/g1/usr/store"), "g1", "g2"}, "in g1");
+  refused({VUNIFY_BIN, conf, "--store", t.path("guests/g1/usr/store"), "g1", "g2"}, "in g1 (vunify)");
+  refused({VHASHIFY_BIN, conf, "--destination", t.path("guests/g3/store"), "g1", "g2"}, "in g3");
+  refused({VHASHIFY_BIN, conf, "--destination", t.path("guests"), "g1", "g2"}, "holds guests");
+  EXPECT_FALSE(fs_exists(t.path("guests/g1/usr/store")));
+  EXPECT_FALSE(fs_exists(t.path("guests/g3/store")));
+  // Another file system: a tmpfs mounted in the scratch tree.
+  t.mkdirs("othermnt");
+  ScopedMount other("tmpfs", t.path("othermnt"));
+  if (!other.ok()) GTEST_SKIP() << "cannot mount tmpfs here";
+  refused({VHASHIFY_BIN, conf, "--destination", t.path("othermnt/store"), "g1", "g2"}, "other fs");
+  EXPECT_FALSE(fs_exists(t.path("othermnt/store")));
+}
+
+TEST(HashStore, UtilVserverConfigurationNamesOneStorePerFileSystem) {
+  TempTree t;
+  two_configured_guests(t);
+  // .defaults/apps/vunify/hash holds util-vserver's settings files and one
+  // link per file system to the real store.
+  t.mkdirs("conf/.defaults/apps/vunify/hash");
+  t.file("conf/.defaults/apps/vunify/hash/method", "SHA1\n");
+  t.mkdirs("hashstore");
+  ASSERT_EQ(::symlink(t.path("hashstore").c_str(), t.path("conf/.defaults/apps/vunify/hash/0").c_str()), 0);
+  auto config_before = snapshot(t.path("conf"));
+  const std::string conf = "--confdir=" + t.path("conf");
+  auto r = run_vhashify({conf, "g1", "g2"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(snapshot(t.path("conf")), config_before) << "nothing written into the configuration";
+  EXPECT_TRUE(fs_exists(t.path("hashstore/.lock")));
+  EXPECT_TRUE(same_inode(t.path("guests/g1/usr/bin/tool"), t.path("guests/g2/usr/bin/tool")));
+  // A guest's own apps/vunify/hash wins; an entry on no file system of the
+  // guest is an error before any work.
+  t.mkdirs("conf/g3/apps/vunify/hash");
+  t.mkdirs("othermnt");
+  {
+    ScopedMount other("tmpfs", t.path("othermnt"));
+    if (!other.ok()) GTEST_SKIP() << "cannot mount tmpfs here";
+    ASSERT_EQ(::symlink(t.path("othermnt").c_str(), t.path("conf/g3/apps/vunify/hash/other").c_str()), 0);
+    auto bad = run_vhashify({conf, "g3"});
+    EXPECT_EQ(bad.status, 2);
+    EXPECT_NE(bad.err.find("no entry of"), std::string::npos) << bad.err;
+  }
+  // util-vserver's manual form with one pair, and --insecure.
+  t.file("excl", "/etc\n");
+  auto manual = run_vhashify({"--manually", "--insecure", "--destination", t.path("hashstore"),
+                              t.path("guests/g3"), t.path("excl")});
+  EXPECT_EQ(manual.status, 0) << manual.err;
+  EXPECT_TRUE(same_inode(t.path("guests/g1/usr/bin/tool"), t.path("guests/g3/usr/bin/tool")));
+}

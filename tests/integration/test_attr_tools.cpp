@@ -53,12 +53,12 @@ TEST(Showattr, ColumnsNamesAndListing) {
 TEST(Showattr, OneFileSystem) {
   TempTree t;
   t.build("f d/a a-file-here\nd d/mnt\n");
-  if (::mount("tmpfs", t.path("d/mnt").c_str(), "tmpfs", 0, "size=1m") != 0)
-    GTEST_SKIP() << "cannot mount tmpfs";
+  ScopedMount mnt("tmpfs", t.path("d/mnt"), "size=1m");
+  if (!mnt.ok()) GTEST_SKIP() << "cannot mount tmpfs";
   t.file("d/mnt/inner", "inner-file-here");
   auto all = showattr({"-R", t.path("d")});
   auto local = showattr({"-R", "-x", t.path("d")});
-  ::umount2(t.path("d/mnt").c_str(), MNT_DETACH);
+  mnt.unmount();
   EXPECT_NE(all.out.find("/mnt/inner"), std::string::npos);
   EXPECT_EQ(local.out.find("/mnt/inner"), std::string::npos);
   EXPECT_NE(local.out.find("/mnt\n"), std::string::npos) << "the mount point itself is shown";

@@ -135,7 +135,7 @@ protected:
   // c was left out with a pkgmgmt error; a and b were unified.
   void expect_c_rejected(const ProgramResult& r, const std::string& why) {
     EXPECT_EQ(r.status, 1) << r.err;
-    EXPECT_NE(r.err.find("guest 'c' not unified"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("guest 'c' left out"), std::string::npos) << r.err;
     EXPECT_NE(r.err.find(why), std::string::npos) << r.err;
     auto j = nlohmann::json::parse(r.out);
     EXPECT_EQ(j["errors"]["pkgmgmt"]["count"], 1);

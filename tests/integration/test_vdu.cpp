@@ -153,10 +153,20 @@ TEST_F(Vdu, ClassicFormCountsEachInodeOnce) {
   EXPECT_EQ(r.out, t.path("g1") + " 68 11\n" + t.path("g2") + " 36 5\n");
   auto script = vdu({"--space", "--blocksize", "4096", "--script", t.path("g2")});
   EXPECT_EQ(script.out, "9\n");
+  // Whole-tree numbers for a context would be wrong data: refused.
   auto xid = vdu({"--xid", "42", "--inodes", t.path("g2")});
-  EXPECT_EQ(xid.status, 0);
-  EXPECT_NE(xid.err.find("--xid ignored"), std::string::npos);
+  EXPECT_EQ(xid.status, 2);
+  EXPECT_EQ(xid.out, "");
+  EXPECT_NE(xid.err.find("vdu: error: --xid: this kernel has no context tags"), std::string::npos)
+      << xid.err;
   EXPECT_EQ(vdu({"--space"}).status, 2);
+  // util-vserver's scripts abbreviate --inodes.
+  EXPECT_EQ(vdu({"--inode", t.path("g2")}).out, t.path("g2") + " 5\n");
+  // A path that cannot be examined prints no number, and fails.
+  auto missing = vdu({"--space", t.path("missing"), t.path("g2")});
+  EXPECT_EQ(missing.status, 1);
+  EXPECT_EQ(missing.out, t.path("g2") + " 36\n");
+  EXPECT_NE(missing.err.find(t.path("missing")), std::string::npos);
 }
 
 TEST_F(Vdu, DeepFindsExactlyTheUnlinkedDuplicates) {

@@ -172,12 +172,8 @@ TEST_F(Cli, SameGuestTwiceIsAnError) {
 TEST_F(Cli, ExitStatusOneWhenFilesFailButTheRestIsDone) {
   // ramfs has no inode flags: protecting shared inodes fails there.
   t.mkdirs("ram");
-  if (::mount("none", t.path("ram").c_str(), "ramfs", 0, nullptr) != 0)
-    GTEST_SKIP() << "cannot mount ramfs here";
-  struct Unmount {
-    std::string p;
-    ~Unmount() { ::umount2(p.c_str(), MNT_DETACH); }
-  } unmount{t.path("ram")};
+  ScopedMount ram("ramfs", t.path("ram"));
+  if (!ram.ok()) GTEST_SKIP() << "cannot mount ramfs here";
   std::string a = random_bytes(6000, 1);
   t.file("ram/g1/usr/a", a);
   t.file("ram/g2/usr/a", a);

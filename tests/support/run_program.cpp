@@ -135,6 +135,11 @@ nlohmann::json json_of(const ProgramResult& r) {
   }
 }
 
+bool fs_exists(const std::string& path) {
+  struct stat st {};
+  return ::lstat(path.c_str(), &st) == 0;
+}
+
 bool same_inode(const std::string& a, const std::string& b) {
   struct stat x {}, y {};
   return ::lstat(a.c_str(), &x) == 0 && ::lstat(b.c_str(), &y) == 0 && x.st_dev == y.st_dev &&

@@ -44,6 +44,8 @@ nlohmann::json json_of(const ProgramResult& r);
 
 // True when both paths (not following symlinks) name the same inode.
 bool same_inode(const std::string& a, const std::string& b);
+// True when something (a dangling symlink included) exists at `path`.
+bool fs_exists(const std::string& path);
 
 // Delays for kill -9 tests: uniform in [0, fraction x the time of a full
 // run]. A run that ends before its kill shortens the window: the timed

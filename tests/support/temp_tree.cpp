@@ -1,5 +1,7 @@
 #include "tests/support/temp_tree.h"
 
+#include <sys/mount.h>
+
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -252,5 +254,29 @@ int sh(const std::string& command) {
   int rc = ::system(command.c_str());
   return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
+
+ScopedMount::ScopedMount(const std::string& type, const std::string& target,
+                         const std::string& options)
+    : m_target(target) {
+  m_mounted = ::mount("none", target.c_str(), type.c_str(), 0,
+                      options.empty() ? nullptr : options.c_str()) == 0;
+}
+
+ScopedMount ScopedMount::loop_image(const std::string& image, const std::string& target) {
+  ScopedMount m;
+  m.m_target = target;
+  m.m_mounted = sh("mount -o loop " + image + " " + target + " 2>/dev/null") == 0;
+  return m;
+}
+
+ScopedMount::ScopedMount(ScopedMount&& other) noexcept
+    : m_target(std::move(other.m_target)), m_mounted(std::exchange(other.m_mounted, false)) {}
+
+void ScopedMount::unmount() {
+  if (m_mounted) ::umount2(m_target.c_str(), MNT_DETACH);
+  m_mounted = false;
+}
+
+ScopedMount::~ScopedMount() { unmount(); }
 
 } // namespace vu::test

@@ -60,4 +60,26 @@ bool is_immutable_path(const std::string& path);
 // Runs a shell command; returns its exit status.
 int sh(const std::string& command);
 
+// A mount that lasts for one scope and is undone (lazily, MNT_DETACH) when
+// the scope ends, also when the test fails half way. ok() is false when
+// this machine cannot mount it; the test should then skip.
+class ScopedMount {
+public:
+  // A file system without a device (tmpfs, ramfs) at target.
+  ScopedMount(const std::string& type, const std::string& target, const std::string& options = "");
+  // A file-system image through a loop device (freed when unmounted).
+  static ScopedMount loop_image(const std::string& image, const std::string& target);
+  ScopedMount(ScopedMount&& other) noexcept;
+  ScopedMount(const ScopedMount&) = delete;
+  ScopedMount& operator=(const ScopedMount&) = delete;
+  ~ScopedMount();
+  bool ok() const { return m_mounted; }
+  void unmount();
+
+private:
+  ScopedMount() = default;
+  std::string m_target;
+  bool m_mounted = false;
+};
+
 } // namespace vu::test

@@ -51,10 +51,45 @@ TEST(ConfigBase, AllSkipsDotEntriesAndSorts) {
   ConfigBase base(t.path("conf"));
   auto all = base.all();
   ASSERT_TRUE(all.ok()) << all.error().message();
-  ASSERT_EQ(all->size(), 3u);
-  EXPECT_EQ((*all)[0].name, "db1");
-  EXPECT_EQ((*all)[1].name, "mail1");
-  EXPECT_EQ((*all)[2].name, "web1");
+  ASSERT_EQ(all->guests.size(), 3u);
+  EXPECT_EQ(all->guests[0].name, "db1");
+  EXPECT_EQ(all->guests[1].name, "mail1");
+  EXPECT_EQ(all->guests[2].name, "web1");
+  EXPECT_TRUE(all->skipped.empty());
+}
+
+TEST(ConfigBase, AllSkipsAndNamesGuestsWhoseRootIsMissingOrTheHost) {
+  TempTree t;
+  make_base(t);
+  t.mkdirs("conf/gone");
+  ASSERT_EQ(::symlink(t.path("nowhere").c_str(), t.path("conf/gone/vdir").c_str()), 0);
+  t.mkdirs("conf/host");
+  ASSERT_EQ(::symlink("/", t.path("conf/host/vdir").c_str()), 0);
+  auto all = ConfigBase(t.path("conf")).all();
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(all->guests.size(), 3u);
+  ASSERT_EQ(all->skipped.size(), 2u);
+  EXPECT_EQ(all->skipped[0].name, "gone");
+  EXPECT_EQ(all->skipped[1].name, "host");
+  EXPECT_NE(all->skipped[1].reason.find("is / (the host)"), std::string::npos);
+  EXPECT_FALSE(ConfigBase(t.path("conf")).resolve("host").ok());
+  EXPECT_FALSE(ConfigBase(t.path("conf")).resolve("/").ok());
+  EXPECT_FALSE(ConfigBase(t.path("conf")).resolve(t.path("conf/host/vdir") + "/").ok());
+}
+
+TEST(GuestRoots, TheHostNestedAndRepeatedRootsAreRefused) {
+  auto g = [](const char* name, const char* root) { return Guest{name, root, {}}; };
+  EXPECT_TRUE(check_guest_roots({g("a", "/vs/a"), g("b", "/vs/b"), g("ab", "/vs/ab")}).ok());
+  EXPECT_FALSE(check_guest_roots({g("a", "/vs/a"), g("host", "/")}).ok());
+  EXPECT_FALSE(check_guest_roots({g("a", "/vs/a"), g("a2", "/vs/a")}).ok());
+  auto nested = check_guest_roots({g("a", "/vs/a"), g("usr", "/vs/a/usr")});
+  ASSERT_FALSE(nested.ok());
+  EXPECT_NE(nested.error().message().find("/vs/a/usr ('usr') lies inside guest root /vs/a"),
+            std::string::npos)
+      << nested.error().message();
+  EXPECT_FALSE(check_guest_roots({g("usr", "/vs/a/usr"), g("a", "/vs/a")}).ok());
+  EXPECT_TRUE(path_within("/vs/a/b", "/vs/a"));
+  EXPECT_FALSE(path_within("/vs/ab", "/vs/a"));
 }
 
 TEST(ConfigBase, RefserversBySymlinkAndByName) {

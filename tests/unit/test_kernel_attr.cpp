@@ -79,11 +79,10 @@ TEST(Attr, MainlineRoundTripOnExt4) {
 TEST(Attr, MainlineRoundTripOnTmpfs) {
   TempTree t;
   t.mkdirs("mnt");
-  if (::mount("tmpfs", t.path("mnt").c_str(), "tmpfs", 0, "size=4m") != 0)
-    GTEST_SKIP() << "cannot mount tmpfs";
+  vu::test::ScopedMount mnt("tmpfs", t.path("mnt"), "size=4m");
+  if (!mnt.ok()) GTEST_SKIP() << "cannot mount tmpfs";
   round_trip(t.path("mnt"));
   vu::test::sh("chattr -R -f -i " + t.path("mnt"));
-  ::umount2(t.path("mnt").c_str(), MNT_DETACH);
 }
 
 TEST(Attr, MainlineRoundTripOnLoopXfsAndBtrfs) {
@@ -98,11 +97,11 @@ TEST(Attr, MainlineRoundTripOnLoopXfsAndBtrfs) {
                            " >/dev/null 2>&1"),
               0)
         << fs;
-    if (vu::test::sh("mount -o loop " + img + " " + t.path("mnt") + " 2>/dev/null") != 0)
-      continue; // no loop devices here
+    auto mnt = vu::test::ScopedMount::loop_image(img, t.path("mnt"));
+    if (!mnt.ok()) continue; // no loop devices here
     round_trip(t.path("mnt"));
     vu::test::sh("chattr -R -f -i " + t.path("mnt"));
-    EXPECT_EQ(vu::test::sh("umount " + t.path("mnt")), 0) << fs; // autoclear frees the loop device
+    mnt.unmount(); // autoclear frees the loop device
     ++ran;
   }
   if (ran == 0) GTEST_SKIP() << "no mkfs.xfs/mkfs.btrfs or no loop devices";

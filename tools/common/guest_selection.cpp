@@ -4,6 +4,7 @@
 #include "pkgmgmt/config_files.h"
 
 #include <algorithm>
+#include <iostream>
 
 namespace vu {
 
@@ -23,29 +24,21 @@ UnifyGuest make_guest(Guest g, GuestRole role, ExcludeList excludes) {
   return u;
 }
 
-// Reads the guest's package databases into u.config_files; false (with a
-// message) when a database exists but cannot be read.
-bool apply_pkgmgmt(UnifyGuest& u, const ConfigBase& config, std::string& message) {
-  auto root = open_directory(u.guest.root);
-  if (!root.ok()) {
-    message = root.error().message();
-    return false;
-  }
-  auto files = read_guest_config_files(root->get(), locate_package_dbs(u.guest, config));
-  if (!files.ok()) {
-    message = files.error().message();
-    return false;
-  }
+// Reads the guest's package databases into u.config_files; an error when
+// a database exists but cannot be read.
+Status apply_pkgmgmt(UnifyGuest& u, const ConfigBase& config) {
+  VU_TRY_ASSIGN(root, open_directory(u.guest.root));
+  VU_TRY_ASSIGN(files, read_guest_config_files(root.get(), locate_package_dbs(u.guest, config)));
   u.pkgmgmt = "used";
-  u.config_files = std::move(files->paths);
-  for (const auto& src : files->sources) {
+  u.config_files = std::move(files.paths);
+  for (const auto& src : files.sources) {
     std::string s = src.kind + " " + src.location + ": " + std::to_string(src.config_files) +
                     " files of " + std::to_string(src.packages) + " packages";
     if (src.cross_check_only)
       s += ", " + std::to_string(src.cross_check_only) + " only in info/*.conffiles";
     u.config_sources.push_back(std::move(s));
   }
-  return true;
+  return {};
 }
 
 } // namespace
@@ -71,26 +64,27 @@ Result<SelectedGuests> select_guests(const GuestSelection& sel) {
     // path is unified against the others, only the given lists apply.
     if (sel.args.size() % 2 != 0)
       return described_error(EINVAL, "--manually needs <path> <excludelist> pairs");
-    if (sel.args.size() < 4)
-      return described_error(EINVAL, "--manually needs at least two <path> <excludelist> pairs");
+    if (sel.args.size() < 2 * sel.min_manual_pairs)
+      return described_error(EINVAL, sel.min_manual_pairs == 1
+                                         ? "--manually needs a <path> <excludelist> pair"
+                                         : "--manually needs at least two <path> <excludelist> pairs");
     for (size_t i = 0; i < sel.args.size(); i += 2) {
       VU_TRY_ASSIGN(root, real_path(sel.args[i]));
-      ExcludeList ex;
-      if (!sel.args[i + 1].empty()) {
-        VU_TRY_ASSIGN(l, ExcludeList::load(sel.args[i + 1]));
-        ex = std::move(l);
-      }
+      VU_TRY_ASSIGN(ex, ExcludeList::load(sel.args[i + 1]));
       Guest g{root.substr(root.rfind('/') + 1), root, {}};
+      bool reference = sel.min_manual_pairs == 2 && i > 0;
       out.guests.push_back(
-          make_guest(g, i == 0 ? GuestRole::member : GuestRole::reference, std::move(ex)));
+          make_guest(g, reference ? GuestRole::reference : GuestRole::member, std::move(ex)));
     }
     // References first, so their inodes are preferred as the shared ones.
-    std::rotate(out.guests.begin(), out.guests.begin() + 1, out.guests.end());
+    if (sel.min_manual_pairs == 2)
+      std::rotate(out.guests.begin(), out.guests.begin() + 1, out.guests.end());
   } else {
     std::vector<Guest> guests;
     if (sel.all) {
       VU_TRY_ASSIGN(all, config.all());
-      guests = std::move(all);
+      guests = std::move(all.guests);
+      for (auto& s : all.skipped) out.skipped.push_back({s.name, s.reason});
     }
     for (const auto& a : sel.args) {
       VU_TRY_ASSIGN(g, config.resolve(a));
@@ -115,10 +109,11 @@ Result<SelectedGuests> select_guests(const GuestSelection& sel) {
       for (auto& g : guests) VU_TRY(add(g, GuestRole::member));
     }
   }
-  for (size_t i = 0; i < out.guests.size(); ++i)
-    for (size_t j = i + 1; j < out.guests.size(); ++j)
-      if (out.guests[i].guest.root == out.guests[j].guest.root)
-        return described_error(EINVAL, "guest root " + out.guests[i].guest.root + " given twice");
+  {
+    std::vector<Guest> roots;
+    for (const auto& u : out.guests) roots.push_back(u.guest);
+    VU_TRY(check_guest_roots(roots));
+  }
 
   // Configuration files: a guest whose package database exists but cannot
   // be read is left out entirely rather than risk sharing its config files.
@@ -129,12 +124,34 @@ Result<SelectedGuests> select_guests(const GuestSelection& sel) {
       kept.push_back(std::move(u));
       continue;
     }
-    std::string message;
-    if (apply_pkgmgmt(u, config, message)) kept.push_back(std::move(u));
-    else out.rejected.push_back({u.guest.name, message});
+    auto used = apply_pkgmgmt(u, config);
+    if (used.ok()) kept.push_back(std::move(u));
+    else out.rejected.push_back({u.guest.name, used.error().message()});
   }
   out.guests = std::move(kept);
   return out;
+}
+
+void note_left_out(const SelectedGuests& selected, Report& report) {
+  auto add = [&](Failure kind, const LeftOutGuest& g) {
+    auto& f = report.failures[kind];
+    if (f.count++ == 0) {
+      f.first_path = g.name;
+      f.first_message = g.message;
+    }
+  };
+  for (const auto& g : selected.rejected) add(Failure::pkgmgmt, g);
+  for (const auto& g : selected.skipped) add(Failure::config, g);
+}
+
+void print_left_out(const std::string& prog, const SelectedGuests& selected) {
+  for (const auto& g : selected.rejected)
+    std::cerr << prog << ": guest '" << printable_path(g.name) << "' left out: "
+              << printable_path(g.message)
+              << " (--no-pkgmgmt or apps/vunify/pkgmgmt-ignore include it anyway)\n";
+  for (const auto& g : selected.skipped)
+    std::cerr << prog << ": guest '" << printable_path(g.name) << "' skipped: "
+              << printable_path(g.message) << "\n";
 }
 
 } // namespace vu

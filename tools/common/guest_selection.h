@@ -1,6 +1,6 @@
 // Turning command-line guest arguments into the guests of a unify run:
 // configuration lookup, reference guests, exclude lists and the package
-// manager's configuration files. Shared by vunify and (later) vhashify.
+// manager's configuration files. Shared by vunify, vhashify and vdu.
 #pragma once
 
 #include "unify/unify.h"
@@ -22,21 +22,35 @@ struct GuestSelection {
   // One configured guest alone means util-vserver's "link it to its
   // refservers" (vunify); other programs just take the guest.
   bool classic_refservers = true;
+  // --manually: how many <path> <excludelist> pairs are needed (vunify
+  // links the first path to the others: 2; vhashify links each to the
+  // store: 1). With vunify the first is the member, the rest references;
+  // otherwise all are members.
+  size_t min_manual_pairs = 2;
 };
 
-struct RejectedGuest {
+struct LeftOutGuest {
   std::string name;
   std::string message;
 };
 
 struct SelectedGuests {
-  std::vector<UnifyGuest> guests;      // references first, then members
-  std::vector<RejectedGuest> rejected; // package database unreadable: not unified
+  std::vector<UnifyGuest> guests;     // references first, then members
+  std::vector<LeftOutGuest> rejected; // package database unreadable: not unified
+  std::vector<LeftOutGuest> skipped;  // --all: a configured guest without a usable root
 };
 
 // Errors are usage or set-up errors (unknown guest, bad exclude list,
-// classic form without reference guests, a root given twice).
+// classic form without reference guests, a root given twice, "/", or one
+// inside another). Guests left out are listed, not errors: the run goes on
+// without them and its exit status says something failed.
 Result<SelectedGuests> select_guests(const GuestSelection& sel);
+
+// Files the guests left out as failures of the report (pkgmgmt, config),
+// so the exit status is 1 and the report names them.
+void note_left_out(const SelectedGuests& selected, Report& report);
+// One line per guest left out, on stderr, prefixed with `prog`.
+void print_left_out(const std::string& prog, const SelectedGuests& selected);
 
 // Whether the package manager is consulted for a guest: util-vserver's
 // apps/vunify/pkgmgmt-ignore, then pkgmgmt-force, then the same two files

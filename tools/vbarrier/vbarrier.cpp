@@ -1,59 +1,68 @@
+// vbarrier: check or set the barrier on the guest base (barrier/).
 #include "tools/vbarrier/vbarrier.h"
 
 #include "barrier/barrier.h"
+#include "tools/common/cli.h"
 #include "version.h"
-
-#include <CLI/CLI.hpp>
 
 #include <iostream>
 
 namespace vu {
 
+namespace {
+
+int run(int argc, char** argv) {
+  CLI::App app{"vbarrier: check or set the chroot barrier on the guest base", "vbarrier"};
+  app.set_version_flag("--version", std::string("vbarrier ") + k_version);
+  app.require_subcommand(1);
+  std::string confdir, base, store;
+  app.add_option("--confdir", confdir, "configuration base (default: $VSERVER_CONFDIR or /etc/vservers)")
+      ->check(non_empty());
+  auto* check = app.add_subcommand("check", "report every way the guest base is not a barrier");
+  auto* set = app.add_subcommand("set", "make the guest base a barrier (mode 000, root, attribute)");
+  for (auto* sub : {check, set}) {
+    sub->add_option("base", base, "guest base (default: the configuration's vdirbase)")
+        ->check(non_empty());
+    sub->add_option("--store", store,
+                    "hash store (default: every store the configuration names, else <base>/.hash)")
+        ->check(non_empty());
+  }
+  if (auto done = parse_command_line(app, argc, argv)) return *done;
+  ConfigBase config(confdir);
+  if (base.empty()) base = config.vdirbase();
+  std::vector<std::string> stores = store.empty() ? config.hash_stores() : std::vector{store};
+  if (set->parsed()) {
+    auto backend = detect_attr_backend();
+    for (const auto& s : stores) {
+      auto r = set_guest_base_barrier(base, s, *backend);
+      if (!r.ok()) {
+        print_error("vbarrier", r.error().message());
+        return exit_status(ExitCode::partial);
+      }
+    }
+    return exit_status(ExitCode::ok);
+  }
+  std::vector<Guest> guests;
+  if (auto all = config.all(); all.ok()) guests = std::move(all->guests);
+  auto problems = check_guest_base(base, guests, stores);
+  if (!problems.ok()) {
+    print_error("vbarrier", problems.error().message());
+    return exit_status(ExitCode::usage);
+  }
+  for (const auto& p : *problems) std::cout << p << "\n";
+  if (problems->empty()) std::cout << base << " is a barrier\n";
+  return exit_status(problems->empty() ? ExitCode::ok : ExitCode::partial);
+}
+
+} // namespace
+
 int run_vbarrier(int argc, char** argv) {
   try {
-    CLI::App app{"vbarrier: check or set the chroot barrier on the guest base", "vbarrier"};
-    app.set_version_flag("--version", std::string("vbarrier ") + k_version);
-    app.require_subcommand(1);
-    std::string confdir, base, store;
-    app.add_option("--confdir", confdir, "configuration base (default: $VSERVER_CONFDIR or /etc/vservers)");
-    auto* check = app.add_subcommand("check", "report every way the guest base is not a barrier");
-    auto* set = app.add_subcommand("set", "make the guest base a barrier (mode 000, root, attribute)");
-    for (auto* sub : {check, set}) {
-      sub->add_option("base", base, "guest base (default: the configuration's vdirbase)");
-      sub->add_option("--store", store, "hash store (default: .defaults/apps/vunify/hash or <base>/.hash)");
-    }
-    try {
-      app.parse(argc, argv);
-    } catch (const CLI::ParseError& e) {
-      return app.exit(e) == 0 ? 0 : 2;
-    }
-    ConfigBase config(confdir);
-    if (base.empty()) base = config.vdirbase();
-    if (store.empty()) store = default_hash_store(config);
-    if (set->parsed()) {
-      auto backend = detect_attr_backend();
-      auto r = set_guest_base_barrier(base, store, *backend);
-      if (!r.ok()) {
-        std::cerr << "vbarrier: " << r.error().message() << "\n";
-        return 1;
-      }
-      return 0;
-    }
-    std::vector<Guest> guests;
-    auto all = config.all();
-    if (all.ok()) guests = std::move(*all);
-    auto problems = check_guest_base(base, guests, store);
-    if (!problems.ok()) {
-      std::cerr << "vbarrier: error: " << problems.error().message() << "\n";
-      return 2;
-    }
-    for (const auto& p : *problems) std::cout << p << "\n";
-    if (problems->empty()) std::cout << base << " is a barrier\n";
-    return problems->empty() ? 0 : 1;
+    return run(argc, argv);
   } catch (const std::exception& e) {
-    std::cerr << "vbarrier: error: " << e.what() << "\n";
-    return 2;
+    print_error("vbarrier", e.what());
   }
+  return exit_status(ExitCode::usage);
 }
 
 } // namespace vu

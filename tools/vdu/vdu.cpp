@@ -3,12 +3,12 @@
 #include "tools/vdu/vdu.h"
 
 #include "barrier/barrier.h"
+#include "tools/common/cli.h"
 #include "tools/common/guest_selection.h"
 #include "tools/common/tree_walk.h"
 #include "unify/usage.h"
 #include "version.h"
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -206,10 +206,11 @@ std::string to_html(const UsageReport& r) {
 }
 
 // util-vserver's form: per directory, blocks and inodes, each inode once,
-// staying on the directory's file system.
+// staying on the directory's file system. A directory that cannot be
+// examined prints no line (a number there would be taken for its size).
 int run_classic(const std::vector<std::string>& dirs, bool space, bool inodes,
                 uint64_t blocksize, bool script) {
-  int rc = 0;
+  int rc = exit_status(ExitCode::ok);
   for (const auto& d : dirs) {
     std::set<std::pair<uint64_t, uint64_t>> seen;
     uint64_t blocks = 0, count = 0;
@@ -217,14 +218,15 @@ int run_classic(const std::vector<std::string>& dirs, bool space, bool inodes,
     opt.recurse = true;
     opt.one_file_system = true;
     opt.include_self = true;
-    uint64_t failed = walk_path("vdu", d, opt, [&](const WalkEntry& e) {
+    WalkResult walked = walk_path("vdu", d, opt, [&](const WalkEntry& e) {
       if (e.st.nlink > 1 && !e.st.is_directory() && !seen.insert({e.st.dev, e.st.ino}).second)
         return true;
       blocks += e.st.blocks;
       ++count;
       return true;
     });
-    if (failed) rc = 1;
+    if (walked.failures) rc = exit_status(ExitCode::partial);
+    if (!walked.reached) continue;
     std::string line = script ? "" : d + " ";
     std::string sep;
     if (space) {
@@ -237,100 +239,114 @@ int run_classic(const std::vector<std::string>& dirs, bool space, bool inodes,
   return rc;
 }
 
+int run(int argc, char** argv) {
+  CLI::App app{"vdu: what each guest uses, shares and could still save", "vdu"};
+  app.set_help_flag("--help", "print this help and exit");
+  app.set_version_flag("--version", std::string("vdu ") + k_version);
+  GuestSelection sel;
+  bool human = false, si = false, json = false, csv = false, deep = false, no_store = false;
+  std::string html, store, xid;
+  uint32_t top = 0, threads = 0;
+  bool space = false, inodes = false, script = false;
+  uint64_t blocksize = 1024;
+  app.add_option("guests", sel.args, "guest names or paths (classic form: directories)")
+      ->check(non_empty());
+  app.add_flag("--all", sel.all, "every guest of the configuration base");
+  app.add_option("--confdir", sel.confdir, "configuration base (default: $VSERVER_CONFDIR or /etc/vservers)")
+      ->check(non_empty());
+  app.add_flag("-h,--human-readable", human, "sizes in powers of 1024 (K, M, G)");
+  app.add_flag("--si", si, "sizes in powers of 1000");
+  app.add_flag("--json", json, "one JSON object on stdout");
+  app.add_flag("--csv", csv, "CSV on stdout");
+  app.add_option("--html", html, "also write a self-contained HTML page with a chart to FILE")
+      ->check(non_empty());
+  app.add_flag("--deep", deep, "also find identical files not yet linked (reads file content)");
+  app.add_flag("--no-pkgmgmt", sel.no_pkgmgmt, "with --deep: ignore package managers' config files");
+  app.add_option("--top", top, "list the N directories with most private bytes");
+  app.add_option("--store", store,
+                 "hash store (default: the first guest's, see vhashify(8), or <vdirbase>/.hash)")
+      ->check(non_empty());
+  app.add_flag("--no-store", no_store, "do not look for a hash store");
+  app.add_option("--threads", threads, "worker threads (default: 8 per core, 8 to 32)")->check(CLI::Range(1u, 256u));
+  app.add_flag("--space", space, "classic form: allocated space of each directory");
+  app.add_flag("--inodes,--inode", inodes, "classic form: inodes of each directory");
+  app.add_option("--blocksize", blocksize, "classic form: unit of --space (default 1024)")
+      ->check(CLI::Range(uint64_t(1), uint64_t(1) << 40));
+  app.add_flag("--script", script, "classic form: values only, without the directory");
+  app.add_option("--xid", xid,
+                 "classic form: count only files of context N - needs a Linux-VServer kernel; "
+                 "refused on mainline");
+  if (auto done = parse_command_line(app, argc, argv)) return *done;
+  if (!xid.empty()) {
+    // Whole-tree numbers under --xid would be wrong data for the scripts
+    // that feed limits from them.
+    print_error("vdu", "--xid: this kernel has no context tags (mainline Linux), so the files of "
+                       "context " + xid + " cannot be told apart; run vdu without --xid for whole trees");
+    return exit_status(ExitCode::usage);
+  }
+  if (space || inodes) {
+    if (sel.args.empty()) {
+      print_error("vdu", "no directory given (see vdu --help)");
+      return exit_status(ExitCode::usage);
+    }
+    return run_classic(sel.args, space, inodes, blocksize, script);
+  }
+  sel.no_pkgmgmt = sel.no_pkgmgmt || !deep; // config files only matter for --deep
+  sel.classic_refservers = false;
+  auto selected = select_guests(sel);
+  if (!selected.ok()) {
+    print_error("vdu", selected.error().message());
+    return exit_status(ExitCode::usage);
+  }
+  print_left_out("vdu", *selected);
+  // vdu reports on every named guest; the classic refserver form of
+  // vunify does not apply.
+  std::vector<UnifyGuest> guests;
+  for (auto& g : selected->guests) {
+    g.role = GuestRole::member;
+    guests.push_back(std::move(g));
+  }
+  UsageOptions opt;
+  opt.threads = threads;
+  opt.deep = deep;
+  opt.top = top;
+  if (!no_store && !store.empty()) opt.store = store;
+  if (!no_store && store.empty() && !guests.empty()) {
+    auto s = ConfigBase(sel.confdir).hash_store_of(guests.front().guest);
+    if (s.ok()) opt.store = *s;
+  }
+  auto report = compute_usage(guests, opt);
+  if (!report.ok()) {
+    print_error("vdu", report.error().message());
+    return exit_status(ExitCode::usage);
+  }
+  Units units = si ? Units::si : human ? Units::human : Units::bytes;
+  if (json) std::cout << to_json(*report).dump(2) << "\n";
+  else if (csv) std::cout << to_csv(*report);
+  else std::cout << to_table(*report, units);
+  if (!html.empty()) {
+    // A new file renamed into place: a symlink planted at FILE is
+    // replaced, never written through.
+    auto w = write_file_atomic(html, to_html(*report), 0644);
+    if (!w.ok()) {
+      print_error("vdu", "cannot write " + w.error().message());
+      return exit_status(ExitCode::usage);
+    }
+  }
+  bool failed = report->errors > 0 || !selected->rejected.empty() || !selected->skipped.empty();
+  if (report->errors > 0) std::cerr << "vdu: " << report->errors << " files could not be examined\n";
+  return exit_status(failed ? ExitCode::partial : ExitCode::ok);
+}
+
 } // namespace
 
 int run_vdu(int argc, char** argv) {
   try {
-    CLI::App app{"vdu: what each guest uses, shares and could still save", "vdu"};
-    app.set_help_flag("--help", "print this help and exit");
-    app.set_version_flag("--version", std::string("vdu ") + k_version);
-    GuestSelection sel;
-    bool human = false, si = false, json = false, csv = false, deep = false, no_store = false;
-    std::string html, store, xid;
-    uint32_t top = 0, threads = 0;
-    bool space = false, inodes = false, script = false;
-    uint64_t blocksize = 1024;
-    app.add_option("guests", sel.args, "guest names or paths (classic form: directories)");
-    app.add_flag("--all", sel.all, "every guest of the configuration base");
-    app.add_option("--confdir", sel.confdir, "configuration base (default: $VSERVER_CONFDIR or /etc/vservers)");
-    app.add_flag("-h,--human-readable", human, "sizes in powers of 1024 (K, M, G)");
-    app.add_flag("--si", si, "sizes in powers of 1000");
-    app.add_flag("--json", json, "one JSON object on stdout");
-    app.add_flag("--csv", csv, "CSV on stdout");
-    app.add_option("--html", html, "also write a self-contained HTML page with a chart to FILE");
-    app.add_flag("--deep", deep, "also find identical files not yet linked (reads file content)");
-    app.add_flag("--no-pkgmgmt", sel.no_pkgmgmt, "with --deep: ignore package managers' config files");
-    app.add_option("--top", top, "list the N directories with most private bytes");
-    app.add_option("--store", store, "hash store (default: .defaults/apps/vunify/hash or <vdirbase>/.hash)");
-    app.add_flag("--no-store", no_store, "do not look for a hash store");
-    app.add_option("--threads", threads, "worker threads (default: 8 per core, 8 to 32)")->check(CLI::Range(1u, 256u));
-    app.add_flag("--space", space, "classic form: allocated space of each directory");
-    app.add_flag("--inodes", inodes, "classic form: inodes of each directory");
-    app.add_option("--blocksize", blocksize, "classic form: unit of --space (default 1024)")
-        ->check(CLI::Range(uint64_t(1), uint64_t(1) << 40));
-    app.add_flag("--script", script, "classic form: values only, without the directory");
-    app.add_option("--xid", xid, "classic form: accepted for compatibility; mainline has no contexts");
-    try {
-      app.parse(argc, argv);
-    } catch (const CLI::ParseError& e) {
-      return app.exit(e) == 0 ? 0 : 2;
-    }
-    if (space || inodes) {
-      if (sel.args.empty()) {
-        std::cerr << "vdu: error: no directory given\n";
-        return 2;
-      }
-      if (!xid.empty())
-        std::cerr << "vdu: warning: --xid ignored: mainline Linux has no context tags; every "
-                     "inode counts\n";
-      return run_classic(sel.args, space, inodes, blocksize, script);
-    }
-    sel.no_pkgmgmt = sel.no_pkgmgmt || !deep; // config files only matter for --deep
-    sel.classic_refservers = false;
-    auto selected = select_guests(sel);
-    if (!selected.ok()) {
-      std::cerr << "vdu: error: " << selected.error().message() << "\n";
-      return 2;
-    }
-    for (const auto& r : selected->rejected)
-      std::cerr << "vdu: guest '" << printable_path(r.name) << "' left out: " << r.message << "\n";
-    // vdu reports on every named guest; the classic refserver form of
-    // vunify does not apply.
-    std::vector<UnifyGuest> guests;
-    for (auto& g : selected->guests) {
-      g.role = GuestRole::member;
-      guests.push_back(std::move(g));
-    }
-    UsageOptions opt;
-    opt.threads = threads;
-    opt.deep = deep;
-    opt.top = top;
-    if (!no_store) opt.store = store.empty() ? default_hash_store(ConfigBase(sel.confdir)) : store;
-    auto report = compute_usage(guests, opt);
-    if (!report.ok()) {
-      std::cerr << "vdu: error: " << report.error().message() << "\n";
-      return 2;
-    }
-    Units units = si ? Units::si : human ? Units::human : Units::bytes;
-    if (json) std::cout << to_json(*report).dump(2) << "\n";
-    else if (csv) std::cout << to_csv(*report);
-    else std::cout << to_table(*report, units);
-    if (!html.empty()) {
-      // A new file renamed into place: a symlink planted at FILE is
-      // replaced, never written through.
-      auto w = write_file_atomic(html, to_html(*report), 0644);
-      if (!w.ok()) {
-        std::cerr << "vdu: error: cannot write " << w.error().message() << "\n";
-        return 2;
-      }
-    }
-    bool failed = report->errors > 0 || !selected->rejected.empty();
-    if (failed) std::cerr << "vdu: " << report->errors << " files could not be examined\n";
-    return failed ? 1 : 0;
+    return run(argc, argv);
   } catch (const std::exception& e) {
-    std::cerr << "vdu: error: " << e.what() << "\n";
-    return 2;
+    print_error("vdu", e.what());
   }
+  return exit_status(ExitCode::usage);
 }
 
 } // namespace vu

@@ -1,158 +1,235 @@
+// vhashify: arguments, the choice of hash store per guest, the report. The
+// store run itself is unify/hashify.
 #include "tools/vhashify/vhashify.h"
 
 #include "barrier/barrier.h"
+#include "tools/common/cli.h"
 #include "tools/common/guest_selection.h"
 #include "tools/common/progress_line.h"
 #include "unify/hashify.h"
 #include "version.h"
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <unistd.h>
 
 #include <iostream>
+#include <map>
 #include <optional>
 
 namespace vu {
 
 namespace {
 
-// The store: --destination, else the first guest's apps/vunify/hash, else
-// the base's .defaults/apps/vunify/hash, else <vdirbase>/.hash.
-std::string choose_store(const std::string& destination, const std::vector<UnifyGuest>& guests,
-                         const ConfigBase& config) {
-  if (!destination.empty()) return destination;
-  for (const auto& g : guests) {
-    if (g.guest.confdir.empty()) continue;
-    auto r = real_path(g.guest.confdir + "/apps/vunify/hash");
-    if (r.ok()) return *r;
+struct CliOptions {
+  GuestSelection sel;
+  HashifyOptions run;
+  std::string destination;
+  int verbose = 0;
+  bool quiet = false, json = false, stats = false, no_immutable = false, no_wait = false;
+  bool insecure = false; // util-vserver's option; nothing here is less careful with it
+};
+
+// A usage or set-up error: "vhashify: error: ...", exit status 2.
+struct SetupError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+void add_options(CLI::App& app, CliOptions& o) {
+  app.add_option("guests", o.sel.args,
+                 "guest names or paths; with --manually: <path> <excludelist> pairs")
+      ->check(non_empty());
+  app.add_flag("--all", o.sel.all, "every guest of the configuration base");
+  app.add_flag("--manually", o.sel.manually,
+               "util-vserver form: --destination DIR <path> <excludelist> [<path> <excludelist>]...");
+  app.add_option("--destination", o.destination,
+                 "the hash store directory (default: the guest's apps/vunify/hash entry on its "
+                 "file system, or <vdirbase>/.hash)")
+      ->check(non_empty());
+  app.add_option("--confdir", o.sel.confdir,
+                 "configuration base (default: $VSERVER_CONFDIR or /etc/vservers)")
+      ->check(non_empty());
+  app.add_flag("-n,--dry-run", o.run.dry_run, "hash and report (the cache is updated); link nothing");
+  app.add_flag("--refresh", o.run.refresh, "ignore the hash cache and read every candidate again");
+  app.add_flag("--ignore-mtime", o.run.ignore_mtime,
+               "also link files whose modification times differ (their names then show the "
+               "store entry's time)");
+  app.add_flag("--insecure", o.insecure, "accepted for compatibility; every safety check stays on");
+  app.add_flag("--gc", o.run.gc, "remove store entries no guest links any more (alone: only that)");
+  app.add_flag("--no-wait", o.no_wait, "fail instead of waiting when another run holds the store");
+  app.add_flag("-v,--verbose", o.verbose, "more output (twice: every linked name)");
+  app.add_flag("-q,--quiet", o.quiet, "print only errors");
+  app.add_flag("--json", o.json, "one JSON object on stdout");
+  app.add_flag("--stats", o.stats, "print the run time");
+  app.add_option("--threads", o.run.threads, "worker threads (default: 8 per core, 8 to 32)")
+      ->check(CLI::Range(1u, 256u));
+  app.add_flag("--no-immutable", o.no_immutable, "do not set the immutable flag");
+  app.add_option("--exclude-from", o.sel.exclude_from, "exclude list replacing the built-in one")
+      ->check(non_empty());
+  app.add_flag("--no-default-excludes", o.sel.no_default_excludes, "no built-in exclude list");
+  app.add_flag("--no-pkgmgmt", o.sel.no_pkgmgmt, "do not read package databases for config files");
+  app.add_option("--min-size", o.run.min_size, "leave smaller files alone (default 16)")
+      ->check(CLI::Range(uint64_t(1), uint64_t(1) << 62));
+}
+
+// The guests of each store: --destination for all, else each guest's own
+// (ConfigBase::hash_store_of), in the order first named.
+std::vector<std::pair<std::string, std::vector<UnifyGuest>>>
+guests_by_store(const CliOptions& o, std::vector<UnifyGuest> guests, const ConfigBase& config) {
+  std::vector<std::pair<std::string, std::vector<UnifyGuest>>> out;
+  for (auto& g : guests) {
+    std::string store = o.destination;
+    if (store.empty()) {
+      auto s = config.hash_store_of(g.guest);
+      if (!s.ok()) throw SetupError(s.error().message());
+      store = *s;
+    }
+    auto it = std::find_if(out.begin(), out.end(), [&](const auto& p) { return p.first == store; });
+    if (it == out.end()) out.push_back({store, {}}), it = out.end() - 1;
+    it->second.push_back(std::move(g));
   }
-  return default_hash_store(config);
+  return out;
+}
+
+// Adds a run's counters to the total of all stores.
+void add_up(Report& total, const Report& r) {
+  total.guests.insert(total.guests.end(), r.guests.begin(), r.guests.end());
+  for (auto [field, value] : {std::pair{&Report::files_scanned, r.files_scanned},
+                              {&Report::bytes_scanned, r.bytes_scanned},
+                              {&Report::files_excluded, r.files_excluded},
+                              {&Report::files_config, r.files_config},
+                              {&Report::files_small, r.files_small},
+                              {&Report::files_other, r.files_other},
+                              {&Report::files_hashed, r.files_hashed},
+                              {&Report::bytes_hashed, r.bytes_hashed},
+                              {&Report::files_compared, r.files_compared},
+                              {&Report::duplicate_groups, r.duplicate_groups},
+                              {&Report::files_linked, r.files_linked},
+                              {&Report::bytes_saved, r.bytes_saved},
+                              {&Report::files_already_shared, r.files_already_shared},
+                              {&Report::inodes_protected, r.inodes_protected},
+                              {&Report::temporaries_removed, r.temporaries_removed},
+                              {&Report::bytes_compared, r.bytes_compared},
+                              {&Report::files_in_store, r.files_in_store},
+                              {&Report::cache_hits, r.cache_hits},
+                              {&Report::store_entries_created, r.store_entries_created},
+                              {&Report::store_entries_removed, r.store_entries_removed}})
+    total.*field += value;
+  merge_failures(total, r);
+  total.actions.insert(total.actions.end(), r.actions.begin(), r.actions.end());
+  total.seconds += r.seconds;
+}
+
+int gc_only(const CliOptions& o, const ConfigBase& config) {
+  Report total;
+  std::vector<std::string> stores = o.destination.empty() ? config.hash_stores()
+                                                          : std::vector<std::string>{o.destination};
+  for (const auto& store : stores) {
+    HashifyOptions h = o.run;
+    h.store = store;
+    if (!path_exists(store)) continue;
+    auto gc = run_store_gc(h);
+    if (!gc.ok()) throw SetupError(gc.error().message());
+    add_up(total, *gc);
+  }
+  if (o.json) std::cout << report_to_json(total).dump(2) << "\n";
+  else if (!o.quiet)
+    std::cout << fmt::format("{} store entries removed, {} temporaries removed\n",
+                             total.store_entries_removed, total.temporaries_removed);
+  return exit_status(total.failed() ? ExitCode::partial : ExitCode::ok);
+}
+
+int run(int argc, char** argv) {
+  CLI::App app{"vhashify: link guests' files to a content-addressed hash store", "vhashify"};
+  app.set_version_flag("--version", std::string("vhashify ") + k_version);
+  CliOptions o;
+  o.sel.classic_refservers = false;
+  o.sel.min_manual_pairs = 1;
+  add_options(app, o);
+  if (auto done = parse_command_line(app, argc, argv)) return *done;
+  o.run.protect = o.no_immutable ? Protect::none : Protect::immutable;
+  o.run.wait_for_lock = !o.no_wait;
+  o.run.log_actions = o.verbose >= 2 && !o.json;
+  o.run.on_lock_wait = [&] {
+    if (!o.quiet) std::cerr << "vhashify: waiting for another run on the hash store to finish\n";
+  };
+  ConfigBase config(o.sel.confdir);
+  if (o.sel.manually && o.destination.empty())
+    throw SetupError("--manually needs --destination (the hash store)");
+  if (o.sel.args.empty() && !o.sel.all) {
+    if (!o.run.gc) throw SetupError("no guests given (name guests, paths, or --all; or --gc)");
+    return gc_only(o, config);
+  }
+
+  auto selected = select_guests(o.sel);
+  if (!selected.ok()) throw SetupError(selected.error().message());
+  print_left_out("vhashify", *selected);
+  if (auto all = config.all(); all.ok())
+    for (const auto& g : all->guests) o.run.other_guest_roots.push_back(g.root);
+  auto by_store = guests_by_store(o, std::move(selected->guests), config);
+  // Every store is checked before any of them is touched.
+  for (const auto& [store, guests] : by_store) {
+    auto placed = check_store_place(store, guests, o.run.other_guest_roots);
+    if (!placed.ok()) throw SetupError(placed.error().message());
+  }
+
+  Report total;
+  total.dry_run = o.run.dry_run;
+  Progress progress;
+  for (auto& [store, guests] : by_store) {
+    HashifyOptions h = o.run;
+    h.store = store;
+    h.progress = &progress;
+    if (!o.quiet && !o.json) {
+      std::string base = store.substr(0, store.rfind('/'));
+      auto problems = check_guest_base(base.empty() ? "/" : base, {}, {store});
+      if (problems.ok())
+        for (const auto& p : *problems) std::cerr << "vhashify: warning: barrier: " << p << "\n";
+    }
+    Result<Report> r = Error{};
+    {
+      std::optional<ProgressLine> line;
+      if (!o.quiet && !o.json && ::isatty(STDERR_FILENO)) line.emplace(progress, "vhashify");
+      r = run_hashify(guests, h);
+    }
+    if (!r.ok()) throw SetupError(r.error().message());
+    add_up(total, *r);
+  }
+  note_left_out(*selected, total);
+
+  std::string stores;
+  for (const auto& [store, guests] : by_store) stores += (stores.empty() ? "" : ", ") + store;
+  if (o.json) {
+    auto j = report_to_json(total);
+    j["store"] = by_store.size() == 1 ? by_store.front().first : stores;
+    std::cout << j.dump(2) << "\n";
+  } else {
+    for (const auto& a : total.actions) std::cout << a << "\n";
+    if (!o.quiet) {
+      std::cout << report_to_text(total, o.verbose);
+      std::cout << fmt::format("store {}: {} names already linked, {} entries created, {} "
+                               "removed; {} read ({} hashes from the cache)\n",
+                               stores, total.files_in_store, total.store_entries_created,
+                               total.store_entries_removed,
+                               human_bytes(total.bytes_hashed + total.bytes_compared),
+                               total.cache_hits);
+    } else if (total.failed()) {
+      std::cerr << report_to_text(total, 0);
+    }
+    if (o.stats) std::cout << fmt::format("{:.3f} s\n", total.seconds);
+  }
+  return exit_status(total.failed() ? ExitCode::partial : ExitCode::ok);
 }
 
 } // namespace
 
 int run_vhashify(int argc, char** argv) {
   try {
-    CLI::App app{"vhashify: link guests' files to a content-addressed hash store", "vhashify"};
-    app.set_version_flag("--version", std::string("vhashify ") + k_version);
-    GuestSelection sel;
-    sel.classic_refservers = false;
-    HashifyOptions o;
-    std::string destination;
-    bool verbose_flag = false, quiet = false, json = false, no_immutable = false, ignore_mtime = false,
-         no_wait = false, stats = false;
-    int verbose = 0;
-    app.add_option("guests", sel.args, "guest names or paths; with --manually: <path> <excludelist> pairs");
-    app.add_flag("--all", sel.all, "every guest of the configuration base");
-    app.add_flag("--manually", sel.manually, "util-vserver form: <path> <excludelist> pairs");
-    app.add_option("--destination", destination, "the hash store directory");
-    app.add_option("--confdir", sel.confdir, "configuration base (default: $VSERVER_CONFDIR or /etc/vservers)");
-    app.add_flag("-n,--dry-run", o.dry_run, "hash and report (the cache is updated); link nothing");
-    app.add_flag("--refresh", o.refresh, "ignore the hash cache and read every candidate again");
-    app.add_flag("--ignore-mtime", ignore_mtime, "accepted for compatibility: mtimes never matter here");
-    app.add_flag("--gc", o.gc, "remove store entries no guest links any more (alone: only that)");
-    app.add_flag("--no-wait", no_wait, "fail instead of waiting when another run holds the store");
-    app.add_flag("-v,--verbose", verbose, "more output (twice: every linked name)");
-    app.add_flag("-q,--quiet", quiet, "print only errors");
-    app.add_flag("--json", json, "one JSON object on stdout");
-    app.add_flag("--stats", stats, "print the run time");
-    app.add_option("--threads", o.threads, "worker threads (default: 8 per core, 8 to 32)")->check(CLI::Range(1u, 256u));
-    app.add_flag("--no-immutable", no_immutable, "do not set the immutable flag");
-    app.add_option("--exclude-from", sel.exclude_from, "exclude list replacing the built-in one");
-    app.add_flag("--no-default-excludes", sel.no_default_excludes, "no built-in exclude list");
-    app.add_flag("--no-pkgmgmt", sel.no_pkgmgmt, "do not read package databases for config files");
-    app.add_option("--min-size", o.min_size, "leave smaller files alone (default 16)");
-    (void)verbose_flag;
-    try {
-      app.parse(argc, argv);
-    } catch (const CLI::ParseError& e) {
-      return app.exit(e) == 0 ? 0 : 2;
-    }
-    o.protect = no_immutable ? Protect::none : Protect::immutable;
-    o.wait_for_lock = !no_wait;
-    o.log_actions = verbose >= 2 && !json;
-    o.on_lock_wait = [&] {
-      if (!quiet) std::cerr << "vhashify: waiting for another run on the hash store to finish\n";
-    };
-    ConfigBase config(sel.confdir);
-
-    if (sel.args.empty() && !sel.all) {
-      if (!o.gc) {
-        std::cerr << "vhashify: error: no guests given (name guests, paths, or --all; or --gc)\n";
-        return 2;
-      }
-      o.store = destination.empty() ? default_hash_store(config) : destination;
-      auto gc = run_store_gc(o);
-      if (!gc.ok()) {
-        std::cerr << "vhashify: error: " << gc.error().message() << "\n";
-        return 2;
-      }
-      if (json) std::cout << report_to_json(*gc).dump(2) << "\n";
-      else if (!quiet)
-        std::cout << fmt::format("{} store entries removed, {} temporaries removed\n",
-                                 gc->store_entries_removed, gc->temporaries_removed);
-      return gc->failed() ? 1 : 0;
-    }
-    auto selected = select_guests(sel);
-    if (!selected.ok()) {
-      std::cerr << "vhashify: error: " << selected.error().message() << "\n";
-      return 2;
-    }
-    for (const auto& r : selected->rejected)
-      std::cerr << "vhashify: guest '" << printable_path(r.name) << "' not unified: " << r.message
-                << " (--no-pkgmgmt or apps/vunify/pkgmgmt-ignore unify it anyway)\n";
-    o.store = choose_store(destination, selected->guests, config);
-    if (!quiet && !json) {
-      std::string base = o.store.substr(0, o.store.rfind('/'));
-      auto problems = check_guest_base(base.empty() ? "/" : base, {}, o.store);
-      if (problems.ok())
-        for (const auto& p : *problems) std::cerr << "vhashify: warning: barrier: " << p << "\n";
-    }
-    Progress progress;
-    o.progress = &progress;
-    Result<Report> report = Error{};
-    {
-      std::optional<ProgressLine> line;
-      if (!quiet && !json && ::isatty(STDERR_FILENO)) line.emplace(progress, "vhashify");
-      report = run_hashify(selected->guests, o);
-    }
-    if (!report.ok()) {
-      std::cerr << "vhashify: error: " << report.error().message() << "\n";
-      return 2;
-    }
-    Report& r = *report;
-    for (const auto& rej : selected->rejected) {
-      auto& f = r.failures[Failure::pkgmgmt];
-      if (f.count++ == 0) {
-        f.first_path = rej.name;
-        f.first_message = rej.message;
-      }
-    }
-    if (json) {
-      auto j = report_to_json(r);
-      j["store"] = o.store;
-      std::cout << j.dump(2) << "\n";
-    } else {
-      for (const auto& a : r.actions) std::cout << a << "\n";
-      if (!quiet) {
-        std::cout << report_to_text(r, verbose);
-        std::cout << fmt::format("store {}: {} names already linked, {} entries created, {} "
-                                 "removed; {} read ({} hashes from the cache)\n",
-                                 o.store, r.files_in_store, r.store_entries_created,
-                                 r.store_entries_removed, human_bytes(r.bytes_hashed + r.bytes_compared),
-                                 r.cache_hits);
-      } else if (r.failed()) {
-        std::cerr << report_to_text(r, 0);
-      }
-      if (stats) std::cout << fmt::format("{:.3f} s\n", r.seconds);
-    }
-    return r.failed() ? 1 : 0;
+    return run(argc, argv);
   } catch (const std::exception& e) {
-    std::cerr << "vhashify: error: " << e.what() << "\n";
-    return 2;
+    print_error("vhashify", e.what());
   }
+  return exit_status(ExitCode::usage);
 }
 
 } // namespace vu

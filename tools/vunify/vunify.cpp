@@ -9,7 +9,6 @@
 #include "unify/hashify.h"
 #include "version.h"
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <unistd.h>
@@ -71,7 +70,7 @@ void warn_about_barrier(const CliOptions& o, const std::vector<UnifyGuest>& gues
   ConfigBase config(o.confdir);
   std::string base = config.vdirbase();
   if (!path_exists(base)) return;
-  auto problems = check_guest_base(base, configured, default_hash_store(config));
+  auto problems = check_guest_base(base, configured, config.hash_stores());
   if (!problems.ok()) return;
   for (const auto& p : *problems) std::cerr << "vunify: warning: barrier: " << p << "\n";
 }
@@ -88,15 +87,12 @@ int run_store(const CliOptions& o, const SelectedGuests& selected) {
   h.on_lock_wait = [&] {
     if (!o.quiet) std::cerr << "vunify: waiting for another run on the hash store to finish\n";
   };
+  ConfigBase config(o.confdir);
+  if (auto all = config.all(); all.ok())
+    for (const auto& g : all->guests) h.other_guest_roots.push_back(g.root);
   auto r = run_hashify(selected.guests, h);
   if (!r.ok()) throw SetupError(r.error().message());
-  for (const auto& rej : selected.rejected) {
-    auto& f = r->failures[Failure::pkgmgmt];
-    if (f.count++ == 0) {
-      f.first_path = rej.name;
-      f.first_message = rej.message;
-    }
-  }
+  note_left_out(selected, *r);
   if (o.json) {
     std::cout << report_to_json(*r).dump(2) << "\n";
   } else {
@@ -105,9 +101,9 @@ int run_store(const CliOptions& o, const SelectedGuests& selected) {
   }
   if (r->failed()) {
     std::cerr << fmt::format("vunify: {} file operations failed\n", r->failure_count());
-    return static_cast<int>(ExitCode::partial);
+    return exit_status(ExitCode::partial);
   }
-  return static_cast<int>(ExitCode::ok);
+  return exit_status(ExitCode::ok);
 }
 
 // vunify -R: each guest separately; the package manager is not consulted
@@ -122,9 +118,13 @@ int run_revert(const CliOptions& o) {
   d.log_actions = o.verbose >= 2 && !o.json;
   Report total;
   total.dry_run = o.dry_run;
-  for (const auto& a : o.args) {
+  // Every guest is resolved and checked before the first is touched.
+  std::vector<Guest> guests;
+  for (const auto& a : o.args) guests.push_back(need(config.resolve(a)));
+  if (auto roots = check_guest_roots(guests); !roots.ok()) throw SetupError(roots.error().message());
+  for (const auto& g : guests) {
     UnifyGuest u;
-    u.guest = need(config.resolve(a));
+    u.guest = g;
     Progress progress;
     d.progress = &progress;
     Result<Report> r = Error{};
@@ -140,15 +140,7 @@ int run_revert(const CliOptions& o) {
     total.files_deunified += r->files_deunified;
     total.bytes_copied += r->bytes_copied;
     total.temporaries_removed += r->temporaries_removed;
-    for (auto& [k, v] : r->skipped) total.skipped[k] += v;
-    for (auto& [k, v] : r->failures) {
-      auto& f = total.failures[k];
-      if (f.count == 0) {
-        f.first_path = v.first_path;
-        f.first_message = v.first_message;
-      }
-      f.count += v.count;
-    }
+    merge_failures(total, *r);
     total.actions.insert(total.actions.end(), r->actions.begin(), r->actions.end());
     total.seconds += r->seconds;
   }
@@ -168,9 +160,9 @@ int run_revert(const CliOptions& o) {
   }
   if (total.failed()) {
     std::cerr << fmt::format("vunify: {} file operations failed\n", total.failure_count());
-    return static_cast<int>(ExitCode::partial);
+    return exit_status(ExitCode::partial);
   }
-  return static_cast<int>(ExitCode::ok);
+  return exit_status(ExitCode::ok);
 }
 
 int run(int argc, char** argv) {
@@ -180,7 +172,8 @@ int run(int argc, char** argv) {
   CliOptions o;
   app.add_option("guests", o.args,
                  "guest names (under --confdir) or paths containing '/'; with --manually: "
-                 "<path> <excludelist> pairs");
+                 "<path> <excludelist> pairs")
+      ->check(non_empty());
   app.add_flag("--all", o.all, "unify every guest of the configuration base");
   app.add_flag("--manually", o.manually,
                "util-vserver form: <path> <excludelist> [<path> <excludelist>]+; the first "
@@ -194,30 +187,29 @@ int run(int argc, char** argv) {
       ->check(CLI::Range(1u, 256u));
   app.add_flag("--no-immutable", o.no_immutable, "do not set the immutable flag on shared inodes");
   app.add_option("--exclude-from", o.exclude_from,
-                 "exclude list that replaces the built-in default list");
+                 "exclude list that replaces the built-in default list")
+      ->check(non_empty());
   app.add_flag("--no-default-excludes", o.no_default_excludes,
                "do not use the built-in default exclude list");
   app.add_option("--confdir", o.confdir,
-                 "configuration base (default: $VSERVER_CONFDIR or /etc/vservers)");
+                 "configuration base (default: $VSERVER_CONFDIR or /etc/vservers)")
+      ->check(non_empty());
   app.add_flag("--no-pkgmgmt", o.no_pkgmgmt,
                "do not ask the package manager for configuration files (and unify guests "
                "whose package database cannot be read)");
   app.add_option("--min-size", o.min_size, "leave files smaller than this alone (default 16)")
       ->check(CLI::Range(uint64_t(1), uint64_t(1) << 62));
   app.add_option("--store", o.store,
-                 "link to the hash store DIR instead of to each other (what vhashify does)");
+                 "link to the hash store DIR instead of to each other (what vhashify does)")
+      ->check(non_empty());
   app.add_flag("-R,--revert", o.revert,
                "de-unify: give each named guest private copies of the files it shares");
   app.add_option("--path", o.paths,
-                 "with -R: only these absolute guest paths (repeatable)");
+                 "with -R: only these absolute guest paths (repeatable)")
+      ->check(non_empty());
   app.add_flag("-x,--one-file-system", o.one_file_system,
                "do not descend into directories on other file systems");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    int rc = app.exit(e);
-    return rc == 0 ? 0 : static_cast<int>(ExitCode::usage);
-  }
+  if (auto done = parse_command_line(app, argc, argv)) return *done;
 
   if (o.revert) return run_revert(o);
   GuestSelection sel;
@@ -229,10 +221,7 @@ int run(int argc, char** argv) {
   sel.no_default_excludes = o.no_default_excludes;
   sel.no_pkgmgmt = o.no_pkgmgmt;
   auto selected = need(select_guests(sel));
-  for (const auto& r : selected.rejected)
-    std::cerr << "vunify: guest '" << printable_path(r.name) << "' not unified: "
-              << printable_path(r.message)
-              << " (--no-pkgmgmt or apps/vunify/pkgmgmt-ignore unify it anyway)\n";
+  print_left_out("vunify", selected);
   const auto& guests = selected.guests;
   warn_about_barrier(o, guests);
   if (!o.store.empty()) return run_store(o, selected);
@@ -254,13 +243,7 @@ int run(int argc, char** argv) {
   }
   if (!report.ok()) throw SetupError(report.error().message());
   Report& r = *report;
-  for (const auto& rej : selected.rejected) {
-    auto& f = r.failures[Failure::pkgmgmt];
-    if (f.count++ == 0) {
-      f.first_path = rej.name;
-      f.first_message = rej.message;
-    }
-  }
+  note_left_out(selected, r);
 
   if (o.json) {
     std::cout << report_to_json(r).dump(2) << "\n";
@@ -273,9 +256,9 @@ int run(int argc, char** argv) {
   }
   if (r.failed()) {
     std::cerr << fmt::format("vunify: {} file operations failed (see above)\n", r.failure_count());
-    return static_cast<int>(ExitCode::partial);
+    return exit_status(ExitCode::partial);
   }
-  return static_cast<int>(ExitCode::ok);
+  return exit_status(ExitCode::ok);
 }
 
 } // namespace
@@ -283,12 +266,10 @@ int run(int argc, char** argv) {
 int run_vunify(int argc, char** argv) {
   try {
     return run(argc, argv);
-  } catch (const SetupError& e) {
-    std::cerr << "vunify: error: " << e.what() << "\n";
   } catch (const std::exception& e) {
-    std::cerr << "vunify: error: " << e.what() << "\n";
+    print_error("vunify", e.what());
   }
-  return static_cast<int>(ExitCode::usage);
+  return exit_status(ExitCode::usage);
 }
 
 } // namespace vu

@@ -1,0 +1,35 @@
+// What every program's command line shares: exit codes, the rule that a
+// name or path is never empty, and usage errors on one line.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <optional>
+#include <string>
+
+namespace vu {
+
+// Exit status of every program of the suite.
+enum class ExitCode : int {
+  ok = 0,      // everything done
+  partial = 1, // something failed (reported); the rest was done
+  usage = 2,   // bad arguments or set-up error; nothing changed
+};
+
+inline int exit_status(ExitCode c) { return static_cast<int>(c); }
+
+// Rejects an empty argument: '' never means "the current directory" or "the
+// default". For every option and positional that names a guest, a path or
+// a file.
+const CLI::Validator& non_empty();
+
+// Parses the command line. --help and --version print and yield ExitCode::ok;
+// a usage error prints one line, "<prog>: error: <what> (see <prog> --help)",
+// and yields ExitCode::usage; nullopt when the program should go on.
+std::optional<int> parse_command_line(CLI::App& app, int argc, char** argv);
+std::optional<int> parse_command_line(CLI::App& app, std::vector<std::string> reversed_args);
+
+// Prints "<prog>: error: <message>" on stderr.
+void print_error(const std::string& prog, const std::string& message);
+
+} // namespace vu
