@@ -119,8 +119,12 @@ Result<UniqueFd> open_beneath(int dirfd, const std::string& path, int flags) {
 }
 
 Result<UniqueFd> open_in_root(int rootfd, const std::string& path) {
+  return open_in_root(rootfd, path, O_PATH | O_NOFOLLOW);
+}
+
+Result<UniqueFd> open_in_root(int rootfd, const std::string& path, int flags) {
   struct open_how how {};
-  how.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC;
+  how.flags = static_cast<uint64_t>(flags | O_CLOEXEC);
   how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
   for (;;) {
     long fd = ::syscall(SYS_openat2, rootfd, path.c_str(), &how, sizeof(how));

@@ -114,8 +114,12 @@ Result<size_t> read_at(int fd, void* buf, size_t len, uint64_t offset);
 
 // Resolves `path` as if `rootfd` were "/" (openat2 RESOLVE_IN_ROOT |
 // RESOLVE_NO_MAGICLINKS): symlinks inside are followed but cannot leave the
-// root; the last component is not followed. Returns an O_PATH descriptor.
+// root - an absolute target or ".." starts again at rootfd. Without
+// `flags` the last component is not followed and an O_PATH descriptor is
+// returned; with flags (e.g. O_RDONLY | O_DIRECTORY) the last component is
+// followed too, within the root.
 Result<UniqueFd> open_in_root(int rootfd, const std::string& path);
+Result<UniqueFd> open_in_root(int rootfd, const std::string& path, int flags);
 
 // The path the kernel reports for an open descriptor (/proc/self/fd).
 Result<std::string> fd_path(int fd);

@@ -5,6 +5,7 @@
 #include "kernel/fs.h"
 
 #include <algorithm>
+#include <set>
 #include <fcntl.h>
 #include <sys/stat.h>
 
@@ -26,6 +27,16 @@ Status check_path(std::string_view line, const std::string& where) {
 }
 
 bool is_flag_word(std::string_view w) { return w == "obsolete" || w == "remove-on-upgrade"; }
+
+// A flag word dpkg writes before the path in info/<pkg>.conffiles
+// ("remove-on-upgrade /etc/x", dpkg 1.21): lower-case letters and '-'.
+// dpkg refuses flags it does not know; here an unknown one only keeps the
+// path private, which is safe.
+bool is_leading_flag(std::string_view w) {
+  return !w.empty() && std::all_of(w.begin(), w.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || c == '-';
+  });
+}
 
 template <typename LineFn>
 Result<std::vector<std::string>> parse_lines(std::string_view text, std::string_view origin,
@@ -60,6 +71,15 @@ Result<std::vector<std::string>> parse_path_list(std::string_view text, std::str
                                                  size_t max_entries) {
   return parse_lines(text, origin, max_entries,
                      [](std::string_view line, const std::string& where) -> Result<std::string> {
+                       // Flags before the path (dpkg 1.21 and later)...
+                       while (!line.empty() && line.front() != '/') {
+                         auto sp = line.find(' ');
+                         if (sp == std::string_view::npos || !is_leading_flag(line.substr(0, sp)))
+                           break;
+                         line.remove_prefix(sp + 1);
+                         while (!line.empty() && line.front() == ' ') line.remove_prefix(1);
+                       }
+                       // ... and after it (older lists written by hand).
                        auto sp = line.rfind(' ');
                        if (sp != std::string_view::npos && is_flag_word(line.substr(sp + 1)))
                          line = line.substr(0, sp);
@@ -119,16 +139,14 @@ PackageDbLocation locate_package_dbs(const Guest& guest, const ConfigBase& confi
 Result<GuestConfigFiles> read_guest_config_files(int root_fd, const PackageDbLocation& loc,
                                                  const ReadLimits& limits) {
   GuestConfigFiles out;
-  // A database directory: external (a host path), or beneath the guest root
-  // without following symlinks.
+  // A database directory: external (a host path), or inside the guest,
+  // resolved as the guest would: its symlinks are followed but never out
+  // of it (RPM's var/lib/rpm -> ../../usr/lib/sysimage/rpm; an absolute
+  // target means the guest's own path). The files in it are then read
+  // beneath it without following symlinks.
   auto open_dir = [&](const std::string& external, const char* internal) -> Result<UniqueFd> {
     if (!external.empty()) return open_directory(external);
-    auto r = open_beneath(root_fd, internal, O_RDONLY | O_DIRECTORY);
-    if (!r.ok() && (r.code() == ELOOP || r.code() == ENOTDIR || r.code() == EXDEV))
-      return make_error(r.code(), std::string(internal) +
-                                      " (or a directory above it) is a symlink or not a "
-                                      "directory; refused");
-    return r;
+    return open_in_root(root_fd, internal, O_RDONLY | O_DIRECTORY);
   };
   using Reader = Result<PackageDbSource> (*)(int, const std::string&, const ReadLimits&,
                                              std::vector<std::string>&);
@@ -138,8 +156,14 @@ Result<GuestConfigFiles> read_guest_config_files(int root_fd, const PackageDbLoc
     const char* internal;
     Reader read;
   };
+  // RPM 4.17 and later keep the database in usr/lib/sysimage/rpm (with
+  // var/lib/rpm a link to it, or gone): looked at when var/lib/rpm has none.
+  static const std::string k_no_external;
   const Db dbs[] = {{"dpkg", loc.dpkg_admin_dir, "var/lib/dpkg", read_dpkg_config_files},
-                    {"rpm", loc.rpm_db_dir, "var/lib/rpm", read_rpm_config_files}};
+                    {"rpm", loc.rpm_db_dir, "var/lib/rpm", read_rpm_config_files},
+                    {"rpm", loc.rpm_db_dir.empty() ? k_no_external : loc.rpm_db_dir,
+                     "usr/lib/sysimage/rpm", read_rpm_config_files}};
+  std::set<std::pair<uint64_t, uint64_t>> read_dirs; // a database reached twice is read once
   for (const Db& db : dbs) {
     // ENOENT anywhere means "no such database": not an error.
     std::string display = db.external.empty() ? std::string("/") + db.internal : db.external;
@@ -148,6 +172,8 @@ Result<GuestConfigFiles> read_guest_config_files(int root_fd, const PackageDbLoc
       return described_error(dir.code(), std::string(db.kind) + " database " + display + ": " +
                                         dir.error().message());
     if (!dir.ok()) continue;
+    auto dir_st = stat_fd(dir->get());
+    if (dir_st.ok() && !read_dirs.insert({dir_st->dev, dir_st->ino}).second) continue;
     auto src = db.read(dir->get(), display, limits, out.paths);
     if (src.ok()) out.sources.push_back(*src);
     else if (src.code() != ENOENT) return src.error();

@@ -86,9 +86,11 @@ Result<PackageDbSource> read_rpm_config_files(int db_fd, const std::string& disp
                                               std::vector<std::string>& paths);
 
 // Parses a list with one absolute path per line (dpkg's
-// info/<pkg>.conffiles; trailing flag words "obsolete" and
-// "remove-on-upgrade" are dropped). Lines must be absolute paths without NUL
-// bytes, at most 4096 bytes; anything else is an error naming the line.
+// info/<pkg>.conffiles: flag words before the path, "remove-on-upgrade
+// /etc/x" as Debian 12's dpkg writes them, are dropped, and so are the
+// trailing words "obsolete" and "remove-on-upgrade"). Lines must be
+// absolute paths without NUL bytes, at most 4096 bytes; anything else is an
+// error naming the line.
 Result<std::vector<std::string>> parse_path_list(std::string_view text, std::string_view origin,
                                                  size_t max_entries = 1'000'000);
 

@@ -50,6 +50,32 @@ TEST(Rpm, ConfigAndNoreplaceFilesStayPrivate) {
   EXPECT_EQ(content_snapshot(t.root()), before);
 }
 
+TEST(Rpm, DatabaseInSysimageWithVarLibRpmALinkToIt) {
+  // RPM 4.17's layout: usr/lib/sysimage/rpm, var/lib/rpm -> ../../usr/lib/sysimage/rpm.
+  std::string why;
+  auto rpms = cached_test_rpms(why);
+  if (rpms.empty()) GTEST_SKIP() << why;
+  TempTree t;
+  for (const char* g : {"g1", "g2"}) {
+    ASSERT_TRUE(install_rpms(t.path(g), rpms)) << g;
+    ASSERT_EQ(sh("cd " + t.path(g) + " && mkdir -p usr/lib/sysimage && mv var/lib/rpm usr/lib/sysimage/rpm"
+                 " && ln -s ../../usr/lib/sysimage/rpm var/lib/rpm"),
+              0);
+  }
+  // g2 has no var/lib/rpm at all: the new place is found by itself.
+  ASSERT_EQ(::unlink(t.path("g2/var/lib/rpm").c_str()), 0);
+  auto r = run_vunify({"--json", "--no-default-excludes", t.path("g1"), t.path("g2")});
+  ASSERT_EQ(r.status, 0) << r.err << r.out;
+  auto j = json_of(r);
+  for (int g : {0, 1}) {
+    EXPECT_EQ(j["guests"][g]["pkgmgmt"], "used");
+    EXPECT_EQ(j["guests"][g]["config_files"], 4) << j["guests"][g]["config_sources"];
+  }
+  for (const char* c : k_config_paths)
+    EXPECT_FALSE(same(t, std::string("g1/") + c, std::string("g2/") + c)) << c;
+  EXPECT_TRUE(same(t, "g1/usr/share/vu-a/data.bin", "g2/usr/share/vu-a/data.bin"));
+}
+
 TEST(Rpm, ExternalDatabaseUnderAppsPkgmgmtBase) {
   std::string why;
   auto rpms = cached_test_rpms(why);
@@ -154,10 +180,34 @@ TEST_F(HostileDb, StatusSymlinkOutOfTheGuest) {
   expect_c_rejected(run(), "status");
 }
 
-TEST_F(HostileDb, AdminDirectorySymlinkOutOfTheGuest) {
-  ASSERT_EQ(sh("rm -rf " + t.path("guests/c/var/lib/dpkg")), 0);
-  ASSERT_EQ(::symlink(t.path("outside/dpkg").c_str(), t.path("guests/c/var/lib/dpkg").c_str()), 0);
-  expect_c_rejected(run(), "symlink");
+TEST_F(HostileDb, AdminDirectorySymlinkIsResolvedInsideTheGuestOnly) {
+  // The database directory is resolved as the guest would resolve it: an
+  // absolute or climbing link leads to the guest's own paths, never the
+  // host's. outside/status (listing /usr/share/data) is never read: had it
+  // been, c's data would have stayed private.
+  for (const std::string& target : {t.path("outside"), std::string("../../../../outside")}) {
+    ASSERT_EQ(sh("rm -rf " + t.path("guests/c/var/lib/dpkg")), 0);
+    ASSERT_EQ(::symlink(target.c_str(), t.path("guests/c/var/lib/dpkg").c_str()), 0);
+    auto r = run();
+    EXPECT_EQ(r.status, 0) << target << ": " << r.err;
+    EXPECT_TRUE(same(t, "guests/a/usr/share/data", "guests/c/usr/share/data")) << target;
+    auto j = json_of(r);
+    EXPECT_EQ(j["guests"][2]["config_files"], 0) << target;
+    // Give c private files again for the next case.
+    ASSERT_EQ(sh("chattr -R -i " + t.path("guests/c/usr") + " && rm -rf " + t.path("guests/c/usr") +
+                 " && cp -a " + t.path("guests/b/usr") + " " + t.path("guests/c/usr") +
+                 " && chattr -R -i " + t.path("guests/c/usr")),
+              0);
+  }
+  // Inside the guest, a link to its real database is followed.
+  ASSERT_EQ(sh("rm -f " + t.path("guests/c/var/lib/dpkg")), 0);
+  t.file("guests/c/srv/dpkg/status", "Package: y\nStatus: install ok installed\nConffiles:\n"
+                                     " /usr/share/data 0123456789abcdef\n\n");
+  ASSERT_EQ(::symlink("/srv/dpkg", t.path("guests/c/var/lib/dpkg").c_str()), 0);
+  auto r = run();
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_FALSE(same(t, "guests/a/usr/share/data", "guests/c/usr/share/data"));
+  EXPECT_EQ(json_of(r)["guests"][2]["config_files"], 1);
 }
 
 TEST_F(HostileDb, TruncatedGarbageAndHugeStatusFiles) {

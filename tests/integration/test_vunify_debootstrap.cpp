@@ -254,3 +254,38 @@ TEST(RealGuests, ConffilesAreNeverSharedEvenWithoutTheDefaultList) {
   after1.erase("etc/debian_version");
   EXPECT_EQ(after1, before1);
 }
+
+TEST(RealGuests, DebianTwelvesConffileFlagsAreReadNotRejected) {
+  // pkgconf's info/pkgconf.conffiles says "remove-on-upgrade /etc/...", its
+  // status entry "... newconffile remove-on-upgrade": Debian 12's dpkg.
+  std::string why;
+  std::string minbase = cached_minbase(why);
+  if (minbase.empty()) GTEST_SKIP() << why;
+  std::vector<std::string> debs;
+  for (const char* p : {"pkgconf", "pkgconf-bin", "libpkgconf3"}) {
+    debs.push_back(cached_deb(p));
+    if (debs.back().empty()) GTEST_SKIP() << "apt-get download " << p << " failed";
+  }
+  TempTree t;
+  for (const char* g : {"g1", "g2"}) {
+    ASSERT_EQ(sh("cp -a " + minbase + " " + t.path(g)), 0);
+    std::string copy = "mkdir -p " + t.path(std::string(g) + "/tmp/debs");
+    for (const auto& d : debs) copy += " && cp " + d + " " + t.path(std::string(g) + "/tmp/debs/");
+    ASSERT_EQ(sh(copy + " && chroot " + t.path(g) + " sh -c 'dpkg -i /tmp/debs/*.deb' >/dev/null" +
+                 " && rm -r " + t.path(std::string(g) + "/tmp/debs")),
+              0)
+        << g;
+  }
+  const std::string flagged = "etc/dpkg/dpkg.cfg.d/pkgconf-hook-config";
+  ASSERT_EQ(sh("grep -q '^remove-on-upgrade /" + flagged + "' " +
+               t.path("g1/var/lib/dpkg/info/pkgconf:amd64.conffiles") + " || grep -q " +
+               "'^remove-on-upgrade /" + flagged + "' " + t.path("g1/var/lib/dpkg/info/pkgconf.conffiles")),
+            0)
+      << "the installed package carries the flag this test is about";
+  auto r = run_vunify({"--json", "--no-default-excludes", t.path("g1"), t.path("g2")});
+  ASSERT_EQ(r.status, 0) << r.err;
+  auto j = json_of(r);
+  for (int g : {0, 1}) EXPECT_EQ(j["guests"][g]["pkgmgmt"], "used");
+  EXPECT_FALSE(same_inode(t.path("g1/" + flagged), t.path("g2/" + flagged)));
+  EXPECT_TRUE(same_inode(t.path("g1/usr/bin/pkgconf"), t.path("g2/usr/bin/pkgconf")));
+}

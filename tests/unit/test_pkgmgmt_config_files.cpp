@@ -48,6 +48,24 @@ TEST(PathList, ParsesSortsAndDropsFlagWords) {
   EXPECT_EQ(*r, (std::vector<std::string>{"/etc/a", "/etc/b", "/etc/c"}));
 }
 
+TEST(PathList, FlagsBeforeThePathAsDebian12DpkgWritesThem) {
+  // pkgconf's and pkg-config's info/*.conffiles on Debian 12.
+  auto r = parse_path_list("remove-on-upgrade /etc/dpkg/dpkg.cfg.d/pkgconf-hook-config\n"
+                           "/etc/plain\n"
+                           "remove-on-upgrade  some-future-flag /etc/two flags\n",
+                           "x");
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_EQ(*r, (std::vector<std::string>{"/etc/dpkg/dpkg.cfg.d/pkgconf-hook-config",
+                                          "/etc/plain", "/etc/two flags"}));
+  EXPECT_FALSE(parse_path_list("Remove-On-Upgrade /etc/x\n", "x").ok());
+  EXPECT_FALSE(parse_path_list("remove-on-upgrade\n", "x").ok());
+  // The status file's form of the same entry: hash "newconffile", flag last.
+  auto f = parse_conffiles_field(
+      "\n /etc/dpkg/dpkg.cfg.d/pkgconf-hook-config newconffile remove-on-upgrade\n", "x");
+  ASSERT_TRUE(f.ok()) << f.error().message();
+  EXPECT_EQ(*f, (std::vector<std::string>{"/etc/dpkg/dpkg.cfg.d/pkgconf-hook-config"}));
+}
+
 TEST(PathList, RejectsHostileInput) {
   EXPECT_FALSE(parse_path_list("etc/relative\n", "x").ok());
   EXPECT_FALSE(parse_path_list(std::string("/etc/a\0b\n", 9), "x").ok());
