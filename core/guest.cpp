@@ -185,12 +185,6 @@ std::vector<std::string> ConfigBase::hash_stores() const {
   return out;
 }
 
-bool path_within(const std::string& inner, const std::string& outer) {
-  if (outer == "/") return true;
-  return inner == outer || (inner.size() > outer.size() && inner.compare(0, outer.size(), outer) == 0 &&
-                            inner[outer.size()] == '/');
-}
-
 Status check_guest_roots(const std::vector<Guest>& guests) {
   for (size_t i = 0; i < guests.size(); ++i) {
     const Guest& a = guests[i];

@@ -8,6 +8,7 @@
 // reads inside a guest's root.
 #pragma once
 
+#include "kernel/path.h"
 #include "kernel/result.h"
 
 #include <cstdint>
@@ -85,8 +86,6 @@ Result<std::string> real_path(const std::string& path);
 // given twice, none lies inside another (a run over g1 and g1/usr would
 // treat g1's own files as another guest's). The error names both roots.
 Status check_guest_roots(const std::vector<Guest>& guests);
-// True when `inner` is `outer` or lies below it (both absolute, symlink-free).
-bool path_within(const std::string& inner, const std::string& outer);
 
 bool path_exists(const std::string& path);
 

@@ -168,14 +168,22 @@ Result<std::string> read_host_file(const std::string& path, uint64_t max_bytes) 
   if (!st.is_regular()) return described_error(EINVAL, path + " is not a regular file");
   if (st.size > max_bytes)
     return described_error(EFBIG, path + " is larger than " + std::to_string(max_bytes) + " bytes");
-  // One byte more than the size: a file that grows while it is read is
-  // still bounded.
-  std::string data(st.size + 1, '\0');
-  auto n = read_at(fd.get(), data.data(), data.size(), 0);
-  if (!n.ok()) return make_error(n.code(), "read " + path);
-  if (*n > max_bytes)
-    return described_error(EFBIG, path + " is larger than " + std::to_string(max_bytes) + " bytes");
-  data.resize(*n);
+  // Read to the end, not to the size stat reported: /proc files report 0,
+  // and a file may grow while it is read. Bounded either way.
+  std::string data;
+  uint64_t off = 0;
+  for (;;) {
+    size_t chunk = static_cast<size_t>(std::min<uint64_t>(std::max<uint64_t>(st.size + 1, 65536),
+                                                          max_bytes + 1 - off));
+    data.resize(off + chunk);
+    auto n = read_at(fd.get(), data.data() + off, chunk, off);
+    if (!n.ok()) return make_error(n.code(), "read " + path);
+    off += *n;
+    if (off > max_bytes)
+      return described_error(EFBIG, path + " is larger than " + std::to_string(max_bytes) + " bytes");
+    if (*n < chunk) break;
+  }
+  data.resize(off);
   return data;
 }
 

@@ -8,7 +8,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 pkgs=(
   build-essential cmake pkg-config
-  libtbb-dev libxxhash-dev libcli11-dev libfmt-dev nlohmann-json3-dev
+  libtbb-dev libxxhash-dev libcli11-dev libfmt-dev nlohmann-json3-dev libsodium-dev
   googletest libgtest-dev
   attr acl e2fsprogs xfsprogs btrfs-progs util-linux
   debootstrap cpio bc

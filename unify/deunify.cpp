@@ -1,109 +1,220 @@
-// De-unification.
+// De-unification: a guest gets private copies of the files it shares.
 //
-// For one shared inode S with names n1..nk in the guest:
-//  1. open S beneath the guest root and check it is the scanned inode;
-//  2. make a private copy C: O_TMPFILE in n1's directory (same file
-//     system), data copied extent by extent (SEEK_DATA/SEEK_HOLE keep
-//     holes), then owner, xattrs (ACLs, capabilities: after chown, which
-//     would drop them), mode, times; compare C with S byte for byte;
-//  3. thaw S if it is immutable (rename(2) refuses names of immutable
-//     inodes, as in link.cpp), link C to a temporary name beside each ni and
-//     RENAME_EXCHANGE the two, checking the old inode is S;
-//  4. unlink the temporaries (S's old names), freeze S again if it still has
-//     more than one link, and check nothing wrote to S meanwhile (lease,
-//     size, mtime, content equal to C) - the others still share it.
-// A kill -9 leaves names with either S or C (same content) and temporaries
-// that vunify's next run removes.
+// For each inode S of the guest that is immutable or has links outside it,
+// in batches that fit the descriptor budget:
+//  1. lease S (an open for writing now waits in the kernel);
+//  2. for every name of S in the guest, a private copy (copy.h: O_TMPFILE
+//     beside the name, data with holes, owner, xattrs, mode, times,
+//     compared byte for byte). Names that were one inode before the suite
+//     linked them (PreLinks) get one copy between them; every other name
+//     its own, so files the suite joined are independent again;
+//  3. thaw S (rename(2) refuses immutable inodes) and swap each name to its
+//     copy (swap.h), still undoable;
+//  4. a process that tried to open S for writing meanwhile is still
+//     waiting: if it is of this guest, the names go back to S and the other
+//     guests move to a fresh copy instead (thaw.h); otherwise the swaps are
+//     committed and the others still move away from the writer;
+//  5. commit (unlink the temporaries, S's old names) and freeze S again if
+//     others still share it.
+// A kill -9 leaves names with either S or a copy (same content) and signed
+// temporaries that the next run of vunify or vunify -R removes.
 #include "unify/deunify.h"
-#include "unify/workers.h"
 
-#include "unify/plan.h"
+#include "kernel/path.h"
+#include "unify/copy.h"
+#include "unify/passes.h"
+#include "unify/swap.h"
+#include "unify/thaw.h"
+#include "unify/workers.h"
 
 #include <fcntl.h>
 #include <fmt/format.h>
-#include <sys/stat.h>
-#include <tbb/parallel_for_each.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <chrono>
 #include <map>
-#include <thread>
+#include <mutex>
 
 namespace vu {
 
-// Copies S's data into C keeping holes.
-Status copy_data(int from, int to, uint64_t size, uint64_t& copied) {
-  off_t pos = 0;
-  while (static_cast<uint64_t>(pos) < size) {
-    off_t data = ::lseek(from, pos, SEEK_DATA);
-    if (data < 0) {
-      if (errno == ENXIO) break; // only a hole is left
-      return errno_error("lseek SEEK_DATA");
-    }
-    off_t hole = ::lseek(from, data, SEEK_HOLE);
-    if (hole < 0) return errno_error("lseek SEEK_HOLE");
-    off_t in = data, out = data;
-    while (in < hole) {
-      ssize_t n = ::copy_file_range(from, &in, to, &out, static_cast<size_t>(hole - in), 0);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        return errno_error("copy_file_range");
-      }
-      if (n == 0) break;
-      copied += static_cast<uint64_t>(n);
-    }
-    pos = hole;
-  }
-  if (::ftruncate(to, static_cast<off_t>(size)) != 0) return errno_error("ftruncate");
-  return {};
-}
-
-Status copy_metadata(int from, int to) {
-  struct stat st {};
-  if (::fstat(from, &st) != 0) return errno_error("fstat");
-  if (::fchown(to, st.st_uid, st.st_gid) != 0) return errno_error("fchown");
-  VU_TRY_ASSIGN(names, list_xattrs(from));
-  for (const auto& n : names) {
-    VU_TRY_ASSIGN(value, get_xattr(from, n));
-    VU_TRY(set_xattr(to, n, value));
-  }
-  if (::fchmod(to, st.st_mode & 07777) != 0) return errno_error("fchmod");
-  struct timespec times[2] = {st.st_atim, st.st_mtim};
-  if (::futimens(to, times) != 0) return errno_error("futimens");
-  return {};
-}
-
 namespace {
 
-struct Target {
-  std::vector<uint32_t> names; // indices into files
-  FileStat st;
+// One name of S on its way to a private copy.
+struct Move {
+  uint32_t file;
+  UniqueFd copy;            // shared by the names of one pre-existing link group
+  UniqueFd dir;             // the name's directory, until swapped
+  std::optional<Swapped> swap;
 };
 
-} // namespace
+// What became of S when a process waited to open it for writing.
+enum class WriterOutcome {
+  none,       // nobody did
+  elsewhere,  // another guest's process: S is that guest's, this guest's names go on
+  ours,       // a process of this guest: its names stay on S
+  host,       // a host process: nothing to move, reported
+};
 
-static Result<Report> deunify_on_workers(const UnifyGuest& guest, const std::vector<std::string>& paths,
-                           const DeunifyOptions& options) {
-  auto start = std::chrono::steady_clock::now();
-  Report report;
-  report.dry_run = options.dry_run;
-  report.guests.push_back({guest.guest.name, guest.guest.root, "member", "ignored", 0, {}});
+class Deunifier {
+public:
+  explicit Deunifier(RunContext& rc)
+      : m_rc(rc), m_groups(rc.prelinks.load(rc.root_ids[0])) {}
 
-  std::vector<UniqueFd> roots;
-  VU_TRY_ASSIGN(root, open_directory(guest.guest.root));
-  roots.push_back(std::move(root));
-  std::vector<UnifyGuest> guests{guest};
-  guests[0].excludes = ExcludeList{}; // every file, whatever the unify excludes say
-  FailureLog log;
+  void run(const InodeRec& s) {
+    const std::string where = m_rc.display(s.names.front());
+    auto fd = open_inode(m_rc, s);
+    if (!fd.ok()) return;
+    auto lease = LeasedInode::take(fd->get());
+    if (!lease.ok()) {
+      if (lease.code() == EAGAIN || lease.code() == EBUSY)
+        m_rc.log.skip(Skip::busy, where, "shared and open for writing: left alone");
+      else m_rc.log.add(Failure::open, where, lease.error().message());
+      return;
+    }
+    const bool frozen = s.immutable;
+    std::vector<uint32_t> names(s.names.begin(), s.names.end());
+    for (size_t from = 0; from < names.size(); from += m_rc.budget.names_per_batch) {
+      size_t to = std::min(names.size(), from + m_rc.budget.names_per_batch);
+      std::vector<uint32_t> batch(names.begin() + static_cast<ptrdiff_t>(from),
+                                  names.begin() + static_cast<ptrdiff_t>(to));
+      if (!batch_of(s, fd->get(), *lease, frozen, batch)) break;
+    }
+  }
 
+  std::set<std::string> done_paths() {
+    std::lock_guard lock(m_mutex);
+    return m_done;
+  }
+
+private:
+  // Steps 2 to 5 for some names of S. False when S must not be touched
+  // any more (a writer of this guest took it).
+  bool batch_of(const InodeRec& s, int fd_s, LeasedInode& lease, bool frozen,
+                const std::vector<uint32_t>& batch) {
+    // 2. copies, one per pre-existing link group
+    std::vector<Move> moves;
+    std::map<uint64_t, int> copy_of_group; // group -> index into moves holding its copy
+    for (uint32_t n : batch) {
+      const FileRec& f = m_rc.scan.files[n];
+      const std::string path(f.path);
+      auto dir = open_beneath(m_rc.roots[0].get(), parent_of(path), O_RDONLY | O_DIRECTORY);
+      if (!dir.ok()) {
+        m_rc.log.add(Failure::open, m_rc.display(n), dir.error().message());
+        continue;
+      }
+      auto g = m_groups.find(path);
+      UniqueFd copy;
+      if (g != m_groups.end() && copy_of_group.count(g->second)) {
+        copy = dup_fd(moves[static_cast<size_t>(copy_of_group[g->second])].copy.get());
+      } else {
+        uint64_t copied = 0;
+        auto c = make_private_copy(fd_s, dir->get(), s.st.size, copied);
+        if (!c.ok()) {
+          if (c.code() == ESTALE) m_rc.log.skip(Skip::changed);
+          else m_rc.log.add(Failure::read, m_rc.display(n), c.error().message());
+          continue;
+        }
+        copy = std::move(*c);
+        m_bytes.fetch_add(copied, std::memory_order_relaxed);
+        if (g != m_groups.end()) copy_of_group[g->second] = static_cast<int>(moves.size());
+      }
+      moves.push_back(Move{n, std::move(copy), std::move(*dir), {}});
+    }
+    if (moves.empty()) return true;
+    // 3. thaw S, swap every name to its copy
+    const FileRec& f0 = m_rc.scan.files[s.names.front()];
+    if (frozen) {
+      auto r = m_rc.protect(fd_s, f0.guest, std::string(f0.path), false);
+      if (!r.ok()) {
+        m_rc.log.add(Failure::attr, m_rc.display(s.names.front()), r.error().message());
+        return false;
+      }
+    }
+    if (m_rc.options.hooks.in_link_window) m_rc.options.hooks.in_link_window(m_rc.guests[0].guest.root + "/" + std::string(f0.path));
+    for (auto& m : moves) {
+      const std::string name = name_of(m_rc.scan.files[m.file].path.view());
+      auto s2 = swap_name(m.copy.get(), std::move(m.dir), name, s.st.dev, s.st.ino, m_rc.temps);
+      if (!s2.ok()) {
+        if (is_race(s2.code())) m_rc.log.skip(Skip::changed);
+        else m_rc.log.add(Failure::rename, m_rc.display(m.file), s2.error().message());
+        continue;
+      }
+      m.swap = std::move(*s2);
+    }
+    // 4. writers that came while S was thawed
+    WriterOutcome writers = lease.writer_seen() ? writers_came(s, fd_s, lease, moves) : WriterOutcome::none;
+    // 5. commit, freeze S for the others
+    for (auto& m : moves) {
+      if (!m.swap) continue;
+      auto c = commit_swap(*m.swap);
+      if (!c.ok()) m_rc.log.add(Failure::unlink, m_rc.display(m.file), c.error().message());
+      m_names.fetch_add(1, std::memory_order_relaxed);
+      {
+        std::lock_guard lock(m_mutex);
+        m_done.insert(std::string(m_rc.scan.files[m.file].path));
+      }
+      if (m_rc.options.log_actions) m_rc.log.action("private copy " + printable_path(m_rc.display(m.file)));
+    }
+    auto now = stat_fd(fd_s);
+    // Frozen again for the guests that still share it - unless a writer's
+    // guest took it (relocate_for_writers decided its flag).
+    bool taken = writers == WriterOutcome::ours || writers == WriterOutcome::elsewhere;
+    if (frozen && !taken && now.ok() && now->nlink > 1) {
+      // Its names here are gone: the descriptor addresses it.
+      auto r = m_rc.attrs->protect_needs_path() ? Status(described_error(ENOTSUP, "re-protect by path"))
+                                                : m_rc.attrs->protect(fd_s, -1, "", true);
+      if (!r.ok()) m_rc.log.add(Failure::attr, m_rc.display(s.names.front()), r.error().message());
+    }
+    return writers != WriterOutcome::ours;
+  }
+
+  // A process waits to open S for writing. Its guest keeps S: if that is
+  // this guest, its names come back to S; every other guest's names move
+  // to an unchanged copy.
+  WriterOutcome writers_came(const InodeRec& s, int fd_s, LeasedInode& lease, std::vector<Move>& moves) {
+    WriterGuests writers = writer_guests(m_rc, lease, s.st);
+    if (writers.host || writers.roots.empty()) {
+      m_rc.log.add(Failure::verify, m_rc.display(s.names.front()),
+                   "a process outside the guests opened a shared inode for writing while it was "
+                   "thawed; every guest sharing it sees its writes");
+      return WriterOutcome::host;
+    }
+    bool ours = writers.roots.count(m_rc.root_ids[0]) != 0;
+    if (ours) {
+      for (auto& m : moves) {
+        if (!m.swap) continue;
+        auto u = undo_swap(*m.swap);
+        if (!u.ok()) m_rc.log.add(Failure::rename, m_rc.display(m.file), "undo: " + u.error().message());
+        m.swap.reset();
+      }
+    }
+    std::vector<NameAt> names;
+    if (ours)
+      for (uint32_t n : s.names) names.push_back(name_at(m_rc, n));
+    relocate_for_writers(m_rc, fd_s, s.st, std::move(names), writers);
+    return ours ? WriterOutcome::ours : WriterOutcome::elsewhere;
+  }
+
+  static UniqueFd dup_fd(int fd) { return UniqueFd(::fcntl(fd, F_DUPFD_CLOEXEC, 0)); }
+
+  RunContext& m_rc;
+  std::map<std::string, uint64_t> m_groups; // this guest's pre-existing links
+  std::mutex m_mutex;
+  std::set<std::string> m_done;
+
+public:
+  std::atomic<uint64_t> m_names{0}, m_bytes{0};
+};
+
+Result<Report> deunify_on_workers(const UnifyGuest& guest, const std::vector<std::string>& paths,
+                                  const DeunifyOptions& options) {
+  UnifyGuest g = guest;
+  g.excludes = ExcludeList{}; // every file, whatever the unify excludes say
+  g.pkgmgmt = PkgmgmtUse::ignored;
+  VU_TRY_ASSIGN(rc, RunContext::open({g}, options));
   // The names to consider: the whole guest, or the given paths.
-  ScanResult scan;
-  ScanOptions scan_opts;
-  scan_opts.min_size = 1;
-  scan_opts.progress = options.progress;
-  std::vector<std::vector<std::string>> no_config(1);
-  scan = scan_guests(guests, roots, no_config, scan_opts, report, log);
+  ScanOptions scan;
+  scan.min_size = 1;
+  scan_pass(*rc, {}, scan);
   if (!paths.empty()) {
     std::vector<std::string> wanted;
     for (auto p : paths) {
@@ -112,129 +223,40 @@ static Result<Report> deunify_on_workers(const UnifyGuest& guest, const std::vec
     }
     std::sort(wanted.begin(), wanted.end());
     std::vector<FileRec> keep;
-    for (auto& f : scan.files)
+    for (auto& f : rc->scan.files)
       if (std::binary_search(wanted.begin(), wanted.end(), std::string(f.path))) keep.push_back(f);
-    scan.files = std::move(keep);
-  }
-
-  std::vector<InodeRec> no_inodes;
-  auto attrs = detect_attr_backend();
-  UnifyOptions unify_defaults;
-  RunState rs{guests, roots, unify_defaults, scan, no_inodes, 0, log, *attrs};
-  if (!options.dry_run) report.temporaries_removed = remove_temporaries(rs);
-
-  // Inodes shared with something outside the guest, or frozen.
-  std::map<std::pair<uint64_t, uint64_t>, Target> by_inode;
-  for (uint32_t i = 0; i < scan.files.size(); ++i) {
-    auto& t = by_inode[{scan.files[i].st.dev, scan.files[i].st.ino}];
-    t.names.push_back(i);
-    t.st = scan.files[i].st;
+    rc->scan.files = std::move(keep);
   }
   // In path mode, names of the guest that were not asked for count as
   // outside: they keep the shared inode.
-  std::vector<Target> targets;
-  for (auto& [id, t] : by_inode)
-    if (t.st.nlink > t.names.size() || t.st.immutable) targets.push_back(std::move(t));
-
-  std::atomic<uint64_t> names_done{0}, bytes{0};
+  inodes_pass(*rc, {});
+  if (!options.dry_run) rc->report.temporaries_removed = remove_temporaries(*rc);
+  std::vector<const InodeRec*> shared;
+  for (const auto& rec : rc->inodes)
+    if (rec.st.nlink > rec.names.size() || rec.immutable) shared.push_back(&rec);
   if (options.dry_run) {
-    for (auto& t : targets) {
-      names_done += t.names.size();
-      bytes += t.st.size;
+    for (const auto* s : shared) {
+      rc->report.files_deunified += s->names.size();
+      rc->report.bytes_copied += s->st.size;
     }
-  } else {
-    // One worker per core: each target thaws a shared inode for a moment,
-    // and fewer thawed at once means fewer left unprotected by a kill.
-    for_each_on_cores(options.threads, targets.begin(), targets.end(), [&](Target& t) {
-      const FileRec& first = scan.files[t.names.front()];
-      const std::string where = guest.guest.name + ":/" + first.path;
-      auto fd_s = open_file_for_read(roots[0].get(), first.path);
-      if (!fd_s.ok()) return log.add(Failure::open, where, fd_s.error().message());
-      auto s_st = stat_fd(fd_s->get());
-      if (!s_st.ok() || !s_st->same_version(t.st)) return log.skip(Skip::changed);
-      auto dir = open_beneath(roots[0].get(), parent_of(first.path), O_RDONLY | O_DIRECTORY);
-      if (!dir.ok()) return log.add(Failure::open, where, dir.error().message());
-      int cfd = ::openat(dir->get(), ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-      if (cfd < 0) return log.add(Failure::open, where, std::string("O_TMPFILE: ") + std::strerror(errno));
-      UniqueFd copy(cfd);
-      uint64_t copied = 0;
-      auto c1 = copy_data(fd_s->get(), cfd, t.st.size, copied);
-      if (c1.ok()) c1 = copy_metadata(fd_s->get(), cfd);
-      if (!c1.ok()) return log.add(Failure::read, where, c1.error().message());
-      auto eq = same_content(fd_s->get(), cfd, t.st.size);
-      auto s_again = stat_fd(fd_s->get());
-      if (!eq.ok() || !*eq || !s_again.ok() || !s_again->same_version(t.st))
-        return log.skip(Skip::changed);
-
-      bool frozen = s_st->immutable;
-      if (frozen) {
-        auto r = protect_inode(rs, fd_s->get(), 0, first.path, false);
-        if (!r.ok()) return log.add(Failure::attr, where, r.error().message());
-      }
-      // Swap every name of S in this guest for the copy.
-      std::vector<std::pair<UniqueFd, std::string>> old_names; // (dir, temporary)
-      for (uint32_t n : t.names) {
-        const FileRec& f = scan.files[n];
-        const std::string nwhere = guest.guest.name + ":/" + f.path;
-        auto d = open_beneath(roots[0].get(), parent_of(f.path), O_RDONLY | O_DIRECTORY);
-        if (!d.ok()) {
-          log.add(Failure::open, nwhere, d.error().message());
-          continue;
-        }
-        auto linked = link_to_temp(cfd, d->get());
-        if (!linked.ok()) {
-          log.add(Failure::link, nwhere, linked.error().message());
-          continue;
-        }
-        const std::string tmp = *linked;
-        std::string name = name_of(f.path);
-        auto ex = rename_at(d->get(), tmp, d->get(), name, RENAME_EXCHANGE);
-        if (!ex.ok()) {
-          log.add(Failure::rename, nwhere, ex.error().message());
-          (void)unlink_at(d->get(), tmp);
-          continue;
-        }
-        auto old = stat_at(d->get(), tmp);
-        if (!old.ok() || old->dev != t.st.dev || old->ino != t.st.ino) {
-          // The name was replaced meanwhile: put it back, drop our link.
-          (void)rename_at(d->get(), tmp, d->get(), name, RENAME_EXCHANGE);
-          (void)unlink_at(d->get(), tmp);
-          log.skip(Skip::changed);
-          continue;
-        }
-        old_names.emplace_back(std::move(*d), tmp);
-        names_done.fetch_add(1, std::memory_order_relaxed);
-        if (options.log_actions) log.action("private copy " + printable_path(nwhere));
-      }
-      for (auto& [d, tmp] : old_names) {
-        auto u = unlink_at(d.get(), tmp);
-        if (!u.ok()) log.add(Failure::unlink, where, u.error().message());
-      }
-      bytes.fetch_add(copied, std::memory_order_relaxed);
-      if (frozen) {
-        auto now = stat_fd(fd_s->get());
-        // The last other link gone: the inode is nobody's shared copy now.
-        if (now.ok() && now->nlink > 1) {
-          // S's names in this guest are gone; only its descriptor is left.
-          auto r = attrs->protect_needs_path() ? Status(described_error(ENOTSUP, "re-protect by path"))
-                                               : attrs->protect(fd_s->get(), -1, "", true);
-          if (!r.ok()) log.add(Failure::attr, where, r.error().message());
-          auto same = same_content(fd_s->get(), cfd, t.st.size);
-          if (!no_writers(fd_s->get()) || !same.ok() || !*same || now->mtime_ns != t.st.mtime_ns)
-            log.add(Failure::verify, where,
-                    "shared inode changed while it was thawed; other guests may see the change");
-        }
-      }
-    });
+    return rc->finish();
   }
-  report.files_deunified = names_done.load();
-  report.bytes_copied = bytes.load();
-  log.drain_into(report);
-  std::chrono::duration<double> d = std::chrono::steady_clock::now() - start;
-  report.seconds = d.count();
-  return report;
+  Deunifier d(*rc);
+  {
+    PassTimer timer(*rc, "deunify");
+    rc->stage(ProgressStage::link);
+    // One worker per core: each inode is thawed for a moment, and fewer
+    // thawed at once means fewer left unprotected by a kill.
+    for_each_on_cores(options.threads, shared.begin(), shared.end(),
+                      [&](const InodeRec* s) { d.run(*s); });
+  }
+  rc->prelinks.forget(rc->root_ids[0], d.done_paths());
+  rc->report.files_deunified = d.m_names.load();
+  rc->report.bytes_copied = d.m_bytes.load();
+  return rc->finish();
 }
 
+} // namespace
 
 Result<Report> run_deunify(const UnifyGuest& guest, const std::vector<std::string>& paths,
                            const DeunifyOptions& options) {

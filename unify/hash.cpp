@@ -30,9 +30,15 @@ struct Buffer {
   std::unique_ptr<char[]> bytes;
   char* data() { return bytes.get(); }
 };
-Buffer& thread_buffer(int which) {
-  thread_local Buffer read_buf(k_chunk), compare_buf(k_compare);
-  return which == 0 ? read_buf : compare_buf;
+// Per thread: the buffer every read goes through, and the second one a
+// comparison needs.
+Buffer& read_buffer() {
+  thread_local Buffer buf(k_chunk);
+  return buf;
+}
+Buffer& compare_buffer() {
+  thread_local Buffer buf(k_compare);
+  return buf;
 }
 // One XXH3 state per thread (it is 576 bytes, aligned; allocated once).
 Result<XXH3_state_t*> thread_xxh3_state() {
@@ -42,20 +48,20 @@ Result<XXH3_state_t*> thread_xxh3_state() {
   return st.get();
 }
 
-// Feeds bytes [from, len) of fd into st through the read buffer; stops
-// early at end of file. The count read goes to *n.
-Status stream_into(XXH3_state_t* st, int fd, uint64_t from, uint64_t len, uint64_t* n) {
-  auto& buf = thread_buffer(0);
-  uint64_t done = from;
-  while (done < len) {
-    size_t want = static_cast<size_t>(std::min<uint64_t>(k_chunk, len - done));
-    VU_TRY_ASSIGN(got, read_at(fd, buf.data(), want, done));
+// Feeds `count` bytes of fd from offset `from` into st through the read
+// buffer; stops early at end of file. The count read goes to *n.
+Status stream_into(XXH3_state_t* st, int fd, uint64_t from, uint64_t count, uint64_t* n) {
+  auto& buf = read_buffer();
+  uint64_t done = 0;
+  while (done < count) {
+    size_t want = static_cast<size_t>(std::min<uint64_t>(k_chunk, count - done));
+    VU_TRY_ASSIGN(got, read_at(fd, buf.data(), want, from + done));
     if (got == 0) break;
     XXH3_128bits_update(st, buf.data(), got);
     done += got;
     if (got < want) break;
   }
-  *n = done - from;
+  *n = done;
   return {};
 }
 } // namespace
@@ -75,7 +81,7 @@ Hash128 combine_hashes(const Hash128& prefix, const Hash128& rest) {
 }
 
 Result<SmallHashes> hash_small_file(int fd, uint64_t size, uint64_t seed, uint64_t* bytes_read) {
-  auto& buf = thread_buffer(0);
+  auto& buf = read_buffer();
   size = std::min(size, k_small_file);
   VU_TRY_ASSIGN(n, read_at(fd, buf.data(), std::min<uint64_t>(size, k_chunk), 0));
   SmallHashes h;
@@ -96,7 +102,7 @@ Result<SmallHashes> hash_small_file(int fd, uint64_t size, uint64_t seed, uint64
   VU_TRY_ASSIGN(st, thread_xxh3_state());
   XXH3_128bits_reset_withSeed(st, seed);
   XXH3_128bits_update(st, buf.data() + k_prefix_len, n - k_prefix_len);
-  VU_TRY(stream_into(st, fd, n, size, &rest_read));
+  VU_TRY(stream_into(st, fd, n, size - n, &rest_read));
   if (bytes_read) *bytes_read = n + rest_read;
   XXH128_hash_t rest = XXH3_128bits_digest(st);
   h.full = combine_hashes(h.prefix, Hash128{rest.low64, rest.high64});
@@ -106,22 +112,22 @@ Result<SmallHashes> hash_small_file(int fd, uint64_t size, uint64_t seed, uint64
 Result<Hash128> content_hash(int fd, uint64_t size, uint64_t seed) {
   VU_TRY_ASSIGN(prefix, hash_range(fd, 0, std::min(size, k_prefix_len), seed, nullptr));
   if (size <= k_prefix_len) return prefix;
-  VU_TRY_ASSIGN(rest, hash_range(fd, k_prefix_len, size, seed, nullptr));
+  VU_TRY_ASSIGN(rest, hash_range(fd, k_prefix_len, size - k_prefix_len, seed, nullptr));
   return combine_hashes(prefix, rest);
 }
 
-Result<Hash128> hash_range(int fd, uint64_t from, uint64_t len, uint64_t seed,
+Result<Hash128> hash_range(int fd, uint64_t from, uint64_t count, uint64_t seed,
                            uint64_t* bytes_read) {
-  auto& buf = thread_buffer(0);
-  if (len - from <= k_chunk) {
-    VU_TRY_ASSIGN(n, read_at(fd, buf.data(), len - from, from));
+  auto& buf = read_buffer();
+  if (count <= k_chunk) {
+    VU_TRY_ASSIGN(n, read_at(fd, buf.data(), count, from));
     if (bytes_read) *bytes_read = n;
     return hash_bytes(buf.data(), n, seed);
   }
   VU_TRY_ASSIGN(st, thread_xxh3_state());
   XXH3_128bits_reset_withSeed(st, seed);
   uint64_t n = 0;
-  VU_TRY(stream_into(st, fd, from, len, &n));
+  VU_TRY(stream_into(st, fd, from, count, &n));
   if (bytes_read) *bytes_read = n;
   XXH128_hash_t h = XXH3_128bits_digest(st);
   return Hash128{h.low64, h.high64};
@@ -143,7 +149,7 @@ Result<std::string> xattr_blob(int fd) {
 
 Result<bool> same_as_bytes(int fd, const char* bytes, uint64_t len) {
   if (len > k_small_file) return described_error(EINVAL, "same_as_bytes: too long");
-  auto& b = thread_buffer(1);
+  auto& b = compare_buffer();
   // One byte more than expected: a longer file shows up as a longer read.
   size_t want = static_cast<size_t>(len) + (len < k_compare ? 1 : 0);
   VU_TRY_ASSIGN(n, read_at(fd, b.data(), want, 0));
@@ -157,8 +163,8 @@ Result<bool> same_as_bytes(int fd, const char* bytes, uint64_t len) {
 }
 
 Result<bool> same_content(int fd_a, int fd_b, uint64_t len) {
-  auto& a = thread_buffer(0);
-  auto& b = thread_buffer(1);
+  auto& a = read_buffer();
+  auto& b = compare_buffer();
   uint64_t off = 0;
   for (;;) {
     size_t want = static_cast<size_t>(std::min<uint64_t>(k_chunk, len - off));

@@ -40,8 +40,9 @@ struct SmallHashes {
 };
 Result<SmallHashes> hash_small_file(int fd, uint64_t size, uint64_t seed, uint64_t* bytes_read);
 
-// Hashes bytes [from, len) of fd; returns the count read via bytes_read.
-Result<Hash128> hash_range(int fd, uint64_t from, uint64_t len, uint64_t seed,
+// Hashes `count` bytes of fd from offset `from` (fewer at end of file);
+// returns the count read via bytes_read.
+Result<Hash128> hash_range(int fd, uint64_t from, uint64_t count, uint64_t seed,
                            uint64_t* bytes_read);
 // The full content hash of a file of `size` bytes, as the passes compute it.
 Result<Hash128> content_hash(int fd, uint64_t size, uint64_t seed);

@@ -1,30 +1,39 @@
-// Verify and link: the only pass that changes guests.
+// Verify and link: the pass that changes guests.
 //
-// For one group (canonical inode C, targets T1..Tn of equal hash):
+// For one group (canonical inode C, targets T1..Tn of equal hash), in
+// rounds, each round in batches that fit the run's descriptor budget:
 //
-//  1. Freeze C (FS_IMMUTABLE_FL) so it cannot change while it is compared.
-//  2. Compare C with every Ti byte for byte from open descriptors, and
-//     re-stat Ti afterwards (dev, ino, size, mtime, ctime unchanged).
-//  3. Thaw C: on mainline Linux, link(2) and rename(2) refuse immutable
-//     inodes, for root too. For every name of every Ti: link C to a random
-//     temporary name in the same directory, then renameat2(RENAME_EXCHANGE)
-//     the temporary with the name. The name always exists (old inode, then
-//     C); the temporary now holds the old inode, which is checked to be Ti.
-//  4. Freeze C again and prove it did not change while it was thawed: size
-//     and mtime as before, no descriptor open for writing (a read lease can
-//     be taken), and its content hashes to the group's seeded hash. If any
-//     check fails every exchange of this round is undone.
-//  5. Unlink the temporaries (the old inodes).
+//  1. Lease C (fs/leases: while the lease is held, an open for writing
+//     waits in the kernel); if C is open for writing right now, it cannot
+//     be shared - the next target becomes the canonical. Freeze C
+//     (FS_IMMUTABLE_FL) so it cannot change while it is compared.
+//  2. For each target of the batch: lease it too (open for writing now:
+//     left alone, a write through that descriptor would be lost), compare
+//     it with C byte for byte, re-stat it (dev, ino, size, mtime, ctime).
+//  3. Thaw C - on mainline, link(2) and rename(2) refuse immutable inodes,
+//     for root too - and swap every name of every verified target to C
+//     (swap.h: signed temporary link, RENAME_EXCHANGE, check, undo).
+//  4. Freeze C again. A process that tried to open C for writing while it
+//     was thawed is still waiting for the lease, and C is unchanged: it
+//     gets C, and the names of every other guest move to a fresh copy
+//     (thaw.h). A target some process opened for writing meanwhile gets
+//     its names back.
+//  5. Commit: unlink the temporaries, which held the targets' old inodes;
+//     a freed inode's last descriptor goes to the reaper.
 //
 // A kill -9 at any instant leaves every name in place with its content;
-// leftover temporaries (links to C, or old inodes) are removed by the next
-// run (remove_temporaries). If the link count of C runs out (EMLINK), the
-// round is finished and the next target becomes the canonical of the rest.
-#include "unify/plan.h"
+// leftover temporaries (links to C, or old inodes) carry this host's
+// signature and are removed by the next run (remove_temporaries). If C runs
+// out of links (EMLINK), the next target becomes the canonical of the rest.
+#include "unify/passes.h"
+
+#include "kernel/path.h"
+#include "unify/swap.h"
+#include "unify/thaw.h"
+#include "unify/workers.h"
 
 #include <fcntl.h>
 #include <fmt/format.h>
-#include <random>
 
 #include <deque>
 #include <map>
@@ -32,378 +41,446 @@
 
 namespace vu {
 
-std::string temp_name() {
-  thread_local std::mt19937_64 rng([] {
-    std::random_device rd;
-    return (static_cast<uint64_t>(rd()) << 32) ^ rd();
-  }());
-  return fmt::format("{}{:016x}", k_temp_prefix, rng());
-}
-
-Status protect_inode(RunState& rs, int fd, uint32_t guest, const std::string& path, bool on) {
-  if (!rs.attrs.protect_needs_path()) return rs.attrs.protect(fd, -1, path, on);
-  VU_TRY_ASSIGN(dir, open_beneath(rs.roots[guest].get(), parent_of(path), O_RDONLY | O_DIRECTORY));
-  return rs.attrs.protect(fd, dir.get(), name_of(path), on);
-}
-
-Result<std::string> link_to_temp(int fd, int dirfd) {
-  for (int attempt = 0;; ++attempt) {
-    std::string tmp = temp_name();
-    auto linked = link_fd(fd, dirfd, tmp);
-    if (linked.ok()) return tmp;
-    if (linked.code() != EEXIST || attempt == 7) return linked.error();
-  }
-}
-
-bool no_writers(int fd) {
-  if (::fcntl(fd, F_SETLEASE, F_RDLCK) == 0) {
-    ::fcntl(fd, F_SETLEASE, F_UNLCK);
-    return true;
-  }
-  return errno != EAGAIN && errno != EBUSY;
-}
-
 namespace {
 
-// Same inode, same content version; ctime is not compared because our own
-// rename changes it.
-bool same_identity(const FileStat& a, const FileStat& b) {
-  return a.dev == b.dev && a.ino == b.ino && a.size == b.size && a.mtime_ns == b.mtime_ns;
-}
-
-bool is_race(int code) {
-  return code == ENOENT || code == ELOOP || code == ENOTDIR || code == EXDEV || code == ESTALE;
-}
-
-struct Swapped {
-  UniqueFd dir;
-  std::string tmp;  // after the exchange: the old inode
-  std::string name; // after the exchange: C
-  uint32_t file;
-};
-
+// A target compared equal to C, its lease held until it is committed.
 struct Verified {
   uint32_t inode;
   UniqueFd fd;
-  std::vector<Swapped> swapped;
+  std::optional<LeasedInode> lease;
+  std::vector<std::pair<Swapped, uint32_t>> swapped; // with the file index of each name
 };
 
-// Undo one exchange: the name gets its old inode back, the C link goes.
-void undo_swap(RunState& rs, Swapped& s) {
-  auto r = rename_at(s.dir.get(), s.tmp, s.dir.get(), s.name, RENAME_EXCHANGE);
-  if (!r.ok()) {
-    rs.log.add(Failure::rename, rs.display(s.file), "undo: " + r.error().message());
-    return;
+// A round's canonical inode: open, leased, frozen.
+struct Canonical {
+  uint32_t inode;
+  UniqueFd fd;
+  std::optional<LeasedInode> lease;
+  bool protect = false;       // we freeze and thaw it
+  bool was_immutable = false; // it was frozen before this round
+  FileStat before;            // after freezing, before any window
+  std::vector<char> bytes;    // the whole content, when small
+  std::string name;           // for messages
+  std::vector<uint32_t> on_it; // every file index whose name is (now) C
+};
+
+void undo_all(RunContext& rc, Verified& v) {
+  for (auto& [s, file] : v.swapped) {
+    auto r = undo_swap(s);
+    if (!r.ok()) rc.log.add(Failure::rename, rc.display(file), "undo: " + r.error().message());
   }
-  auto u = unlink_at(s.dir.get(), s.tmp);
-  if (!u.ok()) rs.log.add(Failure::unlink, rs.display(s.file), u.error().message());
+  v.swapped.clear();
 }
 
-// Swaps every name of target `v` to C. Returns false (with nothing of v
-// left swapped) on a race or failure; sets `emlink` when C is full.
-bool swap_target(RunState& rs, int fd_c, Verified& v, bool& emlink) {
-  const InodeRec& t = rs.inodes[v.inode];
+// Swaps the name `n` of target `t` to C.
+Result<Swapped> swap_one(RunContext& rc, Canonical& c, const InodeRec& t, uint32_t n) {
+  const FileRec& f = rc.scan.files[n];
+  if (rc.options.hooks.max_links) {
+    auto cs = stat_fd(c.fd.get());
+    if (cs.ok() && cs->nlink >= rc.options.hooks.max_links) return described_error(EMLINK, "test limit");
+  }
+  VU_TRY_ASSIGN(dir, open_beneath(rc.roots[f.guest].get(), parent_of(f.path), O_RDONLY | O_DIRECTORY));
+  return swap_name(c.fd.get(), std::move(dir), name_of(f.path), t.st.dev, t.st.ino, rc.temps);
+}
+
+// Swaps every name of target `v` to C. False (with nothing of v left
+// swapped) on a race or failure; sets `emlink` when C is full.
+bool swap_target(RunContext& rc, Canonical& c, Verified& v, bool& emlink) {
+  const InodeRec& t = rc.inodes[v.inode];
   for (uint32_t n : t.names) {
-    const FileRec& f = rs.scan.files[n];
-    bool ok = false;
-    do {
-      auto dir = open_beneath(rs.roots[f.guest].get(), parent_of(f.path), O_RDONLY | O_DIRECTORY);
-      if (!dir.ok()) {
-        if (is_race(dir.code())) rs.log.skip(Skip::changed);
-        else rs.log.add(Failure::open, rs.display(n), dir.error().message());
-        break;
-      }
-      std::string name = name_of(f.path);
-      // No stat of the name first: the exchange below is checked (and
-      // undone) anyway, and a stat per name is measurable.
-      if (rs.options.max_links) {
-        auto cs = stat_fd(fd_c);
-        if (cs.ok() && cs->nlink >= rs.options.max_links) {
-          emlink = true;
-          break;
-        }
-      }
-      auto linked = link_to_temp(fd_c, dir->get());
-      if (!linked.ok()) {
-        if (linked.code() == EMLINK) emlink = true;
-        else rs.log.add(Failure::link, rs.display(n), linked.error().message());
-        break;
-      }
-      const std::string tmp = *linked;
-      auto ex = rename_at(dir->get(), tmp, dir->get(), name, RENAME_EXCHANGE);
-      if (!ex.ok()) {
-        if (ex.code() == ENOENT) rs.log.skip(Skip::changed); // the name went away
-        else rs.log.add(Failure::rename, rs.display(n), ex.error().message());
-        (void)unlink_at(dir->get(), tmp);
-        break;
-      }
-      Swapped s{std::move(*dir), tmp, name, n};
-      // The name might have been replaced between the stat and the exchange.
-      auto old = stat_at(s.dir.get(), tmp);
-      if (!old.ok() || !same_identity(*old, t.st)) {
-        rs.log.skip(Skip::changed);
-        undo_swap(rs, s);
-        break;
-      }
-      v.swapped.push_back(std::move(s));
-      ok = true;
-    } while (false);
-    if (!ok) {
-      for (auto& s : v.swapped) undo_swap(rs, s);
-      v.swapped.clear();
+    auto s = swap_one(rc, c, t, n);
+    if (!s.ok()) {
+      if (s.code() == EMLINK) emlink = true;
+      else if (is_race(s.code())) rc.log.skip(Skip::changed);
+      else rc.log.add(Failure::link, rc.display(n), s.error().message());
+      undo_all(rc, v);
       return false;
     }
+    v.swapped.push_back({std::move(*s), n});
   }
   return true;
 }
 
-// One round with canonical `canon`; returns the next canonical when C ran
-// out of links, with `pending` holding the targets left for it.
-std::optional<uint32_t> link_round(RunState& rs, uint32_t canon, std::deque<uint32_t>& pending) {
-  InodeRec& c = rs.inodes[canon];
-  const std::string c_name = rs.display(c.names.front());
-  auto fd_c = open_inode(rs, c);
-  if (!fd_c.ok()) {
-    pending.clear();
+bool set_flag(RunContext& rc, Canonical& c, bool on) {
+  const FileRec& f = rc.scan.files[rc.inodes[c.inode].names.front()];
+  auto s = rc.protect(c.fd.get(), f.guest, std::string(f.path), on);
+  if (!s.ok()) rc.log.add(Failure::attr, c.name, s.error().message());
+  return s.ok();
+}
+
+// Opens, leases and freezes the round's canonical. nullopt when it cannot
+// serve (the reason is logged); `busy` when a process has it open for
+// writing, so the next target should serve instead.
+std::optional<Canonical> prepare_canonical(RunContext& rc, uint32_t canon, bool& busy) {
+  Canonical c;
+  c.inode = canon;
+  const InodeRec& rec = rc.inodes[canon];
+  c.name = rc.display(rec.names.front());
+  auto fd = open_inode(rc, rec);
+  if (!fd.ok()) return std::nullopt;
+  c.fd = std::move(*fd);
+  auto lease = LeasedInode::take(c.fd.get());
+  if (!lease.ok()) {
+    if (lease.code() == EAGAIN || lease.code() == EBUSY) {
+      rc.log.skip(Skip::busy, c.name, "open for writing: not shared");
+      busy = true;
+    } else {
+      rc.log.add(Failure::open, c.name, lease.error().message());
+    }
     return std::nullopt;
   }
-  bool protect = rs.options.protect == Protect::immutable;
-  auto imm = is_immutable(fd_c->get());
-  bool was_immutable = imm.ok() && *imm;
+  c.lease = std::move(*lease);
+  c.protect = rc.options.protect == Protect::immutable;
+  auto imm = is_immutable(c.fd.get());
+  c.was_immutable = imm.ok() && *imm;
   if (!imm.ok()) {
     // No inode flags on this file system (e.g. some FUSE or NFS mounts).
-    if (protect) rs.log.add(Failure::attr, c_name, imm.error().message());
-    protect = false;
+    if (c.protect) rc.log.add(Failure::attr, c.name, imm.error().message());
+    c.protect = false;
   }
-  const FileRec& c_file = rs.scan.files[c.names.front()];
-  auto set_c = [&](bool on) {
-    auto s = protect_inode(rs, fd_c->get(), c_file.guest, c_file.path, on);
-    if (!s.ok()) rs.log.add(Failure::attr, c_name, s.error().message());
-    return s.ok();
-  };
-  bool frozen = was_immutable;
-  if (protect && !frozen) {
-    if (!set_c(true)) {
-      pending.clear();
-      return std::nullopt;
-    }
-    frozen = true;
-  }
-  auto c_before = stat_fd(fd_c->get());
-  if (!c_before.ok()) {
-    rs.log.add(Failure::stat, c_name, c_before.error().message());
-    pending.clear();
+  if (c.protect && !c.was_immutable && !set_flag(rc, c, true)) return std::nullopt;
+  auto before = stat_fd(c.fd.get());
+  if (!before.ok()) {
+    rc.log.add(Failure::stat, c.name, before.error().message());
+    if (c.protect && !c.was_immutable) set_flag(rc, c, false);
     return std::nullopt;
   }
-
-  // 2. compare. A small C is read once (it is frozen) and every target is
-  // compared with those bytes; a large one is read along with each target.
-  std::vector<char> c_bytes;
-  if (c.st.size <= k_small_file) {
-    c_bytes.resize(c.st.size);
-    auto n = read_at(fd_c->get(), c_bytes.data(), c_bytes.size(), 0);
-    if (!n.ok() || *n != c.st.size) {
-      if (!n.ok()) rs.log.add(Failure::read, c_name, n.error().message());
-      else rs.log.skip(Skip::changed);
-      if (frozen && !was_immutable) set_c(false);
-      pending.clear();
+  c.before = *before;
+  // A small C is read once (it is frozen) and every target compared with
+  // those bytes; a large one is read along with each target.
+  if (rec.st.size <= k_small_file) {
+    c.bytes.resize(rec.st.size);
+    auto n = read_at(c.fd.get(), c.bytes.data(), c.bytes.size(), 0);
+    if (!n.ok() || *n != rec.st.size) {
+      if (!n.ok()) rc.log.add(Failure::read, c.name, n.error().message());
+      else rc.log.skip(Skip::changed);
+      if (c.protect && !c.was_immutable) set_flag(rc, c, false);
       return std::nullopt;
     }
   }
-  std::vector<Verified> verified;
-  while (!pending.empty()) {
+  c.on_it.assign(rec.names.begin(), rec.names.end());
+  return c;
+}
+
+// Step 2 for the next targets of `pending`, up to the batch budget.
+std::vector<Verified> verify_batch(RunContext& rc, Canonical& c, std::deque<uint32_t>& pending) {
+  std::vector<Verified> out;
+  size_t names = 0;
+  const InodeRec& crec = rc.inodes[c.inode];
+  while (!pending.empty() && (out.empty() || names + rc.inodes[pending.front()].names.size() <=
+                                                 rc.budget.names_per_batch)) {
     uint32_t idx = pending.front();
     pending.pop_front();
-    InodeRec& t = rs.inodes[idx];
-    auto fd_t = open_inode(rs, t);
-    if (!fd_t.ok()) continue;
-    rs.files_compared.fetch_add(1, std::memory_order_relaxed);
-    auto eq = c.st.size <= k_small_file
-                  ? same_as_bytes(fd_t->get(), c_bytes.data(), c_bytes.size())
-                  : same_content(fd_c->get(), fd_t->get(), c.st.size);
+    const InodeRec& t = rc.inodes[idx];
+    auto fd = open_inode(rc, t);
+    if (!fd.ok()) continue;
+    auto lease = LeasedInode::take(fd->get());
+    if (!lease.ok()) {
+      if (lease.code() == EAGAIN || lease.code() == EBUSY)
+        rc.log.skip(Skip::busy, rc.display(t.names.front()), "open for writing: left alone");
+      else rc.log.add(Failure::open, rc.display(t.names.front()), lease.error().message());
+      continue;
+    }
+    rc.files_compared.fetch_add(1, std::memory_order_relaxed);
+    auto eq = crec.st.size <= k_small_file ? same_as_bytes(fd->get(), c.bytes.data(), c.bytes.size())
+                                           : same_content(c.fd.get(), fd->get(), crec.st.size);
     if (!eq.ok()) {
-      rs.log.add(Failure::read, rs.display(t.names.front()), eq.error().message());
+      rc.log.add(Failure::read, rc.display(t.names.front()), eq.error().message());
       continue;
     }
-    auto again = stat_fd(fd_t->get());
+    auto again = stat_fd(fd->get());
     if (!*eq || !again.ok() || !again->same_version(t.st)) {
-      rs.log.skip(Skip::changed);
+      rc.log.skip(Skip::changed);
       continue;
     }
-    verified.push_back(Verified{idx, std::move(*fd_t), {}});
+    names += t.names.size();
+    out.push_back(Verified{idx, std::move(*fd), std::move(*lease), {}});
   }
-  if (verified.empty()) {
-    if (frozen && !was_immutable) set_c(false); // nothing shared: leave C as it was
-    return std::nullopt;
-  }
+  return out;
+}
 
-  // 3. thaw, swap names
-  if (frozen && !set_c(false)) return std::nullopt;
-  if (rs.options.in_link_window) {
-    const FileRec& f = rs.scan.files[c.names.front()];
-    rs.options.in_link_window(rs.guests[f.guest].guest.root + "/" + f.path);
+// What became of C when a process waited to open it for writing.
+enum class CanonicalWriters {
+  host,      // a host process: the batch undone, reported
+  relocated, // guests' processes: C is theirs, the others moved to a copy
+};
+
+// Step 4 when C was opened for writing while thawed. Either way the round
+// ends: C gets no more names.
+CanonicalWriters handle_writers_of_canonical(RunContext& rc, Canonical& c, std::vector<Verified>& batch) {
+  WriterGuests writers = writer_guests(rc, *c.lease, c.before);
+  if (writers.host || writers.roots.empty()) {
+    // A host process (or one we cannot place): not a guest's business to
+    // fence; the round's new names go back to their own inodes, so no
+    // guest that did not share C before is exposed to it.
+    rc.log.add(Failure::verify, c.name,
+               "a process outside the guests opened this shared inode for writing while it was "
+               "thawed; its writes show in every guest that shared it before this run; this "
+               "round's links undone");
+    if (c.protect) set_flag(rc, c, false);
+    for (auto& v : batch) undo_all(rc, v);
+    if (c.protect) set_flag(rc, c, true);
+    return CanonicalWriters::host;
   }
+  std::vector<NameAt> names;
+  for (uint32_t f : c.on_it) names.push_back(name_at(rc, f));
+  for (auto& v : batch)
+    for (auto& [s, f] : v.swapped) names.push_back(name_at(rc, f));
+  relocate_for_writers(rc, c.fd.get(), c.before, std::move(names), writers);
+  return CanonicalWriters::relocated;
+}
+
+// Step 5 for one target: unlinks its temporaries (the old inode's names)
+// unless a process opened it for writing meanwhile - then its names come
+// back to it, while C is thawed again for the undo.
+void commit_target(RunContext& rc, Canonical& c, Verified& v) {
+  const InodeRec& t = rc.inodes[v.inode];
+  if (v.lease && v.lease->writer_seen()) {
+    rc.log.skip(Skip::busy, rc.display(t.names.front()), "opened for writing during the run: left alone");
+    if (c.protect) set_flag(rc, c, false);
+    undo_all(rc, v);
+    if (c.protect) set_flag(rc, c, true);
+    return;
+  }
+  rc.record_prelinks(t); // its own hard links, before they become names of C
+  for (auto& [s, file] : v.swapped) {
+    auto u = commit_swap(s);
+    if (!u.ok()) rc.log.add(Failure::unlink, rc.display(file), u.error().message());
+    c.on_it.push_back(file);
+    rc.files_linked.fetch_add(1, std::memory_order_relaxed);
+    if (rc.options.progress) rc.options.progress->files_linked.fetch_add(1, std::memory_order_relaxed);
+    if (rc.options.log_actions)
+      rc.log.action(fmt::format("linked {} -> {}", printable_path(rc.display(file)), printable_path(c.name)));
+  }
+  v.swapped.clear();
+  v.lease.reset(); // released: the inode is going
+  auto st = stat_fd(v.fd.get());
+  if (st.ok() && st->nlink == 0) {
+    rc.bytes_saved.fetch_add(t.st.size, std::memory_order_relaxed);
+    rc.reaper.give(std::move(v.fd)); // the last reference: closing it frees the inode
+  }
+}
+
+// Without a lease (file systems that offer none): prove C did not change
+// while thawed from its size, mtime, open writers and content.
+std::string unguarded_change(RunContext& rc, Canonical& c) {
+  const InodeRec& crec = rc.inodes[c.inode];
+  auto now = stat_fd(c.fd.get());
+  if (!now.ok() || now->size != c.before.size || now->mtime_ns != c.before.mtime_ns)
+    return "size or mtime changed";
+  if (!take_read_lease(c.fd.get()).ok() && errno != EINVAL) return "opened for writing";
+  auto h = content_hash(c.fd.get(), crec.st.size, rc.seed);
+  if (!h.ok() || *h != crec.hash) return "content changed";
+  return {};
+}
+
+// One round with canonical `canon`; returns the next canonical when C ran
+// out of links or could not serve, with `pending` holding the targets left.
+std::optional<uint32_t> link_round(RunContext& rc, uint32_t canon, std::deque<uint32_t>& pending) {
+  bool busy = false;
+  auto prepared = prepare_canonical(rc, canon, busy);
+  if (!prepared) {
+    if (!busy || pending.empty()) {
+      pending.clear();
+      return std::nullopt;
+    }
+    uint32_t next = pending.front(); // C has a writer: the next target serves
+    pending.pop_front();
+    return next;
+  }
+  Canonical& c = *prepared;
   std::optional<uint32_t> overflow;
-  size_t done_count = 0;
-  for (size_t k = 0; k < verified.size(); ++k) {
-    Verified& v = verified[k];
-    InodeRec& t = rs.inodes[v.inode];
-    const FileRec& t_file = rs.scan.files[t.names.front()];
-    if (t.immutable) {
-      auto s = protect_inode(rs, v.fd.get(), t_file.guest, t_file.path, false);
-      if (!s.ok()) {
-        rs.log.add(Failure::attr, rs.display(t.names.front()), s.error().message());
-        continue;
+  size_t done = 0;
+  bool go_on = true, relocated = false;
+  while (go_on && !pending.empty() && !overflow) {
+    auto batch = verify_batch(rc, c, pending);
+    if (batch.empty()) continue;
+    // 3. thaw, swap names
+    if (c.protect && !set_flag(rc, c, false)) break;
+    if (rc.options.hooks.in_link_window) {
+      const FileRec& f = rc.scan.files[rc.inodes[c.inode].names.front()];
+      rc.options.hooks.in_link_window(rc.guests[f.guest].guest.root + "/" + std::string(f.path));
+    }
+    for (size_t k = 0; k < batch.size(); ++k) {
+      Verified& v = batch[k];
+      InodeRec& t = rc.inodes[v.inode];
+      const FileRec& tf = rc.scan.files[t.names.front()];
+      if (t.immutable) {
+        auto s = rc.protect(v.fd.get(), tf.guest, std::string(tf.path), false);
+        if (!s.ok()) {
+          rc.log.add(Failure::attr, rc.display(t.names.front()), s.error().message());
+          continue;
+        }
+      }
+      bool emlink = false;
+      bool ok = swap_target(rc, c, v, emlink);
+      if (!ok && t.immutable) (void)rc.protect(v.fd.get(), tf.guest, std::string(tf.path), true);
+      if (emlink) {
+        overflow = v.inode;
+        for (size_t r = batch.size(); r-- > k + 1;) pending.push_front(batch[r].inode);
+        batch.erase(batch.begin() + static_cast<ptrdiff_t>(k), batch.end());
+        break;
       }
     }
-    bool emlink = false;
-    bool ok = swap_target(rs, fd_c->get(), v, emlink);
-    if (!ok && t.immutable) (void)protect_inode(rs, v.fd.get(), t_file.guest, t_file.path, true);
-    if (emlink) {
-      overflow = v.inode;
-      for (size_t r = k + 1; r < verified.size(); ++r) pending.push_back(verified[r].inode);
-      verified.resize(k);
+    // 4. freeze again; writers that came while C was thawed
+    if (c.protect && !set_flag(rc, c, true)) {
+      set_flag(rc, c, false);
+      for (auto& v : batch) undo_all(rc, v);
       break;
     }
-    if (ok) ++done_count;
-  }
-
-  // 4. freeze again and prove C did not change while thawed
-  bool c_ok = true;
-  std::string why;
-  if (frozen && !set_c(true)) c_ok = false, why = "cannot set the immutable flag again";
-  if (c_ok) {
-    auto now = stat_fd(fd_c->get());
-    if (!now.ok() || now->size != c_before->size || now->mtime_ns != c_before->mtime_ns)
-      c_ok = false, why = "size or mtime changed";
-  }
-  if (c_ok && frozen && !no_writers(fd_c->get()))
-    c_ok = false, why = "opened for writing while links were added";
-  if (c_ok && frozen) {
-    auto h = content_hash(fd_c->get(), c.st.size, rs.seed);
-    if (!h.ok() || *h != c.hash) c_ok = false, why = "content changed while links were added";
-  }
-  if (!c_ok) {
-    rs.log.add(Failure::verify, c_name, "shared inode " + why + "; links undone");
-    if (frozen) (void)protect_inode(rs, fd_c->get(), c_file.guest, c_file.path, false);
-    for (auto& v : verified)
-      for (auto& s : v.swapped) undo_swap(rs, s);
-    if (was_immutable) (void)protect_inode(rs, fd_c->get(), c_file.guest, c_file.path, true);
-    pending.clear();
-    return std::nullopt;
-  }
-
-  // 5. drop the old inodes
-  for (auto& v : verified) {
-    if (v.swapped.empty()) continue;
-    const InodeRec& t = rs.inodes[v.inode];
-    for (auto& s : v.swapped) {
-      auto u = unlink_at(s.dir.get(), s.tmp);
-      if (!u.ok()) rs.log.add(Failure::unlink, rs.display(s.file), u.error().message());
-      rs.files_linked.fetch_add(1, std::memory_order_relaxed);
-      if (rs.options.progress)
-        rs.options.progress->files_linked.fetch_add(1, std::memory_order_relaxed);
-      if (rs.options.log_actions)
-        rs.log.action(fmt::format("linked {} -> {}", printable_path(rs.display(s.file)),
-                                  printable_path(c_name)));
+    if (c.lease->guarded() && c.lease->writer_seen()) {
+      relocated = handle_writers_of_canonical(rc, c, batch) == CanonicalWriters::relocated;
+      go_on = false;
+    } else if (!c.lease->guarded()) {
+      if (auto why = unguarded_change(rc, c); !why.empty()) {
+        rc.log.add(Failure::verify, c.name, "shared inode " + why + " while links were added; links undone");
+        if (c.protect) set_flag(rc, c, false);
+        for (auto& v : batch) undo_all(rc, v);
+        if (c.was_immutable || done > 0) set_flag(rc, c, true);
+        pending.clear();
+        return std::nullopt;
+      }
     }
-    auto st = stat_fd(v.fd.get());
-    if (st.ok() && st->nlink == 0) {
-      rs.bytes_saved.fetch_add(t.st.size, std::memory_order_relaxed);
-      rs.reaper.give(std::move(v.fd)); // the last reference: closing it frees the inode
+    // 5. commit
+    for (auto& v : batch) {
+      if (v.swapped.empty()) continue;
+      commit_target(rc, c, v);
+      ++done;
     }
+    if (!go_on) pending.clear();
   }
-  if (frozen && !was_immutable && done_count > 0)
-    rs.inodes_protected.fetch_add(1, std::memory_order_relaxed);
-  if (done_count == 0 && frozen && !was_immutable) set_c(false);
+  if (!c.was_immutable && done > 0 && !relocated) rc.record_prelinks(rc.inodes[c.inode]); // newly shared
+  // Relocation decided C's flag; otherwise C is shared now (frozen), or
+  // left as it was.
+  if (c.protect && !c.was_immutable && !relocated) {
+    if (done == 0) set_flag(rc, c, false);
+    else rc.inodes_protected.fetch_add(1, std::memory_order_relaxed);
+  }
   if (overflow) {
-    c.immutable = true;
-    rs.inodes[*overflow].immutable = false;
+    rc.inodes[c.inode].immutable = true;
+    rc.inodes[*overflow].immutable = false;
   }
   return overflow;
 }
 
 } // namespace
 
-void link_group(RunState& rs, const Group& group) {
+void link_group(RunContext& rc, const Group& group) {
   std::deque<uint32_t> pending(group.inodes.begin() + 1, group.inodes.end());
   std::optional<uint32_t> canon = group.inodes.front();
-  while (canon && !pending.empty()) canon = link_round(rs, *canon, pending);
+  while (canon && !pending.empty()) canon = link_round(rc, *canon, pending);
 }
 
-uint64_t remove_temporaries(RunState& rs) {
+void link_pass(RunContext& rc) {
+  PassTimer timer(rc, "link");
+  rc.report.temporaries_removed += remove_temporaries(rc);
+  if (rc.options.hooks.before_link) rc.options.hooks.before_link();
+  rc.stage(ProgressStage::link);
+  for_each_on_cores(rc.options.threads, rc.groups.begin(), rc.groups.end(),
+                    [&](const Group& g) {
+                      if (g.inodes.size() >= 2) link_group(rc, g);
+                    });
+  rc.reaper.finish();
+}
+
+uint64_t remove_temporaries(RunContext& rc) {
+  // A temporary that carries this host's signature was made by a run of
+  // the suite: it holds either an old inode whose name already points to
+  // identical content, or a link to a shared inode. Unlinking it is always
+  // safe. Changing its inode's flag is not, unless every name of the inode
+  // is known: only then is it certain that no host file is touched.
+  if (rc.scan.temporaries.empty()) return 0; // the usual case: no maps over every inode
   uint64_t removed = 0;
-  if (rs.scan.temporaries.empty()) return 0; // the usual case: no maps over every inode
-  // Removing a name changes the inode's ctime and link count; inodes the
-  // plan still uses get their recorded version refreshed, but only when
-  // it was unchanged since the scan up to the unlink.
   std::map<std::pair<uint64_t, uint64_t>, uint32_t> by_inode;
-  for (uint32_t i = 0; i < rs.inodes.size(); ++i)
-    by_inode[{rs.inodes[i].st.dev, rs.inodes[i].st.ino}] = i;
-  for (const TempRec& t : rs.scan.temporaries) {
-    std::string where = rs.guests[t.guest].guest.name + ":/" + t.path;
-    auto dir = open_beneath(rs.roots[t.guest].get(), parent_of(t.path), O_RDONLY | O_DIRECTORY);
+  for (uint32_t i = 0; i < rc.inodes.size(); ++i) by_inode[{rc.inodes[i].st.dev, rc.inodes[i].st.ino}] = i;
+  std::map<std::pair<uint64_t, uint64_t>, uint32_t> temps_of;
+  for (const TempRec& t : rc.scan.temporaries) ++temps_of[{t.st.dev, t.st.ino}];
+  for (const TempRec& t : rc.scan.temporaries) {
+    std::string where = rc.guests[t.guest].guest.name + ":/" + t.path;
+    auto dir = open_beneath(rc.roots[t.guest].get(), parent_of(t.path), O_RDONLY | O_DIRECTORY);
     if (!dir.ok()) continue;
     std::string name = name_of(t.path);
     auto fd = open_beneath(dir->get(), name, O_RDONLY | O_NONBLOCK | O_NOCTTY);
-    if (!fd.ok()) continue; // a symlink or gone: not ours
+    if (!fd.ok()) continue; // a symlink or gone: not ours any more
     auto st = stat_fd(fd->get());
-    if (!st.ok() || !st->is_regular()) continue;
-    // A leftover link to a shared inode: thaw it for the unlink, and prove
-    // afterwards that nothing wrote to it meanwhile.
-    std::optional<Hash128> before;
-    if (st->immutable) {
-      auto h = hash_fd(fd->get(), st->size, rs.seed, nullptr);
-      if (!h.ok()) {
-        rs.log.add(Failure::read, where, h.error().message());
-        continue;
-      }
-      before = *h;
-      auto s = protect_inode(rs, fd->get(), t.guest, t.path, false);
-      if (!s.ok()) {
-        rs.log.add(Failure::attr, where, s.error().message());
-        continue;
-      }
-    }
+    if (!st.ok() || !st->is_regular() || st->dev != t.st.dev || st->ino != t.st.ino) continue;
     auto known = by_inode.find({st->dev, st->ino});
-    bool refresh = known != by_inode.end() && rs.inodes[known->second].st.same_version(*st);
-    auto u = unlink_at(dir->get(), name);
-    if (!u.ok()) rs.log.add(Failure::unlink, where, u.error().message());
-    else ++removed;
-    if (!before && u.ok() && rs.options.protect == Protect::immutable) {
-      // A run killed while a shared inode was thawed leaves it without the
-      // flag. If the inode still has links beyond the names this run sees
-      // (other guests, a store), it is shared: protect it again.
-      auto after = stat_fd(fd->get());
-      auto seen = by_inode.find({st->dev, st->ino});
-      size_t n = seen == by_inode.end() ? 0 : rs.inodes[seen->second].names.size();
-      if (after.ok() && after->nlink > 1 && after->nlink > n) {
-        auto s = protect_inode(rs, fd->get(), t.guest, t.path, true);
-        if (!s.ok()) rs.log.add(Failure::attr, where, s.error().message());
-        else rs.inodes_protected.fetch_add(1, std::memory_order_relaxed);
+    size_t names_seen = (known == by_inode.end() ? 0 : rc.inodes[known->second].names.size()) +
+                        temps_of[{st->dev, st->ino}];
+    const bool fully_seen = st->nlink <= names_seen;
+    bool refresh = known != by_inode.end() && rc.inodes[known->second].st.same_version(*st);
+    if (st->immutable) {
+      // A link to a frozen shared inode: only a run of the suite can have
+      // put it there (link and rename of an immutable inode are refused).
+      // Thawed for the unlink under a lease, frozen again.
+      auto lease = LeasedInode::take(fd->get());
+      if (!lease.ok()) {
+        rc.log.skip(Skip::busy, where, "leftover of a shared inode that is open for writing");
+        continue;
       }
-    }
-    if (before) {
+      auto thaw = rc.protect(fd->get(), t.guest, t.path, false);
+      if (!thaw.ok()) {
+        rc.log.add(Failure::attr, where, thaw.error().message());
+        continue;
+      }
+      auto u = unlink_at(dir->get(), name);
       auto after = stat_fd(fd->get());
       if (after.ok() && after->nlink > 0) {
-        // The leftover's name is gone: address the inode by its descriptor.
-        auto s = rs.attrs.protect_needs_path() ? described_error(ENOTSUP, "")
-                                               : rs.attrs.protect(fd->get(), -1, "", true);
-        if (!s.ok()) rs.log.add(Failure::attr, where, s.error().message());
-        auto h = hash_fd(fd->get(), after->size, rs.seed, nullptr);
-        if (!no_writers(fd->get()) || !h.ok() || *h != *before || after->size != st->size) {
-          rs.log.add(Failure::verify, where,
-                     "shared inode changed while a leftover temporary was removed");
-          refresh = false;
+        // Its name is gone: address the inode by its descriptor.
+        auto s = rc.attrs->protect_needs_path() ? Status(described_error(ENOTSUP, "by descriptor"))
+                                                : rc.attrs->protect(fd->get(), -1, "", true);
+        if (!s.ok()) rc.log.add(Failure::attr, where, s.error().message());
+      }
+      if (!u.ok()) rc.log.add(Failure::unlink, where, u.error().message());
+      else ++removed;
+      if (lease->writer_seen()) {
+        WriterGuests w = writer_guests(rc, *lease, *st);
+        std::vector<NameAt> names;
+        if (known != by_inode.end())
+          for (uint32_t n : rc.inodes[known->second].names) names.push_back(name_at(rc, n));
+        if (!w.host && !w.roots.empty()) relocate_for_writers(rc, fd->get(), *st, names, w);
+        else
+          rc.log.add(Failure::verify, where,
+                     "a process outside the guests opened a shared inode for writing while a "
+                     "leftover temporary was removed");
+        refresh = false;
+      }
+    } else {
+      auto u = unlink_at(dir->get(), name);
+      if (!u.ok()) {
+        rc.log.add(Failure::unlink, where, u.error().message());
+        continue;
+      }
+      ++removed;
+      // A run killed while a shared inode was thawed leaves it without the
+      // flag: it gets it back here, but only when every name of it is one
+      // this run saw in two or more guests (else: the protect pass of a run
+      // over all its guests does it).
+      auto after = stat_fd(fd->get());
+      if (rc.options.protect == Protect::immutable && fully_seen && known != by_inode.end() &&
+          after.ok() && after->nlink > 1) {
+        const InodeRec& rec = rc.inodes[known->second];
+        uint32_t g0 = rc.scan.files[rec.names.front()].guest;
+        bool cross = std::any_of(rec.names.begin(), rec.names.end(),
+                                 [&](uint32_t n) { return rc.scan.files[n].guest != g0; });
+        if (cross) {
+          const FileRec& f = rc.scan.files[rec.names.front()]; // the temporary's name is gone
+          auto s = rc.protect(fd->get(), f.guest, std::string(f.path), true);
+          if (!s.ok()) rc.log.add(Failure::attr, where, s.error().message());
+          else rc.inodes_protected.fetch_add(1, std::memory_order_relaxed);
         }
       }
     }
     if (refresh) {
+      // Removing a name changed the inode's ctime and link count; the plan
+      // still uses its record.
       auto now = stat_fd(fd->get());
       if (now.ok() && now->mtime_ns == st->mtime_ns && now->size == st->size) {
-        InodeRec& rec = rs.inodes[known->second];
+        InodeRec& rec = rc.inodes[known->second];
         rec.st.ctime_ns = now->ctime_ns;
         rec.st.nlink = now->nlink;
+        rec.immutable = now->immutable;
+        rec.st.immutable = now->immutable;
       }
     }
   }

@@ -7,6 +7,11 @@ Reaper::Reaper(unsigned threads, size_t capacity)
 
 Reaper::~Reaper() { finish(); }
 
+void Reaper::set_capacity(size_t capacity) {
+  std::lock_guard lock(m_mutex);
+  m_capacity = capacity ? capacity : 1;
+}
+
 void Reaper::give(UniqueFd fd) {
   std::unique_lock lock(m_mutex);
   if (m_finished) {

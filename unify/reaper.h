@@ -34,6 +34,9 @@ public:
 
   // Queues fd to be closed. Thread-safe. Starts the closers on first use.
   void give(UniqueFd fd);
+  // At most `capacity` descriptors waiting (the run's descriptor budget);
+  // before the first give().
+  void set_capacity(size_t capacity);
   // Waits until every queued descriptor is closed and stops the closers.
   // give() after finish() closes synchronously.
   void finish();

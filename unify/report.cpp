@@ -31,8 +31,31 @@ const char* skip_name(Skip s) {
   switch (s) {
   case Skip::changed: return "changed";
   case Skip::partial: return "partial";
+  case Skip::busy: return "busy";
+  case Skip::written: return "written";
   }
   return "unknown";
+}
+
+const char* progress_stage_name(ProgressStage s) {
+  switch (s) {
+  case ProgressStage::scan: return "scanning";
+  case ProgressStage::hash: return "hashing";
+  case ProgressStage::link: return "linking";
+  case ProgressStage::done: return "done";
+  }
+  return "?";
+}
+
+const char* guest_role_name(GuestRole r) { return r == GuestRole::member ? "member" : "reference"; }
+
+const char* pkgmgmt_use_name(PkgmgmtUse use) {
+  switch (use) {
+  case PkgmgmtUse::none: return "none";
+  case PkgmgmtUse::used: return "used";
+  case PkgmgmtUse::ignored: return "ignored";
+  }
+  return "none";
 }
 
 uint64_t Report::failure_count() const {
@@ -51,6 +74,14 @@ void merge_failures(Report& into, const Report& from) {
     dst.count += v.count;
   }
   for (const auto& [k, v] : from.skipped) into.skipped[k] += v;
+  for (const auto& [k, v] : from.skip_examples) {
+    auto& dst = into.skip_examples[k];
+    if (dst.count == 0) {
+      dst.first_path = v.first_path;
+      dst.first_message = v.first_message;
+    }
+    dst.count += v.count;
+  }
 }
 
 void FailureLog::add(Failure kind, const std::string& path, const std::string& message) {
@@ -67,6 +98,16 @@ void FailureLog::skip(Skip kind) {
   ++m_skipped[kind];
 }
 
+void FailureLog::skip(Skip kind, const std::string& path, const std::string& message) {
+  std::lock_guard lock(m_mutex);
+  ++m_skipped[kind];
+  auto& info = m_skip_examples[kind];
+  if (info.count++ == 0) {
+    info.first_path = path;
+    info.first_message = message;
+  }
+}
+
 void FailureLog::action(std::string line) {
   std::lock_guard lock(m_mutex);
   m_actions.push_back(std::move(line));
@@ -77,6 +118,7 @@ void FailureLog::drain_into(Report& report) {
   Report mine;
   mine.failures = std::move(m_failures);
   mine.skipped = std::move(m_skipped);
+  mine.skip_examples = std::move(m_skip_examples);
   merge_failures(report, mine);
   std::sort(m_actions.begin(), m_actions.end());
   report.actions.insert(report.actions.end(), m_actions.begin(), m_actions.end());
@@ -127,8 +169,8 @@ nlohmann::json report_to_json(const Report& r) {
     for (const auto& src : g.config_sources) sources.push_back(printable_path(src));
     guests.push_back({{"name", printable_path(g.name)},
                       {"root", printable_path(g.root)},
-                      {"role", g.role},
-                      {"pkgmgmt", g.pkgmgmt},
+                      {"role", guest_role_name(g.role)},
+                      {"pkgmgmt", pkgmgmt_use_name(g.pkgmgmt)},
                       {"config_files", g.config_files},
                       {"config_sources", sources}});
   }
@@ -158,6 +200,13 @@ nlohmann::json report_to_json(const Report& r) {
   j["bytes_copied"] = r.bytes_copied;
   auto& skipped = j["skipped"] = nlohmann::json::object();
   for (const auto& [k, v] : r.skipped) skipped[skip_name(k)] = v;
+  // Skips worth an example: files left alone because a process had them
+  // open for writing, shared files a guest process opened for writing.
+  auto& notices = j["notices"] = nlohmann::json::object();
+  for (const auto& [k, v] : r.skip_examples)
+    notices[skip_name(k)] = {{"count", v.count},
+                             {"example", printable_path(v.first_path)},
+                             {"message", printable_path(v.first_message)}};
   auto& errors = j["errors"] = nlohmann::json::object();
   for (const auto& [k, v] : r.failures)
     errors[failure_name(k)] = {{"count", v.count},
@@ -181,7 +230,7 @@ std::string report_to_text(const Report& r, int verbosity) {
                      would, r.files_already_shared);
   if (verbosity > 0) {
     for (const auto& g : r.guests) {
-      if (g.pkgmgmt == "ignored") {
+      if (g.pkgmgmt == PkgmgmtUse::ignored) {
         out += fmt::format("{}: package manager ignored (pkgmgmt-ignore or --no-pkgmgmt)\n",
                            printable_path(g.name));
         continue;
@@ -199,6 +248,12 @@ std::string report_to_text(const Report& r, int verbosity) {
     for (const auto& [k, v] : r.skipped)
       out += fmt::format("skipped ({}): {}\n", skip_name(k), v);
   }
+  // Always shown: a guest writing to a shared file is an event to look at.
+  if (auto w = r.skip_examples.find(Skip::written); w != r.skip_examples.end())
+    out += fmt::format("notice: {} shared files were opened for writing by a guest process during "
+                       "the run; the writer's guest keeps its own copy, e.g. {}: {}\n",
+                       w->second.count, printable_path(w->second.first_path),
+                       printable_path(w->second.first_message));
   for (const auto& [k, v] : r.failures)
     out += fmt::format("errors ({}): {}, e.g. {}: {}\n", failure_name(k), v.count,
                        printable_path(v.first_path), printable_path(v.first_message));

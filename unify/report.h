@@ -11,6 +11,8 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "unify/guest_role.h"
+
 namespace vu {
 
 // Failure kinds, each counted separately and reported once with an example.
@@ -36,6 +38,9 @@ const char* failure_name(Failure f);
 enum class Skip {
   changed, // changed between scan/hash and link (or bytes differed)
   partial, // inode has links outside the scanned, non-excluded paths
+  busy,    // open for writing by some process: its writes must not be lost
+  written, // a guest process opened a shared file for writing during the run;
+           // its guest keeps that inode, the others were moved to a copy
 };
 const char* skip_name(Skip s);
 
@@ -45,19 +50,23 @@ struct FailureInfo {
   std::string first_message;
 };
 
+// What a run is doing, for the progress line.
+enum class ProgressStage { scan, hash, link, done };
+const char* progress_stage_name(ProgressStage s);
+
 // Live counters for a progress line; updated with relaxed atomics.
 struct Progress {
   std::atomic<uint64_t> files_scanned{0};
   std::atomic<uint64_t> bytes_hashed{0};
   std::atomic<uint64_t> files_linked{0};
-  std::atomic<int> stage{0}; // 0 scan, 1 hash, 2 link, 3 done
+  std::atomic<ProgressStage> stage{ProgressStage::scan};
 };
 
 struct GuestSummary {
   std::string name;
   std::string root;
-  std::string role; // "member" or "reference"
-  std::string pkgmgmt;                     // "used", "ignored", "none"
+  GuestRole role = GuestRole::member;
+  PkgmgmtUse pkgmgmt = PkgmgmtUse::none;
   uint64_t config_files = 0;               // listed by the package manager
   std::vector<std::string> config_sources; // where they came from
 };
@@ -91,6 +100,7 @@ struct Report {
   uint64_t files_deunified = 0; // names given a private copy (vunify -R)
   uint64_t bytes_copied = 0;    // bytes of those private copies
   std::map<Skip, uint64_t> skipped;
+  std::map<Skip, FailureInfo> skip_examples; // the first of each kind that had one
   std::map<Failure, FailureInfo> failures;
   std::vector<std::string> actions; // one line per link (verbose), sorted
   std::vector<std::pair<std::string, double>> stage_seconds; // in pass order
@@ -109,6 +119,8 @@ class FailureLog {
 public:
   void add(Failure kind, const std::string& path, const std::string& message);
   void skip(Skip kind);
+  // A skip worth an example in the report (Skip::written, Skip::busy).
+  void skip(Skip kind, const std::string& path, const std::string& message);
   void action(std::string line);
   // Moves everything into the report (actions sorted).
   void drain_into(Report& report);
@@ -117,6 +129,7 @@ private:
   std::mutex m_mutex;
   std::map<Failure, FailureInfo> m_failures;
   std::map<Skip, uint64_t> m_skipped;
+  std::map<Skip, FailureInfo> m_skip_examples;
   std::vector<std::string> m_actions;
 };
 

@@ -13,6 +13,8 @@
 // not depend on scheduling.
 #include "unify/scan.h"
 
+#include "unify/swap.h"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -21,18 +23,9 @@
 #include <tbb/parallel_sort.h>
 
 #include <algorithm>
+#include <optional>
 
 namespace vu {
-
-std::pair<std::string_view, std::string_view> split_path(std::string_view path) {
-  auto pos = path.rfind('/');
-  if (pos == std::string_view::npos) return {std::string_view(), path};
-  return {path.substr(0, pos), path.substr(pos + 1)};
-}
-
-std::string parent_of(std::string_view path) { return std::string(split_path(path).first); }
-
-std::string name_of(std::string_view path) { return std::string(split_path(path).second); }
 
 PathRef PathArena::add(std::string_view s) {
   constexpr size_t k_block = 64 * 1024;
@@ -76,10 +69,6 @@ struct Bin {
            small = 0, other = 0;
 };
 
-// Errors that mean "the guest changed this under us", not a failure of ours.
-bool is_race(int code) {
-  return code == ENOENT || code == ELOOP || code == ENOTDIR || code == EXDEV;
-}
 
 } // namespace
 
@@ -115,13 +104,22 @@ ScanResult scan_guests(const std::vector<UnifyGuest>& guests, const std::vector<
     std::string abs = "/" + item.rel;
     if (abs.size() > 1) abs += '/';
     const size_t base_len = abs.size();
+    std::optional<FileStat> dir_st; // read when a temporary's signature is checked
     for (auto& e : *entries) {
       std::string rel = item.rel.empty() ? e.name : item.rel + "/" + e.name;
       unsigned char type = e.type;
-      if (e.name.rfind(k_temp_prefix, 0) == 0 && type != DT_DIR) {
-        auto st = stat_at(dir->get(), e.name);
-        if (st.ok() && st->is_regular()) bin.temps.push_back({item.guest, std::move(rel), *st});
-        continue;
+      if (type != DT_DIR && options.temp_names && TempNames::has_prefix(e.name)) {
+        if (!dir_st) {
+          auto ds = stat_fd(dir->get());
+          dir_st = ds.ok() ? *ds : FileStat{};
+        }
+        // Only names signed with this host's key for this directory are
+        // the suite's; anything else is the guest's own file.
+        if (options.temp_names->is_ours(e.name, dir_st->dev, dir_st->ino)) {
+          auto st = stat_at(dir->get(), e.name);
+          if (st.ok() && st->is_regular()) bin.temps.push_back({item.guest, std::move(rel), *st});
+          continue;
+        }
       }
       abs.resize(base_len);
       abs += e.name;
@@ -130,8 +128,8 @@ ScanResult scan_guests(const std::vector<UnifyGuest>& guests, const std::vector<
         ++bin.excluded;
         continue;
       }
-      const auto& cfg = config_paths[item.guest];
-      if (!cfg.empty() && std::binary_search(cfg.begin(), cfg.end(), abs)) {
+      if (item.guest < config_paths.size() &&
+          std::binary_search(config_paths[item.guest].begin(), config_paths[item.guest].end(), abs)) {
         ++bin.config;
         continue;
       }

@@ -3,7 +3,9 @@
 
 #include "kernel/fd.h"
 #include "kernel/fs.h"
-#include "unify/unify.h"
+#include "unify/guests.h"
+#include "unify/report.h"
+#include "unify/state.h"
 
 #include <compare>
 #include <memory>
@@ -61,6 +63,7 @@ struct FileRec {
   FileStat st;
 };
 
+// A temporary name a killed run left (signature checked).
 struct TempRec {
   uint32_t guest = 0;
   std::string path;
@@ -75,6 +78,9 @@ struct ScanOptions {
   // content set this; runs that only count or copy shared inodes do not.
   bool skip_secrets = false;
   Progress* progress = nullptr;
+  // Names signed with this key are the suite's own temporaries: listed in
+  // ScanResult::temporaries, not as files. Null or keyless: none is.
+  const TempNames* temp_names = nullptr;
 };
 
 struct ScanResult {
@@ -87,16 +93,10 @@ struct ScanResult {
 // per guest), never following a symlink, pruning excluded directories,
 // keeping regular files of at least options.min_size bytes. Counters go to
 // `report`, failures to `log`. Thread-safe with respect to other scans.
-// config_paths[g]: sorted absolute paths of guest g that stay private.
+// config_paths[g]: sorted absolute paths of guest g that stay private (may
+// be empty: none).
 ScanResult scan_guests(const std::vector<UnifyGuest>& guests, const std::vector<UniqueFd>& roots,
                        const std::vector<std::vector<std::string>>& config_paths,
                        const ScanOptions& options, Report& report, FailureLog& log);
-
-// {"usr/bin", "ls"} for "usr/bin/ls", {"", "ls"} for "ls"; views into path.
-std::pair<std::string_view, std::string_view> split_path(std::string_view path);
-// "usr/bin" for "usr/bin/ls", "" for "ls".
-std::string parent_of(std::string_view path);
-// "ls" for "usr/bin/ls".
-std::string name_of(std::string_view path);
 
 } // namespace vu

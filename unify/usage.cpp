@@ -7,7 +7,9 @@
 #include "unify/usage.h"
 #include "unify/workers.h"
 
-#include "unify/plan.h"
+#include "kernel/path.h"
+#include "unify/scan.h"
+#include "unify/unify.h"
 
 #include <tbb/parallel_sort.h>
 

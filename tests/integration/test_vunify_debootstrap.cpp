@@ -119,9 +119,12 @@ Expected independent_count(const std::vector<std::string>& roots, bool default_e
       struct stat st {};
       if (::lstat(it->path().c_str(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < 16)
         continue;
+      // What a link must preserve, mtime included (files that differ only
+      // in it stay apart).
       std::string key = std::to_string(st.st_dev) + " " + std::to_string(st.st_size) + " " +
                         std::to_string(st.st_mode) + " " + std::to_string(st.st_uid) + " " +
-                        std::to_string(st.st_gid) + " " + xattrs(it->path()) + " " +
+                        std::to_string(st.st_gid) + " " + std::to_string(st.st_mtim.tv_sec) + "." +
+                        std::to_string(st.st_mtim.tv_nsec) + " " + xattrs(it->path()) + " " +
                         file_hash(it->path());
       auto& ino = classes[key][{st.st_dev, st.st_ino}];
       ++ino.names;

@@ -30,7 +30,9 @@ public:
   std::string path(const std::string& rel) const { return m_root + "/" + rel; }
 
   void build(const std::string& spec);
+  // A regular file with `content`; its atime and mtime are k_file_time.
   void file(const std::string& rel, const std::string& content, mode_t mode = 0644);
+  static constexpr time_t k_file_time = 1577836800; // 2020-01-01
   void mkdirs(const std::string& rel);
   std::string read(const std::string& rel) const;
   void write(const std::string& rel, const std::string& content) const;

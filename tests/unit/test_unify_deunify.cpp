@@ -1,4 +1,5 @@
 #include "unify/deunify.h"
+#include "unify/unify.h"
 #include "tests/support/temp_tree.h"
 
 #include <gtest/gtest.h>
@@ -46,7 +47,8 @@ TEST_F(Deunify, PrivateCopiesKeepContentMetadataHolesAndInternalLinks) {
     std::string p = std::string(g) + "/usr/";
     t.file(p + "bin/tool", vu::test::random_bytes(50000, 1), 0750);
     ASSERT_EQ(vu::test::sh("truncate -s 2M " + t.path(p + "sparse") + " && printf end >> " +
-                           t.path(p + "sparse") + " && chown 12:34 " + t.path(p + "bin/tool")),
+                           t.path(p + "sparse") + " && touch -d @1577836800 " + t.path(p + "sparse") +
+                           " && chown 12:34 " + t.path(p + "bin/tool")),
               0);
     struct vfs_cap_data cap {};
     cap.magic_etc = VFS_CAP_REVISION_2 | VFS_CAP_FLAGS_EFFECTIVE;

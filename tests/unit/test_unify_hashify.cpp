@@ -75,8 +75,9 @@ TEST_F(Hashify, CollisionsGetTheirOwnEntryDecidedByBytes) {
 
 TEST_F(Hashify, EditedInPlaceIsFoundThroughCtime) {
   for (int i = 0; i < 5; ++i) t.file("g1/usr/f" + std::to_string(i), vu::test::random_bytes(3000, i));
+  t.mkdirs(".hash");         // a dry run never creates the store...
   HashifyOptions o;
-  o.dry_run = true;          // only hash and cache
+  o.dry_run = true;          // ... but hashes and keeps its cache
   o.cache_min_age_ns = 0;    // (the guard has its own test)
   Report first = run({"g1"}, o);
   EXPECT_EQ(first.files_hashed, 5u);
@@ -139,7 +140,7 @@ TEST_F(Hashify, StoreLockIsExclusive) {
   EXPECT_EQ(busy.code(), EWOULDBLOCK);
   bool waited = false;
   o.wait_for_lock = true;
-  o.on_lock_wait = [&] { waited = true; };
+  o.on_lock_wait = [&](const std::string&, const std::string&) { waited = true; };
   std::thread release([&] {
     ::usleep(300000);
     ::close(fd);

@@ -2,7 +2,8 @@
 // linking threads, the one-read comparison against a small canonical's
 // bytes, the worker counts, and the opener that re-uses parent directories.
 #include "unify/hash.h"
-#include "unify/plan.h"
+#include "unify/passes.h"
+#include "unify/unify.h"
 #include "unify/reaper.h"
 #include "unify/workers.h"
 #include "tests/support/temp_tree.h"
@@ -128,41 +129,35 @@ namespace {
 
 struct OpenerFixture {
   TempTree t;
-  std::vector<UnifyGuest> guests;
-  std::vector<UniqueFd> roots;
   UnifyOptions options;
-  Report report;
-  FailureLog log;
-  ScanResult scan;
-  std::vector<InodeRec> inodes;
-  std::vector<uint32_t> names;
-  std::unique_ptr<AttrBackend> attrs = detect_attr_backend();
-  std::unique_ptr<RunState> rs;
+  std::unique_ptr<RunContext> rc;
 
   explicit OpenerFixture(const std::string& spec) {
     t.build(spec);
     UnifyGuest g;
     g.guest.name = "g";
     g.guest.root = t.root();
-    guests.push_back(g);
-    roots.push_back(UniqueFd(::open(t.root().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)));
     options.min_size = 1;
+    options.dry_run = true; // no locks: the test only opens
+    auto opened = RunContext::open({g}, options);
+    EXPECT_TRUE(opened.ok()) << opened.error().message();
+    rc = std::move(*opened);
     ScanOptions so;
     so.min_size = 1;
-    scan = scan_guests(guests, roots, {{}}, so, report, log);
-    inodes = build_inodes(guests, scan, {}, report, names);
-    rs.reset(new RunState{guests, roots, options, scan, inodes, 1, log, *attrs});
+    scan_pass(*rc, {}, so);
+    inodes_pass(*rc, {});
   }
+  const std::vector<InodeRec>& inodes() const { return rc->inodes; }
   // Index of the inode whose first name is `path`.
   uint32_t inode_of(const std::string& path) const {
-    for (uint32_t i = 0; i < inodes.size(); ++i)
-      if (scan.files[inodes[i].names.front()].path.view() == path) return i;
+    for (uint32_t i = 0; i < rc->inodes.size(); ++i)
+      if (rc->scan.files[rc->inodes[i].names.front()].path.view() == path) return i;
     ADD_FAILURE() << "not scanned: " << path;
     return 0;
   }
   uint64_t changed() {
     Report r;
-    log.drain_into(r);
+    rc->log.drain_into(r);
     return r.skipped.count(Skip::changed) ? r.skipped.at(Skip::changed) : 0;
   }
 };
@@ -178,18 +173,18 @@ std::string read_all(int fd) {
 
 TEST(InodeOpener, OpensEveryScannedFileInPathOrder) {
   OpenerFixture f("f top one\nd a\nf a/x two\nf a/y three\nd a/b\nf a/b/z four\nd c\nf c/w five\n");
-  std::vector<uint32_t> idx(f.inodes.size());
+  std::vector<uint32_t> idx(f.inodes().size());
   std::iota(idx.begin(), idx.end(), 0);
   std::reverse(idx.begin(), idx.end());
-  sort_by_path(f.inodes, f.scan.files.size(), idx);
-  InodeOpener opener(*f.rs);
+  sort_by_path(*f.rc, idx);
+  InodeOpener opener(*f.rc);
   std::vector<std::string> got;
   for (uint32_t i : idx) {
-    auto fd = opener.open(f.inodes[i]);
+    auto fd = opener.open(f.inodes()[i]);
     ASSERT_TRUE(fd.ok()) << fd.error().message();
     auto st = stat_fd(fd->get());
     ASSERT_TRUE(st.ok());
-    EXPECT_TRUE(st->same_version(f.inodes[i].st));
+    EXPECT_TRUE(st->same_version(f.inodes()[i].st));
     got.push_back(read_all(fd->get()));
   }
   EXPECT_EQ(got, (std::vector<std::string>{"four", "two", "three", "five", "one"}));
@@ -197,7 +192,7 @@ TEST(InodeOpener, OpensEveryScannedFileInPathOrder) {
 
   // An index listed twice keeps both (sorted the slow way).
   std::vector<uint32_t> twice{idx[3], idx[0], idx[3], idx[1]};
-  sort_by_path(f.inodes, f.scan.files.size(), twice);
+  sort_by_path(*f.rc, twice);
   EXPECT_EQ(twice, (std::vector<uint32_t>{idx[0], idx[1], idx[3], idx[3]}));
 }
 
@@ -216,14 +211,14 @@ TEST(InodeOpener, RefusesWhatChangedAfterTheScan) {
   ASSERT_EQ(::rename(f.t.path("b").c_str(), f.t.path("b-moved").c_str()), 0);
   ASSERT_EQ(::symlink("outside", f.t.path("b").c_str()), 0);
 
-  InodeOpener opener(*f.rs);
-  auto a = opener.open(f.inodes[link_me]);
+  InodeOpener opener(*f.rc);
+  auto a = opener.open(f.inodes()[link_me]);
   EXPECT_FALSE(a.ok());
   EXPECT_EQ(a.code(), ELOOP);
-  auto b = opener.open(f.inodes[replace_me]);
+  auto b = opener.open(f.inodes()[replace_me]);
   EXPECT_FALSE(b.ok());
   EXPECT_EQ(b.code(), ESTALE);
-  auto c = opener.open(f.inodes[under]);
+  auto c = opener.open(f.inodes()[under]);
   EXPECT_FALSE(c.ok());
   EXPECT_TRUE(c.code() == ELOOP || c.code() == ENOTDIR) << c.error().message();
   EXPECT_EQ(f.changed(), 3u);

@@ -1,6 +1,8 @@
 // The unify pipeline on small trees built by TempTree: one test per case
 // that separates groups, plus the safety rules.
 #include "kernel/attr.h"
+#include "kernel/proc.h"
+#include "unify/state.h"
 #include "unify/unify.h"
 #include "tests/support/temp_tree.h"
 
@@ -14,6 +16,7 @@
 #include <unistd.h>
 
 #include <set>
+#include <sys/wait.h>
 
 using namespace vu;
 using vu::test::inode_of;
@@ -44,6 +47,7 @@ protected:
     return inode_of(t.path(a)) == inode_of(t.path(b));
   }
   std::map<std::string, std::string> contents() { return vu::test::content_snapshot(t.root()); }
+  static UnifyOptions o_default() { return {}; }
 
   TempTree t;
   std::map<std::string, std::vector<std::string>> config_files; // per guest name
@@ -156,7 +160,7 @@ TEST_F(Pipeline, FileChangedBetweenHashAndLinkIsNotLinked) {
   std::string changed = vu::test::random_bytes(40000, 1);
   changed[20000] ^= 0x55;
   UnifyOptions o;
-  o.before_link = [&] {
+  o.hooks.before_link = [&] {
     // Same size, one byte in the middle: only the byte comparison can tell.
     int fd = ::open(t.path("g2/a").c_str(), O_WRONLY);
     ASSERT_GE(fd, 0);
@@ -182,7 +186,7 @@ TEST_F(Pipeline, SmallTargetThatGrewOrShrankAfterHashingIsNotLinked) {
   t.build("f g1/a @9000:1\nf g2/a @9000:1\nf g1/b @9000:2\nf g2/b @9000:2\n"
           "f g1/c @9000:3\nf g2/c @9000:3\n");
   UnifyOptions o;
-  o.before_link = [&] {
+  o.hooks.before_link = [&] {
     int fd = ::open(t.path("g2/a").c_str(), O_WRONLY | O_APPEND);
     ASSERT_GE(fd, 0);
     ASSERT_EQ(::write(fd, "x", 1), 1);
@@ -199,54 +203,130 @@ TEST_F(Pipeline, SmallTargetThatGrewOrShrankAfterHashingIsNotLinked) {
   EXPECT_FALSE(r.failed());
 }
 
-TEST_F(Pipeline, CanonicalWrittenDuringTheLinkWindowIsRolledBack) {
+namespace {
+
+// A process that opens `path` for writing (from inside `chroot_to` when
+// given, as a guest's process would), inverts the byte at 4000 and
+// restores the mtime. Returns its pid; the caller reaps it.
+pid_t writer_process(const std::string& chroot_to, const std::string& path) {
+  pid_t pid = ::fork();
+  if (pid != 0) return pid;
+  // Only system calls between fork and _exit: the test is multi-threaded.
+  if (!chroot_to.empty() && (::chroot(chroot_to.c_str()) != 0 || ::chdir("/") != 0)) ::_exit(2);
+  struct stat st {};
+  ::stat(path.c_str(), &st);
+  int fd = ::open(path.c_str(), O_RDWR);
+  if (fd < 0) ::_exit(3);
+  char c = 0;
+  if (::pread(fd, &c, 1, 4000) != 1) ::_exit(4);
+  c = static_cast<char>(~c); // a write that changes the byte, whatever it was
+  if (::pwrite(fd, &c, 1, 4000) != 1) ::_exit(4);
+  struct timespec ts[2] = {st.st_atim, st.st_mtim};
+  ::futimens(fd, ts);
+  ::_exit(0);
+}
+
+// Waits (up to 10 s) until process `pid` waits for this process's lease on
+// `path`: the writer is then inside open(2), blocked.
+void wait_until_blocked(pid_t pid, const std::string& path) {
+  struct stat st {};
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  for (int i = 0; i < 1000; ++i) {
+    auto w = lease_waiters(::getpid(), st.st_dev, st.st_ino);
+    if (std::find(w.begin(), w.end(), pid) != w.end()) return;
+    ::usleep(10000);
+  }
+  ADD_FAILURE() << "the writer never waited for the lease";
+}
+
+int reap(pid_t pid) {
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+// A temporary name the suite itself would make in `dir` (signed with this
+// host's key, the test state directory's).
+std::string signed_temp(const std::string& dir) {
+  struct stat st {};
+  ::stat(dir.c_str(), &st);
+  auto names = load_temp_names(true);
+  EXPECT_TRUE(names.ok());
+  return names->make(st.st_dev, st.st_ino);
+}
+
+} // namespace
+
+TEST_F(Pipeline, GuestWriterOfTheSharedInodeKeepsItAndTheOthersMoveToACopy) {
+  // g1's a is the canonical C; a process inside g1 opens it for writing
+  // while it is thawed. It waits for the lease; g1 then keeps C, g2 and g3
+  // get a copy of the unchanged content, so only g1 ever sees the write.
   t.build("f g1/a @8000:1\nf g2/a @8000:1\nf g3/a @8000:1\n");
-  auto a2 = inode_of(t.path("g2/a"));
+  pid_t writer = -1;
   UnifyOptions o;
-  o.in_link_window = [&](const std::string& canonical) {
-    // A guest writes through its name while the flag is off and restores
-    // the mtime afterwards.
-    struct stat st {};
-    ::stat(canonical.c_str(), &st);
-    int fd = ::open(canonical.c_str(), O_RDWR);
-    ASSERT_GE(fd, 0);
-    char c = 0;
-    ASSERT_EQ(::pread(fd, &c, 1, 4000), 1);
-    c = static_cast<char>(~c);
-    ASSERT_EQ(::pwrite(fd, &c, 1, 4000), 1);
-    struct timespec ts[2] = {st.st_atim, st.st_mtim};
-    ::futimens(fd, ts);
-    ::close(fd);
+  o.hooks.in_link_window = [&](const std::string& canonical) {
+    writer = writer_process(t.path("g1"), "/a");
+    wait_until_blocked(writer, canonical);
   };
   Report r = run({"g1", "g2", "g3"}, o);
+  ASSERT_GT(writer, 0);
+  EXPECT_EQ(reap(writer), 0);
+  std::string original = vu::test::random_bytes(8000, 1), written = original;
+  written[4000] = static_cast<char>(~written[4000]);
+  EXPECT_EQ(t.read("g1/a"), written) << "the writer's own guest sees its write";
+  EXPECT_EQ(t.read("g2/a"), original);
+  EXPECT_EQ(t.read("g3/a"), original);
+  EXPECT_TRUE(same_inode("g2/a", "g3/a")) << "the others still share, on a copy";
+  EXPECT_FALSE(same_inode("g1/a", "g2/a"));
+  EXPECT_TRUE(is_immutable_path(t.path("g2/a")));
+  EXPECT_FALSE(is_immutable_path(t.path("g1/a"))) << "g1's alone now";
+  EXPECT_EQ(r.skipped[Skip::written], 1u);
+  EXPECT_FALSE(r.failed()) << r.failures.begin()->second.first_message;
+}
+
+TEST_F(Pipeline, HostWriterDuringTheWindowIsReportedAndNoNewGuestIsExposed) {
+  t.build("f g1/a @8000:1\nf g2/a @8000:1\nf g3/a @8000:1\n");
+  auto a2 = inode_of(t.path("g2/a"));
+  pid_t writer = -1;
+  UnifyOptions o;
+  o.hooks.in_link_window = [&](const std::string& canonical) {
+    writer = writer_process("", canonical); // a host process: its root is no guest's
+    wait_until_blocked(writer, canonical);
+  };
+  Report r = run({"g1", "g2", "g3"}, o);
+  ASSERT_GT(writer, 0);
+  EXPECT_EQ(reap(writer), 0);
   EXPECT_EQ(inode_of(t.path("g2/a")), a2) << "links were undone";
   EXPECT_FALSE(same_inode("g1/a", "g3/a"));
   EXPECT_EQ(t.read("g2/a"), vu::test::random_bytes(8000, 1));
   EXPECT_EQ(t.read("g3/a"), vu::test::random_bytes(8000, 1));
-  EXPECT_NE(t.read("g1/a"), vu::test::random_bytes(8000, 1)) << "the writer changed its own file";
+  EXPECT_TRUE(t.read("g1/a") != vu::test::random_bytes(8000, 1)) << "the writer changed C";
+  EXPECT_FALSE(is_immutable_path(t.path("g1/a"))) << "nothing shared: C as it was";
   EXPECT_EQ(r.failures[Failure::verify].count, 1u);
   EXPECT_EQ(r.files_linked, 0u);
 }
 
-TEST_F(Pipeline, WriterHoldingTheCanonicalOpenIsDetected) {
-  t.build("f g1/a @8000:1\nf g2/a @8000:1\n");
-  auto a2 = inode_of(t.path("g2/a"));
-  int writer = -1;
-  UnifyOptions o;
-  o.in_link_window = [&](const std::string& canonical) {
-    writer = ::open(canonical.c_str(), O_WRONLY);
-  };
-  Report r = run({"g1", "g2"}, o);
-  ASSERT_GE(writer, 0);
-  EXPECT_EQ(inode_of(t.path("g2/a")), a2) << "links were undone";
-  EXPECT_EQ(r.failures[Failure::verify].count, 1u);
-  EXPECT_EQ(r.files_linked, 0u);
-  // Measured on Linux 6.18/ext4: FS_IMMUTABLE_FL does not stop a descriptor
-  // opened while the flag was off. That is why the run must detect the open
-  // writer and undo its links instead of trusting the flag.
-  (void)!::pwrite(writer, "X", 1, 0);
-  ::close(writer);
-  EXPECT_EQ(t.read("g2/a"), vu::test::random_bytes(8000, 1));
+TEST_F(Pipeline, FilesOpenForWritingAreNeitherSharedNorReplaced) {
+  // A descriptor opened for writing before the run must keep writing to
+  // the file its name shows, canonical or target.
+  t.build("f g1/a @8000:1\nf g2/a @8000:1\nf g3/a @8000:1\nf g1/b @9000:2\nf g2/b @9000:2\n");
+  int canon = ::open(t.path("g1/a").c_str(), O_WRONLY);
+  int target = ::open(t.path("g2/b").c_str(), O_WRONLY);
+  ASSERT_GE(canon, 0);
+  ASSERT_GE(target, 0);
+  Report r = run({"g1", "g2", "g3"}, o_default());
+  EXPECT_TRUE(same_inode("g2/a", "g3/a")) << "the next inode served as the canonical";
+  EXPECT_FALSE(same_inode("g1/a", "g2/a"));
+  EXPECT_FALSE(same_inode("g1/b", "g2/b"));
+  EXPECT_EQ(r.skipped[Skip::busy], 2u);
+  ASSERT_EQ(::pwrite(canon, "W", 1, 0), 1);
+  ASSERT_EQ(::pwrite(target, "W", 1, 0), 1);
+  ::close(canon);
+  ::close(target);
+  EXPECT_EQ(t.read("g1/a")[0], 'W') << "the write is not lost";
+  EXPECT_EQ(t.read("g2/b")[0], 'W') << "the write is not lost";
+  EXPECT_EQ(t.read("g3/a"), vu::test::random_bytes(8000, 1));
+  EXPECT_FALSE(r.failed());
 }
 
 TEST_F(Pipeline, RunningOutOfLinksStartsASecondSharedInode) {
@@ -257,7 +337,7 @@ TEST_F(Pipeline, RunningOutOfLinksStartsASecondSharedInode) {
   }
   auto before = contents();
   UnifyOptions o;
-  o.max_links = 3;
+  o.hooks.max_links = 3;
   Report r = run(names, o);
   std::set<std::pair<uint64_t, uint64_t>> inodes;
   for (auto& n : names) inodes.insert(inode_of(t.path(n + "/a")));
@@ -312,19 +392,36 @@ TEST_F(Pipeline, NoImmutableOptionLinksWithoutTheFlag) {
 TEST_F(Pipeline, TemporariesOfAnInterruptedRunAreRemoved) {
   t.build("f g1/usr/a @5000:1\nf g2/usr/a @5000:1\nf g1/usr/s @6000:2\n");
   // A crash after link(): a second name of a private inode ...
-  ASSERT_EQ(::link(t.path("g1/usr/a").c_str(), t.path("g1/usr/.vunify-tmp.00000000000000aa").c_str()), 0);
+  const std::string tmp_a = "g1/usr/" + signed_temp(t.path("g1/usr"));
+  ASSERT_EQ(::link(t.path("g1/usr/a").c_str(), t.path(tmp_a).c_str()), 0);
   // ... and one of a shared, immutable inode.
+  const std::string tmp_s = "g2/usr/" + signed_temp(t.path("g2/usr"));
   ASSERT_EQ(::link(t.path("g1/usr/s").c_str(), t.path("g2/usr/s").c_str()), 0);
-  ASSERT_EQ(::link(t.path("g1/usr/s").c_str(), t.path("g2/usr/.vunify-tmp.00000000000000bb").c_str()), 0);
+  ASSERT_EQ(::link(t.path("g1/usr/s").c_str(), t.path(tmp_s).c_str()), 0);
   ASSERT_EQ(vu::test::sh("chattr +i " + t.path("g1/usr/s")), 0);
   Report r = run({"g1", "g2"});
   EXPECT_EQ(r.temporaries_removed, 2u);
-  EXPECT_FALSE(path_exists(t.path("g1/usr/.vunify-tmp.00000000000000aa")));
-  EXPECT_FALSE(path_exists(t.path("g2/usr/.vunify-tmp.00000000000000bb")));
+  EXPECT_FALSE(path_exists(t.path(tmp_a)));
+  EXPECT_FALSE(path_exists(t.path(tmp_s)));
   EXPECT_TRUE(is_immutable_path(t.path("g2/usr/s")));
   EXPECT_EQ(t.read("g2/usr/s"), vu::test::random_bytes(6000, 2));
   EXPECT_TRUE(same_inode("g1/usr/a", "g2/usr/a"));
   EXPECT_FALSE(r.failed());
+}
+
+TEST_F(Pipeline, NamesThatOnlyLookLikeTemporariesAreTheGuestsOwnFiles) {
+  // Unsigned, forged, or signed for another directory: a guest's files.
+  t.build("f g1/usr/a @5000:1\nf g2/usr/a @5000:1\nf g2/usr/.vunify-tmp.mine unique-content-of-g2\n"
+          "f g2/usr/.vunify-tmp.0123456789abcdef.0123456789abcdef @5000:1\n"
+          "d g2/other\n");
+  const std::string elsewhere = signed_temp(t.path("g2/other")); // right key, wrong directory
+  t.file("g2/usr/" + elsewhere, "also the guest's own file\n");
+  Report r = run({"g1", "g2"});
+  EXPECT_EQ(r.temporaries_removed, 0u);
+  EXPECT_EQ(t.read("g2/usr/.vunify-tmp.mine"), "unique-content-of-g2");
+  EXPECT_EQ(t.read("g2/usr/" + elsewhere), "also the guest's own file\n");
+  EXPECT_TRUE(same_inode("g1/usr/a", "g2/usr/.vunify-tmp.0123456789abcdef.0123456789abcdef"))
+      << "a guest file like any other";
 }
 
 TEST_F(Pipeline, InodeWithLinksOutsideTheScanIsNotReplaced) {

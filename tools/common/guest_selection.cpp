@@ -29,7 +29,7 @@ UnifyGuest make_guest(Guest g, GuestRole role, ExcludeList excludes) {
 Status apply_pkgmgmt(UnifyGuest& u, const ConfigBase& config) {
   VU_TRY_ASSIGN(root, open_directory(u.guest.root));
   VU_TRY_ASSIGN(files, read_guest_config_files(root.get(), locate_package_dbs(u.guest, config)));
-  u.pkgmgmt = "used";
+  u.pkgmgmt = PkgmgmtUse::used;
   u.config_files = std::move(files.paths);
   for (const auto& src : files.sources) {
     std::string s = src.kind + " " + src.location + ": " + std::to_string(src.config_files) +
@@ -42,6 +42,21 @@ Status apply_pkgmgmt(UnifyGuest& u, const ConfigBase& config) {
 }
 
 } // namespace
+
+Result<ExcludeList> guest_excludes(const Guest& guest, const ConfigBase& config,
+                                   const ExcludeList& base) {
+  ExcludeList list;
+  std::vector<std::string> files;
+  if (!guest.confdir.empty()) files.push_back(guest.confdir + "/apps/vunify/exclude");
+  files.push_back(config.dir() + "/.defaults/apps/vunify/exclude");
+  for (const auto& f : files) {
+    if (!path_exists(f)) continue;
+    VU_TRY_ASSIGN(l, ExcludeList::load(f));
+    list.append(l);
+  }
+  list.append(base);
+  return list;
+}
 
 bool use_pkgmgmt(const Guest& guest, const ConfigBase& config) {
   if (!guest.confdir.empty()) {
@@ -120,7 +135,7 @@ Result<SelectedGuests> select_guests(const GuestSelection& sel) {
   std::vector<UnifyGuest> kept;
   for (auto& u : out.guests) {
     if (sel.no_pkgmgmt || !use_pkgmgmt(u.guest, config)) {
-      u.pkgmgmt = "ignored";
+      u.pkgmgmt = PkgmgmtUse::ignored;
       kept.push_back(std::move(u));
       continue;
     }

@@ -3,7 +3,8 @@
 // manager's configuration files. Shared by vunify, vhashify and vdu.
 #pragma once
 
-#include "unify/unify.h"
+#include "unify/guests.h"
+#include "unify/report.h"
 
 #include <string>
 #include <utility>
@@ -51,6 +52,13 @@ Result<SelectedGuests> select_guests(const GuestSelection& sel);
 void note_left_out(const SelectedGuests& selected, Report& report);
 // One line per guest left out, on stderr, prefixed with `prog`.
 void print_left_out(const std::string& prog, const SelectedGuests& selected);
+
+// The ordered exclude list for a configured guest: its apps/vunify/exclude,
+// then .defaults/apps/vunify/exclude of `config`, then `base` (the built-in
+// list or --exclude-from). Missing files are skipped; unreadable ones (not
+// a regular file, too large) are errors.
+Result<ExcludeList> guest_excludes(const Guest& guest, const ConfigBase& config,
+                                   const ExcludeList& base);
 
 // Whether the package manager is consulted for a guest: util-vserver's
 // apps/vunify/pkgmgmt-ignore, then pkgmgmt-force, then the same two files

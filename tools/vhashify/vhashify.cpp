@@ -150,9 +150,10 @@ int run(int argc, char** argv) {
   o.run.protect = o.no_immutable ? Protect::none : Protect::immutable;
   o.run.wait_for_lock = !o.no_wait;
   o.run.log_actions = o.verbose >= 2 && !o.json;
-  o.run.on_lock_wait = [&] {
-    if (!o.quiet) std::cerr << "vhashify: waiting for another run on the hash store to finish\n";
+  o.run.on_lock_wait = [quiet = o.quiet](const std::string& what, const std::string& holder) {
+    if (!quiet) std::cerr << "vhashify: waiting: " << what << " is being changed by " << holder << "\n";
   };
+  o.run.lock_holder = "vhashify";
   ConfigBase config(o.sel.confdir);
   if (o.sel.manually && o.destination.empty())
     throw SetupError("--manually needs --destination (the hash store)");
@@ -164,12 +165,11 @@ int run(int argc, char** argv) {
   auto selected = select_guests(o.sel);
   if (!selected.ok()) throw SetupError(selected.error().message());
   print_left_out("vhashify", *selected);
-  if (auto all = config.all(); all.ok())
-    for (const auto& g : all->guests) o.run.other_guest_roots.push_back(g.root);
+  if (auto all = config.all(); all.ok()) o.run.other_guests = std::move(all->guests);
   auto by_store = guests_by_store(o, std::move(selected->guests), config);
   // Every store is checked before any of them is touched.
   for (const auto& [store, guests] : by_store) {
-    auto placed = check_store_place(store, guests, o.run.other_guest_roots);
+    auto placed = check_store_place(store, guests, o.run.other_guests);
     if (!placed.ok()) throw SetupError(placed.error().message());
   }
 

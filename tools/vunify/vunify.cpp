@@ -1,27 +1,22 @@
 // vunify: argument handling, guest resolution, progress and report output.
-// The work itself is unify/run_unify.
+// The work itself is unify/ (run_unify, run_deunify, run_hashify).
 #include "tools/vunify/vunify.h"
 
+#include "barrier/barrier.h"
 #include "tools/common/guest_selection.h"
 #include "tools/common/progress_line.h"
-#include "barrier/barrier.h"
 #include "unify/deunify.h"
 #include "unify/hashify.h"
+#include "unify/unify.h"
 #include "version.h"
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <unistd.h>
 
-#include <atomic>
-#include <chrono>
-#include <condition_variable>
-#include <cstdio>
 #include <iostream>
-#include <mutex>
 #include <optional>
 #include <stdexcept>
-#include <thread>
 
 namespace vu {
 
@@ -38,6 +33,8 @@ struct CliOptions {
   bool stats = false;
   uint32_t threads = 0;
   bool no_immutable = false;
+  bool ignore_mtime = false;
+  bool no_wait = false;
   std::string exclude_from;
   bool no_default_excludes = false;
   std::string confdir;
@@ -59,6 +56,92 @@ template <typename T> T need(Result<T> r) {
   return std::move(r).value();
 }
 
+void add_options(CLI::App& app, CliOptions& o) {
+  app.add_option("guests", o.args,
+                 "guest names (under --confdir) or paths containing '/'; with --manually: "
+                 "<path> <excludelist> pairs")
+      ->check(non_empty());
+  app.add_flag("--all", o.all, "unify every guest of the configuration base");
+  app.add_flag("--manually", o.manually,
+               "util-vserver form: <path> <excludelist> [<path> <excludelist>]+; the first "
+               "path is linked to the others");
+  app.add_flag("-n,--dry-run", o.dry_run, "find duplicates and report; change nothing");
+  app.add_flag("-v,--verbose", o.verbose, "more output (repeat for each linked file)");
+  app.add_flag("-q,--quiet", o.quiet, "print only errors");
+  app.add_flag("--json", o.json, "print the report as one JSON object on stdout");
+  app.add_flag("--stats", o.stats, "print the time of each pass");
+  app.add_option("--threads", o.threads,
+                 "worker threads (default: 8 per core, 8 to 32; linking uses one per core)")
+      ->check(CLI::Range(1u, 256u));
+  app.add_flag("--no-immutable", o.no_immutable, "do not set the immutable flag on shared inodes");
+  app.add_flag("--ignore-mtime", o.ignore_mtime,
+               "also link files whose modification times differ (their names then show the "
+               "shared inode's time)");
+  app.add_flag("--no-wait", o.no_wait, "fail instead of waiting when another run holds a guest");
+  app.add_option("--exclude-from", o.exclude_from, "exclude list that replaces the built-in default list")
+      ->check(non_empty());
+  app.add_flag("--no-default-excludes", o.no_default_excludes,
+               "do not use the built-in default exclude list");
+  app.add_option("--confdir", o.confdir, "configuration base (default: $VSERVER_CONFDIR or /etc/vservers)")
+      ->check(non_empty());
+  app.add_flag("--no-pkgmgmt", o.no_pkgmgmt,
+               "do not ask the package manager for configuration files (and unify guests "
+               "whose package database cannot be read)");
+  app.add_option("--min-size", o.min_size, "leave files smaller than this alone (default 16)")
+      ->check(CLI::Range(uint64_t(1), uint64_t(1) << 62));
+  app.add_option("--store", o.store, "link to the hash store DIR instead of to each other (what vhashify does)")
+      ->check(non_empty());
+  app.add_flag("-R,--revert", o.revert,
+               "de-unify: give each named guest private copies of the files it shares");
+  app.add_option("--path", o.paths, "with -R: only these absolute guest paths (repeatable)")
+      ->check(non_empty());
+  app.add_flag("-x,--one-file-system", o.one_file_system,
+               "do not descend into directories on other file systems");
+}
+
+// What every run of this invocation shares.
+RunOptions run_options(const CliOptions& o) {
+  RunOptions r;
+  r.threads = o.threads;
+  r.dry_run = o.dry_run;
+  r.protect = o.no_immutable ? Protect::none : Protect::immutable;
+  r.min_size = o.min_size;
+  r.ignore_mtime = o.ignore_mtime;
+  r.one_file_system = o.one_file_system;
+  r.log_actions = o.verbose >= 2 && !o.json;
+  r.wait_for_lock = !o.no_wait;
+  r.on_lock_wait = [quiet = o.quiet](const std::string& what, const std::string& holder) {
+    if (!quiet) std::cerr << "vunify: waiting: " << what << " is being changed by " << holder << "\n";
+  };
+  if (auto all = ConfigBase(o.confdir).all(); all.ok()) r.other_guests = std::move(all->guests);
+  return r;
+}
+
+// Runs f() with a progress line on stderr when that is a terminal.
+template <typename F> auto with_progress(const CliOptions& o, Progress& progress, const char* prog, F f) {
+  std::optional<ProgressLine> line;
+  if (!o.quiet && !o.json && ::isatty(STDERR_FILENO)) line.emplace(progress, prog);
+  return f();
+}
+
+// Prints the report as the options ask and returns the exit status.
+int finish(const CliOptions& o, const Report& r, const std::string& text) {
+  if (o.json) {
+    std::cout << report_to_json(r).dump(2) << "\n";
+  } else {
+    for (const auto& a : r.actions) std::cout << a << "\n";
+    if (!o.quiet) std::cout << text;
+    else if (r.failed()) std::cerr << report_to_text(r, 0);
+    if (o.stats)
+      for (const auto& [k, v] : r.stage_seconds) std::cout << fmt::format("{:>8}: {:.3f} s\n", k, v);
+  }
+  if (r.failed()) {
+    std::cerr << fmt::format("vunify: {} file operations failed (see above)\n", r.failure_count());
+    return exit_status(ExitCode::partial);
+  }
+  return exit_status(ExitCode::ok);
+}
+
 // Guests from a configuration base should live behind a barrier; say so
 // (stderr, not with -q or --json) when the base is not one.
 void warn_about_barrier(const CliOptions& o, const std::vector<UnifyGuest>& guests) {
@@ -78,32 +161,14 @@ void warn_about_barrier(const CliOptions& o, const std::vector<UnifyGuest>& gues
 // vunify --store DIR: the store run of vhashify(8) with vunify's options.
 int run_store(const CliOptions& o, const SelectedGuests& selected) {
   HashifyOptions h;
+  static_cast<RunOptions&>(h) = run_options(o);
   h.store = o.store;
-  h.threads = o.threads;
-  h.dry_run = o.dry_run;
-  h.protect = o.no_immutable ? Protect::none : Protect::immutable;
-  h.min_size = o.min_size;
-  h.log_actions = o.verbose >= 2 && !o.json;
-  h.on_lock_wait = [&] {
-    if (!o.quiet) std::cerr << "vunify: waiting for another run on the hash store to finish\n";
-  };
-  ConfigBase config(o.confdir);
-  if (auto all = config.all(); all.ok())
-    for (const auto& g : all->guests) h.other_guest_roots.push_back(g.root);
-  auto r = run_hashify(selected.guests, h);
+  Progress progress;
+  h.progress = &progress;
+  auto r = with_progress(o, progress, "vunify", [&] { return run_hashify(selected.guests, h); });
   if (!r.ok()) throw SetupError(r.error().message());
   note_left_out(selected, *r);
-  if (o.json) {
-    std::cout << report_to_json(*r).dump(2) << "\n";
-  } else {
-    for (const auto& a : r->actions) std::cout << a << "\n";
-    if (!o.quiet) std::cout << report_to_text(*r, o.verbose);
-  }
-  if (r->failed()) {
-    std::cerr << fmt::format("vunify: {} file operations failed\n", r->failure_count());
-    return exit_status(ExitCode::partial);
-  }
-  return exit_status(ExitCode::ok);
+  return finish(o, *r, report_to_text(*r, o.verbose));
 }
 
 // vunify -R: each guest separately; the package manager is not consulted
@@ -113,9 +178,7 @@ int run_revert(const CliOptions& o) {
     throw SetupError("-R needs guest names or paths (not --all or --manually)");
   ConfigBase config(o.confdir);
   DeunifyOptions d;
-  d.threads = o.threads;
-  d.dry_run = o.dry_run;
-  d.log_actions = o.verbose >= 2 && !o.json;
+  static_cast<RunOptions&>(d) = run_options(o);
   Report total;
   total.dry_run = o.dry_run;
   // Every guest is resolved and checked before the first is touched.
@@ -127,12 +190,7 @@ int run_revert(const CliOptions& o) {
     u.guest = g;
     Progress progress;
     d.progress = &progress;
-    Result<Report> r = Error{};
-    {
-      std::optional<ProgressLine> line;
-      if (!o.quiet && !o.json && ::isatty(STDERR_FILENO)) line.emplace(progress);
-      r = run_deunify(u, o.paths, d);
-    }
+    auto r = with_progress(o, progress, "vunify", [&] { return run_deunify(u, o.paths, d); });
     if (!r.ok()) throw SetupError(r.error().message());
     total.guests.insert(total.guests.end(), r->guests.begin(), r->guests.end());
     total.files_scanned += r->files_scanned;
@@ -144,25 +202,15 @@ int run_revert(const CliOptions& o) {
     total.actions.insert(total.actions.end(), r->actions.begin(), r->actions.end());
     total.seconds += r->seconds;
   }
-  if (o.json) {
-    std::cout << report_to_json(total).dump(2) << "\n";
-  } else {
-    for (const auto& a : total.actions) std::cout << a << "\n";
-    if (!o.quiet)
-      std::cout << fmt::format("{} guests, {} files scanned; {} names {}given private copies ({} "
-                               "copied), {} temporaries removed\n",
-                               total.guests.size(), total.files_scanned, total.files_deunified,
-                               o.dry_run ? "would be " : "", human_bytes(total.bytes_copied),
-                               total.temporaries_removed);
-    for (const auto& [k, v] : total.failures)
-      std::cerr << fmt::format("errors ({}): {}, e.g. {}: {}\n", failure_name(k), v.count,
-                               printable_path(v.first_path), printable_path(v.first_message));
-  }
-  if (total.failed()) {
-    std::cerr << fmt::format("vunify: {} file operations failed\n", total.failure_count());
-    return exit_status(ExitCode::partial);
-  }
-  return exit_status(ExitCode::ok);
+  std::string text = fmt::format("{} guests, {} files scanned; {} names {}given private copies ({} "
+                                 "copied), {} temporaries removed\n",
+                                 total.guests.size(), total.files_scanned, total.files_deunified,
+                                 o.dry_run ? "would be " : "", human_bytes(total.bytes_copied),
+                                 total.temporaries_removed);
+  for (const auto& [k, v] : total.failures)
+    text += fmt::format("errors ({}): {}, e.g. {}: {}\n", failure_name(k), v.count,
+                        printable_path(v.first_path), printable_path(v.first_message));
+  return finish(o, total, text);
 }
 
 int run(int argc, char** argv) {
@@ -170,48 +218,10 @@ int run(int argc, char** argv) {
                "vunify"};
   app.set_version_flag("--version", std::string("vunify ") + k_version);
   CliOptions o;
-  app.add_option("guests", o.args,
-                 "guest names (under --confdir) or paths containing '/'; with --manually: "
-                 "<path> <excludelist> pairs")
-      ->check(non_empty());
-  app.add_flag("--all", o.all, "unify every guest of the configuration base");
-  app.add_flag("--manually", o.manually,
-               "util-vserver form: <path> <excludelist> [<path> <excludelist>]+; the first "
-               "path is linked to the others");
-  app.add_flag("-n,--dry-run", o.dry_run, "find duplicates and report; change nothing");
-  app.add_flag("-v,--verbose", o.verbose, "more output (repeat for each linked file)");
-  app.add_flag("-q,--quiet", o.quiet, "print only errors");
-  app.add_flag("--json", o.json, "print the report as one JSON object on stdout");
-  app.add_flag("--stats", o.stats, "print the time of each pass");
-  app.add_option("--threads", o.threads, "worker threads (default: 8 per core, 8 to 32; linking uses one per core)")
-      ->check(CLI::Range(1u, 256u));
-  app.add_flag("--no-immutable", o.no_immutable, "do not set the immutable flag on shared inodes");
-  app.add_option("--exclude-from", o.exclude_from,
-                 "exclude list that replaces the built-in default list")
-      ->check(non_empty());
-  app.add_flag("--no-default-excludes", o.no_default_excludes,
-               "do not use the built-in default exclude list");
-  app.add_option("--confdir", o.confdir,
-                 "configuration base (default: $VSERVER_CONFDIR or /etc/vservers)")
-      ->check(non_empty());
-  app.add_flag("--no-pkgmgmt", o.no_pkgmgmt,
-               "do not ask the package manager for configuration files (and unify guests "
-               "whose package database cannot be read)");
-  app.add_option("--min-size", o.min_size, "leave files smaller than this alone (default 16)")
-      ->check(CLI::Range(uint64_t(1), uint64_t(1) << 62));
-  app.add_option("--store", o.store,
-                 "link to the hash store DIR instead of to each other (what vhashify does)")
-      ->check(non_empty());
-  app.add_flag("-R,--revert", o.revert,
-               "de-unify: give each named guest private copies of the files it shares");
-  app.add_option("--path", o.paths,
-                 "with -R: only these absolute guest paths (repeatable)")
-      ->check(non_empty());
-  app.add_flag("-x,--one-file-system", o.one_file_system,
-               "do not descend into directories on other file systems");
+  add_options(app, o);
   if (auto done = parse_command_line(app, argc, argv)) return *done;
-
   if (o.revert) return run_revert(o);
+
   GuestSelection sel;
   sel.args = o.args;
   sel.all = o.all;
@@ -222,43 +232,17 @@ int run(int argc, char** argv) {
   sel.no_pkgmgmt = o.no_pkgmgmt;
   auto selected = need(select_guests(sel));
   print_left_out("vunify", selected);
-  const auto& guests = selected.guests;
-  warn_about_barrier(o, guests);
+  warn_about_barrier(o, selected.guests);
   if (!o.store.empty()) return run_store(o, selected);
+
   UnifyOptions uo;
-  uo.threads = o.threads;
-  uo.dry_run = o.dry_run;
-  uo.protect = o.no_immutable ? Protect::none : Protect::immutable;
-  uo.min_size = o.min_size;
-  uo.one_file_system = o.one_file_system;
-  uo.log_actions = o.verbose >= 2 && !o.json;
+  static_cast<RunOptions&>(uo) = run_options(o);
   Progress progress;
   uo.progress = &progress;
-
-  Result<Report> report = Error{};
-  {
-    std::optional<ProgressLine> line;
-    if (!o.quiet && !o.json && ::isatty(STDERR_FILENO)) line.emplace(progress);
-    report = run_unify(guests, uo);
-  }
+  auto report = with_progress(o, progress, "vunify", [&] { return run_unify(selected.guests, uo); });
   if (!report.ok()) throw SetupError(report.error().message());
-  Report& r = *report;
-  note_left_out(selected, r);
-
-  if (o.json) {
-    std::cout << report_to_json(r).dump(2) << "\n";
-  } else {
-    for (const auto& a : r.actions) std::cout << a << "\n";
-    if (!o.quiet) std::cout << report_to_text(r, o.verbose);
-    else if (r.failed()) std::cerr << report_to_text(r, 0);
-    if (o.stats)
-      for (const auto& [k, v] : r.stage_seconds) std::cout << fmt::format("{:>8}: {:.3f} s\n", k, v);
-  }
-  if (r.failed()) {
-    std::cerr << fmt::format("vunify: {} file operations failed (see above)\n", r.failure_count());
-    return exit_status(ExitCode::partial);
-  }
-  return exit_status(ExitCode::ok);
+  note_left_out(selected, *report);
+  return finish(o, *report, report_to_text(*report, o.verbose));
 }
 
 } // namespace

@@ -1,0 +1,56 @@
+// What every run that changes guests (vunify, vunify -R, vhashify) is told.
+#pragma once
+
+#include "core/guest.h"
+#include "unify/report.h"
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace vu {
+
+class AttrBackend;
+
+// Whether shared inodes get the strongest protection the kernel offers
+// (FS_IMMUTABLE_FL on mainline).
+enum class Protect { immutable, none };
+
+// Hooks for tests; none is set in the programs.
+struct RunHooks {
+  // Runs once after hashing, before the first change.
+  std::function<void()> before_link;
+  // Makes the shared inode refuse links beyond this many, as if the file
+  // system returned EMLINK (0: off).
+  uint32_t max_links = 0;
+  // Runs while a shared inode is thawed to receive links, with the
+  // absolute path of its first name (a guest racing the window).
+  std::function<void(const std::string&)> in_link_window;
+};
+
+struct RunOptions {
+  uint32_t threads = 0;   // 0: 8 per core, 8 to 32 (workers.h)
+  bool dry_run = false;   // read and report; change (and create) nothing
+  Protect protect = Protect::immutable;
+  uint64_t min_size = 16; // smaller regular files are left alone
+  // Link content-equal files whose mtimes differ (util-vserver's
+  // --ignore-mtime; the names then show the shared inode's mtime).
+  bool ignore_mtime = false;
+  bool one_file_system = false; // do not enter other file systems than the root's
+  bool log_actions = false;     // one line per changed name in Report::actions
+  Progress* progress = nullptr;
+  AttrBackend* attrs = nullptr; // how shared inodes are protected; null: detected
+  // Guest locks (state directory): wait for another run, or fail at once.
+  bool wait_for_lock = true;
+  std::function<void(const std::string& guest, const std::string& holder)> on_lock_wait;
+  std::string lock_holder = "vunify"; // how this run names itself in lock files
+  // Guests outside the run that may share inodes with it (every guest of
+  // the configuration base): searched when a guest process is caught
+  // writing to a shared inode, so that their names move to an unchanged
+  // copy too.
+  std::vector<Guest> other_guests;
+  RunHooks hooks;
+};
+
+} // namespace vu
