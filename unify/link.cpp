@@ -43,12 +43,16 @@ namespace vu {
 
 namespace {
 
-// A target compared equal to C, its lease held until it is committed.
+// A target compared equal to C, its lease held until its last name is
+// committed. A target with more names than a batch may hold spreads over
+// several windows: `next` is its first name not swapped yet.
 struct Verified {
   uint32_t inode;
   UniqueFd fd;
   std::optional<LeasedInode> lease;
-  std::vector<std::pair<Swapped, uint32_t>> swapped; // with the file index of each name
+  std::vector<std::pair<Swapped, uint32_t>> swapped; // this window's, with each name's file index
+  size_t next = 0;
+  bool abandoned = false; // a race or failure: its remaining names stay
 };
 
 // A round's canonical inode: open, leased, frozen.
@@ -83,17 +87,20 @@ Result<Swapped> swap_one(RunContext& rc, Canonical& c, const InodeRec& t, uint32
   return swap_name(c.fd.get(), std::move(dir), name_of(f.path), t.st.dev, t.st.ino, rc.temps);
 }
 
-// Swaps every name of target `v` to C. False (with nothing of v left
-// swapped) on a race or failure; sets `emlink` when C is full.
-bool swap_target(RunContext& rc, Canonical& c, Verified& v, bool& emlink) {
+// Swaps up to `room` more names of target `v` to C. False (with nothing of
+// this window left swapped) on a race or failure; sets `emlink` when C is
+// full.
+bool swap_target(RunContext& rc, Canonical& c, Verified& v, size_t room, bool& emlink) {
   const InodeRec& t = rc.inodes[v.inode];
-  for (uint32_t n : t.names) {
+  for (; v.next < t.names.size() && room > 0; ++v.next, --room) {
+    uint32_t n = t.names[v.next];
     auto s = swap_one(rc, c, t, n);
     if (!s.ok()) {
       if (s.code() == EMLINK) emlink = true;
       else if (is_race(s.code())) rc.log.skip(Skip::changed);
       else rc.log.add(Failure::link, rc.display(n), s.error().message());
       undo_all(rc, v);
+      v.abandoned = true;
       return false;
     }
     v.swapped.push_back({std::move(*s), n});
@@ -162,13 +169,14 @@ std::optional<Canonical> prepare_canonical(RunContext& rc, uint32_t canon, bool&
   return c;
 }
 
-// Step 2 for the next targets of `pending`, up to the batch budget.
-std::vector<Verified> verify_batch(RunContext& rc, Canonical& c, std::deque<uint32_t>& pending) {
-  std::vector<Verified> out;
+// Step 2: verifies more targets of `pending` into `live` while the names
+// left to swap fit the batch budget (always at least one target).
+void verify_more(RunContext& rc, Canonical& c, std::deque<uint32_t>& pending, std::vector<Verified>& live) {
   size_t names = 0;
+  for (const auto& v : live) names += rc.inodes[v.inode].names.size() - v.next;
   const InodeRec& crec = rc.inodes[c.inode];
-  while (!pending.empty() && (out.empty() || names + rc.inodes[pending.front()].names.size() <=
-                                                 rc.budget.names_per_batch)) {
+  while (!pending.empty() && (live.empty() || names + rc.inodes[pending.front()].names.size() <=
+                                                  rc.budget.names_per_batch)) {
     uint32_t idx = pending.front();
     pending.pop_front();
     const InodeRec& t = rc.inodes[idx];
@@ -194,9 +202,8 @@ std::vector<Verified> verify_batch(RunContext& rc, Canonical& c, std::deque<uint
       continue;
     }
     names += t.names.size();
-    out.push_back(Verified{idx, std::move(*fd), std::move(*lease), {}});
+    live.push_back(Verified{idx, std::move(*fd), std::move(*lease), {}, 0, false});
   }
-  return out;
 }
 
 // What became of C when a process waited to open it for writing.
@@ -230,19 +237,22 @@ CanonicalWriters handle_writers_of_canonical(RunContext& rc, Canonical& c, std::
   return CanonicalWriters::relocated;
 }
 
-// Step 5 for one target: unlinks its temporaries (the old inode's names)
-// unless a process opened it for writing meanwhile - then its names come
-// back to it, while C is thawed again for the undo.
-void commit_target(RunContext& rc, Canonical& c, Verified& v) {
+// Step 5 for one target: unlinks this window's temporaries (the old
+// inode's names) unless a process opened it for writing meanwhile - then
+// those names come back to it (C thawed again for the undo) and the rest
+// of its names stay. Returns true when the target is done with.
+bool commit_target(RunContext& rc, Canonical& c, Verified& v) {
   const InodeRec& t = rc.inodes[v.inode];
   if (v.lease && v.lease->writer_seen()) {
     rc.log.skip(Skip::busy, rc.display(t.names.front()), "opened for writing during the run: left alone");
     if (c.protect) set_flag(rc, c, false);
     undo_all(rc, v);
     if (c.protect) set_flag(rc, c, true);
-    return;
+    return true;
   }
-  rc.record_prelinks(t); // its own hard links, before they become names of C
+  if (v.swapped.empty()) return v.abandoned || v.next == t.names.size();
+  if (v.swapped.front().second == t.names.front())
+    rc.record_prelinks(t); // its own hard links, before they become names of C
   for (auto& [s, file] : v.swapped) {
     auto u = commit_swap(s);
     if (!u.ok()) rc.log.add(Failure::unlink, rc.display(file), u.error().message());
@@ -253,12 +263,14 @@ void commit_target(RunContext& rc, Canonical& c, Verified& v) {
       rc.log.action(fmt::format("linked {} -> {}", printable_path(rc.display(file)), printable_path(c.name)));
   }
   v.swapped.clear();
+  if (v.next < t.names.size() && !v.abandoned) return false; // more names, next window
   v.lease.reset(); // released: the inode is going
   auto st = stat_fd(v.fd.get());
   if (st.ok() && st->nlink == 0) {
     rc.bytes_saved.fetch_add(t.st.size, std::memory_order_relaxed);
     rc.reaper.give(std::move(v.fd)); // the last reference: closing it frees the inode
   }
+  return true;
 }
 
 // Without a lease (file systems that offer none): prove C did not change
@@ -290,70 +302,85 @@ std::optional<uint32_t> link_round(RunContext& rc, uint32_t canon, std::deque<ui
   }
   Canonical& c = *prepared;
   std::optional<uint32_t> overflow;
-  size_t done = 0;
+  // Names committed to C in this round (c.on_it grows from C's own names).
+  auto done = [&] { return c.on_it.size() - rc.inodes[c.inode].names.size(); };
   bool go_on = true, relocated = false;
-  while (go_on && !pending.empty() && !overflow) {
-    auto batch = verify_batch(rc, c, pending);
-    if (batch.empty()) continue;
-    // 3. thaw, swap names
+  std::vector<Verified> live; // verified targets with names left to swap
+  while (go_on && (!pending.empty() || !live.empty())) {
+    verify_more(rc, c, pending, live);
+    if (live.empty()) continue;
+    // 3. thaw, swap names (at most a batch's worth in this window)
     if (c.protect && !set_flag(rc, c, false)) break;
     if (rc.options.hooks.in_link_window) {
       const FileRec& f = rc.scan.files[rc.inodes[c.inode].names.front()];
       rc.options.hooks.in_link_window(rc.guests[f.guest].guest.root + "/" + std::string(f.path));
     }
-    for (size_t k = 0; k < batch.size(); ++k) {
-      Verified& v = batch[k];
+    size_t room = rc.budget.names_per_batch;
+    for (size_t k = 0; k < live.size() && room > 0; ++k) {
+      Verified& v = live[k];
       InodeRec& t = rc.inodes[v.inode];
       const FileRec& tf = rc.scan.files[t.names.front()];
-      if (t.immutable) {
+      if (t.immutable && v.next == 0) {
         auto s = rc.protect(v.fd.get(), tf.guest, std::string(tf.path), false);
         if (!s.ok()) {
           rc.log.add(Failure::attr, rc.display(t.names.front()), s.error().message());
+          v.abandoned = true;
           continue;
         }
       }
+      size_t before = v.next;
       bool emlink = false;
-      bool ok = swap_target(rc, c, v, emlink);
-      if (!ok && t.immutable) (void)rc.protect(v.fd.get(), tf.guest, std::string(tf.path), true);
+      bool ok = swap_target(rc, c, v, room, emlink);
+      room -= std::min(room, v.next - before);
+      if (!ok && t.immutable && before == 0) (void)rc.protect(v.fd.get(), tf.guest, std::string(tf.path), true);
       if (emlink) {
-        overflow = v.inode;
-        for (size_t r = batch.size(); r-- > k + 1;) pending.push_front(batch[r].inode);
-        batch.erase(batch.begin() + static_cast<ptrdiff_t>(k), batch.end());
+        // C is full. The targets not started go to the next canonical, the
+        // first of them becoming it; one partly on C keeps its other names.
+        for (size_t r = live.size(); r-- > k;) {
+          if (live[r].next != 0 || live[r].abandoned) continue;
+          pending.push_front(live[r].inode);
+          live[r].abandoned = true; // dropped here, verified again there
+        }
+        v.abandoned = true;
+        if (!pending.empty()) {
+          overflow = pending.front();
+          pending.pop_front();
+        }
+        go_on = false;
         break;
       }
     }
     // 4. freeze again; writers that came while C was thawed
     if (c.protect && !set_flag(rc, c, true)) {
       set_flag(rc, c, false);
-      for (auto& v : batch) undo_all(rc, v);
+      for (auto& v : live) undo_all(rc, v);
       break;
     }
     if (c.lease->guarded() && c.lease->writer_seen()) {
-      relocated = handle_writers_of_canonical(rc, c, batch) == CanonicalWriters::relocated;
+      relocated = handle_writers_of_canonical(rc, c, live) == CanonicalWriters::relocated;
       go_on = false;
     } else if (!c.lease->guarded()) {
       if (auto why = unguarded_change(rc, c); !why.empty()) {
         rc.log.add(Failure::verify, c.name, "shared inode " + why + " while links were added; links undone");
         if (c.protect) set_flag(rc, c, false);
-        for (auto& v : batch) undo_all(rc, v);
-        if (c.was_immutable || done > 0) set_flag(rc, c, true);
+        for (auto& v : live) undo_all(rc, v);
+        if (c.was_immutable || done() > 0) set_flag(rc, c, true);
         pending.clear();
         return std::nullopt;
       }
     }
     // 5. commit
-    for (auto& v : batch) {
-      if (v.swapped.empty()) continue;
-      commit_target(rc, c, v);
-      ++done;
-    }
-    if (!go_on) pending.clear();
+    std::vector<Verified> still;
+    for (auto& v : live)
+      if (!commit_target(rc, c, v)) still.push_back(std::move(v));
+    live = std::move(still);
+    if (!go_on && !overflow) pending.clear();
   }
-  if (!c.was_immutable && done > 0 && !relocated) rc.record_prelinks(rc.inodes[c.inode]); // newly shared
+  if (!c.was_immutable && done() > 0 && !relocated) rc.record_prelinks(rc.inodes[c.inode]); // newly shared
   // Relocation decided C's flag; otherwise C is shared now (frozen), or
   // left as it was.
   if (c.protect && !c.was_immutable && !relocated) {
-    if (done == 0) set_flag(rc, c, false);
+    if (done() == 0) set_flag(rc, c, false);
     else rc.inodes_protected.fetch_add(1, std::memory_order_relaxed);
   }
   if (overflow) {

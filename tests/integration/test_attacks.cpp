@@ -8,10 +8,16 @@
 
 #include <fcntl.h>
 #include <sys/inotify.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <csignal>
+#include <cstdio>
+
 #include <map>
+#include <thread>
 
 using namespace vu::test;
 
@@ -376,4 +382,315 @@ TEST(HashStore, UtilVserverConfigurationNamesOneStorePerFileSystem) {
                               t.path("guests/g3"), t.path("excl")});
   EXPECT_EQ(manual.status, 0) << manual.err;
   EXPECT_TRUE(same_inode(t.path("guests/g1/usr/bin/tool"), t.path("guests/g3/usr/bin/tool")));
+}
+
+namespace {
+
+// conf/ with guests g1..gN (vdir links to guests/gN), files from `files`.
+void configured_guests(TempTree& t, int n) {
+  t.mkdirs("conf/.defaults");
+  for (int i = 1; i <= n; ++i) {
+    std::string g = "g" + std::to_string(i);
+    t.mkdirs("conf/" + g);
+    t.mkdirs("guests/" + g);
+    ASSERT_EQ(::symlink(t.path("guests/" + g).c_str(), t.path("conf/" + g + "/vdir").c_str()), 0);
+  }
+}
+
+struct stat lstat_of(const std::string& p) {
+  struct stat st {};
+  ::lstat(p.c_str(), &st);
+  return st;
+}
+
+} // namespace
+
+TEST(PlantedNames, NoProgramTouchesAnInodeWithNamesItDidNotSee) {
+  // A guest root links a host file (a `cp -al` backup made it a name in the
+  // guest) under a name that looks like the suite's temporary, next to the
+  // one it had. Nothing may flag, delete or change the host file.
+  TempTree t;
+  configured_guests(t, 2);
+  const std::string data = random_bytes(9000, 5);
+  t.file("outside/precious", data);
+  t.file("guests/g2/usr/bin/normal", data);
+  t.file("guests/g2/usr/bin/.vunify-tmp.mine", "unique content the guest keeps\n");
+  t.mkdirs("guests/g1/usr/bin");
+  ASSERT_EQ(::link(t.path("outside/precious").c_str(), t.path("guests/g1/usr/bin/normal").c_str()), 0);
+  for (const char* planted : {".vunify-tmp.x", ".vunify-tmp.0123456789abcdef.fedcba9876543210"})
+    ASSERT_EQ(::link(t.path("outside/precious").c_str(),
+                     (t.path("guests/g1/usr/bin/") + planted).c_str()), 0);
+  const std::string conf = "--confdir=" + t.path("conf");
+  const auto precious_ino = lstat_of(t.path("outside/precious")).st_ino;
+  const std::vector<std::vector<std::string>> runs = {
+      {VUNIFY_BIN, conf, "g1", "g2"},
+      {VUNIFY_BIN, conf, "--no-default-excludes", "g1", "g2"},
+      {VHASHIFY_BIN, conf, "--destination", t.path("store"), "g1", "g2"},
+      {VHASHIFY_BIN, conf, "--destination", t.path("store"), "--gc"},
+      {VUNIFY_BIN, conf, "-R", "g2"},
+      {VUNIFY_BIN, conf, "-R", "g1"},
+  };
+  for (const auto& argv : runs) {
+    auto r = run_program(argv);
+    EXPECT_TRUE(r.status == 0 || r.status == 1) << argv[2] << ": " << r.err;
+    EXPECT_FALSE(is_immutable_path(t.path("outside/precious"))) << argv[2] << " " << argv[3];
+    EXPECT_EQ(t.read("outside/precious"), data);
+    EXPECT_EQ(lstat_of(t.path("outside/precious")).st_ino, precious_ino);
+    EXPECT_EQ(t.read("guests/g2/usr/bin/.vunify-tmp.mine"), "unique content the guest keeps\n")
+        << "a guest's own file named like a temporary is never removed (" << argv[2] << ")";
+  }
+  // The planted names are still the guest's (-R gave g1 private copies).
+  EXPECT_TRUE(fs_exists(t.path("guests/g1/usr/bin/.vunify-tmp.x")));
+}
+
+TEST(GuestWriter, OtherGuestsStayByteIdenticalWhileAGuestWritesInALoop) {
+  // A process inside g1 opens g1's files for writing in a loop and appends
+  // to whatever it gets, while g1 is de-unified and unified again, 100
+  // times. Whatever it writes must show in g1 alone.
+  TempTree t;
+  configured_guests(t, 3);
+  const int k_files = 24;
+  for (int i = 0; i < k_files; ++i)
+    for (const char* g : {"g1", "g2", "g3"}) {
+      std::string p = std::string("guests/") + g + "/usr/f" + std::to_string(i);
+      t.file(p, random_bytes(4096 + 512 * (i % 5), 100 + i));
+      t.file(std::string("pristine/") + g + "/usr/f" + std::to_string(i),
+             random_bytes(4096 + 512 * (i % 5), 100 + i));
+    }
+  const std::string conf = "--confdir=" + t.path("conf");
+  ASSERT_EQ(run_vunify({conf, "-q", "g1", "g2", "g3"}).status, 0);
+  const auto pristine = content_snapshot(t.path("pristine/g2"));
+  pid_t writer = ::fork();
+  if (writer == 0) {
+    // Only system calls from here: the test process has threads.
+    if (::chroot(t.path("guests/g1").c_str()) != 0 || ::chdir("/") != 0) ::_exit(2);
+    unsigned n = 1;
+    char path[32];
+    for (;;) {
+      n = n * 1103515245 + 12345;
+      int i = static_cast<int>((n >> 8) % k_files);
+      std::snprintf(path, sizeof path, "/usr/f%d", i);
+      int fd = ::open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+      if (fd >= 0) {
+        (void)!::write(fd, "LEAK", 4);
+        ::close(fd);
+      }
+    }
+  }
+  ASSERT_GT(writer, 0);
+  int leaks = 0;
+  for (int round = 0; round < 100 && leaks == 0; ++round) {
+    auto r = run_vunify({conf, "-q", "-R", "g1"});
+    EXPECT_TRUE(r.status == 0 || r.status == 1) << r.err;
+    for (const char* g : {"g2", "g3"})
+      if (content_snapshot(t.path(std::string("guests/") + g)) != pristine) ++leaks;
+    r = run_vunify({conf, "-q", "g1", "g2", "g3"});
+    EXPECT_TRUE(r.status == 0 || r.status == 1) << r.err;
+    for (const char* g : {"g2", "g3"})
+      if (content_snapshot(t.path(std::string("guests/") + g)) != pristine) ++leaks;
+    // Put back what the writer appended to g1's private files, so the
+    // next rounds share them again.
+    for (int i = 0; i < k_files; ++i) {
+      std::string p = "guests/g1/usr/f" + std::to_string(i);
+      if (is_immutable_path(t.path(p))) continue;
+      std::string want = t.read("pristine/g1/usr/f" + std::to_string(i));
+      if (t.read(p) == want) continue;
+      t.file(p + ".new", want);
+      ASSERT_EQ(::rename(t.path(p + ".new").c_str(), t.path(p).c_str()), 0);
+    }
+    EXPECT_EQ(leaks, 0) << "round " << round;
+  }
+  ::kill(writer, SIGKILL);
+  ::waitpid(writer, nullptr, 0);
+}
+
+TEST(OpenWriters, AWriteThroughADescriptorOpenedBeforeTheRunIsNeverLost) {
+  TempTree t;
+  configured_guests(t, 3);
+  for (const char* g : {"g1", "g2", "g3"}) t.file(std::string("guests/") + g + "/usr/a", random_bytes(7000, 1));
+  const std::string conf = "--confdir=" + t.path("conf");
+  for (const std::vector<std::string>& argv :
+       {std::vector<std::string>{VUNIFY_BIN, conf, "--json", "g1", "g2", "g3"},
+        std::vector<std::string>{VHASHIFY_BIN, conf, "--json", "--destination", t.path("store"), "g1", "g2",
+                                 "g3"}}) {
+    // g2's file is held open for writing by a process (this test).
+    int fd = ::open(t.path("guests/g2/usr/a").c_str(), O_WRONLY);
+    ASSERT_GE(fd, 0);
+    auto r = run_program(argv);
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(json_of(r)["skipped"]["busy"], 1) << r.out;
+    ASSERT_EQ(::pwrite(fd, "WRITTEN", 7, 0), 7);
+    ::close(fd);
+    EXPECT_EQ(t.read("guests/g2/usr/a").substr(0, 7), "WRITTEN") << argv[0];
+    EXPECT_EQ(t.read("guests/g3/usr/a"), random_bytes(7000, 1)) << argv[0];
+    EXPECT_FALSE(same_inode(t.path("guests/g2/usr/a"), t.path("guests/g3/usr/a")));
+    t.file("guests/g2/usr/a.new", random_bytes(7000, 1)); // the next program's turn
+    ASSERT_EQ(::rename(t.path("guests/g2/usr/a.new").c_str(), t.path("guests/g2/usr/a").c_str()), 0);
+  }
+}
+
+TEST(Mtimes, ContentEqualFilesWithOtherMtimesStayApartUnlessAsked) {
+  TempTree t;
+  configured_guests(t, 2);
+  for (const char* g : {"g1", "g2"}) {
+    t.file(std::string("guests/") + g + "/usr/same-time", random_bytes(6000, 1));
+    t.file(std::string("guests/") + g + "/usr/other-time", random_bytes(6000, 2));
+  }
+  ASSERT_EQ(sh("touch -d '2021-06-01 12:00:00.5' " + t.path("guests/g2/usr/other-time")), 0);
+  const std::string conf = "--confdir=" + t.path("conf");
+  auto mtime = [&](const std::string& p) {
+    struct stat st = lstat_of(t.path(p));
+    return std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec);
+  };
+  const std::string g2_time = mtime("guests/g2/usr/other-time");
+  for (const std::vector<std::string>& argv :
+       {std::vector<std::string>{VUNIFY_BIN, conf, "g1", "g2"},
+        std::vector<std::string>{VHASHIFY_BIN, conf, "--destination", t.path("store"), "g1", "g2"}}) {
+    ASSERT_EQ(run_program(argv).status, 0) << argv[0];
+    EXPECT_TRUE(same_inode(t.path("guests/g1/usr/same-time"), t.path("guests/g2/usr/same-time")));
+    EXPECT_FALSE(same_inode(t.path("guests/g1/usr/other-time"), t.path("guests/g2/usr/other-time")))
+        << argv[0];
+    EXPECT_EQ(mtime("guests/g2/usr/other-time"), g2_time) << "every name keeps its own mtime";
+    ASSERT_EQ(run_vunify({conf, "-R", "g1", "g2"}).status, 0);
+  }
+  auto r = run_vunify({conf, "--ignore-mtime", "g1", "g2"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_TRUE(same_inode(t.path("guests/g1/usr/other-time"), t.path("guests/g2/usr/other-time")));
+}
+
+TEST(Deunify, NamesTheSuiteJoinedBecomeIndependentAndTheGuestsOwnLinksStay) {
+  TempTree t;
+  configured_guests(t, 2);
+  for (const char* g : {"g1", "g2"}) {
+    // a and b: independent files with equal content; x and y: one inode
+    // with two names, as a package can ship it.
+    t.file(std::string("guests/") + g + "/usr/a", random_bytes(6000, 1));
+    t.file(std::string("guests/") + g + "/usr/b", random_bytes(6000, 1));
+    t.file(std::string("guests/") + g + "/usr/x", random_bytes(8000, 2));
+    ASSERT_EQ(::link(t.path(std::string("guests/") + g + "/usr/x").c_str(),
+                     t.path(std::string("guests/") + g + "/usr/y").c_str()), 0);
+  }
+  const std::string conf = "--confdir=" + t.path("conf");
+  ASSERT_EQ(run_vunify({conf, "g1", "g2"}).status, 0);
+  ASSERT_TRUE(same_inode(t.path("guests/g1/usr/a"), t.path("guests/g2/usr/b")));
+  for (const char* g : {"g1", "g2"}) {
+    auto r = run_vunify({conf, "-R", g});
+    ASSERT_EQ(r.status, 0) << r.err;
+    std::string p = std::string("guests/") + g + "/usr/";
+    EXPECT_FALSE(same_inode(t.path(p + "a"), t.path(p + "b"))) << g << ": a and b are independent again";
+    EXPECT_TRUE(same_inode(t.path(p + "x"), t.path(p + "y"))) << g << ": its own hard link stays";
+    ASSERT_EQ(sh("echo edit >> " + t.path(p + "a")), 0);
+    EXPECT_EQ(t.read(p + "b"), random_bytes(6000, 1)) << "editing one does not change the other";
+  }
+}
+
+TEST(FdLimits, HugeGroupsAndDeepTreesUnderAHardLimitOf1024Descriptors) {
+  TempTree t;
+  configured_guests(t, 2);
+  // 5,000 files of one content in each guest: one group of 10,000 names.
+  const std::string data = random_bytes(100, 7);
+  for (const char* g : {"g1", "g2"})
+    for (int i = 0; i < 5000; ++i)
+      t.file(std::string("guests/") + g + "/usr/d" + std::to_string(i % 50) + "/f" + std::to_string(i), data);
+  // And a directory chain 1,500 levels deep: its paths pass PATH_MAX, so
+  // it is made (and looked at) by descriptors, one level at a time.
+  std::string deep = "usr/deep";
+  for (int i = 0; i < 1500; ++i) deep += "/dd";
+  auto walk_down = [&](const std::string& top, bool make) {
+    int fd = ::open(top.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    for (int i = 0; fd >= 0 && i < 1500; ++i) {
+      if (make) ::mkdirat(fd, "dd", 0755);
+      int next = ::openat(fd, "dd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      ::close(fd);
+      fd = next;
+    }
+    return fd;
+  };
+  for (const char* g : {"g1", "g2"}) {
+    t.mkdirs(std::string("guests/") + g + "/usr/deep");
+    int fd = walk_down(t.path(std::string("guests/") + g + "/usr/deep"), true);
+    ASSERT_GE(fd, 0);
+    int f = ::openat(fd, "bottom", O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    ASSERT_EQ(::write(f, "the file at the bottom of a deep tree", 37), 37);
+    struct timespec times[2] = {{TempTree::k_file_time, 0}, {TempTree::k_file_time, 0}};
+    ::futimens(f, times);
+    ::close(f);
+    ::close(fd);
+  }
+  auto deep_ino = [&](const std::string& usr) {
+    int fd = walk_down(t.path(usr + "/deep"), false);
+    struct stat st {};
+    ::fstatat(fd, "bottom", &st, AT_SYMLINK_NOFOLLOW);
+    ::close(fd);
+    return st.st_ino;
+  };
+  auto same_deep = [&](const std::string& a, const std::string& b) { return deep_ino(a) == deep_ino(b); };
+  const std::string conf = "--confdir=" + t.path("conf");
+  auto limited = [&](std::vector<std::string> argv) {
+    argv.insert(argv.begin(), {"/usr/bin/prlimit", "--nofile=1024:1024", "--"});
+    return run_program(argv);
+  };
+  auto r = limited({VUNIFY_BIN, conf, "--json", "g1", "g2"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(json_of(r)["files_linked"], 10000) << "every name but one, in one inode";
+  EXPECT_TRUE(same_inode(t.path("guests/g1/usr/d0/f0"), t.path("guests/g2/usr/d49/f4999")));
+  EXPECT_TRUE(same_deep("guests/g1/usr", "guests/g2/usr"));
+  r = limited({VUNIFY_BIN, conf, "--json", "-R", "g2"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(json_of(r)["files_deunified"], 5001);
+  EXPECT_FALSE(same_deep("guests/g1/usr", "guests/g2/usr"));
+  r = limited({VHASHIFY_BIN, conf, "--json", "--destination", t.path("store"), "g1", "g2"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_TRUE(same_deep("guests/g1/usr", "guests/g2/usr"));
+  // The command-line walks of setattr, showattr and vdu, just as deep.
+  r = limited({SHOWATTR_BIN, "-R", t.path("guests/g1/usr/deep")});
+  EXPECT_EQ(r.status, 0) << r.err.substr(0, 500);
+  EXPECT_NE(r.out.find("/bottom\n"), std::string::npos);
+  r = limited({VDU_BIN, "--inodes", t.path("guests/g1/usr/deep")});
+  EXPECT_EQ(r.status, 0) << r.err.substr(0, 500);
+  EXPECT_EQ(r.out, t.path("guests/g1/usr/deep") + " 1502\n");
+  r = limited({SETATTR_BIN, "-R", "--~immutable", t.path("guests/g2/usr/deep")});
+  EXPECT_EQ(r.status, 0) << r.err.substr(0, 500);
+}
+
+TEST(Locks, RunsOnOneGuestNeverInterleave) {
+  TempTree t;
+  configured_guests(t, 2);
+  for (int i = 0; i < 300; ++i)
+    for (const char* g : {"g1", "g2"})
+      t.file(std::string("guests/") + g + "/usr/f" + std::to_string(i), random_bytes(3000, i));
+  const std::string conf = "--confdir=" + t.path("conf");
+  // The lock of g1, as a run holds it.
+  struct stat root = lstat_of(t.path("guests/g1"));
+  std::string state = std::getenv("VUNIFY_STATE_DIR");
+  ASSERT_EQ(sh("mkdir -p " + state + "/locks"), 0);
+  char name[64];
+  std::snprintf(name, sizeof name, "/locks/guest-%llx-%llx.lock",
+                static_cast<unsigned long long>(root.st_dev), static_cast<unsigned long long>(root.st_ino));
+  int lock = ::open((state + name).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  ASSERT_GE(lock, 0);
+  ASSERT_EQ(::flock(lock, LOCK_EX), 0);
+  ASSERT_EQ(::pwrite(lock, "vhashify (pid 4242, since now)\n", 31, 0), 31);
+  auto busy = run_vunify({conf, "--no-wait", "g1", "g2"});
+  EXPECT_EQ(busy.status, 2);
+  EXPECT_NE(busy.err.find("guest 'g1' is being changed by vhashify (pid 4242"), std::string::npos) << busy.err;
+  std::thread release([&] {
+    ::usleep(500000);
+    ::close(lock);
+  });
+  auto waited = run_vunify({conf, "g1", "g2"});
+  release.join();
+  EXPECT_EQ(waited.status, 0) << waited.err;
+  EXPECT_NE(waited.err.find("vunify: waiting: g1 is being changed by vhashify"), std::string::npos) << waited.err;
+  // Two real runs at once, over and over: neither fails.
+  for (int round = 0; round < 5; ++round) {
+    ASSERT_EQ(run_vunify({conf, "-q", "-R", "g1"}).status, 0);
+    pid_t other = spawn_quiet({VUNIFY_BIN, conf, "-q", "g1", "g2"});
+    auto mine = run_vunify({conf, "-q", "g2", "g1"});
+    int status = 0;
+    ::waitpid(other, &status, 0);
+    EXPECT_EQ(mine.status, 0) << mine.err;
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  }
+  EXPECT_TRUE(same_inode(t.path("guests/g1/usr/f7"), t.path("guests/g2/usr/f7")));
 }
