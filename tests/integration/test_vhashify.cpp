@@ -138,48 +138,6 @@ TEST(Vhashify, LockAndUsage) {
   EXPECT_EQ(vhashify({"--help"}).status, 0);
 }
 
-TEST(KillNine, StoreRunLosesNothing) {
-  TempTree t;
-  make_guest(t, "pristine/g1", 120, 0);
-  make_guest(t, "pristine/g2", 120, 0);
-  make_guest(t, "pristine/g3", 120, 50);
-  std::vector<std::string> args{VHASHIFY_BIN, "-q", "--no-default-excludes",
-                                "--destination=" + t.path("work/store"), t.path("work/g1"),
-                                t.path("work/g2"), t.path("work/g3")};
-  auto reset = [&] {
-    remove_tree(t.path("work"));
-    ASSERT_EQ(sh("cp -a " + t.path("pristine") + " " + t.path("work")), 0);
-  };
-  auto guest_contents = [&] {
-    std::map<std::string, std::string> all;
-    for (const char* g : {"g1", "g2", "g3"})
-      for (auto& [p, v] : content_snapshot(t.path(std::string("work/") + g)))
-        if (p.find(".vunify-tmp.") == std::string::npos) all[std::string(g) + "/" + p] = v;
-    return all;
-  };
-  reset();
-  auto expected = guest_contents();
-  auto t0 = std::chrono::steady_clock::now();
-  ASSERT_EQ(run_program(args).status, 0);
-  double full_us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
-  KillDelay delay(full_us, 0.9, 3);
-  int kills = 0, rounds = 0;
-  for (; kills < 25 && rounds < 100; ++rounds) {
-    reset();
-    pid_t pid = spawn_quiet(args);
-    ASSERT_GT(pid, 0);
-    if (delay.kill_after_delay(pid)) ++kills;
-    ASSERT_EQ(guest_contents(), expected) << "round " << rounds;
-    auto next = run_program(args);
-    ASSERT_EQ(next.status, 0) << next.err;
-    ASSERT_EQ(guest_contents(), expected);
-    ASSERT_EQ(sh("find " + t.path("work") + " -name '.vunify-tmp.*' | grep -q ."), 1);
-    ASSERT_EQ(inode_of(t.path("work/g1/usr/share/d0/f0")), inode_of(t.path("work/g2/usr/share/d0/f0")));
-    check_store(t.path("work/store"));
-  }
-  EXPECT_GE(kills, 25);
-}
-
 TEST(Vhashify, NightlyJobLogsOneSummaryLine) {
   TempTree t;
   make_guest(t, "g1", 5, 0);
