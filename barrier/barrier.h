@@ -1,8 +1,9 @@
 // The chroot barrier: the directory that holds the guest roots (default
 // /vservers) must not be traversable by a guest's root. On mainline Linux
-// that is mode 000, owned by root, a real directory (DESIGN.md section 5:
-// a chroot()ed root without the DAC capabilities cannot walk past it); with
-// a Linux-VServer kernel the barrier attribute is set as well.
+// that is mode 000, owned by root, a real directory (measured: a chroot()ed
+// root without the DAC capabilities cannot walk past it with "..", one with
+// CAP_DAC_OVERRIDE can - ARCHITECTURE.md, barrier); with a Linux-VServer
+// kernel the barrier attribute is set as well.
 #pragma once
 
 #include "core/guest.h"

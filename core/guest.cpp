@@ -43,7 +43,10 @@ Result<std::optional<std::string>> read_config_value(const std::string& path) {
     if (text.code() == ENOENT) return std::optional<std::string>{};
     return text.error();
   }
-  std::string_view rest = *text;
+  return std::optional<std::string>(parse_config_value(*text));
+}
+
+std::string parse_config_value(std::string_view rest) {
   while (!rest.empty()) {
     size_t eol = rest.find('\n');
     std::string_view line = rest.substr(0, eol);
@@ -51,9 +54,9 @@ Result<std::optional<std::string>> read_config_value(const std::string& path) {
     auto b = line.find_first_not_of(" \t\r");
     if (b == std::string_view::npos || line[b] == '#') continue;
     auto e = line.find_last_not_of(" \t\r");
-    return std::optional<std::string>(std::string(line.substr(b, e - b + 1)));
+    return std::string(line.substr(b, e - b + 1));
   }
-  return std::optional<std::string>(std::string{});
+  return {};
 }
 
 ConfigBase::ConfigBase(std::string dir) : m_dir(std::move(dir)) {

@@ -78,6 +78,8 @@ private:
 // or larger than k_max_config_bytes.
 inline constexpr uint64_t k_max_config_bytes = 64 * 1024;
 Result<std::optional<std::string>> read_config_value(const std::string& path);
+// The value in a configuration file's text (the rule above).
+std::string parse_config_value(std::string_view text);
 
 // realpath(3) as a Result.
 Result<std::string> real_path(const std::string& path);

@@ -214,6 +214,7 @@ Result<PackageDbSource> read_rpm_config_files(int db_fd, const std::string& disp
     if (status.ok() && !log.empty())
       status = described_error(EINVAL, "rpm database " + src.location + ": " + log);
   }
+  rpmtsCloseDB(ts);
   rpmtsFree(ts);
   rpmPopMacro(nullptr, "_db_backend");
   rpmPopMacro(nullptr, "_dbpath");

@@ -80,17 +80,32 @@ void HashCache::load(const std::string& path) {
   // announces, and is streamed: memory holds the records, never the file.
   int raw = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
   if (raw < 0 && errno == ENOENT) return;
+  if (raw < 0) {
+    m_corrupt = true;
+    m_dirty = true;
+    return;
+  }
+  UniqueFd fd(raw);
+  load_locked(fd.get());
+}
+
+void HashCache::load_fd(int fd) {
+  std::lock_guard lock(m_mutex);
+  m_map.clear();
+  m_corrupt = false;
+  load_locked(fd);
+}
+
+void HashCache::load_locked(int fd) {
   auto bad = [&] {
     m_corrupt = true;
     m_dirty = true;
     m_map.clear();
   };
-  if (raw < 0) return bad();
-  UniqueFd fd(raw);
-  auto st = stat_fd(fd.get());
+  auto st = stat_fd(fd);
   if (!st.ok() || !st->is_regular() || st->size < 24 || st->size > k_max_file_bytes) return bad();
   char head[16];
-  auto n = read_at(fd.get(), head, sizeof head, 0);
+  auto n = read_at(fd, head, sizeof head, 0);
   if (!n.ok() || *n != sizeof head || std::memcmp(head, k_magic, 8) != 0) return bad();
   uint64_t count = 0;
   std::memcpy(&count, head + 8, 8);
@@ -106,7 +121,7 @@ void HashCache::load(const std::string& path) {
   bool ok = true;
   while (ok && left > 0) {
     uint64_t batch = std::min<uint64_t>(left, 1024);
-    auto got = read_at(fd.get(), buf.data(), batch * record, off);
+    auto got = read_at(fd, buf.data(), batch * record, off);
     if (!got.ok() || *got != batch * record) {
       ok = false;
       break;
@@ -129,7 +144,7 @@ void HashCache::load(const std::string& path) {
     left -= batch;
   }
   uint64_t want = 0;
-  auto tail = ok ? read_at(fd.get(), &want, 8, off) : Result<size_t>(described_error(EIO, ""));
+  auto tail = ok ? read_at(fd, &want, 8, off) : Result<size_t>(described_error(EIO, ""));
   bool sum_ok = tail.ok() && *tail == 8 && XXH3_64bits_digest(sum) == want;
   XXH3_freeState(sum);
   if (!ok || !sum_ok) return bad();

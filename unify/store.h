@@ -64,6 +64,9 @@ public:
   static constexpr uint64_t k_max_file_bytes = 1ull << 30;
 
   void load(const std::string& path);
+  // The same from an open descriptor (the file, or a memfd in tests and
+  // fuzzing): the same checks, the same result.
+  void load_fd(int fd);
   Status save(const std::string& path, int64_t now_ns) const;
   // The cached hash when the entry matches `st` and passed the age guard;
   // marks the entry used at now_ns.
@@ -81,6 +84,7 @@ private:
       return std::hash<uint64_t>()(k.first * 0x9E3779B97F4A7C15ull ^ k.second);
     }
   };
+  void load_locked(int fd); // m_mutex held
   mutable std::mutex m_mutex;
   std::unordered_map<std::pair<uint64_t, uint64_t>, Entry, KeyHash> m_map;
   bool m_corrupt = false;

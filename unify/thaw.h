@@ -16,8 +16,8 @@
 // What remains (ARCHITECTURE.md, known limits): a writer preempted inside
 // open(2) after its permission check and before it registers as a writer
 // slips past the lease, as a process that opens a name in the instant it
-// is replaced gets the old inode. A BPF LSM closes this (ROADMAP in
-// ARCHITECTURE.md).
+// is replaced gets the old inode. A BPF LSM policy closes this
+// (ARCHITECTURE.md, known limits).
 #pragma once
 
 #include "unify/run.h"

@@ -1,6 +1,7 @@
 #include "tests/support/run_program.h"
 
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include <fcntl.h>
@@ -80,8 +81,10 @@ ProgramResult run_program(const std::vector<std::string>& argv,
     }
   }
   int status = 0;
-  ::waitpid(pid, &status, 0);
+  struct rusage ru {};
+  ::wait4(pid, &status, 0, &ru);
   r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+  r.max_rss_kb = ru.ru_maxrss;
   return r;
 }
 

@@ -16,6 +16,7 @@ struct ProgramResult {
   std::string out;
   std::string err;
   bool timed_out = false; // killed after the timeout
+  long max_rss_kb = 0;    // the program's peak resident memory
 };
 
 // Runs argv with the environment plus extra_env; a program still running
