@@ -288,6 +288,83 @@ std::string unguarded_change(RunContext& rc, Canonical& c) {
 
 // One round with canonical `canon`; returns the next canonical when C ran
 // out of links or could not serve, with `pending` holding the targets left.
+// Step 3 for one window: thaws C and swaps up to a batch's worth of the
+// live targets' names to it. On EMLINK the targets not started go back to
+// `pending` and the first of them becomes `overflow`; returns false then.
+bool swap_window(RunContext& rc, Canonical& c, std::vector<Verified>& live, std::deque<uint32_t>& pending,
+                 std::optional<uint32_t>& overflow) {
+  if (rc.options.hooks.in_link_window) {
+    const FileRec& f = rc.scan.files[rc.inodes[c.inode].names.front()];
+    rc.options.hooks.in_link_window(rc.guests[f.guest].guest.root + "/" + std::string(f.path));
+  }
+  size_t room = rc.budget.names_per_batch;
+  for (size_t k = 0; k < live.size() && room > 0; ++k) {
+    Verified& v = live[k];
+    const InodeRec& t = rc.inodes[v.inode];
+    const FileRec& tf = rc.scan.files[t.names.front()];
+    if (t.immutable && v.next == 0) { // a shared inode of its own: thawed to lose its names
+      auto s = rc.protect(v.fd.get(), tf.guest, std::string(tf.path), false);
+      if (!s.ok()) {
+        rc.log.add(Failure::attr, rc.display(t.names.front()), s.error().message());
+        v.abandoned = true;
+        continue;
+      }
+    }
+    size_t before = v.next;
+    bool emlink = false;
+    bool ok = swap_target(rc, c, v, room, emlink);
+    room -= std::min(room, v.next - before);
+    if (!ok && t.immutable && before == 0) (void)rc.protect(v.fd.get(), tf.guest, std::string(tf.path), true);
+    if (emlink) {
+      // C is full. The targets not started go to the next canonical, the
+      // first of them becoming it; one partly on C keeps its other names.
+      for (size_t r = live.size(); r-- > k;) {
+        if (live[r].next != 0 || live[r].abandoned) continue;
+        pending.push_front(live[r].inode);
+        live[r].abandoned = true; // dropped here, verified again there
+      }
+      v.abandoned = true;
+      if (!pending.empty()) {
+        overflow = pending.front();
+        pending.pop_front();
+      }
+      return false;
+    }
+  }
+  return true;
+}
+
+// How a window ended (step 4).
+enum class WindowEnd {
+  fine,      // no writer came: commit, and go on
+  relocated, // writers of C: C is their guests', no more names for it
+  stop,      // the round ends (flag failure, a host writer): commit what is left
+  undone,    // C changed without a lease to guard it: everything undone
+};
+
+// Step 4: freezes C again and deals with whoever came while it was thawed.
+WindowEnd close_window(RunContext& rc, Canonical& c, std::vector<Verified>& live, size_t committed) {
+  if (c.protect && !set_flag(rc, c, true)) {
+    set_flag(rc, c, false);
+    for (auto& v : live) undo_all(rc, v);
+    return WindowEnd::stop;
+  }
+  if (c.lease->guarded()) {
+    if (!c.lease->writer_seen()) return WindowEnd::fine;
+    return handle_writers_of_canonical(rc, c, live) == CanonicalWriters::relocated ? WindowEnd::relocated
+                                                                                   : WindowEnd::stop;
+  }
+  auto why = unguarded_change(rc, c);
+  if (why.empty()) return WindowEnd::fine;
+  rc.log.add(Failure::verify, c.name, "shared inode " + why + " while links were added; links undone");
+  if (c.protect) set_flag(rc, c, false);
+  for (auto& v : live) undo_all(rc, v);
+  if (c.protect && (c.was_immutable || committed > 0)) set_flag(rc, c, true);
+  return WindowEnd::undone;
+}
+
+// One round with canonical `canon`; returns the next canonical when C ran
+// out of links or could not serve, with `pending` holding the targets left.
 std::optional<uint32_t> link_round(RunContext& rc, uint32_t canon, std::deque<uint32_t>& pending) {
   bool busy = false;
   auto prepared = prepare_canonical(rc, canon, busy);
@@ -303,84 +380,31 @@ std::optional<uint32_t> link_round(RunContext& rc, uint32_t canon, std::deque<ui
   Canonical& c = *prepared;
   std::optional<uint32_t> overflow;
   // Names committed to C in this round (c.on_it grows from C's own names).
-  auto done = [&] { return c.on_it.size() - rc.inodes[c.inode].names.size(); };
-  bool go_on = true, relocated = false;
+  auto committed = [&] { return c.on_it.size() - rc.inodes[c.inode].names.size(); };
+  WindowEnd end = WindowEnd::fine;
   std::vector<Verified> live; // verified targets with names left to swap
-  while (go_on && (!pending.empty() || !live.empty())) {
+  while (end == WindowEnd::fine && !overflow && (!pending.empty() || !live.empty())) {
     verify_more(rc, c, pending, live);
     if (live.empty()) continue;
-    // 3. thaw, swap names (at most a batch's worth in this window)
-    if (c.protect && !set_flag(rc, c, false)) break;
-    if (rc.options.hooks.in_link_window) {
-      const FileRec& f = rc.scan.files[rc.inodes[c.inode].names.front()];
-      rc.options.hooks.in_link_window(rc.guests[f.guest].guest.root + "/" + std::string(f.path));
+    if (c.protect && !set_flag(rc, c, false)) break; // 3. thaw
+    swap_window(rc, c, live, pending, overflow);
+    end = close_window(rc, c, live, committed()); // 4.
+    if (end == WindowEnd::undone) {
+      pending.clear();
+      return std::nullopt;
     }
-    size_t room = rc.budget.names_per_batch;
-    for (size_t k = 0; k < live.size() && room > 0; ++k) {
-      Verified& v = live[k];
-      InodeRec& t = rc.inodes[v.inode];
-      const FileRec& tf = rc.scan.files[t.names.front()];
-      if (t.immutable && v.next == 0) {
-        auto s = rc.protect(v.fd.get(), tf.guest, std::string(tf.path), false);
-        if (!s.ok()) {
-          rc.log.add(Failure::attr, rc.display(t.names.front()), s.error().message());
-          v.abandoned = true;
-          continue;
-        }
-      }
-      size_t before = v.next;
-      bool emlink = false;
-      bool ok = swap_target(rc, c, v, room, emlink);
-      room -= std::min(room, v.next - before);
-      if (!ok && t.immutable && before == 0) (void)rc.protect(v.fd.get(), tf.guest, std::string(tf.path), true);
-      if (emlink) {
-        // C is full. The targets not started go to the next canonical, the
-        // first of them becoming it; one partly on C keeps its other names.
-        for (size_t r = live.size(); r-- > k;) {
-          if (live[r].next != 0 || live[r].abandoned) continue;
-          pending.push_front(live[r].inode);
-          live[r].abandoned = true; // dropped here, verified again there
-        }
-        v.abandoned = true;
-        if (!pending.empty()) {
-          overflow = pending.front();
-          pending.pop_front();
-        }
-        go_on = false;
-        break;
-      }
-    }
-    // 4. freeze again; writers that came while C was thawed
-    if (c.protect && !set_flag(rc, c, true)) {
-      set_flag(rc, c, false);
-      for (auto& v : live) undo_all(rc, v);
-      break;
-    }
-    if (c.lease->guarded() && c.lease->writer_seen()) {
-      relocated = handle_writers_of_canonical(rc, c, live) == CanonicalWriters::relocated;
-      go_on = false;
-    } else if (!c.lease->guarded()) {
-      if (auto why = unguarded_change(rc, c); !why.empty()) {
-        rc.log.add(Failure::verify, c.name, "shared inode " + why + " while links were added; links undone");
-        if (c.protect) set_flag(rc, c, false);
-        for (auto& v : live) undo_all(rc, v);
-        if (c.was_immutable || done() > 0) set_flag(rc, c, true);
-        pending.clear();
-        return std::nullopt;
-      }
-    }
-    // 5. commit
-    std::vector<Verified> still;
+    std::vector<Verified> still; // 5. commit
     for (auto& v : live)
       if (!commit_target(rc, c, v)) still.push_back(std::move(v));
     live = std::move(still);
-    if (!go_on && !overflow) pending.clear();
   }
-  if (!c.was_immutable && done() > 0 && !relocated) rc.record_prelinks(rc.inodes[c.inode]); // newly shared
+  if (end != WindowEnd::fine && !overflow) pending.clear();
+  const bool relocated = end == WindowEnd::relocated;
+  if (!c.was_immutable && committed() > 0 && !relocated) rc.record_prelinks(rc.inodes[c.inode]); // newly shared
   // Relocation decided C's flag; otherwise C is shared now (frozen), or
   // left as it was.
   if (c.protect && !c.was_immutable && !relocated) {
-    if (done() == 0) set_flag(rc, c, false);
+    if (committed() == 0) set_flag(rc, c, false);
     else rc.inodes_protected.fetch_add(1, std::memory_order_relaxed);
   }
   if (overflow) {
@@ -410,20 +434,95 @@ void link_pass(RunContext& rc) {
   rc.reaper.finish();
 }
 
+namespace {
+
+// What remove_temporaries knows about the inodes of the run.
+struct Leftovers {
+  std::map<std::pair<uint64_t, uint64_t>, uint32_t> by_inode; // -> index into rc.inodes
+  std::map<std::pair<uint64_t, uint64_t>, uint32_t> temps_of; // -> leftovers of that inode
+};
+
+// A leftover linking a frozen shared inode: only a run of the suite can
+// have put it there (link and rename of an immutable inode are refused).
+// Unlinked with the inode thawed under its lease, frozen again.
+bool remove_frozen_leftover(RunContext& rc, const TempRec& t, int dir, const std::string& name, int fd,
+                            const FileStat& st, const Leftovers& known) {
+  const std::string where = rc.guests[t.guest].guest.name + ":/" + t.path;
+  auto lease = LeasedInode::take(fd);
+  if (!lease.ok()) {
+    rc.log.skip(Skip::busy, where, "leftover of a shared inode that is open for writing");
+    return false;
+  }
+  auto thaw = rc.protect(fd, t.guest, t.path, false);
+  if (!thaw.ok()) {
+    rc.log.add(Failure::attr, where, thaw.error().message());
+    return false;
+  }
+  auto u = unlink_at(dir, name);
+  auto after = stat_fd(fd);
+  if (after.ok() && after->nlink > 0) {
+    // Its name is gone: the descriptor addresses it.
+    auto s = rc.attrs->protect_needs_path() ? Status(described_error(ENOTSUP, "by descriptor"))
+                                            : rc.attrs->protect(fd, -1, "", true);
+    if (!s.ok()) rc.log.add(Failure::attr, where, s.error().message());
+  }
+  if (!u.ok()) rc.log.add(Failure::unlink, where, u.error().message());
+  if (lease->writer_seen()) {
+    WriterGuests w = writer_guests(rc, *lease, st);
+    std::vector<NameAt> names;
+    if (auto k = known.by_inode.find({st.dev, st.ino}); k != known.by_inode.end())
+      for (uint32_t n : rc.inodes[k->second].names) names.push_back(name_at(rc, n));
+    if (!w.host && !w.roots.empty()) relocate_for_writers(rc, fd, st, names, w);
+    else
+      rc.log.add(Failure::verify, where,
+                 "a process outside the guests opened a shared inode for writing while a leftover "
+                 "temporary was removed");
+  }
+  return u.ok();
+}
+
+// Any other leftover: an old inode whose name holds identical content now,
+// a link to a shared inode a killed run left thawed, or a guest's file the
+// guest renamed onto a signed name. Unlinking is always safe; flagging the
+// inode again is only when every one of its names is known and they span
+// two guests (else the protect pass of a run over all of them does it).
+bool remove_plain_leftover(RunContext& rc, const TempRec& t, int dir, const std::string& name, int fd,
+                           const FileStat& st, const Leftovers& known) {
+  const std::string where = rc.guests[t.guest].guest.name + ":/" + t.path;
+  auto u = unlink_at(dir, name);
+  if (!u.ok()) {
+    rc.log.add(Failure::unlink, where, u.error().message());
+    return false;
+  }
+  auto k = known.by_inode.find({st.dev, st.ino});
+  if (rc.options.protect != Protect::immutable || k == known.by_inode.end()) return true;
+  const InodeRec& rec = rc.inodes[k->second];
+  auto temps = known.temps_of.find({st.dev, st.ino});
+  bool fully_seen = st.nlink <= rec.names.size() + (temps == known.temps_of.end() ? 0 : temps->second);
+  auto after = stat_fd(fd);
+  if (!fully_seen || !after.ok() || after->nlink <= 1) return true;
+  uint32_t g0 = rc.scan.files[rec.names.front()].guest;
+  bool cross = std::any_of(rec.names.begin(), rec.names.end(),
+                           [&](uint32_t n) { return rc.scan.files[n].guest != g0; });
+  if (!cross) return true;
+  const FileRec& f = rc.scan.files[rec.names.front()]; // the temporary's name is gone
+  auto s = rc.protect(fd, f.guest, std::string(f.path), true);
+  if (!s.ok()) rc.log.add(Failure::attr, where, s.error().message());
+  else rc.inodes_protected.fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
+} // namespace
+
 uint64_t remove_temporaries(RunContext& rc) {
-  // A temporary that carries this host's signature was made by a run of
-  // the suite: it holds either an old inode whose name already points to
-  // identical content, or a link to a shared inode. Unlinking it is always
-  // safe. Changing its inode's flag is not, unless every name of the inode
-  // is known: only then is it certain that no host file is touched.
+  // Every TempRec carries this host's signature for its directory (the
+  // walk checked it): a run of the suite made it.
   if (rc.scan.temporaries.empty()) return 0; // the usual case: no maps over every inode
+  Leftovers known;
+  for (uint32_t i = 0; i < rc.inodes.size(); ++i) known.by_inode[{rc.inodes[i].st.dev, rc.inodes[i].st.ino}] = i;
+  for (const TempRec& t : rc.scan.temporaries) ++known.temps_of[{t.st.dev, t.st.ino}];
   uint64_t removed = 0;
-  std::map<std::pair<uint64_t, uint64_t>, uint32_t> by_inode;
-  for (uint32_t i = 0; i < rc.inodes.size(); ++i) by_inode[{rc.inodes[i].st.dev, rc.inodes[i].st.ino}] = i;
-  std::map<std::pair<uint64_t, uint64_t>, uint32_t> temps_of;
-  for (const TempRec& t : rc.scan.temporaries) ++temps_of[{t.st.dev, t.st.ino}];
   for (const TempRec& t : rc.scan.temporaries) {
-    std::string where = rc.guests[t.guest].guest.name + ":/" + t.path;
     auto dir = open_beneath(rc.roots[t.guest].get(), parent_of(t.path), O_RDONLY | O_DIRECTORY);
     if (!dir.ok()) continue;
     std::string name = name_of(t.path);
@@ -431,84 +530,21 @@ uint64_t remove_temporaries(RunContext& rc) {
     if (!fd.ok()) continue; // a symlink or gone: not ours any more
     auto st = stat_fd(fd->get());
     if (!st.ok() || !st->is_regular() || st->dev != t.st.dev || st->ino != t.st.ino) continue;
-    auto known = by_inode.find({st->dev, st->ino});
-    size_t names_seen = (known == by_inode.end() ? 0 : rc.inodes[known->second].names.size()) +
-                        temps_of[{st->dev, st->ino}];
-    const bool fully_seen = st->nlink <= names_seen;
-    bool refresh = known != by_inode.end() && rc.inodes[known->second].st.same_version(*st);
-    if (st->immutable) {
-      // A link to a frozen shared inode: only a run of the suite can have
-      // put it there (link and rename of an immutable inode are refused).
-      // Thawed for the unlink under a lease, frozen again.
-      auto lease = LeasedInode::take(fd->get());
-      if (!lease.ok()) {
-        rc.log.skip(Skip::busy, where, "leftover of a shared inode that is open for writing");
-        continue;
-      }
-      auto thaw = rc.protect(fd->get(), t.guest, t.path, false);
-      if (!thaw.ok()) {
-        rc.log.add(Failure::attr, where, thaw.error().message());
-        continue;
-      }
-      auto u = unlink_at(dir->get(), name);
-      auto after = stat_fd(fd->get());
-      if (after.ok() && after->nlink > 0) {
-        // Its name is gone: address the inode by its descriptor.
-        auto s = rc.attrs->protect_needs_path() ? Status(described_error(ENOTSUP, "by descriptor"))
-                                                : rc.attrs->protect(fd->get(), -1, "", true);
-        if (!s.ok()) rc.log.add(Failure::attr, where, s.error().message());
-      }
-      if (!u.ok()) rc.log.add(Failure::unlink, where, u.error().message());
-      else ++removed;
-      if (lease->writer_seen()) {
-        WriterGuests w = writer_guests(rc, *lease, *st);
-        std::vector<NameAt> names;
-        if (known != by_inode.end())
-          for (uint32_t n : rc.inodes[known->second].names) names.push_back(name_at(rc, n));
-        if (!w.host && !w.roots.empty()) relocate_for_writers(rc, fd->get(), *st, names, w);
-        else
-          rc.log.add(Failure::verify, where,
-                     "a process outside the guests opened a shared inode for writing while a "
-                     "leftover temporary was removed");
-        refresh = false;
-      }
-    } else {
-      auto u = unlink_at(dir->get(), name);
-      if (!u.ok()) {
-        rc.log.add(Failure::unlink, where, u.error().message());
-        continue;
-      }
-      ++removed;
-      // A run killed while a shared inode was thawed leaves it without the
-      // flag: it gets it back here, but only when every name of it is one
-      // this run saw in two or more guests (else: the protect pass of a run
-      // over all its guests does it).
-      auto after = stat_fd(fd->get());
-      if (rc.options.protect == Protect::immutable && fully_seen && known != by_inode.end() &&
-          after.ok() && after->nlink > 1) {
-        const InodeRec& rec = rc.inodes[known->second];
-        uint32_t g0 = rc.scan.files[rec.names.front()].guest;
-        bool cross = std::any_of(rec.names.begin(), rec.names.end(),
-                                 [&](uint32_t n) { return rc.scan.files[n].guest != g0; });
-        if (cross) {
-          const FileRec& f = rc.scan.files[rec.names.front()]; // the temporary's name is gone
-          auto s = rc.protect(fd->get(), f.guest, std::string(f.path), true);
-          if (!s.ok()) rc.log.add(Failure::attr, where, s.error().message());
-          else rc.inodes_protected.fetch_add(1, std::memory_order_relaxed);
-        }
-      }
-    }
-    if (refresh) {
-      // Removing a name changed the inode's ctime and link count; the plan
-      // still uses its record.
-      auto now = stat_fd(fd->get());
-      if (now.ok() && now->mtime_ns == st->mtime_ns && now->size == st->size) {
-        InodeRec& rec = rc.inodes[known->second];
-        rec.st.ctime_ns = now->ctime_ns;
-        rec.st.nlink = now->nlink;
-        rec.immutable = now->immutable;
-        rec.st.immutable = now->immutable;
-      }
+    auto k = known.by_inode.find({st->dev, st->ino});
+    bool unchanged = k != known.by_inode.end() && rc.inodes[k->second].st.same_version(*st);
+    bool ok = st->immutable ? remove_frozen_leftover(rc, t, dir->get(), name, fd->get(), *st, known)
+                            : remove_plain_leftover(rc, t, dir->get(), name, fd->get(), *st, known);
+    if (!ok) continue;
+    ++removed;
+    if (!unchanged) continue;
+    // Removing a name changed the inode's ctime and link count; the plan
+    // still uses its record.
+    auto now = stat_fd(fd->get());
+    if (now.ok() && now->mtime_ns == st->mtime_ns && now->size == st->size) {
+      InodeRec& rec = rc.inodes[k->second];
+      rec.st.ctime_ns = now->ctime_ns;
+      rec.st.nlink = now->nlink;
+      rec.immutable = rec.st.immutable = now->immutable;
     }
   }
   return removed;
