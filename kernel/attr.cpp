@@ -68,7 +68,7 @@ public:
                                         " not supported here (mainline back end)");
     if ((set | clear) & k_attr_immutable) {
       VU_TRY_ASSIGN(fd, open_entry(dirfd, name, st));
-      VU_TRY(set_immutable(fd.get(), (set & k_attr_immutable) != 0));
+      VU_TRY(set_immutable(fd.get(), (set & k_attr_immutable) != 0 ? Protection::on : Protection::off));
     }
     if ((set | clear) & k_attr_barrier) {
       mode_t mode = (set & k_attr_barrier) ? 0 : 0755;
@@ -77,7 +77,7 @@ public:
     return {};
   }
 
-  Status protect(int fd, int, const std::string&, bool on) override { return set_immutable(fd, on); }
+  Status protect(int fd, int, const std::string&, Protection p) override { return set_immutable(fd, p); }
 
 private:
   static Result<UniqueFd> open_entry(int dirfd, const std::string& name, const FileStat& st) {
@@ -116,9 +116,10 @@ public:
     return call(dirfd, vserver_abi::k_set_iattr, &attr);
   }
 
-  Status protect(int, int dirfd, const std::string& name, bool on) override {
+  Status protect(int, int dirfd, const std::string& name, Protection p) override {
     if (dirfd < 0) return described_error(EINVAL, "linux-vserver protection needs the file's directory");
     constexpr uint32_t bits = k_attr_immutable | k_attr_iunlink;
+    const bool on = p == Protection::on;
     return set(dirfd, name, FileStat{}, on ? bits : 0, on ? 0 : bits);
   }
   bool protect_needs_path() const override { return true; }

@@ -78,7 +78,7 @@ public:
   // Linux-VServer (updates may still replace the name). `fd` is the open
   // regular file; back ends that address files by path also need its
   // directory and name (protect_needs_path()).
-  virtual Status protect(int fd, int dirfd, const std::string& name, bool on) = 0;
+  virtual Status protect(int fd, int dirfd, const std::string& name, Protection p) = 0;
   virtual bool protect_needs_path() const { return false; }
 };
 

@@ -337,9 +337,9 @@ Status set_inode_flags(int fd, uint32_t flags) {
   return {};
 }
 
-Status set_immutable(int fd, bool on) {
+Status set_immutable(int fd, Protection p) {
   VU_TRY_ASSIGN(flags, get_inode_flags(fd));
-  uint32_t wanted = on ? (flags | FS_IMMUTABLE_FL) : (flags & ~uint32_t(FS_IMMUTABLE_FL));
+  uint32_t wanted = p == Protection::on ? (flags | FS_IMMUTABLE_FL) : (flags & ~uint32_t(FS_IMMUTABLE_FL));
   if (wanted == flags) return {};
   return set_inode_flags(fd, wanted);
 }

@@ -100,8 +100,10 @@ Status unlink_at(int dirfd, const std::string& name);
 // ENOTTY/EOPNOTSUPP where the file system has no such flags.
 Result<uint32_t> get_inode_flags(int fd);
 Status set_inode_flags(int fd, uint32_t flags);
-// Sets or clears FS_IMMUTABLE_FL, leaving the other flags alone.
-Status set_immutable(int fd, bool on);
+// Whether an inode is to be protected (frozen) or not.
+enum class Protection : bool { off = false, on = true };
+// Sets (on) or clears (off) FS_IMMUTABLE_FL, leaving the other flags alone.
+Status set_immutable(int fd, Protection p);
 Result<bool> is_immutable(int fd);
 
 // Extended attributes of an open file, names sorted; values read in full.

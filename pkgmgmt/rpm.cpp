@@ -102,73 +102,96 @@ Status copy_db_dir(int db_fd, const std::string& display, const std::string& to,
   return {};
 }
 
-} // namespace
+// Each format's magic number, so that a file that is not a database is
+// refused with a clear message before librpm sees it.
+bool has_magic(const Backend& b, const unsigned char (&head)[16]) {
+  const std::string_view name = b.name;
+  if (name == "sqlite") return std::memcmp(head, "SQLite format 3", 16) == 0;
+  if (name == "ndb") return std::memcmp(head, "RpmP", 4) == 0;
+  // Berkeley DB hash or btree magic at offset 12, either byte order.
+  uint32_t m = uint32_t(head[12]) | uint32_t(head[13]) << 8 | uint32_t(head[14]) << 16 |
+               uint32_t(head[15]) << 24;
+  uint32_t swapped = __builtin_bswap32(m);
+  return m == 0x061561 || swapped == 0x061561 || m == 0x053162 || swapped == 0x053162;
+}
 
-Result<PackageDbSource> read_rpm_config_files(int db_fd, const std::string& display,
-                                              const ReadLimits& limits,
-                                              std::vector<std::string>& paths) {
-  const Backend* backend = nullptr;
+struct FoundDb {
+  const Backend* backend;
   FileStat st;
+};
+
+// The first database file present, in rpm's order of preference, checked
+// to be a regular file of bounded size with its format's magic.
+Result<FoundDb> find_database(int db_fd, const std::string& display, const ReadLimits& limits) {
   for (const auto& b : k_backends) {
+    const std::string where = "rpm database " + display + "/" + b.file;
     auto fd = open_file_for_read(db_fd, b.file);
     if (!fd.ok()) {
       if (fd.code() == ENOENT) continue;
-      return described_error(fd.code(), "rpm database " + display + "/" + b.file + ": " +
-                                       fd.error().message());
+      return described_error(fd.code(), where + ": " + fd.error().message());
     }
     auto s = stat_fd(fd->get());
-    if (!s.ok() || !s->is_regular())
-      return described_error(EINVAL, "rpm database " + display + "/" + b.file + " is not a regular file");
-    if (s->size > limits.max_db_bytes)
-      return described_error(EFBIG, "rpm database " + display + "/" + b.file + " is too large");
-    // Each format's magic number, so that a file that is not a database is
-    // refused with a clear message before librpm sees it.
+    if (!s.ok() || !s->is_regular()) return described_error(EINVAL, where + " is not a regular file");
+    if (s->size > limits.max_db_bytes) return described_error(EFBIG, where + " is too large");
     unsigned char head[16] = {};
     auto n = read_at(fd->get(), head, sizeof head, 0);
-    bool ok = n.ok() && *n == sizeof head;
-    std::string name = b.name;
-    if (ok && name == "sqlite") ok = std::memcmp(head, "SQLite format 3", 16) == 0;
-    if (ok && name == "ndb") ok = std::memcmp(head, "RpmP", 4) == 0;
-    if (ok && name == "bdb_ro") {
-      // Berkeley DB hash or btree magic at offset 12, either byte order.
-      uint32_t m = uint32_t(head[12]) | uint32_t(head[13]) << 8 | uint32_t(head[14]) << 16 |
-                   uint32_t(head[15]) << 24;
-      uint32_t swapped = __builtin_bswap32(m);
-      ok = m == 0x061561 || swapped == 0x061561 || m == 0x053162 || swapped == 0x053162;
-    }
-    if (!ok)
-      return described_error(EINVAL, "rpm database " + display + "/" + b.file + " is not a valid " + name +
-                                    " database");
-    backend = &b;
-    st = *s;
-    break;
+    if (!n.ok() || *n != sizeof head || !has_magic(b, head))
+      return described_error(EINVAL, where + " is not a valid " + b.name + " database");
+    return FoundDb{&b, *s};
   }
-  if (!backend) return described_error(ENOENT, "no rpm database in " + display);
+  return described_error(ENOENT, "no rpm database in " + display);
+}
 
-  TempDir tmp;
-  if (tmp.path().empty()) return errno_error("mkdtemp for the rpm database copy");
-  VU_TRY(copy_db_dir(db_fd, display, tmp.path(), limits.max_db_bytes));
+// Appends the config files of one package header to `found`.
+Status config_files_of(Header h, const std::string& location, const ReadLimits& limits,
+                       std::vector<std::string>& found) {
+  Status status;
+  rpmtd names = rpmtdNew();
+  rpmtd flags = rpmtdNew();
+  bool have_names = headerGet(h, RPMTAG_FILENAMES, names, HEADERGET_EXT);
+  bool have_flags = headerGet(h, RPMTAG_FILEFLAGS, flags, HEADERGET_MINMEM);
+  if (have_names != have_flags || (have_names && rpmtdCount(names) != rpmtdCount(flags))) {
+    status = described_error(EINVAL, "rpm database " + location +
+                                         ": a header's file names and flags disagree");
+  } else if (have_names) {
+    rpmtdInit(names);
+    rpmtdInit(flags);
+    while (rpmtdNext(names) >= 0 && rpmtdNext(flags) >= 0) {
+      const char* fn = rpmtdGetString(names);
+      const uint32_t* f = rpmtdGetUint32(flags);
+      if (!fn || !f || !(*f & RPMFILE_CONFIG)) continue;
+      std::string p = fn;
+      if (p.empty() || p[0] != '/' || p.size() > 4096) {
+        status = described_error(EINVAL, "rpm database " + location + ": bad file name");
+        break;
+      }
+      found.push_back(std::move(p));
+      if (found.size() > limits.max_entries) {
+        status = described_error(E2BIG, "rpm database " + location + ": too many config files");
+        break;
+      }
+    }
+  }
+  rpmtdFreeData(names);
+  rpmtdFreeData(flags);
+  rpmtdFree(names);
+  rpmtdFree(flags);
+  return status;
+}
 
-  PackageDbSource src;
-  src.kind = "rpm";
-  src.location = display + "/" + backend->file;
-  src.dev = st.dev;
-  src.ino = st.ino;
-  src.size = st.size;
-  src.mtime_ns = st.mtime_ns;
-
+// Reads every package of the database copy in `dbpath` with librpm.
+Status read_packages(const std::string& dbpath, const Backend& backend, const ReadLimits& limits,
+                     PackageDbSource& src, std::vector<std::string>& found) {
   std::lock_guard lock(g_rpm_mutex);
   static bool configured = rpmReadConfigFiles(nullptr, nullptr) == 0;
   if (!configured) return described_error(EIO, "librpm: cannot read its configuration");
   std::string log;
   rpmlogSetCallback(collect_log, &log);
-  rpmPushMacro(nullptr, "_dbpath", nullptr, tmp.path().c_str(), RMIL_CMDLINE);
-  rpmPushMacro(nullptr, "_db_backend", nullptr, backend->name, RMIL_CMDLINE);
+  rpmPushMacro(nullptr, "_dbpath", nullptr, dbpath.c_str(), RMIL_CMDLINE);
+  rpmPushMacro(nullptr, "_db_backend", nullptr, backend.name, RMIL_CMDLINE);
   rpmts ts = rpmtsCreate();
   rpmtsSetRootDir(ts, "/");
   rpmtsSetVSFlags(ts, RPMVSF_MASK_NODIGESTS | RPMVSF_MASK_NOSIGNATURES);
-
-  std::vector<std::string> found;
   Status status;
   if (rpmtsOpenDB(ts, O_RDONLY) != 0) {
     status = described_error(EINVAL, "rpm database " + src.location + " cannot be opened: " + log);
@@ -178,48 +201,39 @@ Result<PackageDbSource> read_rpm_config_files(int db_fd, const std::string& disp
     Header h = nullptr;
     while (status.ok() && mi && (h = rpmdbNextIterator(mi)) != nullptr) {
       ++src.packages;
-      rpmtd names = rpmtdNew();
-      rpmtd flags = rpmtdNew();
-      bool have_names = headerGet(h, RPMTAG_FILENAMES, names, HEADERGET_EXT);
-      bool have_flags = headerGet(h, RPMTAG_FILEFLAGS, flags, HEADERGET_MINMEM);
-      if (have_names != have_flags ||
-          (have_names && rpmtdCount(names) != rpmtdCount(flags))) {
-        status = described_error(EINVAL, "rpm database " + src.location +
-                                        ": a header's file names and flags disagree");
-      } else if (have_names) {
-        rpmtdInit(names);
-        rpmtdInit(flags);
-        while (rpmtdNext(names) >= 0 && rpmtdNext(flags) >= 0) {
-          const char* fn = rpmtdGetString(names);
-          const uint32_t* f = rpmtdGetUint32(flags);
-          if (!fn || !f || !(*f & RPMFILE_CONFIG)) continue;
-          std::string p = fn;
-          if (p.empty() || p[0] != '/' || p.size() > 4096) {
-            status = described_error(EINVAL, "rpm database " + src.location + ": bad file name");
-            break;
-          }
-          found.push_back(std::move(p));
-          if (found.size() > limits.max_entries) {
-            status = described_error(E2BIG, "rpm database " + src.location + ": too many config files");
-            break;
-          }
-        }
-      }
-      rpmtdFreeData(names);
-      rpmtdFreeData(flags);
-      rpmtdFree(names);
-      rpmtdFree(flags);
+      status = config_files_of(h, src.location, limits, found);
     }
     if (mi) rpmdbFreeIterator(mi);
     if (status.ok() && !log.empty())
       status = described_error(EINVAL, "rpm database " + src.location + ": " + log);
   }
-  rpmtsCloseDB(ts);
+  rpmtsCloseDB(ts); // before rpmtsFree, or a failed open's handle leaks
   rpmtsFree(ts);
   rpmPopMacro(nullptr, "_db_backend");
   rpmPopMacro(nullptr, "_dbpath");
   rpmlogSetCallback(nullptr, nullptr);
-  if (!status.ok()) return status.error();
+  return status;
+}
+
+} // namespace
+
+Result<PackageDbSource> read_rpm_config_files(int db_fd, const std::string& display,
+                                              const ReadLimits& limits,
+                                              std::vector<std::string>& paths) {
+  VU_TRY_ASSIGN(db, find_database(db_fd, display, limits));
+  TempDir tmp;
+  if (tmp.path().empty()) return errno_error("mkdtemp for the rpm database copy");
+  VU_TRY(copy_db_dir(db_fd, display, tmp.path(), limits.max_db_bytes));
+
+  PackageDbSource src;
+  src.kind = "rpm";
+  src.location = display + "/" + db.backend->file;
+  src.dev = db.st.dev;
+  src.ino = db.st.ino;
+  src.size = db.st.size;
+  src.mtime_ns = db.st.mtime_ns;
+  std::vector<std::string> found;
+  VU_TRY(read_packages(tmp.path(), *db.backend, limits, src, found));
 
   std::sort(found.begin(), found.end());
   found.erase(std::unique(found.begin(), found.end()), found.end());

@@ -123,7 +123,7 @@ private:
     // 3. thaw S, swap every name to its copy
     const FileRec& f0 = m_rc.scan.files[s.names.front()];
     if (frozen) {
-      auto r = m_rc.protect(fd_s, f0.guest, std::string(f0.path), false);
+      auto r = m_rc.protect(fd_s, f0.guest, std::string(f0.path), Protection::off);
       if (!r.ok()) {
         m_rc.log.add(Failure::attr, m_rc.display(s.names.front()), r.error().message());
         return false;
@@ -160,8 +160,7 @@ private:
     bool taken = writers == WriterOutcome::ours || writers == WriterOutcome::elsewhere;
     if (frozen && !taken && now.ok() && now->nlink > 1) {
       // Its names here are gone: the descriptor addresses it.
-      auto r = m_rc.attrs->protect_needs_path() ? Status(described_error(ENOTSUP, "re-protect by path"))
-                                                : m_rc.attrs->protect(fd_s, -1, "", true);
+      auto r = m_rc.protect_fd(fd_s, Protection::on);
       if (!r.ok()) m_rc.log.add(Failure::attr, m_rc.display(s.names.front()), r.error().message());
     }
     return writers != WriterOutcome::ours;

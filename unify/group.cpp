@@ -250,7 +250,7 @@ void protect_pass(RunContext& rc) {
     auto now = is_immutable(fd->get());
     if (now.ok() && *now) return; // protected by the link pass meanwhile
     const FileRec& f = rc.scan.files[rc.inodes[i].names.front()];
-    auto s = rc.protect(fd->get(), f.guest, std::string(f.path), true);
+    auto s = rc.protect(fd->get(), f.guest, std::string(f.path), Protection::on);
     if (!s.ok()) rc.log.add(Failure::attr, rc.display(rc.inodes[i].names.front()), s.error().message());
     else rc.inodes_protected.fetch_add(1, std::memory_order_relaxed);
   });

@@ -392,7 +392,7 @@ void protect_entries(StoreRun& sr) {
     if (!fd.ok()) continue;
     if (is_immutable(fd->get()).value_or(false)) continue; // frozen by link_group
     const FileRec& f = rc.scan.files[rec.names.front()];
-    auto p = rc.protect(fd->get(), f.guest, std::string(f.path), true);
+    auto p = rc.protect(fd->get(), f.guest, std::string(f.path), Protection::on);
     if (!p.ok()) rc.log.add(Failure::attr, rc.display(rec.names.front()), p.error().message());
     else rc.inodes_protected.fetch_add(1, std::memory_order_relaxed);
   }
@@ -534,7 +534,7 @@ Result<Report> store_gc_on_workers(const HashifyOptions& o) {
     auto st = stat_fd(fd->get());
     // Only the store's own link is left, and it is the entry we saw.
     if (!st.ok() || st->ino != f.st.ino || st->nlink != 1) continue;
-    if (st->immutable) (void)set_immutable(fd->get(), false);
+    if (st->immutable) (void)set_immutable(fd->get(), Protection::off);
     auto u = unlink_at(dir->get(), name_of(path));
     if (u.ok()) ++rc->report.store_entries_removed;
     else rc->log.add(Failure::unlink, store.path + "/" + path, u.error().message());

@@ -108,9 +108,9 @@ bool swap_target(RunContext& rc, Canonical& c, Verified& v, size_t room, bool& e
   return true;
 }
 
-bool set_flag(RunContext& rc, Canonical& c, bool on) {
+bool set_flag(RunContext& rc, Canonical& c, Protection p) {
   const FileRec& f = rc.scan.files[rc.inodes[c.inode].names.front()];
-  auto s = rc.protect(c.fd.get(), f.guest, std::string(f.path), on);
+  auto s = rc.protect(c.fd.get(), f.guest, std::string(f.path), p);
   if (!s.ok()) rc.log.add(Failure::attr, c.name, s.error().message());
   return s.ok();
 }
@@ -145,11 +145,11 @@ std::optional<Canonical> prepare_canonical(RunContext& rc, uint32_t canon, bool&
     if (c.protect) rc.log.add(Failure::attr, c.name, imm.error().message());
     c.protect = false;
   }
-  if (c.protect && !c.was_immutable && !set_flag(rc, c, true)) return std::nullopt;
+  if (c.protect && !c.was_immutable && !set_flag(rc, c, Protection::on)) return std::nullopt;
   auto before = stat_fd(c.fd.get());
   if (!before.ok()) {
     rc.log.add(Failure::stat, c.name, before.error().message());
-    if (c.protect && !c.was_immutable) set_flag(rc, c, false);
+    if (c.protect && !c.was_immutable) set_flag(rc, c, Protection::off);
     return std::nullopt;
   }
   c.before = *before;
@@ -161,7 +161,7 @@ std::optional<Canonical> prepare_canonical(RunContext& rc, uint32_t canon, bool&
     if (!n.ok() || *n != rec.st.size) {
       if (!n.ok()) rc.log.add(Failure::read, c.name, n.error().message());
       else rc.log.skip(Skip::changed);
-      if (c.protect && !c.was_immutable) set_flag(rc, c, false);
+      if (c.protect && !c.was_immutable) set_flag(rc, c, Protection::off);
       return std::nullopt;
     }
   }
@@ -224,9 +224,9 @@ CanonicalWriters handle_writers_of_canonical(RunContext& rc, Canonical& c, std::
                "a process outside the guests opened this shared inode for writing while it was "
                "thawed; its writes show in every guest that shared it before this run; this "
                "round's links undone");
-    if (c.protect) set_flag(rc, c, false);
+    if (c.protect) set_flag(rc, c, Protection::off);
     for (auto& v : batch) undo_all(rc, v);
-    if (c.protect) set_flag(rc, c, true);
+    if (c.protect) set_flag(rc, c, Protection::on);
     return CanonicalWriters::host;
   }
   std::vector<NameAt> names;
@@ -245,9 +245,9 @@ bool commit_target(RunContext& rc, Canonical& c, Verified& v) {
   const InodeRec& t = rc.inodes[v.inode];
   if (v.lease && v.lease->writer_seen()) {
     rc.log.skip(Skip::busy, rc.display(t.names.front()), "opened for writing during the run: left alone");
-    if (c.protect) set_flag(rc, c, false);
+    if (c.protect) set_flag(rc, c, Protection::off);
     undo_all(rc, v);
-    if (c.protect) set_flag(rc, c, true);
+    if (c.protect) set_flag(rc, c, Protection::on);
     return true;
   }
   if (v.swapped.empty()) return v.abandoned || v.next == t.names.size();
@@ -303,7 +303,7 @@ bool swap_window(RunContext& rc, Canonical& c, std::vector<Verified>& live, std:
     const InodeRec& t = rc.inodes[v.inode];
     const FileRec& tf = rc.scan.files[t.names.front()];
     if (t.immutable && v.next == 0) { // a shared inode of its own: thawed to lose its names
-      auto s = rc.protect(v.fd.get(), tf.guest, std::string(tf.path), false);
+      auto s = rc.protect(v.fd.get(), tf.guest, std::string(tf.path), Protection::off);
       if (!s.ok()) {
         rc.log.add(Failure::attr, rc.display(t.names.front()), s.error().message());
         v.abandoned = true;
@@ -314,7 +314,7 @@ bool swap_window(RunContext& rc, Canonical& c, std::vector<Verified>& live, std:
     bool emlink = false;
     bool ok = swap_target(rc, c, v, room, emlink);
     room -= std::min(room, v.next - before);
-    if (!ok && t.immutable && before == 0) (void)rc.protect(v.fd.get(), tf.guest, std::string(tf.path), true);
+    if (!ok && t.immutable && before == 0) (void)rc.protect(v.fd.get(), tf.guest, std::string(tf.path), Protection::on);
     if (emlink) {
       // C is full. The targets not started go to the next canonical, the
       // first of them becoming it; one partly on C keeps its other names.
@@ -344,8 +344,8 @@ enum class WindowEnd {
 
 // Step 4: freezes C again and deals with whoever came while it was thawed.
 WindowEnd close_window(RunContext& rc, Canonical& c, std::vector<Verified>& live, size_t committed) {
-  if (c.protect && !set_flag(rc, c, true)) {
-    set_flag(rc, c, false);
+  if (c.protect && !set_flag(rc, c, Protection::on)) {
+    set_flag(rc, c, Protection::off);
     for (auto& v : live) undo_all(rc, v);
     return WindowEnd::stop;
   }
@@ -357,9 +357,9 @@ WindowEnd close_window(RunContext& rc, Canonical& c, std::vector<Verified>& live
   auto why = unguarded_change(rc, c);
   if (why.empty()) return WindowEnd::fine;
   rc.log.add(Failure::verify, c.name, "shared inode " + why + " while links were added; links undone");
-  if (c.protect) set_flag(rc, c, false);
+  if (c.protect) set_flag(rc, c, Protection::off);
   for (auto& v : live) undo_all(rc, v);
-  if (c.protect && (c.was_immutable || committed > 0)) set_flag(rc, c, true);
+  if (c.protect && (c.was_immutable || committed > 0)) set_flag(rc, c, Protection::on);
   return WindowEnd::undone;
 }
 
@@ -386,7 +386,7 @@ std::optional<uint32_t> link_round(RunContext& rc, uint32_t canon, std::deque<ui
   while (end == WindowEnd::fine && !overflow && (!pending.empty() || !live.empty())) {
     verify_more(rc, c, pending, live);
     if (live.empty()) continue;
-    if (c.protect && !set_flag(rc, c, false)) break; // 3. thaw
+    if (c.protect && !set_flag(rc, c, Protection::off)) break; // 3. thaw
     swap_window(rc, c, live, pending, overflow);
     end = close_window(rc, c, live, committed()); // 4.
     if (end == WindowEnd::undone) {
@@ -404,7 +404,7 @@ std::optional<uint32_t> link_round(RunContext& rc, uint32_t canon, std::deque<ui
   // Relocation decided C's flag; otherwise C is shared now (frozen), or
   // left as it was.
   if (c.protect && !c.was_immutable && !relocated) {
-    if (committed() == 0) set_flag(rc, c, false);
+    if (committed() == 0) set_flag(rc, c, Protection::off);
     else rc.inodes_protected.fetch_add(1, std::memory_order_relaxed);
   }
   if (overflow) {
@@ -453,7 +453,7 @@ bool remove_frozen_leftover(RunContext& rc, const TempRec& t, int dir, const std
     rc.log.skip(Skip::busy, where, "leftover of a shared inode that is open for writing");
     return false;
   }
-  auto thaw = rc.protect(fd, t.guest, t.path, false);
+  auto thaw = rc.protect(fd, t.guest, t.path, Protection::off);
   if (!thaw.ok()) {
     rc.log.add(Failure::attr, where, thaw.error().message());
     return false;
@@ -462,8 +462,7 @@ bool remove_frozen_leftover(RunContext& rc, const TempRec& t, int dir, const std
   auto after = stat_fd(fd);
   if (after.ok() && after->nlink > 0) {
     // Its name is gone: the descriptor addresses it.
-    auto s = rc.attrs->protect_needs_path() ? Status(described_error(ENOTSUP, "by descriptor"))
-                                            : rc.attrs->protect(fd, -1, "", true);
+    auto s = rc.protect_fd(fd, Protection::on);
     if (!s.ok()) rc.log.add(Failure::attr, where, s.error().message());
   }
   if (!u.ok()) rc.log.add(Failure::unlink, where, u.error().message());
@@ -506,7 +505,7 @@ bool remove_plain_leftover(RunContext& rc, const TempRec& t, int dir, const std:
                            [&](uint32_t n) { return rc.scan.files[n].guest != g0; });
   if (!cross) return true;
   const FileRec& f = rc.scan.files[rec.names.front()]; // the temporary's name is gone
-  auto s = rc.protect(fd, f.guest, std::string(f.path), true);
+  auto s = rc.protect(fd, f.guest, std::string(f.path), Protection::on);
   if (!s.ok()) rc.log.add(Failure::attr, where, s.error().message());
   else rc.inodes_protected.fetch_add(1, std::memory_order_relaxed);
   return true;

@@ -50,9 +50,9 @@ Result<std::unique_ptr<RunContext>> RunContext::open(std::vector<UnifyGuest> gue
   }
   // The state: signed temporary names, and locks so that two runs never
   // change one guest at once. A dry run creates nothing and takes no lock.
-  auto state = StateDir::open(StateDir::default_path(), !options.dry_run);
+  auto state = StateDir::open(StateDir::default_path(), options.dry_run ? Create::no : Create::yes);
   if (state.ok()) {
-    VU_TRY_ASSIGN(temps, state->temp_names(!options.dry_run));
+    VU_TRY_ASSIGN(temps, state->temp_names(options.dry_run ? Create::no : Create::yes));
     rc->temps = temps;
     if (!options.dry_run) {
       rc->prelinks = PreLinks(*state);
@@ -82,10 +82,15 @@ std::string RunContext::display(uint32_t file) const {
   return guests[f.guest].guest.name + ":/" + f.path;
 }
 
-Status RunContext::protect(int fd, uint32_t guest, const std::string& path, bool on) {
-  if (!attrs->protect_needs_path()) return attrs->protect(fd, -1, path, on);
+Status RunContext::protect(int fd, uint32_t guest, const std::string& path, Protection p) {
+  if (!attrs->protect_needs_path()) return attrs->protect(fd, -1, path, p);
   VU_TRY_ASSIGN(dir, open_beneath(roots[guest].get(), parent_of(path), O_RDONLY | O_DIRECTORY));
-  return attrs->protect(fd, dir.get(), name_of(path), on);
+  return attrs->protect(fd, dir.get(), name_of(path), p);
+}
+
+Status RunContext::protect_fd(int fd, Protection p) {
+  if (attrs->protect_needs_path()) return described_error(ENOTSUP, "protection by descriptor");
+  return attrs->protect(fd, -1, "", p);
 }
 
 void RunContext::record_prelinks(const InodeRec& inode) {

@@ -97,7 +97,10 @@ public:
   std::string display(uint32_t file) const;
   // Sets or clears the protection of a shared inode open as `fd`, named
   // `path` in guest `guest`. Thread-safe.
-  Status protect(int fd, uint32_t guest, const std::string& path, bool on);
+  Status protect(int fd, uint32_t guest, const std::string& path, Protection p);
+  // The same for an inode known by its descriptor only (its name is gone
+  // or elsewhere); ENOTSUP from back ends that address files by path.
+  Status protect_fd(int fd, Protection p);
   // Records, for every guest, the names of `inode` in it when there are
   // two or more (they were one inode before the suite linked them).
   void record_prelinks(const InodeRec& inode);

@@ -69,129 +69,183 @@ struct Bin {
            small = 0, other = 0;
 };
 
+bool by_guest_then_path(const FileRec& a, const FileRec& b) {
+  return a.guest != b.guest ? a.guest < b.guest : a.path < b.path;
+}
+
+bool temp_by_guest_then_path(const TempRec& a, const TempRec& b) {
+  return a.guest != b.guest ? a.guest < b.guest : a.path < b.path;
+}
+
+// One directory being read: its descriptor, its path and the stat that
+// signed temporary names are checked against (read on first need).
+struct OpenDir {
+  const WorkItem& item;
+  UniqueFd fd;
+  std::optional<FileStat> st;
+
+  const FileStat& stat() {
+    if (!st) {
+      auto ds = stat_fd(fd.get());
+      st = ds.ok() ? *ds : FileStat{};
+    }
+    return *st;
+  }
+};
+
+// The parallel walk's shared state; each thread fills its own Bin.
+class Walker {
+public:
+  Walker(const std::vector<UnifyGuest>& guests, const std::vector<UniqueFd>& roots,
+         const std::vector<std::vector<std::string>>& config_paths, const ScanOptions& options,
+         FailureLog& log)
+      : m_guests(guests), m_roots(roots), m_config_paths(config_paths), m_options(options),
+        m_log(log), m_secrets(options.skip_secrets ? &secret_files() : nullptr) {
+    for (const auto& r : roots) {
+      auto st = stat_fd(r.get());
+      m_root_devs.push_back(st.ok() ? st->dev : 0);
+    }
+  }
+
+  void visit(const WorkItem& item, tbb::feeder<WorkItem>& feeder) {
+    Bin& bin = m_bins.local();
+    const std::string where = m_guests[item.guest].guest.root + "/" + item.rel;
+    auto fd = open_beneath(m_roots[item.guest].get(), item.rel, O_RDONLY | O_DIRECTORY);
+    if (!fd.ok()) {
+      if (is_race(fd.code())) m_log.skip(Skip::changed);
+      else m_log.add(Failure::walk, where, fd.error().message());
+      return;
+    }
+    auto entries = read_directory(fd->get());
+    if (!entries.ok()) {
+      m_log.add(Failure::walk, where, entries.error().message());
+      return;
+    }
+    ++bin.dirs;
+    OpenDir dir{item, std::move(*fd), std::nullopt};
+    std::string abs = "/" + item.rel;
+    if (abs.size() > 1) abs += '/';
+    const size_t base_len = abs.size();
+    for (auto& e : *entries) {
+      abs.resize(base_len);
+      abs += e.name;
+      visit_entry(bin, dir, e, abs, feeder);
+    }
+  }
+
+  ScanResult collect(Report& report) {
+    ScanResult out;
+    size_t total = 0;
+    for (auto& bin : m_bins) total += bin.files.size();
+    out.files.reserve(total);
+    for (auto& bin : m_bins) {
+      report.dirs_scanned += bin.dirs;
+      report.files_scanned += bin.files_scanned;
+      report.bytes_scanned += bin.bytes_scanned;
+      report.files_excluded += bin.excluded;
+      report.files_config += bin.config;
+      report.files_small += bin.small;
+      report.files_other += bin.other;
+      std::move(bin.files.begin(), bin.files.end(), std::back_inserter(out.files));
+      out.paths.absorb(std::move(bin.paths));
+      std::vector<FileRec>().swap(bin.files); // keeps the peak at one copy of the records
+      std::move(bin.temps.begin(), bin.temps.end(), std::back_inserter(out.temporaries));
+    }
+    tbb::parallel_sort(out.files.begin(), out.files.end(), by_guest_then_path);
+    std::sort(out.temporaries.begin(), out.temporaries.end(), temp_by_guest_then_path);
+    return out;
+  }
+
+private:
+  // Decides what one directory entry is: the suite's temporary, excluded,
+  // a config file, a directory to walk, or a candidate file.
+  void visit_entry(Bin& bin, OpenDir& dir, const DirEntry& e, const std::string& abs,
+                   tbb::feeder<WorkItem>& feeder) {
+    const uint32_t g = dir.item.guest;
+    std::string rel = dir.item.rel.empty() ? e.name : dir.item.rel + "/" + e.name;
+    // Only names signed with this host's key for this directory are the
+    // suite's; anything else is the guest's own file.
+    if (e.type != DT_DIR && m_options.temp_names && TempNames::has_prefix(e.name) &&
+        m_options.temp_names->is_ours(e.name, dir.stat().dev, dir.stat().ino)) {
+      auto st = stat_at(dir.fd.get(), e.name);
+      if (st.ok() && st->is_regular()) bin.temps.push_back({g, std::move(rel), *st});
+      return;
+    }
+    if ((m_secrets && m_secrets->match(abs) != MatchKind::include) ||
+        m_guests[g].excludes.match(abs) != MatchKind::include) {
+      ++bin.excluded;
+      return;
+    }
+    if (g < m_config_paths.size() &&
+        std::binary_search(m_config_paths[g].begin(), m_config_paths[g].end(), abs)) {
+      ++bin.config;
+      return;
+    }
+    if (e.type == DT_DIR && !m_options.one_file_system) {
+      feeder.add(WorkItem{g, std::move(rel)});
+      return;
+    }
+    if (e.type != DT_REG && e.type != DT_UNKNOWN) {
+      ++bin.other;
+      return;
+    }
+    visit_file(bin, dir, e.name, std::move(rel), feeder);
+  }
+
+  // A regular file, a directory seen with --one-file-system, or an entry
+  // whose type the file system did not report: one statx decides.
+  void visit_file(Bin& bin, OpenDir& dir, const std::string& name, std::string rel,
+                  tbb::feeder<WorkItem>& feeder) {
+    const uint32_t g = dir.item.guest;
+    auto st = stat_at(dir.fd.get(), name);
+    if (!st.ok()) {
+      if (is_race(st.code())) m_log.skip(Skip::changed);
+      else m_log.add(Failure::stat, m_guests[g].guest.root + "/" + rel, st.error().message());
+      return;
+    }
+    if (st->is_directory()) {
+      if (!m_options.one_file_system || st->dev == m_root_devs[g])
+        feeder.add(WorkItem{g, std::move(rel)});
+      return;
+    }
+    if (!st->is_regular()) {
+      ++bin.other;
+      return;
+    }
+    if (st->size < m_options.min_size) {
+      ++bin.small;
+      return;
+    }
+    ++bin.files_scanned;
+    bin.bytes_scanned += st->size;
+    if (m_options.progress)
+      m_options.progress->files_scanned.fetch_add(1, std::memory_order_relaxed);
+    bin.files.push_back(FileRec{g, bin.paths.add(rel), *st});
+  }
+
+  const std::vector<UnifyGuest>& m_guests;
+  const std::vector<UniqueFd>& m_roots;
+  const std::vector<std::vector<std::string>>& m_config_paths;
+  const ScanOptions& m_options;
+  FailureLog& m_log;
+  const ExcludeList* m_secrets;
+  std::vector<uint64_t> m_root_devs;
+  tbb::enumerable_thread_specific<Bin> m_bins;
+};
 
 } // namespace
 
 ScanResult scan_guests(const std::vector<UnifyGuest>& guests, const std::vector<UniqueFd>& roots,
                        const std::vector<std::vector<std::string>>& config_paths,
                        const ScanOptions& options, Report& report, FailureLog& log) {
-  const ExcludeList* secrets = options.skip_secrets ? &secret_files() : nullptr;
-  tbb::enumerable_thread_specific<Bin> bins;
-  std::vector<uint64_t> root_devs;
-  for (const auto& r : roots) {
-    auto st = stat_fd(r.get());
-    root_devs.push_back(st.ok() ? st->dev : 0);
-  }
+  Walker walker(guests, roots, config_paths, options, log);
   std::vector<WorkItem> seeds;
   for (uint32_t g = 0; g < guests.size(); ++g) seeds.push_back({g, ""});
-
-  tbb::parallel_for_each(seeds.begin(), seeds.end(), [&](const WorkItem& item,
-                                                         tbb::feeder<WorkItem>& feeder) {
-    Bin& bin = bins.local();
-    const auto& guest = guests[item.guest];
-    auto dir = open_beneath(roots[item.guest].get(), item.rel, O_RDONLY | O_DIRECTORY);
-    if (!dir.ok()) {
-      if (is_race(dir.code())) log.skip(Skip::changed);
-      else log.add(Failure::walk, guest.guest.root + "/" + item.rel, dir.error().message());
-      return;
-    }
-    auto entries = read_directory(dir->get());
-    if (!entries.ok()) {
-      log.add(Failure::walk, guest.guest.root + "/" + item.rel, entries.error().message());
-      return;
-    }
-    ++bin.dirs;
-    std::string abs = "/" + item.rel;
-    if (abs.size() > 1) abs += '/';
-    const size_t base_len = abs.size();
-    std::optional<FileStat> dir_st; // read when a temporary's signature is checked
-    for (auto& e : *entries) {
-      std::string rel = item.rel.empty() ? e.name : item.rel + "/" + e.name;
-      unsigned char type = e.type;
-      if (type != DT_DIR && options.temp_names && TempNames::has_prefix(e.name)) {
-        if (!dir_st) {
-          auto ds = stat_fd(dir->get());
-          dir_st = ds.ok() ? *ds : FileStat{};
-        }
-        // Only names signed with this host's key for this directory are
-        // the suite's; anything else is the guest's own file.
-        if (options.temp_names->is_ours(e.name, dir_st->dev, dir_st->ino)) {
-          auto st = stat_at(dir->get(), e.name);
-          if (st.ok() && st->is_regular()) bin.temps.push_back({item.guest, std::move(rel), *st});
-          continue;
-        }
-      }
-      abs.resize(base_len);
-      abs += e.name;
-      if ((secrets && secrets->match(abs) != MatchKind::include) ||
-          guest.excludes.match(abs) != MatchKind::include) {
-        ++bin.excluded;
-        continue;
-      }
-      if (item.guest < config_paths.size() &&
-          std::binary_search(config_paths[item.guest].begin(), config_paths[item.guest].end(), abs)) {
-        ++bin.config;
-        continue;
-      }
-      if (type == DT_DIR && !options.one_file_system) {
-        feeder.add(WorkItem{item.guest, std::move(rel)});
-        continue;
-      }
-      if (type != DT_REG && type != DT_UNKNOWN) {
-        ++bin.other;
-        continue;
-      }
-      auto st = stat_at(dir->get(), e.name);
-      if (!st.ok()) {
-        if (is_race(st.code())) log.skip(Skip::changed);
-        else log.add(Failure::stat, guest.guest.root + "/" + rel, st.error().message());
-        continue;
-      }
-      if (st->is_directory()) {
-        if (options.one_file_system && st->dev != root_devs[item.guest]) continue;
-        feeder.add(WorkItem{item.guest, std::move(rel)});
-        continue;
-      }
-      if (!st->is_regular()) {
-        ++bin.other;
-        continue;
-      }
-      if (st->size < options.min_size) {
-        ++bin.small;
-        continue;
-      }
-      ++bin.files_scanned;
-      bin.bytes_scanned += st->size;
-      if (options.progress) options.progress->files_scanned.fetch_add(1, std::memory_order_relaxed);
-      bin.files.push_back(FileRec{item.guest, bin.paths.add(rel), *st});
-    }
-  });
-
-  ScanResult out;
-  size_t total = 0;
-  for (auto& bin : bins) total += bin.files.size();
-  out.files.reserve(total);
-  for (auto& bin : bins) {
-    report.dirs_scanned += bin.dirs;
-    report.files_scanned += bin.files_scanned;
-    report.bytes_scanned += bin.bytes_scanned;
-    report.files_excluded += bin.excluded;
-    report.files_config += bin.config;
-    report.files_small += bin.small;
-    report.files_other += bin.other;
-    std::move(bin.files.begin(), bin.files.end(), std::back_inserter(out.files));
-    out.paths.absorb(std::move(bin.paths));
-    std::vector<FileRec>().swap(bin.files); // keeps the peak at one copy of the records
-    std::move(bin.temps.begin(), bin.temps.end(), std::back_inserter(out.temporaries));
-  }
-  tbb::parallel_sort(out.files.begin(), out.files.end(), [](const FileRec& a, const FileRec& b) {
-    return a.guest != b.guest ? a.guest < b.guest : a.path < b.path;
-  });
-  std::sort(out.temporaries.begin(), out.temporaries.end(),
-            [](const TempRec& a, const TempRec& b) {
-              return a.guest != b.guest ? a.guest < b.guest : a.path < b.path;
-            });
-  return out;
+  tbb::parallel_for_each(seeds.begin(), seeds.end(),
+                         [&](const WorkItem& item, tbb::feeder<WorkItem>& feeder) {
+                           walker.visit(item, feeder);
+                         });
+  return walker.collect(report);
 }
 
 } // namespace vu

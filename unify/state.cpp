@@ -92,12 +92,12 @@ std::string StateDir::default_path() {
   return env && *env ? env : "/var/lib/vunify";
 }
 
-Result<StateDir> StateDir::open(const std::string& path, bool create) {
+Result<StateDir> StateDir::open(const std::string& path, Create create) {
   if (path.empty() || path[0] != '/')
     return described_error(EINVAL, "state directory '" + path + "' is not an absolute path");
   struct stat st {};
   if (::lstat(path.c_str(), &st) != 0) {
-    if (errno != ENOENT || !create) return make_error(errno, "state directory " + path);
+    if (errno != ENOENT || create == Create::no) return make_error(errno, "state directory " + path);
     if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST)
       return make_error(errno, "create state directory " + path +
                                    " (set VUNIFY_STATE_DIR to another place)");
@@ -119,7 +119,7 @@ Result<StateDir> StateDir::open(const std::string& path, bool create) {
   return s;
 }
 
-Result<TempNames> StateDir::temp_names(bool create) const {
+Result<TempNames> StateDir::temp_names(Create create) const {
   TempNames::Key key{};
   auto read_key = [&]() -> Result<bool> {
     int fd = ::openat(m_fd.get(), "tempname.key", O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
@@ -138,7 +138,7 @@ Result<TempNames> StateDir::temp_names(bool create) const {
   };
   VU_TRY_ASSIGN(have, read_key());
   if (have) return TempNames(key);
-  if (!create) return TempNames();
+  if (create == Create::no) return TempNames();
   // Made once: written to an unnamed file, then linked under its name.
   // Two runs racing here both link; the second finds the first's key.
   if (sodium_init() < 0) return described_error(EIO, "libsodium cannot initialise");
@@ -155,10 +155,10 @@ Result<TempNames> StateDir::temp_names(bool create) const {
   return TempNames(key);
 }
 
-Result<TempNames> load_temp_names(bool create) {
+Result<TempNames> load_temp_names(Create create) {
   auto state = StateDir::open(StateDir::default_path(), create);
   if (!state.ok()) {
-    if (!create && state.code() == ENOENT) return TempNames();
+    if (create == Create::no && state.code() == ENOENT) return TempNames();
     return state.error();
   }
   return state->temp_names(create);

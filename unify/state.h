@@ -58,21 +58,25 @@ private:
   bool m_valid = false;
 };
 
+// Whether the state directory and its key may be made when missing (a
+// dry run makes nothing).
+enum class Create : bool { no = false, yes = true };
+
 // The state directory. Errors name the directory and what to do.
 class StateDir {
 public:
   // $VUNIFY_STATE_DIR, else /var/lib/vunify.
   static std::string default_path();
-  // Opens the directory at `path` (created 0700 when `create` and missing).
-  // It must be a real directory (not a symlink), owned by this process's
-  // user, writable by nobody else. ENOENT when missing and !create.
-  static Result<StateDir> open(const std::string& path, bool create);
+  // Opens the directory at `path` (created 0700 when missing and `create`
+  // is yes). It must be a real directory (not a symlink), owned by this
+  // process's user, writable by nobody else. ENOENT when missing and no.
+  static Result<StateDir> open(const std::string& path, Create create);
 
   const std::string& path() const { return m_path; }
   int fd() const { return m_fd.get(); }
   // The temporary-name key, made on first use (never replaced: names made
   // with an earlier key would stop being recognised).
-  Result<TempNames> temp_names(bool create) const;
+  Result<TempNames> temp_names(Create create) const;
 
 private:
   std::string m_path;
@@ -80,8 +84,8 @@ private:
 };
 
 // The temporary names a run may use: from the state directory; an empty
-// TempNames when `create` is false and there is none yet.
-Result<TempNames> load_temp_names(bool create);
+// TempNames when `create` is no and there is none yet.
+Result<TempNames> load_temp_names(Create create);
 
 // The hard links a guest had among its own files before the suite made
 // them names of a shared inode. Recorded when a run links (or first

@@ -137,6 +137,81 @@ WriterGuests writer_guests(const RunContext& rc, const LeasedInode& lease, const
   return w;
 }
 
+namespace {
+
+// The names of a written inode, by who keeps them: names in the writers'
+// guests stay on the inode, every other name moves to a copy.
+struct NameSplit {
+  std::vector<NameAt> moving;
+  std::set<std::pair<uint64_t, uint64_t>> staying_roots;
+  std::string written; // a name the writers' guests keep, for the report
+};
+
+NameSplit split_by_writers(std::vector<NameAt> names, const WriterGuests& writers) {
+  NameSplit split;
+  for (auto& n : names) {
+    if (writers.roots.count(n.root_id)) {
+      split.staying_roots.insert(n.root_id);
+      if (split.written.empty()) split.written = n.display;
+    } else {
+      split.moving.push_back(std::move(n));
+    }
+  }
+  return split;
+}
+
+// A verified private copy of `fd`, made beside `beside` (same file
+// system), leased: it gets names in guests before it can be frozen
+// (mainline refuses to link an immutable inode).
+struct LeasedCopy {
+  UniqueFd fd;
+  LeasedInode lease;
+};
+
+Result<LeasedCopy> leased_copy_beside(const NameAt& beside, int fd, uint64_t size) {
+  auto dir = open_beneath(beside.root, parent_of(beside.path), O_RDONLY | O_DIRECTORY);
+  if (!dir.ok()) return described_error(dir.code(), "cannot move names away from a written "
+                                                    "shared inode: " + dir.error().message());
+  uint64_t copied = 0;
+  auto copy = make_private_copy(fd, dir->get(), size, copied);
+  if (!copy.ok()) return described_error(copy.code(), "cannot copy a written shared inode: " +
+                                                          copy.error().message());
+  auto lease = LeasedInode::take(copy->get());
+  if (!lease.ok()) return described_error(lease.code(), "cannot lease the copy of a written "
+                                                        "shared inode: " + lease.error().message());
+  return LeasedCopy{std::move(*copy), std::move(*lease)};
+}
+
+// Gives each of `moving` the copy in place of the inode `st`; returns how
+// many moved. A name that cannot move is logged and left.
+uint64_t move_names(RunContext& rc, int copy, const std::vector<NameAt>& moving, const FileStat& st) {
+  uint64_t moved = 0;
+  for (const auto& n : moving) {
+    auto dir = open_beneath(n.root, parent_of(n.path), O_RDONLY | O_DIRECTORY);
+    if (!dir.ok()) {
+      rc.log.add(Failure::verify, n.display, "left on a written shared inode: " + dir.error().message());
+      continue;
+    }
+    auto s = swap_name(copy, std::move(*dir), name_of(n.path), st.dev, st.ino, rc.temps);
+    if (!s.ok()) {
+      rc.log.add(Failure::verify, n.display, "left on a written shared inode: " + s.error().message());
+      continue;
+    }
+    auto c = commit_swap(*s);
+    if (!c.ok()) rc.log.add(Failure::unlink, n.display, c.error().message());
+    ++moved;
+  }
+  return moved;
+}
+
+std::string pid_list(const std::vector<pid_t>& pids) {
+  std::string out;
+  for (pid_t p : pids) out += (out.empty() ? "" : ", ") + std::to_string(p);
+  return out.empty() ? "?" : out;
+}
+
+} // namespace
+
 uint64_t relocate_for_writers(RunContext& rc, int fd, const FileStat& st, std::vector<NameAt> names,
                               const WriterGuests& writers) {
   // Every name of the inode: the ones the run knows, and when that is not
@@ -147,81 +222,37 @@ uint64_t relocate_for_writers(RunContext& rc, int fd, const FileStat& st, std::v
     auto more = search_other_guests(rc, st, holders);
     for (auto& n : more) names.push_back(std::move(n));
   }
-  std::vector<NameAt> moving;
-  std::set<std::pair<uint64_t, uint64_t>> staying_roots;
-  std::string written; // a name the writers' guests keep, for the report
-  for (auto& n : names) {
-    if (writers.roots.count(n.root_id)) {
-      staying_roots.insert(n.root_id);
-      if (written.empty()) written = n.display;
-    } else {
-      moving.push_back(std::move(n));
-    }
-  }
-  const std::string where = moving.empty() ? std::string() : moving.front().display;
-  if (moving.empty()) return 0;
-  // The copy: made beside the first name that moves (same file system),
-  // from the inode while its writers still wait - so from unchanged bytes.
-  auto dir0 = open_beneath(moving.front().root, parent_of(moving.front().path), O_RDONLY | O_DIRECTORY);
-  if (!dir0.ok()) {
-    rc.log.add(Failure::verify, where, "cannot move names away from a written shared inode: " +
-                                           dir0.error().message());
-    return 0;
-  }
-  uint64_t copied = 0;
-  auto copy = make_private_copy(fd, dir0->get(), st.size, copied);
+  NameSplit split = split_by_writers(std::move(names), writers);
+  if (split.moving.empty()) return 0;
+  const std::string where = split.moving.front().display;
+  // The copy is made from the inode while its writers still wait - so
+  // from unchanged bytes.
+  auto copy = leased_copy_beside(split.moving.front(), fd, st.size);
   if (!copy.ok()) {
-    rc.log.add(Failure::verify, where, "cannot copy a written shared inode: " + copy.error().message());
+    rc.log.add(Failure::verify, where, copy.error().message());
     return 0;
   }
-  // The copy gets names in guests before it can be frozen (mainline
-  // refuses to link an immutable inode): it is leased meanwhile, too.
-  auto copy_lease = LeasedInode::take(copy->get());
-  if (!copy_lease.ok()) {
-    rc.log.add(Failure::verify, where, "cannot lease the copy of a written shared inode: " +
-                                           copy_lease.error().message());
-    return 0;
-  }
-  auto thaw = rc.attrs->protect_needs_path() ? Status(described_error(ENOTSUP, "by descriptor"))
-                                             : rc.attrs->protect(fd, -1, "", false);
+  auto thaw = rc.protect_fd(fd, Protection::off);
   if (!thaw.ok() && rc.options.protect == Protect::immutable) {
     rc.log.add(Failure::attr, where, thaw.error().message());
     return 0;
   }
-  uint64_t moved = 0;
-  for (auto& n : moving) {
-    auto dir = open_beneath(n.root, parent_of(n.path), O_RDONLY | O_DIRECTORY);
-    if (!dir.ok()) {
-      rc.log.add(Failure::verify, n.display, "left on a written shared inode: " + dir.error().message());
-      continue;
-    }
-    auto s = swap_name(copy->get(), std::move(*dir), name_of(n.path), st.dev, st.ino, rc.temps);
-    if (!s.ok()) {
-      rc.log.add(Failure::verify, n.display, "left on a written shared inode: " + s.error().message());
-      continue;
-    }
-    auto c = commit_swap(*s);
-    if (!c.ok()) rc.log.add(Failure::unlink, n.display, c.error().message());
-    ++moved;
-  }
+  uint64_t moved = move_names(rc, copy->fd.get(), split.moving, st);
   // The copy is what the others share now; the inode stays with the
   // writers' guests - theirs alone when one guest keeps it.
-  auto cp = rc.attrs->protect_needs_path() ? Status(described_error(ENOTSUP, "by descriptor"))
-                                           : rc.attrs->protect(copy->get(), -1, "", true);
+  auto cp = rc.protect_fd(copy->fd.get(), Protection::on);
   if (!cp.ok() && rc.options.protect == Protect::immutable)
     rc.log.add(Failure::attr, where, "the copy: " + cp.error().message());
-  if (copy_lease->writer_seen())
+  if (copy->lease.writer_seen())
     rc.log.add(Failure::verify, where,
                "the copy of a written shared inode was opened for writing too; its sharers may "
                "see those writes");
-  if (staying_roots.size() > 1 && rc.options.protect == Protect::immutable)
-    (void)rc.attrs->protect(fd, -1, "", true);
-  std::string pids;
-  for (pid_t p : writers.pids) pids += (pids.empty() ? "" : ", ") + std::to_string(p);
-  rc.log.skip(Skip::written, written.empty() ? where : written,
+  if (split.staying_roots.size() > 1 && rc.options.protect == Protect::immutable)
+    (void)rc.protect_fd(fd, Protection::on);
+  rc.log.skip(Skip::written, split.written.empty() ? where : split.written,
               fmt::format("opened for writing by pid {}; {} names of other guests moved to an "
                           "unchanged copy",
-                          pids.empty() ? "?" : pids, moved));
+                          pid_list(writers.pids), moved));
   return moved;
 }
 

@@ -103,13 +103,13 @@ TEST(KernelFs, ImmutableFlagRoundTrip) {
   ASSERT_TRUE(fd.ok());
   auto flags = get_inode_flags(fd->get());
   if (!flags.ok()) GTEST_SKIP() << "no inode flags on this file system: " << flags.error().message();
-  ASSERT_TRUE(set_immutable(fd->get(), true).ok());
+  ASSERT_TRUE(set_immutable(fd->get(), Protection::on).ok());
   EXPECT_TRUE(*is_immutable(fd->get()));
   EXPECT_TRUE(stat_fd(fd->get())->immutable);
   // Even root cannot add a name to, or remove a name of, an immutable inode.
   EXPECT_EQ(link_fd(fd->get(), dir->get(), "b").code(), EPERM);
   EXPECT_EQ(unlink_at(dir->get(), "a").code(), EPERM);
-  ASSERT_TRUE(set_immutable(fd->get(), false).ok());
+  ASSERT_TRUE(set_immutable(fd->get(), Protection::off).ok());
   EXPECT_FALSE(*is_immutable(fd->get()));
   EXPECT_TRUE(link_fd(fd->get(), dir->get(), "b").ok());
 }

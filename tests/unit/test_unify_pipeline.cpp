@@ -250,7 +250,7 @@ int reap(pid_t pid) {
 std::string signed_temp(const std::string& dir) {
   struct stat st {};
   ::stat(dir.c_str(), &st);
-  auto names = load_temp_names(true);
+  auto names = load_temp_names(Create::yes);
   EXPECT_TRUE(names.ok());
   return names->make(st.st_dev, st.st_ino);
 }
@@ -506,12 +506,12 @@ public:
   Status set(int d, const std::string& n, const FileStat& st, uint32_t s, uint32_t c) override {
     return m_real->set(d, n, st, s, c);
   }
-  Status protect(int fd, int dirfd, const std::string& name, bool on) override {
-    calls.push_back((on ? "+" : "-") + name);
+  Status protect(int fd, int dirfd, const std::string& name, Protection p) override {
+    calls.push_back((p == Protection::on ? "+" : "-") + name);
     if (m_by_path) {
       EXPECT_GE(dirfd, 0);
     }
-    return m_real->protect(fd, dirfd, name, on);
+    return m_real->protect(fd, dirfd, name, p);
   }
   bool protect_needs_path() const override { return m_by_path; }
   std::vector<std::string> calls;

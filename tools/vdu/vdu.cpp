@@ -239,61 +239,51 @@ int run_classic(const std::vector<std::string>& dirs, bool space, bool inodes,
   return rc;
 }
 
-int run(int argc, char** argv) {
-  CLI::App app{"vdu: what each guest uses, shares and could still save", "vdu"};
-  app.set_help_flag("--help", "print this help and exit");
-  app.set_version_flag("--version", std::string("vdu ") + k_version);
+struct VduArgs {
   GuestSelection sel;
   bool human = false, si = false, json = false, csv = false, deep = false, no_store = false;
   std::string html, store, xid;
   uint32_t top = 0, threads = 0;
+  // The classic form.
   bool space = false, inodes = false, script = false;
   uint64_t blocksize = 1024;
-  app.add_option("guests", sel.args, "guest names or paths (classic form: directories)")
+};
+
+void add_options(CLI::App& app, VduArgs& a) {
+  app.add_option("guests", a.sel.args, "guest names or paths (classic form: directories)")
       ->check(non_empty());
-  app.add_flag("--all", sel.all, "every guest of the configuration base");
-  app.add_option("--confdir", sel.confdir, "configuration base (default: $VSERVER_CONFDIR or /etc/vservers)")
+  app.add_flag("--all", a.sel.all, "every guest of the configuration base");
+  app.add_option("--confdir", a.sel.confdir, "configuration base (default: $VSERVER_CONFDIR or /etc/vservers)")
       ->check(non_empty());
-  app.add_flag("-h,--human-readable", human, "sizes in powers of 1024 (K, M, G)");
-  app.add_flag("--si", si, "sizes in powers of 1000");
-  app.add_flag("--json", json, "one JSON object on stdout");
-  app.add_flag("--csv", csv, "CSV on stdout");
-  app.add_option("--html", html, "also write a self-contained HTML page with a chart to FILE")
+  app.add_flag("-h,--human-readable", a.human, "sizes in powers of 1024 (K, M, G)");
+  app.add_flag("--si", a.si, "sizes in powers of 1000");
+  app.add_flag("--json", a.json, "one JSON object on stdout");
+  app.add_flag("--csv", a.csv, "CSV on stdout");
+  app.add_option("--html", a.html, "also write a self-contained HTML page with a chart to FILE")
       ->check(non_empty());
-  app.add_flag("--deep", deep, "also find identical files not yet linked (reads file content)");
-  app.add_flag("--no-pkgmgmt", sel.no_pkgmgmt, "with --deep: ignore package managers' config files");
-  app.add_option("--top", top, "list the N directories with most private bytes");
-  app.add_option("--store", store,
+  app.add_flag("--deep", a.deep, "also find identical files not yet linked (reads file content)");
+  app.add_flag("--no-pkgmgmt", a.sel.no_pkgmgmt, "with --deep: ignore package managers' config files");
+  app.add_option("--top", a.top, "list the N directories with most private bytes");
+  app.add_option("--store", a.store,
                  "hash store (default: the first guest's, see vhashify(8), or <vdirbase>/.hash)")
       ->check(non_empty());
-  app.add_flag("--no-store", no_store, "do not look for a hash store");
-  app.add_option("--threads", threads, "worker threads (default: 8 per core, 8 to 32)")->check(CLI::Range(1u, 256u));
-  app.add_flag("--space", space, "classic form: allocated space of each directory");
-  app.add_flag("--inodes,--inode", inodes, "classic form: inodes of each directory");
-  app.add_option("--blocksize", blocksize, "classic form: unit of --space (default 1024)")
+  app.add_flag("--no-store", a.no_store, "do not look for a hash store");
+  app.add_option("--threads", a.threads, "worker threads (default: 8 per core, 8 to 32)")->check(CLI::Range(1u, 256u));
+  app.add_flag("--space", a.space, "classic form: allocated space of each directory");
+  app.add_flag("--inodes,--inode", a.inodes, "classic form: inodes of each directory");
+  app.add_option("--blocksize", a.blocksize, "classic form: unit of --space (default 1024)")
       ->check(CLI::Range(uint64_t(1), uint64_t(1) << 40));
-  app.add_flag("--script", script, "classic form: values only, without the directory");
-  app.add_option("--xid", xid,
+  app.add_flag("--script", a.script, "classic form: values only, without the directory");
+  app.add_option("--xid", a.xid,
                  "classic form: count only files of context N - needs a Linux-VServer kernel; "
                  "refused on mainline");
-  if (auto done = parse_command_line(app, argc, argv)) return *done;
-  if (!xid.empty()) {
-    // Whole-tree numbers under --xid would be wrong data for the scripts
-    // that feed limits from them.
-    print_error("vdu", "--xid: this kernel has no context tags (mainline Linux), so the files of "
-                       "context " + xid + " cannot be told apart; run vdu without --xid for whole trees");
-    return exit_status(ExitCode::usage);
-  }
-  if (space || inodes) {
-    if (sel.args.empty()) {
-      print_error("vdu", "no directory given (see vdu --help)");
-      return exit_status(ExitCode::usage);
-    }
-    return run_classic(sel.args, space, inodes, blocksize, script);
-  }
-  sel.no_pkgmgmt = sel.no_pkgmgmt || !deep; // config files only matter for --deep
-  sel.classic_refservers = false;
-  auto selected = select_guests(sel);
+}
+
+// The report form: guests of the configuration base or paths.
+int run_report(VduArgs& a) {
+  a.sel.no_pkgmgmt = a.sel.no_pkgmgmt || !a.deep; // config files only matter for --deep
+  a.sel.classic_refservers = false;
+  auto selected = select_guests(a.sel);
   if (!selected.ok()) {
     print_error("vdu", selected.error().message());
     return exit_status(ExitCode::usage);
@@ -307,12 +297,12 @@ int run(int argc, char** argv) {
     guests.push_back(std::move(g));
   }
   UsageOptions opt;
-  opt.threads = threads;
-  opt.deep = deep;
-  opt.top = top;
-  if (!no_store && !store.empty()) opt.store = store;
-  if (!no_store && store.empty() && !guests.empty()) {
-    auto s = ConfigBase(sel.confdir).hash_store_of(guests.front().guest);
+  opt.threads = a.threads;
+  opt.deep = a.deep;
+  opt.top = a.top;
+  if (!a.no_store && !a.store.empty()) opt.store = a.store;
+  if (!a.no_store && a.store.empty() && !guests.empty()) {
+    auto s = ConfigBase(a.sel.confdir).hash_store_of(guests.front().guest);
     if (s.ok()) opt.store = *s;
   }
   auto report = compute_usage(guests, opt);
@@ -320,14 +310,14 @@ int run(int argc, char** argv) {
     print_error("vdu", report.error().message());
     return exit_status(ExitCode::usage);
   }
-  Units units = si ? Units::si : human ? Units::human : Units::bytes;
-  if (json) std::cout << to_json(*report).dump(2) << "\n";
-  else if (csv) std::cout << to_csv(*report);
+  Units units = a.si ? Units::si : a.human ? Units::human : Units::bytes;
+  if (a.json) std::cout << to_json(*report).dump(2) << "\n";
+  else if (a.csv) std::cout << to_csv(*report);
   else std::cout << to_table(*report, units);
-  if (!html.empty()) {
+  if (!a.html.empty()) {
     // A new file renamed into place: a symlink planted at FILE is
     // replaced, never written through.
-    auto w = write_file_atomic(html, to_html(*report), 0644);
+    auto w = write_file_atomic(a.html, to_html(*report), 0644);
     if (!w.ok()) {
       print_error("vdu", "cannot write " + w.error().message());
       return exit_status(ExitCode::usage);
@@ -336,6 +326,30 @@ int run(int argc, char** argv) {
   bool failed = report->errors > 0 || !selected->rejected.empty() || !selected->skipped.empty();
   if (report->errors > 0) std::cerr << "vdu: " << report->errors << " files could not be examined\n";
   return exit_status(failed ? ExitCode::partial : ExitCode::ok);
+}
+
+int run(int argc, char** argv) {
+  CLI::App app{"vdu: what each guest uses, shares and could still save", "vdu"};
+  app.set_help_flag("--help", "print this help and exit");
+  app.set_version_flag("--version", std::string("vdu ") + k_version);
+  VduArgs a;
+  add_options(app, a);
+  if (auto done = parse_command_line(app, argc, argv)) return *done;
+  if (!a.xid.empty()) {
+    // Whole-tree numbers under --xid would be wrong data for the scripts
+    // that feed limits from them.
+    print_error("vdu", "--xid: this kernel has no context tags (mainline Linux), so the files of "
+                       "context " + a.xid + " cannot be told apart; run vdu without --xid for whole trees");
+    return exit_status(ExitCode::usage);
+  }
+  if (a.space || a.inodes) {
+    if (a.sel.args.empty()) {
+      print_error("vdu", "no directory given (see vdu --help)");
+      return exit_status(ExitCode::usage);
+    }
+    return run_classic(a.sel.args, a.space, a.inodes, a.blocksize, a.script);
+  }
+  return run_report(a);
 }
 
 } // namespace

@@ -139,6 +139,59 @@ int gc_only(const CliOptions& o, const ConfigBase& config) {
   return exit_status(total.failed() ? ExitCode::partial : ExitCode::ok);
 }
 
+using StoreGuests = std::vector<std::pair<std::string, std::vector<UnifyGuest>>>;
+
+// One run per hash store, under one progress line each.
+Report hashify_stores(const CliOptions& o, StoreGuests& by_store) {
+  Report total;
+  total.dry_run = o.run.dry_run;
+  Progress progress;
+  for (auto& [store, guests] : by_store) {
+    HashifyOptions h = o.run;
+    h.store = store;
+    h.progress = &progress;
+    if (!o.quiet && !o.json) {
+      std::string base = store.substr(0, store.rfind('/'));
+      auto problems = check_guest_base(base.empty() ? "/" : base, {}, {store});
+      if (problems.ok())
+        for (const auto& p : *problems) std::cerr << "vhashify: warning: barrier: " << p << "\n";
+    }
+    Result<Report> r = Error{};
+    {
+      std::optional<ProgressLine> line;
+      if (!o.quiet && !o.json && ::isatty(STDERR_FILENO)) line.emplace(progress, "vhashify");
+      r = run_hashify(guests, h);
+    }
+    if (!r.ok()) throw SetupError(r.error().message());
+    add_up(total, *r);
+  }
+  return total;
+}
+
+void print_report(const CliOptions& o, const Report& total, const StoreGuests& by_store) {
+  std::string stores;
+  for (const auto& [store, guests] : by_store) stores += (stores.empty() ? "" : ", ") + store;
+  if (o.json) {
+    auto j = report_to_json(total);
+    j["store"] = by_store.size() == 1 ? by_store.front().first : stores;
+    std::cout << j.dump(2) << "\n";
+    return;
+  }
+  for (const auto& a : total.actions) std::cout << a << "\n";
+  if (!o.quiet) {
+    std::cout << report_to_text(total, o.verbose);
+    std::cout << fmt::format("store {}: {} names already linked, {} entries created, {} "
+                             "removed; {} read ({} hashes from the cache)\n",
+                             stores, total.files_in_store, total.store_entries_created,
+                             total.store_entries_removed,
+                             human_bytes(total.bytes_hashed + total.bytes_compared),
+                             total.cache_hits);
+  } else if (total.failed()) {
+    std::cerr << report_to_text(total, 0);
+  }
+  if (o.stats) std::cout << fmt::format("{:.3f} s\n", total.seconds);
+}
+
 int run(int argc, char** argv) {
   CLI::App app{"vhashify: link guests' files to a content-addressed hash store", "vhashify"};
   app.set_version_flag("--version", std::string("vhashify ") + k_version);
@@ -166,58 +219,15 @@ int run(int argc, char** argv) {
   if (!selected.ok()) throw SetupError(selected.error().message());
   print_left_out("vhashify", *selected);
   if (auto all = config.all(); all.ok()) o.run.other_guests = std::move(all->guests);
-  auto by_store = guests_by_store(o, std::move(selected->guests), config);
+  StoreGuests by_store = guests_by_store(o, std::move(selected->guests), config);
   // Every store is checked before any of them is touched.
   for (const auto& [store, guests] : by_store) {
     auto placed = check_store_place(store, guests, o.run.other_guests);
     if (!placed.ok()) throw SetupError(placed.error().message());
   }
-
-  Report total;
-  total.dry_run = o.run.dry_run;
-  Progress progress;
-  for (auto& [store, guests] : by_store) {
-    HashifyOptions h = o.run;
-    h.store = store;
-    h.progress = &progress;
-    if (!o.quiet && !o.json) {
-      std::string base = store.substr(0, store.rfind('/'));
-      auto problems = check_guest_base(base.empty() ? "/" : base, {}, {store});
-      if (problems.ok())
-        for (const auto& p : *problems) std::cerr << "vhashify: warning: barrier: " << p << "\n";
-    }
-    Result<Report> r = Error{};
-    {
-      std::optional<ProgressLine> line;
-      if (!o.quiet && !o.json && ::isatty(STDERR_FILENO)) line.emplace(progress, "vhashify");
-      r = run_hashify(guests, h);
-    }
-    if (!r.ok()) throw SetupError(r.error().message());
-    add_up(total, *r);
-  }
+  Report total = hashify_stores(o, by_store);
   note_left_out(*selected, total);
-
-  std::string stores;
-  for (const auto& [store, guests] : by_store) stores += (stores.empty() ? "" : ", ") + store;
-  if (o.json) {
-    auto j = report_to_json(total);
-    j["store"] = by_store.size() == 1 ? by_store.front().first : stores;
-    std::cout << j.dump(2) << "\n";
-  } else {
-    for (const auto& a : total.actions) std::cout << a << "\n";
-    if (!o.quiet) {
-      std::cout << report_to_text(total, o.verbose);
-      std::cout << fmt::format("store {}: {} names already linked, {} entries created, {} "
-                               "removed; {} read ({} hashes from the cache)\n",
-                               stores, total.files_in_store, total.store_entries_created,
-                               total.store_entries_removed,
-                               human_bytes(total.bytes_hashed + total.bytes_compared),
-                               total.cache_hits);
-    } else if (total.failed()) {
-      std::cerr << report_to_text(total, 0);
-    }
-    if (o.stats) std::cout << fmt::format("{:.3f} s\n", total.seconds);
-  }
+  print_report(o, total, by_store);
   return exit_status(total.failed() ? ExitCode::partial : ExitCode::ok);
 }
 
