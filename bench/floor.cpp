@@ -78,7 +78,8 @@ std::atomic<uint64_t> g_files{0}, g_bytes{0};
 void work_file(int dirfd, const char* name, bool read_all, char* buf, size_t buf_len) {
   if (!read_all) {
     struct statx sx;
-    if (::statx(dirfd, name, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, &sx) == 0 && S_ISREG(sx.stx_mode)) {
+    if (::statx(dirfd, name, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, &sx) == 0 &&
+        S_ISREG(sx.stx_mode)) {
       g_files.fetch_add(1, std::memory_order_relaxed);
       g_bytes.fetch_add(sx.stx_size, std::memory_order_relaxed);
     }
@@ -111,9 +112,12 @@ void worker(Queue& q, bool read_all) {
     if (DIR* d = ::opendir(dir.c_str())) {
       int dfd = ::dirfd(d);
       while (struct dirent* e = ::readdir(d)) {
-        if (e->d_name[0] == '.' && (!e->d_name[1] || (e->d_name[1] == '.' && !e->d_name[2]))) continue;
-        if (e->d_type == DT_DIR) q.put(dir + "/" + e->d_name);
-        else if (e->d_type == DT_REG) work_file(dfd, e->d_name, read_all, buf.get(), buf_len);
+        if (e->d_name[0] == '.' && (!e->d_name[1] || (e->d_name[1] == '.' && !e->d_name[2])))
+          continue;
+        if (e->d_type == DT_DIR)
+          q.put(dir + "/" + e->d_name);
+        else if (e->d_type == DT_REG)
+          work_file(dfd, e->d_name, read_all, buf.get(), buf_len);
       }
       ::closedir(d);
     }
@@ -139,7 +143,8 @@ std::vector<Found> collect(const std::vector<std::string>& roots) {
     DIR* d = ::opendir(dir.c_str());
     if (!d) continue;
     while (struct dirent* e = ::readdir(d)) {
-      if (e->d_name[0] == '.' && (!e->d_name[1] || (e->d_name[1] == '.' && !e->d_name[2]))) continue;
+      if (e->d_name[0] == '.' && (!e->d_name[1] || (e->d_name[1] == '.' && !e->d_name[2])))
+        continue;
       std::string p = dir + "/" + e->d_name;
       if (e->d_type == DT_DIR) {
         dirs.push_back(p);
@@ -152,12 +157,13 @@ std::vector<Found> collect(const std::vector<std::string>& roots) {
       if (fd < 0) continue;
       XXH3_state_t* hs = XXH3_createState();
       XXH3_128bits_reset(hs);
-      for (ssize_t n; (n = ::read(fd, buf.get(), 1 << 16)) > 0;) XXH3_128bits_update(hs, buf.get(), static_cast<size_t>(n));
+      for (ssize_t n; (n = ::read(fd, buf.get(), 1 << 16)) > 0;)
+        XXH3_128bits_update(hs, buf.get(), static_cast<size_t>(n));
       XXH128_hash_t h = XXH3_128bits_digest(hs);
       XXH3_freeState(hs);
       ::close(fd);
-      out.push_back({p, st.st_dev, st.st_ino, static_cast<uint64_t>(st.st_size), st.st_mode, st.st_uid,
-                     st.st_gid, h.low64, h.high64});
+      out.push_back({p, st.st_dev, st.st_ino, static_cast<uint64_t>(st.st_size), st.st_mode,
+                     st.st_uid, st.st_gid, h.low64, h.high64});
     }
     ::closedir(d);
   }
@@ -173,7 +179,9 @@ double cpu_seconds() {
 
 int link_floor(int threads, const std::vector<std::string>& roots, bool reap) {
   std::vector<Found> files = collect(roots);
-  auto key = [](const Found& f) { return std::tie(f.dev, f.size, f.mode, f.uid, f.gid, f.h_lo, f.h_hi); };
+  auto key = [](const Found& f) {
+    return std::tie(f.dev, f.size, f.mode, f.uid, f.gid, f.h_lo, f.h_hi);
+  };
   std::sort(files.begin(), files.end(), [&](const Found& a, const Found& b) {
     return std::tuple_cat(key(a), std::tie(a.path)) < std::tuple_cat(key(b), std::tie(b.path));
   });
@@ -195,11 +203,14 @@ int link_floor(int threads, const std::vector<std::string>& roots, bool reap) {
       pool.emplace_back([&, t] {
         for (size_t k; (k = next.fetch_add(1)) < pairs.size();) {
           const std::string& target = files[pairs[k].first].path;
-          std::string tmp = target.substr(0, target.rfind('/') + 1) + ".vu-floor-tmp." + std::to_string(t);
+          std::string tmp =
+              target.substr(0, target.rfind('/') + 1) + ".vu-floor-tmp." + std::to_string(t);
           int old = reap ? ::open(target.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC) : -1;
           if (::link(files[pairs[k].second].path.c_str(), tmp.c_str()) == 0) {
-            if (::rename(tmp.c_str(), target.c_str()) == 0) done.fetch_add(1);
-            else ::unlink(tmp.c_str());
+            if (::rename(tmp.c_str(), target.c_str()) == 0)
+              done.fetch_add(1);
+            else
+              ::unlink(tmp.c_str());
           }
           if (old >= 0) closers.give(vu::UniqueFd(old));
         }
@@ -207,7 +218,8 @@ int link_floor(int threads, const std::vector<std::string>& roots, bool reap) {
     for (auto& p : pool) p.join();
   } // the reaper drains its queue: every replaced inode is freed
   std::chrono::duration<double> d = std::chrono::steady_clock::now() - t0;
-  std::printf("link: %.2f s, %zu names, CPU %.2f s\n", d.count(), done.load(), cpu_seconds() - cpu0);
+  std::printf("link: %.2f s, %zu names, CPU %.2f s\n", d.count(), done.load(),
+              cpu_seconds() - cpu0);
   return 0;
 }
 

@@ -72,8 +72,7 @@ std::string ConfigBase::vdirbase() const {
   return r.ok() ? r.value() : std::string("/vservers");
 }
 
-Result<Guest> ConfigBase::from_confdir(const std::string& confdir,
-                                       const std::string& name) const {
+Result<Guest> ConfigBase::from_confdir(const std::string& confdir, const std::string& name) const {
   Guest g;
   g.name = name;
   VU_TRY_ASSIGN(conf, real_path(confdir));
@@ -81,12 +80,13 @@ Result<Guest> ConfigBase::from_confdir(const std::string& confdir,
   std::string vdir = conf + "/vdir";
   std::string root = path_exists(vdir) ? vdir : vdirbase() + "/" + name;
   auto r = real_path(root);
-  if (!r.ok())
-    return make_error(r.code(), "guest '" + name + "': root " + root + " not found");
+  if (!r.ok()) return make_error(r.code(), "guest '" + name + "': root " + root + " not found");
   if (!is_directory(r.value()))
-    return described_error(ENOTDIR, "guest '" + name + "': root " + r.value() + " is not a directory");
+    return described_error(ENOTDIR,
+                           "guest '" + name + "': root " + r.value() + " is not a directory");
   if (r.value() == "/")
-    return described_error(EINVAL, "guest '" + name + "': root " + root + " is / (the host); refused");
+    return described_error(EINVAL,
+                           "guest '" + name + "': root " + root + " is / (the host); refused");
   g.root = r.value();
   return g;
 }
@@ -99,7 +99,7 @@ Result<Guest> ConfigBase::resolve(const std::string& arg) const {
     std::string conf = m_dir + "/" + arg;
     if (!is_directory(conf))
       return described_error(ENOENT, "no guest '" + arg + "' in " + m_dir +
-                                    " (give a path containing '/' for a bare directory)");
+                                         " (give a path containing '/' for a bare directory)");
     return from_confdir(conf, arg);
   }
   if (path_exists(arg + "/vdir")) return from_confdir(arg, basename_of(arg));
@@ -126,8 +126,10 @@ Result<ConfigBase::GuestList> ConfigBase::all() const {
   GuestList out;
   for (const auto& n : names) {
     auto g = from_confdir(m_dir + "/" + n, n);
-    if (g.ok()) out.guests.push_back(std::move(*g));
-    else out.skipped.push_back({n, g.error().message()});
+    if (g.ok())
+      out.guests.push_back(std::move(*g));
+    else
+      out.skipped.push_back({n, g.error().message()});
   }
   return out;
 }
@@ -233,9 +235,12 @@ Result<std::vector<Guest>> ConfigBase::refservers(const Guest& guest) const {
       g = real.ok() ? from_confdir(p, basename_of(*real)) : Result<Guest>(real.error());
     } else {
       auto v = read_config_value(p);
-      if (!v.ok()) g = v.error();
-      else if (!v.value() || v.value()->empty()) g = described_error(EINVAL, "names no guest");
-      else g = resolve(*v.value());
+      if (!v.ok())
+        g = v.error();
+      else if (!v.value() || v.value()->empty())
+        g = described_error(EINVAL, "names no guest");
+      else
+        g = resolve(*v.value());
     }
     if (!g.ok())
       return described_error(g.code(), "reference guest " + p + ": " + g.error().message());

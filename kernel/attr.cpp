@@ -21,9 +21,12 @@ static_assert(offsetof(vserver_abi::IattrV1, mask) == sizeof(void*) + 8);
 std::string render_attrs(const AttrState& s) {
   std::string out;
   for (const auto& c : k_attr_columns) {
-    if (!(s.supported & c.bit)) out += '-';
-    else if (s.flags & c.bit) out += static_cast<char>(c.letter - 'a' + 'A');
-    else out += c.letter;
+    if (!(s.supported & c.bit))
+      out += '-';
+    else if (s.flags & c.bit)
+      out += static_cast<char>(c.letter - 'a' + 'A');
+    else
+      out += c.letter;
   }
   return out;
 }
@@ -65,10 +68,11 @@ public:
     uint32_t unsupported = (set | clear) & ~cur.supported;
     if (unsupported)
       return described_error(EOPNOTSUPP, unsupported_names(unsupported) +
-                                        " not supported here (mainline back end)");
+                                             " not supported here (mainline back end)");
     if ((set | clear) & k_attr_immutable) {
       VU_TRY_ASSIGN(fd, open_entry(dirfd, name, st));
-      VU_TRY(set_immutable(fd.get(), (set & k_attr_immutable) != 0 ? Protection::on : Protection::off));
+      VU_TRY(set_immutable(fd.get(),
+                           (set & k_attr_immutable) != 0 ? Protection::on : Protection::off));
     }
     if ((set | clear) & k_attr_barrier) {
       mode_t mode = (set & k_attr_barrier) ? 0 : 0755;
@@ -77,7 +81,9 @@ public:
     return {};
   }
 
-  Status protect(int fd, int, const std::string&, Protection p) override { return set_immutable(fd, p); }
+  Status protect(int fd, int, const std::string&, Protection p) override {
+    return set_immutable(fd, p);
+  }
 
 private:
   static Result<UniqueFd> open_entry(int dirfd, const std::string& name, const FileStat& st) {
@@ -117,7 +123,8 @@ public:
   }
 
   Status protect(int, int dirfd, const std::string& name, Protection p) override {
-    if (dirfd < 0) return described_error(EINVAL, "linux-vserver protection needs the file's directory");
+    if (dirfd < 0)
+      return described_error(EINVAL, "linux-vserver protection needs the file's directory");
     constexpr uint32_t bits = k_attr_immutable | k_attr_iunlink;
     const bool on = p == Protection::on;
     return set(dirfd, name, FileStat{}, on ? bits : 0, on ? 0 : bits);

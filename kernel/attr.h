@@ -46,10 +46,14 @@ struct AttrColumn {
   const char* name; // long option name
 };
 inline constexpr AttrColumn k_attr_columns[] = {
-    {k_attr_admin, 'a', "admin"},       {k_attr_watch, 'w', "watch"},
-    {k_attr_hide, 'h', "hide"},         {k_attr_write, 'm', "write"},
-    {k_attr_barrier, 'b', "barrier"},   {k_attr_iunlink, 'u', "iunlink"},
-    {k_attr_immutable, 'i', "immutable"}, {k_attr_cow, 'c', "cow"},
+    {k_attr_admin, 'a', "admin"},
+    {k_attr_watch, 'w', "watch"},
+    {k_attr_hide, 'h', "hide"},
+    {k_attr_write, 'm', "write"},
+    {k_attr_barrier, 'b', "barrier"},
+    {k_attr_iunlink, 'u', "iunlink"},
+    {k_attr_immutable, 'i', "immutable"},
+    {k_attr_cow, 'c', "cow"},
     {k_attr_xid, 'x', "xid"},
 };
 

@@ -4,20 +4,20 @@
 #include "kernel/fs.h"
 
 #include <algorithm>
+#include <csignal>
+#include <cstdio>
+#include <ctime>
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <linux/openat2.h>
 #include <sys/ioctl.h>
+#include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
-#include <sys/random.h>
-#include <sys/resource.h>
-#include <csignal>
-#include <cstdio>
-#include <ctime>
 #include <unistd.h>
 
 namespace vu {
@@ -40,20 +40,25 @@ FileStat from_statx(const struct statx& sx) {
   st.nlink = sx.stx_nlink;
   st.mtime_ns = to_ns(sx.stx_mtime);
   st.ctime_ns = to_ns(sx.stx_ctime);
-  st.immutable = (sx.stx_attributes_mask & STATX_ATTR_IMMUTABLE) &&
-                 (sx.stx_attributes & STATX_ATTR_IMMUTABLE);
+  st.immutable =
+      (sx.stx_attributes_mask & STATX_ATTR_IMMUTABLE) && (sx.stx_attributes & STATX_ATTR_IMMUTABLE);
   return st;
 }
 
-constexpr unsigned k_statx_mask = STATX_TYPE | STATX_MODE | STATX_NLINK | STATX_UID |
-                                  STATX_GID | STATX_MTIME | STATX_CTIME | STATX_INO |
-                                  STATX_SIZE | STATX_BLOCKS;
+constexpr unsigned k_statx_mask = STATX_TYPE | STATX_MODE | STATX_NLINK | STATX_UID | STATX_GID |
+                                  STATX_MTIME | STATX_CTIME | STATX_INO | STATX_SIZE | STATX_BLOCKS;
 
 } // namespace
 
-bool FileStat::is_regular() const { return S_ISREG(mode); }
-bool FileStat::is_directory() const { return S_ISDIR(mode); }
-bool FileStat::is_symlink() const { return S_ISLNK(mode); }
+bool FileStat::is_regular() const {
+  return S_ISREG(mode);
+}
+bool FileStat::is_directory() const {
+  return S_ISDIR(mode);
+}
+bool FileStat::is_symlink() const {
+  return S_ISLNK(mode);
+}
 
 bool FileStat::same_version(const FileStat& o) const {
   return dev == o.dev && ino == o.ino && size == o.size && mtime_ns == o.mtime_ns &&
@@ -69,7 +74,9 @@ Result<FileStat> stat_at(int dirfd, const std::string& name) {
   return from_statx(sx);
 }
 
-Result<FileStat> stat_fd(int fd) { return stat_at(fd, ""); }
+Result<FileStat> stat_fd(int fd) {
+  return stat_at(fd, "");
+}
 
 namespace {
 
@@ -145,8 +152,7 @@ Result<std::string> fd_path(int fd) {
 
 Result<UniqueFd> open_file_for_read(int dirfd, const char* path) {
   auto r = open_beneath(dirfd, path, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_NOATIME);
-  if (!r.ok() && r.code() == EPERM)
-    r = open_beneath(dirfd, path, O_RDONLY | O_NOCTTY | O_NONBLOCK);
+  if (!r.ok() && r.code() == EPERM) r = open_beneath(dirfd, path, O_RDONLY | O_NOCTTY | O_NONBLOCK);
   return r;
 }
 
@@ -173,14 +179,15 @@ Result<std::string> read_host_file(const std::string& path, uint64_t max_bytes) 
   std::string data;
   uint64_t off = 0;
   for (;;) {
-    size_t chunk = static_cast<size_t>(std::min<uint64_t>(std::max<uint64_t>(st.size + 1, 65536),
-                                                          max_bytes + 1 - off));
+    size_t chunk = static_cast<size_t>(
+        std::min<uint64_t>(std::max<uint64_t>(st.size + 1, 65536), max_bytes + 1 - off));
     data.resize(off + chunk);
     auto n = read_at(fd.get(), data.data() + off, chunk, off);
     if (!n.ok()) return make_error(n.code(), "read " + path);
     off += *n;
     if (off > max_bytes)
-      return described_error(EFBIG, path + " is larger than " + std::to_string(max_bytes) + " bytes");
+      return described_error(EFBIG,
+                             path + " is larger than " + std::to_string(max_bytes) + " bytes");
     if (*n < chunk) break;
   }
   data.resize(off);
@@ -203,7 +210,8 @@ Status write_all(int fd, std::string_view data) {
 
 std::string random_suffix() {
   uint64_t r = 0;
-  if (::getrandom(&r, sizeof r, 0) != sizeof r) r = static_cast<uint64_t>(::getpid()) << 32 ^ ::time(nullptr);
+  if (::getrandom(&r, sizeof r, 0) != sizeof r)
+    r = static_cast<uint64_t>(::getpid()) << 32 ^ ::time(nullptr);
   char buf[17];
   std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(r));
   return buf;
@@ -305,7 +313,9 @@ bool lease_unbroken(int fd) {
   return ::fcntl(fd, F_GETLEASE) == F_RDLCK;
 }
 
-void release_lease(int fd) { (void)::fcntl(fd, F_SETLEASE, F_UNLCK); }
+void release_lease(int fd) {
+  (void)::fcntl(fd, F_SETLEASE, F_UNLCK);
+}
 
 Status link_fd(int fd, int dirfd, const std::string& name) {
   if (::linkat(fd, "", dirfd, name.c_str(), AT_EMPTY_PATH) != 0)
@@ -313,8 +323,8 @@ Status link_fd(int fd, int dirfd, const std::string& name) {
   return {};
 }
 
-Status rename_at(int olddir, const std::string& oldname, int newdir,
-                 const std::string& newname, unsigned flags) {
+Status rename_at(int olddir, const std::string& oldname, int newdir, const std::string& newname,
+                 unsigned flags) {
   if (::renameat2(olddir, oldname.c_str(), newdir, newname.c_str(), flags) != 0)
     return errno_error("renameat2 " + oldname + " " + newname);
   return {};
@@ -339,7 +349,8 @@ Status set_inode_flags(int fd, uint32_t flags) {
 
 Status set_immutable(int fd, Protection p) {
   VU_TRY_ASSIGN(flags, get_inode_flags(fd));
-  uint32_t wanted = p == Protection::on ? (flags | FS_IMMUTABLE_FL) : (flags & ~uint32_t(FS_IMMUTABLE_FL));
+  uint32_t wanted =
+      p == Protection::on ? (flags | FS_IMMUTABLE_FL) : (flags & ~uint32_t(FS_IMMUTABLE_FL));
   if (wanted == flags) return {};
   return set_inode_flags(fd, wanted);
 }
@@ -454,8 +465,7 @@ Result<std::vector<DirEntry>> read_directory(int dirfd) {
 }
 
 bool is_plain_name(std::string_view name) {
-  return !name.empty() && name != "." && name != ".." &&
-         name.find('/') == std::string_view::npos &&
+  return !name.empty() && name != "." && name != ".." && name.find('/') == std::string_view::npos &&
          name.find('\0') == std::string_view::npos;
 }
 

@@ -90,8 +90,8 @@ Status link_fd(int fd, int dirfd, const std::string& name);
 
 // renameat2(olddir, oldname, newdir, newname, flags); flags may be
 // RENAME_EXCHANGE or RENAME_NOREPLACE.
-Status rename_at(int olddir, const std::string& oldname, int newdir,
-                 const std::string& newname, unsigned flags = 0);
+Status rename_at(int olddir, const std::string& oldname, int newdir, const std::string& newname,
+                 unsigned flags = 0);
 
 // unlinkat(dirfd, name, 0).
 Status unlink_at(int dirfd, const std::string& name);

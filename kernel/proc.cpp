@@ -69,8 +69,9 @@ std::vector<pid_t> parse_lease_waiters(std::string_view text, pid_t holder, uint
     std::string_view id = w[5];
     size_t c1 = id.find(':'), c2 = id.rfind(':');
     bool match = number(w[4], pid) && pid == holder && c1 != std::string_view::npos && c2 > c1 &&
-                 number(id.substr(0, c1), maj, 16) && number(id.substr(c1 + 1, c2 - c1 - 1), min, 16) &&
-                 number(id.substr(c2 + 1), i) && makedev(maj, min) == dev && i == ino;
+                 number(id.substr(0, c1), maj, 16) &&
+                 number(id.substr(c1 + 1, c2 - c1 - 1), min, 16) && number(id.substr(c2 + 1), i) &&
+                 makedev(maj, min) == dev && i == ino;
     ours = match ? w[0] : std::string_view();
   }
   return out;

@@ -39,7 +39,9 @@ inline Error described_error(int code, std::string description) {
 }
 
 // Error from the current errno.
-inline Error errno_error(std::string context) { return Error{errno, std::move(context)}; }
+inline Error errno_error(std::string context) {
+  return Error{errno, std::move(context)};
+}
 
 template <typename T> class [[nodiscard]] Result {
 public:
@@ -86,14 +88,14 @@ using Status = Result<void>;
 } // namespace vu
 
 // TRY(expr): evaluate a Result; on error return the error from the caller.
-#define VU_TRY(expr)                                                                     \
-  do {                                                                                   \
-    auto&& vu_try_result_ = (expr);                                                      \
-    if (!vu_try_result_.ok()) return vu_try_result_.error();                             \
+#define VU_TRY(expr)                                                                               \
+  do {                                                                                             \
+    auto&& vu_try_result_ = (expr);                                                                \
+    if (!vu_try_result_.ok()) return vu_try_result_.error();                                       \
   } while (false)
 
 // TRY_ASSIGN(var, expr): declare var from a Result's value or return its error.
-#define VU_TRY_ASSIGN(var, expr)                                                         \
-  auto var##_result_ = (expr);                                                           \
-  if (!var##_result_.ok()) return var##_result_.error();                                 \
+#define VU_TRY_ASSIGN(var, expr)                                                                   \
+  auto var##_result_ = (expr);                                                                     \
+  if (!var##_result_.ok()) return var##_result_.error();                                           \
   auto var = std::move(var##_result_).value()

@@ -5,8 +5,8 @@
 #include "kernel/fs.h"
 
 #include <algorithm>
-#include <set>
 #include <fcntl.h>
+#include <set>
 #include <sys/stat.h>
 
 namespace vu {
@@ -21,21 +21,24 @@ bool is_dir(const std::string& p) {
 // Strips trailing blanks and CR; checks the common rules for one path.
 Status check_path(std::string_view line, const std::string& where) {
   if (line.size() > 4096) return described_error(EINVAL, where + ": line too long");
-  if (line.find('\0') != std::string_view::npos) return described_error(EINVAL, where + ": NUL byte in path");
-  if (line.empty() || line.front() != '/') return described_error(EINVAL, where + ": not an absolute path");
+  if (line.find('\0') != std::string_view::npos)
+    return described_error(EINVAL, where + ": NUL byte in path");
+  if (line.empty() || line.front() != '/')
+    return described_error(EINVAL, where + ": not an absolute path");
   return {};
 }
 
-bool is_flag_word(std::string_view w) { return w == "obsolete" || w == "remove-on-upgrade"; }
+bool is_flag_word(std::string_view w) {
+  return w == "obsolete" || w == "remove-on-upgrade";
+}
 
 // A flag word dpkg writes before the path in info/<pkg>.conffiles
 // ("remove-on-upgrade /etc/x", dpkg 1.21): lower-case letters and '-'.
 // dpkg refuses flags it does not know; here an unknown one only keeps the
 // path private, which is safe.
 bool is_leading_flag(std::string_view w) {
-  return !w.empty() && std::all_of(w.begin(), w.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || c == '-';
-  });
+  return !w.empty() &&
+         std::all_of(w.begin(), w.end(), [](char c) { return (c >= 'a' && c <= 'z') || c == '-'; });
 }
 
 template <typename LineFn>
@@ -88,9 +91,8 @@ Result<std::vector<std::string>> parse_path_list(std::string_view text, std::str
                      });
 }
 
-Result<std::vector<std::string>> parse_conffiles_field(std::string_view text,
-                                                       std::string_view origin,
-                                                       size_t max_entries) {
+Result<std::vector<std::string>>
+parse_conffiles_field(std::string_view text, std::string_view origin, size_t max_entries) {
   return parse_lines(text, origin, max_entries,
                      [](std::string_view line, const std::string& where) -> Result<std::string> {
                        // From the right: optional flag word, then the hash.
@@ -170,13 +172,15 @@ Result<GuestConfigFiles> read_guest_config_files(int root_fd, const PackageDbLoc
     auto dir = open_dir(db.external, db.internal);
     if (!dir.ok() && dir.code() != ENOENT)
       return described_error(dir.code(), std::string(db.kind) + " database " + display + ": " +
-                                        dir.error().message());
+                                             dir.error().message());
     if (!dir.ok()) continue;
     auto dir_st = stat_fd(dir->get());
     if (dir_st.ok() && !read_dirs.insert({dir_st->dev, dir_st->ino}).second) continue;
     auto src = db.read(dir->get(), display, limits, out.paths);
-    if (src.ok()) out.sources.push_back(*src);
-    else if (src.code() != ENOENT) return src.error();
+    if (src.ok())
+      out.sources.push_back(*src);
+    else if (src.code() != ENOENT)
+      return src.error();
   }
   std::sort(out.paths.begin(), out.paths.end());
   out.paths.erase(std::unique(out.paths.begin(), out.paths.end()), out.paths.end());

@@ -52,9 +52,9 @@ struct GuestConfigFiles {
 };
 
 struct ReadLimits {
-  uint64_t max_db_bytes = 256ull << 20;   // status file or rpm database
-  uint64_t max_list_bytes = 16ull << 20;  // one info/<pkg>.conffiles
-  uint64_t max_entries = 2'000'000;       // config paths per guest
+  uint64_t max_db_bytes = 256ull << 20;  // status file or rpm database
+  uint64_t max_list_bytes = 16ull << 20; // one info/<pkg>.conffiles
+  uint64_t max_entries = 2'000'000;      // config paths per guest
 };
 
 // Reads every package database of the guest (dpkg and RPM; none found is
@@ -74,9 +74,8 @@ Result<PackageDbSource> read_dpkg_config_files(int admin_fd, const std::string& 
 // ends every stanza with an empty line), NUL bytes, stanzas without Package
 // or Status, malformed Conffiles lines. Used by read_dpkg_config_files and
 // by the fuzz target.
-Status parse_dpkg_status(std::string_view text, const std::string& where,
-                         const ReadLimits& limits, PackageDbSource& src,
-                         std::vector<std::string>& paths);
+Status parse_dpkg_status(std::string_view text, const std::string& where, const ReadLimits& limits,
+                         PackageDbSource& src, std::vector<std::string>& paths);
 
 // RPM alone: db_fd is the database directory. ENOENT when it holds no
 // database file. The database is copied to a private directory first, so

@@ -38,13 +38,13 @@ std::string apt_errors() {
 
 } // namespace
 
-Status parse_dpkg_status(std::string_view text, const std::string& where,
-                         const ReadLimits& limits, PackageDbSource& src,
-                         std::vector<std::string>& from_status) {
+Status parse_dpkg_status(std::string_view text, const std::string& where, const ReadLimits& limits,
+                         PackageDbSource& src, std::vector<std::string>& from_status) {
   if (text.size() > limits.max_db_bytes)
     return described_error(EFBIG, "dpkg status " + where + ": too large");
   if (!text.empty() && (text.size() < 2 || text.substr(text.size() - 2) != "\n\n"))
-    return described_error(EINVAL, "dpkg status " + where + ": truncated (no empty line at the end)");
+    return described_error(EINVAL,
+                           "dpkg status " + where + ": truncated (no empty line at the end)");
   if (text.find('\0') != std::string_view::npos)
     return described_error(EINVAL, "dpkg status " + where + ": NUL byte, not a status file");
   if (text.empty()) return {};
@@ -67,7 +67,7 @@ Status parse_dpkg_status(std::string_view text, const std::string& where,
     std::string pkg = section.FindS("Package");
     if (pkg.empty() || !section.Exists("Status"))
       return described_error(EINVAL, "dpkg status " + where + ": stanza " + std::to_string(stanza) +
-                                    " has no Package or Status field");
+                                         " has no Package or Status field");
     ++src.packages;
     std::string conffiles = section.FindS("Conffiles");
     if (conffiles.empty()) continue;
@@ -111,8 +111,8 @@ Result<PackageDbSource> read_dpkg_config_files(int admin_fd, const std::string& 
   std::vector<std::string> from_info;
   auto info = open_beneath(admin_fd, "info", O_RDONLY | O_DIRECTORY);
   if (!info.ok() && info.code() != ENOENT)
-    return described_error(info.code(), "dpkg info directory " + display + "/info: " +
-                                       info.error().message());
+    return described_error(info.code(),
+                           "dpkg info directory " + display + "/info: " + info.error().message());
   if (info.ok()) {
     auto entries = read_directory(info->get());
     if (!entries.ok())
@@ -125,7 +125,7 @@ Result<PackageDbSource> read_dpkg_config_files(int admin_fd, const std::string& 
       auto data = read_file_beneath(info->get(), e.name, limits.max_list_bytes);
       if (!data.ok())
         return described_error(data.code(), "dpkg " + display + "/info/" + e.name + ": " +
-                                           data.error().message());
+                                                data.error().message());
       auto list = parse_path_list(*data, display + "/info/" + e.name, limits.max_entries);
       if (!list.ok()) return list.error();
       from_info.insert(from_info.end(), list->begin(), list->end());

@@ -43,8 +43,8 @@ struct Backend {
   const char* name;
 };
 // In the order rpm itself prefers them.
-constexpr Backend k_backends[] = {{"rpmdb.sqlite", "sqlite"}, {"Packages.db", "ndb"},
-                                  {"Packages", "bdb_ro"}};
+constexpr Backend k_backends[] = {
+    {"rpmdb.sqlite", "sqlite"}, {"Packages.db", "ndb"}, {"Packages", "bdb_ro"}};
 
 int collect_log(rpmlogRec rec, rpmlogCallbackData data) {
   auto* out = static_cast<std::string*>(data);
@@ -77,8 +77,7 @@ private:
 
 // Copies the regular files of the database directory (no subdirectories,
 // no symlinks) into `to`, at most `budget` bytes in all.
-Status copy_db_dir(int db_fd, const std::string& display, const std::string& to,
-                   uint64_t budget) {
+Status copy_db_dir(int db_fd, const std::string& display, const std::string& to, uint64_t budget) {
   VU_TRY_ASSIGN(entries, read_directory(db_fd));
   for (const auto& e : entries) {
     if (e.type != DT_REG && e.type != DT_UNKNOWN) continue;
@@ -89,7 +88,7 @@ Status copy_db_dir(int db_fd, const std::string& display, const std::string& to,
     if (!data.ok()) {
       if (data.code() == EINVAL) continue; // raced into a non-regular file
       return described_error(data.code(), "rpm database " + display + "/" + e.name + ": " +
-                                         data.error().message());
+                                              data.error().message());
     }
     budget -= data->size();
     std::string dst = to + "/" + e.name;
@@ -131,7 +130,8 @@ Result<FoundDb> find_database(int db_fd, const std::string& display, const ReadL
       return described_error(fd.code(), where + ": " + fd.error().message());
     }
     auto s = stat_fd(fd->get());
-    if (!s.ok() || !s->is_regular()) return described_error(EINVAL, where + " is not a regular file");
+    if (!s.ok() || !s->is_regular())
+      return described_error(EINVAL, where + " is not a regular file");
     if (s->size > limits.max_db_bytes) return described_error(EFBIG, where + " is too large");
     unsigned char head[16] = {};
     auto n = read_at(fd->get(), head, sizeof head, 0);

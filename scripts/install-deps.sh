@@ -12,7 +12,7 @@ pkgs=(
   googletest libgtest-dev
   attr acl e2fsprogs xfsprogs btrfs-progs util-linux
   debootstrap cpio bc
-  libapt-pkg-dev librpm-dev rpm clang libclang-rt-14-dev
+  libapt-pkg-dev librpm-dev rpm clang libclang-rt-14-dev clang-format-14
   chromium
 )
 if [ "${1:-}" = "--bench" ]; then

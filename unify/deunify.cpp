@@ -41,23 +41,22 @@ namespace {
 // One name of S on its way to a private copy.
 struct Move {
   uint32_t file;
-  UniqueFd copy;            // shared by the names of one pre-existing link group
-  UniqueFd dir;             // the name's directory, until swapped
+  UniqueFd copy; // shared by the names of one pre-existing link group
+  UniqueFd dir;  // the name's directory, until swapped
   std::optional<Swapped> swap;
 };
 
 // What became of S when a process waited to open it for writing.
 enum class WriterOutcome {
-  none,       // nobody did
-  elsewhere,  // another guest's process: S is that guest's, this guest's names go on
-  ours,       // a process of this guest: its names stay on S
-  host,       // a host process: nothing to move, reported
+  none,      // nobody did
+  elsewhere, // another guest's process: S is that guest's, this guest's names go on
+  ours,      // a process of this guest: its names stay on S
+  host,      // a host process: nothing to move, reported
 };
 
 class Deunifier {
 public:
-  explicit Deunifier(RunContext& rc)
-      : m_rc(rc), m_groups(rc.prelinks.load(rc.root_ids[0])) {}
+  explicit Deunifier(RunContext& rc) : m_rc(rc), m_groups(rc.prelinks.load(rc.root_ids[0])) {}
 
   void run(const InodeRec& s) {
     const std::string where = m_rc.display(s.names.front());
@@ -67,7 +66,8 @@ public:
     if (!lease.ok()) {
       if (lease.code() == EAGAIN || lease.code() == EBUSY)
         m_rc.log.skip(Skip::busy, where, "shared and open for writing: left alone");
-      else m_rc.log.add(Failure::open, where, lease.error().message());
+      else
+        m_rc.log.add(Failure::open, where, lease.error().message());
       return;
     }
     const bool frozen = s.immutable;
@@ -109,8 +109,10 @@ private:
         uint64_t copied = 0;
         auto c = make_private_copy(fd_s, dir->get(), s.st.size, copied);
         if (!c.ok()) {
-          if (c.code() == ESTALE) m_rc.log.skip(Skip::changed);
-          else m_rc.log.add(Failure::read, m_rc.display(n), c.error().message());
+          if (c.code() == ESTALE)
+            m_rc.log.skip(Skip::changed);
+          else
+            m_rc.log.add(Failure::read, m_rc.display(n), c.error().message());
           continue;
         }
         copy = std::move(*c);
@@ -129,19 +131,23 @@ private:
         return false;
       }
     }
-    if (m_rc.options.hooks.in_link_window) m_rc.options.hooks.in_link_window(m_rc.guests[0].guest.root + "/" + std::string(f0.path));
+    if (m_rc.options.hooks.in_link_window)
+      m_rc.options.hooks.in_link_window(m_rc.guests[0].guest.root + "/" + std::string(f0.path));
     for (auto& m : moves) {
       const std::string name = name_of(m_rc.scan.files[m.file].path.view());
       auto s2 = swap_name(m.copy.get(), std::move(m.dir), name, s.st.dev, s.st.ino, m_rc.temps);
       if (!s2.ok()) {
-        if (is_race(s2.code())) m_rc.log.skip(Skip::changed);
-        else m_rc.log.add(Failure::rename, m_rc.display(m.file), s2.error().message());
+        if (is_race(s2.code()))
+          m_rc.log.skip(Skip::changed);
+        else
+          m_rc.log.add(Failure::rename, m_rc.display(m.file), s2.error().message());
         continue;
       }
       m.swap = std::move(*s2);
     }
     // 4. writers that came while S was thawed
-    WriterOutcome writers = lease.writer_seen() ? writers_came(s, fd_s, lease, moves) : WriterOutcome::none;
+    WriterOutcome writers =
+        lease.writer_seen() ? writers_came(s, fd_s, lease, moves) : WriterOutcome::none;
     // 5. commit, freeze S for the others
     for (auto& m : moves) {
       if (!m.swap) continue;
@@ -152,7 +158,8 @@ private:
         std::lock_guard lock(m_mutex);
         m_done.insert(std::string(m_rc.scan.files[m.file].path));
       }
-      if (m_rc.options.log_actions) m_rc.log.action("private copy " + printable_path(m_rc.display(m.file)));
+      if (m_rc.options.log_actions)
+        m_rc.log.action("private copy " + printable_path(m_rc.display(m.file)));
     }
     auto now = stat_fd(fd_s);
     // Frozen again for the guests that still share it - unless a writer's
@@ -169,7 +176,8 @@ private:
   // A process waits to open S for writing. Its guest keeps S: if that is
   // this guest, its names come back to S; every other guest's names move
   // to an unchanged copy.
-  WriterOutcome writers_came(const InodeRec& s, int fd_s, LeasedInode& lease, std::vector<Move>& moves) {
+  WriterOutcome writers_came(const InodeRec& s, int fd_s, LeasedInode& lease,
+                             std::vector<Move>& moves) {
     WriterGuests writers = writer_guests(m_rc, lease, s.st);
     if (writers.host || writers.roots.empty()) {
       m_rc.log.add(Failure::verify, m_rc.display(s.names.front()),
@@ -182,7 +190,8 @@ private:
       for (auto& m : moves) {
         if (!m.swap) continue;
         auto u = undo_swap(*m.swap);
-        if (!u.ok()) m_rc.log.add(Failure::rename, m_rc.display(m.file), "undo: " + u.error().message());
+        if (!u.ok())
+          m_rc.log.add(Failure::rename, m_rc.display(m.file), "undo: " + u.error().message());
         m.swap.reset();
       }
     }

@@ -169,21 +169,29 @@ Result<ExcludeList> ExcludeList::parse(std::string_view text, const std::string&
     ++line_no;
     while (!line.empty() && (line.back() == ' ' || line.back() == '\t' || line.back() == '\r'))
       line.remove_suffix(1);
-    while (!line.empty() && (line.front() == ' ' || line.front() == '\t'))
-      line.remove_prefix(1);
+    while (!line.empty() && (line.front() == ' ' || line.front() == '\t')) line.remove_prefix(1);
     if (line.empty() || line.front() == '#') continue;
     ExcludeRule rule;
     rule.origin = origin + ":" + std::to_string(line_no);
     switch (line.front()) {
-    case '+': rule.kind = MatchKind::include; line.remove_prefix(1); break;
-    case '~': rule.kind = MatchKind::skip; line.remove_prefix(1); break;
-    case '-': rule.kind = MatchKind::exclude; line.remove_prefix(1); break;
+    case '+':
+      rule.kind = MatchKind::include;
+      line.remove_prefix(1);
+      break;
+    case '~':
+      rule.kind = MatchKind::skip;
+      line.remove_prefix(1);
+      break;
+    case '-':
+      rule.kind = MatchKind::exclude;
+      line.remove_prefix(1);
+      break;
     default: rule.kind = MatchKind::exclude; break;
     }
     while (line.size() > 1 && line.back() == '/') line.remove_suffix(1);
     if (line.empty() || line.front() != '/')
       return described_error(EINVAL, rule.origin + ": pattern must be an absolute guest path: '" +
-                                    std::string(line) + "'");
+                                         std::string(line) + "'");
     rule.pattern = std::string(line);
     rule.glob = Glob(rule.pattern);
     list.m_rules.push_back(std::move(rule));

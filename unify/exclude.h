@@ -43,17 +43,17 @@ public:
 
 private:
   enum class Op : uint8_t {
-    literal,   // one byte
-    any,       // '?': one byte but '/'
-    set,       // '[...]': one byte of the set ('/' never)
-    star,      // '*': any run without '/'
-    stars,     // '**': any run
-    dirs,      // "**/" after a '/': nothing, or any run ending in '/'
+    literal, // one byte
+    any,     // '?': one byte but '/'
+    set,     // '[...]': one byte of the set ('/' never)
+    star,    // '*': any run without '/'
+    stars,   // '**': any run
+    dirs,    // "**/" after a '/': nothing, or any run ending in '/'
   };
   struct Token {
     Op op;
-    char c = 0;           // literal
-    uint32_t set = 0;     // index into m_sets
+    char c = 0;       // literal
+    uint32_t set = 0; // index into m_sets
   };
   std::string m_pattern;
   std::string m_prefix; // literal bytes every match starts with (fast reject)

@@ -86,7 +86,8 @@ void fail(RunContext& rc, InodeRec& rec, Failure kind, const Error& e) {
 
 void count_read(RunContext& rc, uint64_t n) {
   rc.bytes_hashed.fetch_add(n, std::memory_order_relaxed);
-  if (rc.options.progress) rc.options.progress->bytes_hashed.fetch_add(n, std::memory_order_relaxed);
+  if (rc.options.progress)
+    rc.options.progress->bytes_hashed.fetch_add(n, std::memory_order_relaxed);
 }
 
 } // namespace
@@ -223,8 +224,9 @@ void count_planned(RunContext& rc) {
       r.bytes_saved_by_guest[rc.scan.files[rec.names.front()].guest] += rec.st.size;
       if (rc.options.log_actions)
         for (uint32_t n : rec.names)
-          rc.log.action(fmt::format("would link {} -> {}", printable_path(rc.display(n)),
-                                    printable_path(rc.display(rc.inodes[g.inodes[0]].names.front()))));
+          rc.log.action(
+              fmt::format("would link {} -> {}", printable_path(rc.display(n)),
+                          printable_path(rc.display(rc.inodes[g.inodes[0]].names.front()))));
     }
 }
 
@@ -251,8 +253,10 @@ void protect_pass(RunContext& rc) {
     if (now.ok() && *now) return; // protected by the link pass meanwhile
     const FileRec& f = rc.scan.files[rc.inodes[i].names.front()];
     auto s = rc.protect(fd->get(), f.guest, std::string(f.path), Protection::on);
-    if (!s.ok()) rc.log.add(Failure::attr, rc.display(rc.inodes[i].names.front()), s.error().message());
-    else rc.inodes_protected.fetch_add(1, std::memory_order_relaxed);
+    if (!s.ok())
+      rc.log.add(Failure::attr, rc.display(rc.inodes[i].names.front()), s.error().message());
+    else
+      rc.inodes_protected.fetch_add(1, std::memory_order_relaxed);
   });
 }
 

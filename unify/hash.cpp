@@ -43,7 +43,7 @@ Buffer& compare_buffer() {
 // One XXH3 state per thread (it is 576 bytes, aligned; allocated once).
 Result<XXH3_state_t*> thread_xxh3_state() {
   thread_local std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> st(XXH3_createState(),
-                                                                          &XXH3_freeState);
+                                                                           &XXH3_freeState);
   if (!st) return make_error(ENOMEM, "XXH3_createState");
   return st.get();
 }
@@ -93,7 +93,8 @@ Result<SmallHashes> hash_small_file(int fd, uint64_t size, uint64_t seed, uint64
   }
   if (n < k_chunk || size <= k_chunk) {
     if (bytes_read) *bytes_read = n;
-    h.full = combine_hashes(h.prefix, hash_bytes(buf.data() + k_prefix_len, n - k_prefix_len, seed));
+    h.full =
+        combine_hashes(h.prefix, hash_bytes(buf.data() + k_prefix_len, n - k_prefix_len, seed));
     return h;
   }
   // Larger than one buffer: the rest streams through it (same value as

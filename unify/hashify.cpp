@@ -79,7 +79,8 @@ Result<OpenStore> open_store(const HashifyOptions& o) {
   int lfd = ::openat(s.dir.get(), ".lock",
                      O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY, 0600);
   if (lfd < 0)
-    return make_error(errno, real + "/.lock (it must be a regular file; a symlink there is refused)");
+    return make_error(errno,
+                      real + "/.lock (it must be a regular file; a symlink there is refused)");
   s.lock.reset(lfd);
   auto lst = stat_fd(lfd);
   if (!lst.ok() || !lst->is_regular())
@@ -196,10 +197,13 @@ void store_hash_pass(StoreRun& sr) {
       auto h = blob.ok() ? hash_fd(fd->get(), rec.st.size, 0, &n) : Result<Hash128>(blob.error());
       hashed.fetch_add(1, std::memory_order_relaxed);
       rc.bytes_hashed.fetch_add(n, std::memory_order_relaxed);
-      if (rc.options.progress) rc.options.progress->bytes_hashed.fetch_add(n, std::memory_order_relaxed);
+      if (rc.options.progress)
+        rc.options.progress->bytes_hashed.fetch_add(n, std::memory_order_relaxed);
       if (!h.ok() || n != rec.st.size) {
-        if (!h.ok()) rc.log.add(Failure::read, rc.display(rec.names.front()), h.error().message());
-        else rc.log.skip(Skip::changed);
+        if (!h.ok())
+          rc.log.add(Failure::read, rc.display(rec.names.front()), h.error().message());
+        else
+          rc.log.skip(Skip::changed);
         rec.failed = true;
         return;
       }
@@ -213,7 +217,8 @@ void store_hash_pass(StoreRun& sr) {
   rc.report.files_hashed += hashed.load();
   rc.report.cache_hits += hits.load();
   for (size_t k = 0; k < keys.size(); ++k)
-    if (keys[k] && !rc.inodes[sr.need_hash[k]].failed) sr.keys[*keys[k]].candidates.push_back(sr.need_hash[k]);
+    if (keys[k] && !rc.inodes[sr.need_hash[k]].failed)
+      sr.keys[*keys[k]].candidates.push_back(sr.need_hash[k]);
 }
 
 // One entry slot of a key during the match pass.
@@ -229,8 +234,9 @@ struct Slot {
 
 // A new entry for candidate `rec` (open as `fd`): a copy only this tool
 // can reach until it is linked into the store under the next free index.
-std::optional<Slot> new_entry(StoreRun& sr, const StoreKey& key, uint32_t& next_n, const InodeRec& rec,
-                              int fd, const std::string& blob, std::atomic<uint64_t>& compared) {
+std::optional<Slot> new_entry(StoreRun& sr, const StoreKey& key, uint32_t& next_n,
+                              const InodeRec& rec, int fd, const std::string& blob,
+                              std::atomic<uint64_t>& compared) {
   RunContext& rc = sr.rc;
   std::string hh = store_entry_name(key, 0).substr(0, 2);
   if (::mkdirat(sr.store.dir.get(), hh.c_str(), 0700) != 0 && errno != EEXIST) {
@@ -246,8 +252,10 @@ std::optional<Slot> new_entry(StoreRun& sr, const StoreKey& key, uint32_t& next_
   auto copy = make_private_copy(fd, sub->get(), rec.st.size, copied);
   compared.fetch_add(2 * rec.st.size, std::memory_order_relaxed);
   if (!copy.ok()) {
-    if (copy.code() == ESTALE) rc.log.skip(Skip::changed);
-    else rc.log.add(Failure::read, rc.display(rec.names.front()), copy.error().message());
+    if (copy.code() == ESTALE)
+      rc.log.skip(Skip::changed);
+    else
+      rc.log.add(Failure::read, rc.display(rec.names.front()), copy.error().message());
     return std::nullopt;
   }
   std::string path;
@@ -327,8 +335,10 @@ void match_pass(StoreRun& sr) {
     std::lock_guard lock(mutex);
     for (auto& s : slots) {
       if (s.assigned.empty()) continue;
-      if (s.inode) sr.to_existing[*s.inode] = s.assigned;
-      else sr.created.push_back({s.path, s.st, s.assigned});
+      if (s.inode)
+        sr.to_existing[*s.inode] = s.assigned;
+      else
+        sr.created.push_back({s.path, s.st, s.assigned});
     }
   });
   rc.report.bytes_compared += compared.load();
@@ -345,7 +355,8 @@ void count_store_plan(StoreRun& sr) {
     }
   for (auto& e : sr.created) {
     for (uint32_t c : e.candidates) r.files_linked += inodes[c].names.size();
-    for (size_t k = 1; k < e.candidates.size(); ++k) r.bytes_saved += inodes[e.candidates[k]].st.size;
+    for (size_t k = 1; k < e.candidates.size(); ++k)
+      r.bytes_saved += inodes[e.candidates[k]].st.size;
   }
   r.duplicate_groups = sr.to_existing.size() + sr.created.size();
 }
@@ -393,8 +404,10 @@ void protect_entries(StoreRun& sr) {
     if (is_immutable(fd->get()).value_or(false)) continue; // frozen by link_group
     const FileRec& f = rc.scan.files[rec.names.front()];
     auto p = rc.protect(fd->get(), f.guest, std::string(f.path), Protection::on);
-    if (!p.ok()) rc.log.add(Failure::attr, rc.display(rec.names.front()), p.error().message());
-    else rc.inodes_protected.fetch_add(1, std::memory_order_relaxed);
+    if (!p.ok())
+      rc.log.add(Failure::attr, rc.display(rec.names.front()), p.error().message());
+    else
+      rc.inodes_protected.fetch_add(1, std::memory_order_relaxed);
   }
 }
 
@@ -425,8 +438,9 @@ Status check_store_place(const std::string& store, const std::vector<UnifyGuest>
   const uint64_t dev = st.st_dev;
   auto inside = [&](const std::string& root, const std::string& name) -> Status {
     if (path_within(place, root))
-      return described_error(EINVAL, "hash store " + place + " lies inside guest '" + name +
-                                         "' (" + root + "), which could read and change it; "
+      return described_error(EINVAL, "hash store " + place + " lies inside guest '" + name + "' (" +
+                                         root +
+                                         "), which could read and change it; "
                                          "choose a directory outside every guest root");
     if (path_within(root, place))
       return described_error(EINVAL, "guest '" + name + "' (" + root + ") lies inside hash store " +
@@ -438,15 +452,15 @@ Status check_store_place(const std::string& store, const std::vector<UnifyGuest>
     struct stat gs {};
     if (::stat(g.guest.root.c_str(), &gs) != 0) return errno_error("stat " + g.guest.root);
     if (static_cast<uint64_t>(gs.st_dev) != dev)
-      return described_error(EXDEV, "hash store " + place + " is on another file system than guest '" +
-                                        g.guest.name + "' (" + g.guest.root +
+      return described_error(EXDEV, "hash store " + place +
+                                        " is on another file system than guest '" + g.guest.name +
+                                        "' (" + g.guest.root +
                                         "); hard links cannot cross file systems: use a store on "
                                         "that file system");
   }
   for (const auto& g : other_guests) VU_TRY(inside(g.root, g.name));
   return {};
 }
-
 
 namespace {
 
@@ -536,8 +550,10 @@ Result<Report> store_gc_on_workers(const HashifyOptions& o) {
     if (!st.ok() || st->ino != f.st.ino || st->nlink != 1) continue;
     if (st->immutable) (void)set_immutable(fd->get(), Protection::off);
     auto u = unlink_at(dir->get(), name_of(path));
-    if (u.ok()) ++rc->report.store_entries_removed;
-    else rc->log.add(Failure::unlink, store.path + "/" + path, u.error().message());
+    if (u.ok())
+      ++rc->report.store_entries_removed;
+    else
+      rc->log.add(Failure::unlink, store.path + "/" + path, u.error().message());
   }
   // Empty hash directories.
   auto entries = read_directory(rc->roots[0].get());

@@ -40,8 +40,8 @@ ConfigFiles resolve_config_files(RunContext& rc) {
       auto st = stat_fd(fd->get());
       if (st.ok() && st->is_regular()) out.inodes.insert({st->dev, st->ino});
       auto real = fd_path(fd->get());
-      if (real.ok() && real->size() > prefix.size() && real->compare(0, prefix.size(), prefix) == 0 &&
-          (*real)[prefix.size()] == '/')
+      if (real.ok() && real->size() > prefix.size() &&
+          real->compare(0, prefix.size(), prefix) == 0 && (*real)[prefix.size()] == '/')
         paths.push_back(real->substr(prefix.size()));
     }
     std::sort(paths.begin(), paths.end());
@@ -113,8 +113,10 @@ namespace {
 // and refuses an inode that is not the scanned one any more.
 Result<UniqueFd> checked_open(RunContext& rc, const InodeRec& inode, Result<UniqueFd> fd) {
   if (!fd.ok()) {
-    if (is_race(fd.code())) rc.log.skip(Skip::changed);
-    else rc.log.add(Failure::open, rc.display(inode.names.front()), fd.error().message());
+    if (is_race(fd.code()))
+      rc.log.skip(Skip::changed);
+    else
+      rc.log.add(Failure::open, rc.display(inode.names.front()), fd.error().message());
     return fd;
   }
   auto st = stat_fd(fd->get());

@@ -60,11 +60,11 @@ struct Canonical {
   uint32_t inode;
   UniqueFd fd;
   std::optional<LeasedInode> lease;
-  bool protect = false;       // we freeze and thaw it
-  bool was_immutable = false; // it was frozen before this round
-  FileStat before;            // after freezing, before any window
-  std::vector<char> bytes;    // the whole content, when small
-  std::string name;           // for messages
+  bool protect = false;        // we freeze and thaw it
+  bool was_immutable = false;  // it was frozen before this round
+  FileStat before;             // after freezing, before any window
+  std::vector<char> bytes;     // the whole content, when small
+  std::string name;            // for messages
   std::vector<uint32_t> on_it; // every file index whose name is (now) C
 };
 
@@ -81,9 +81,11 @@ Result<Swapped> swap_one(RunContext& rc, Canonical& c, const InodeRec& t, uint32
   const FileRec& f = rc.scan.files[n];
   if (rc.options.hooks.max_links) {
     auto cs = stat_fd(c.fd.get());
-    if (cs.ok() && cs->nlink >= rc.options.hooks.max_links) return described_error(EMLINK, "test limit");
+    if (cs.ok() && cs->nlink >= rc.options.hooks.max_links)
+      return described_error(EMLINK, "test limit");
   }
-  VU_TRY_ASSIGN(dir, open_beneath(rc.roots[f.guest].get(), parent_of(f.path), O_RDONLY | O_DIRECTORY));
+  VU_TRY_ASSIGN(dir,
+                open_beneath(rc.roots[f.guest].get(), parent_of(f.path), O_RDONLY | O_DIRECTORY));
   return swap_name(c.fd.get(), std::move(dir), name_of(f.path), t.st.dev, t.st.ino, rc.temps);
 }
 
@@ -96,9 +98,12 @@ bool swap_target(RunContext& rc, Canonical& c, Verified& v, size_t room, bool& e
     uint32_t n = t.names[v.next];
     auto s = swap_one(rc, c, t, n);
     if (!s.ok()) {
-      if (s.code() == EMLINK) emlink = true;
-      else if (is_race(s.code())) rc.log.skip(Skip::changed);
-      else rc.log.add(Failure::link, rc.display(n), s.error().message());
+      if (s.code() == EMLINK)
+        emlink = true;
+      else if (is_race(s.code()))
+        rc.log.skip(Skip::changed);
+      else
+        rc.log.add(Failure::link, rc.display(n), s.error().message());
       undo_all(rc, v);
       v.abandoned = true;
       return false;
@@ -159,8 +164,10 @@ std::optional<Canonical> prepare_canonical(RunContext& rc, uint32_t canon, bool&
     c.bytes.resize(rec.st.size);
     auto n = read_at(c.fd.get(), c.bytes.data(), c.bytes.size(), 0);
     if (!n.ok() || *n != rec.st.size) {
-      if (!n.ok()) rc.log.add(Failure::read, c.name, n.error().message());
-      else rc.log.skip(Skip::changed);
+      if (!n.ok())
+        rc.log.add(Failure::read, c.name, n.error().message());
+      else
+        rc.log.skip(Skip::changed);
       if (c.protect && !c.was_immutable) set_flag(rc, c, Protection::off);
       return std::nullopt;
     }
@@ -171,7 +178,8 @@ std::optional<Canonical> prepare_canonical(RunContext& rc, uint32_t canon, bool&
 
 // Step 2: verifies more targets of `pending` into `live` while the names
 // left to swap fit the batch budget (always at least one target).
-void verify_more(RunContext& rc, Canonical& c, std::deque<uint32_t>& pending, std::vector<Verified>& live) {
+void verify_more(RunContext& rc, Canonical& c, std::deque<uint32_t>& pending,
+                 std::vector<Verified>& live) {
   size_t names = 0;
   for (const auto& v : live) names += rc.inodes[v.inode].names.size() - v.next;
   const InodeRec& crec = rc.inodes[c.inode];
@@ -186,12 +194,14 @@ void verify_more(RunContext& rc, Canonical& c, std::deque<uint32_t>& pending, st
     if (!lease.ok()) {
       if (lease.code() == EAGAIN || lease.code() == EBUSY)
         rc.log.skip(Skip::busy, rc.display(t.names.front()), "open for writing: left alone");
-      else rc.log.add(Failure::open, rc.display(t.names.front()), lease.error().message());
+      else
+        rc.log.add(Failure::open, rc.display(t.names.front()), lease.error().message());
       continue;
     }
     rc.files_compared.fetch_add(1, std::memory_order_relaxed);
-    auto eq = crec.st.size <= k_small_file ? same_as_bytes(fd->get(), c.bytes.data(), c.bytes.size())
-                                           : same_content(c.fd.get(), fd->get(), crec.st.size);
+    auto eq = crec.st.size <= k_small_file
+                  ? same_as_bytes(fd->get(), c.bytes.data(), c.bytes.size())
+                  : same_content(c.fd.get(), fd->get(), crec.st.size);
     if (!eq.ok()) {
       rc.log.add(Failure::read, rc.display(t.names.front()), eq.error().message());
       continue;
@@ -214,7 +224,8 @@ enum class CanonicalWriters {
 
 // Step 4 when C was opened for writing while thawed. Either way the round
 // ends: C gets no more names.
-CanonicalWriters handle_writers_of_canonical(RunContext& rc, Canonical& c, std::vector<Verified>& batch) {
+CanonicalWriters handle_writers_of_canonical(RunContext& rc, Canonical& c,
+                                             std::vector<Verified>& batch) {
   WriterGuests writers = writer_guests(rc, *c.lease, c.before);
   if (writers.host || writers.roots.empty()) {
     // A host process (or one we cannot place): not a guest's business to
@@ -244,7 +255,8 @@ CanonicalWriters handle_writers_of_canonical(RunContext& rc, Canonical& c, std::
 bool commit_target(RunContext& rc, Canonical& c, Verified& v) {
   const InodeRec& t = rc.inodes[v.inode];
   if (v.lease && v.lease->writer_seen()) {
-    rc.log.skip(Skip::busy, rc.display(t.names.front()), "opened for writing during the run: left alone");
+    rc.log.skip(Skip::busy, rc.display(t.names.front()),
+                "opened for writing during the run: left alone");
     if (c.protect) set_flag(rc, c, Protection::off);
     undo_all(rc, v);
     if (c.protect) set_flag(rc, c, Protection::on);
@@ -258,13 +270,15 @@ bool commit_target(RunContext& rc, Canonical& c, Verified& v) {
     if (!u.ok()) rc.log.add(Failure::unlink, rc.display(file), u.error().message());
     c.on_it.push_back(file);
     rc.files_linked.fetch_add(1, std::memory_order_relaxed);
-    if (rc.options.progress) rc.options.progress->files_linked.fetch_add(1, std::memory_order_relaxed);
+    if (rc.options.progress)
+      rc.options.progress->files_linked.fetch_add(1, std::memory_order_relaxed);
     if (rc.options.log_actions)
-      rc.log.action(fmt::format("linked {} -> {}", printable_path(rc.display(file)), printable_path(c.name)));
+      rc.log.action(
+          fmt::format("linked {} -> {}", printable_path(rc.display(file)), printable_path(c.name)));
   }
   v.swapped.clear();
   if (v.next < t.names.size() && !v.abandoned) return false; // more names, next window
-  v.lease.reset(); // released: the inode is going
+  v.lease.reset();                                           // released: the inode is going
   auto st = stat_fd(v.fd.get());
   if (st.ok() && st->nlink == 0) {
     rc.bytes_saved.fetch_add(t.st.size, std::memory_order_relaxed);
@@ -291,8 +305,8 @@ std::string unguarded_change(RunContext& rc, Canonical& c) {
 // Step 3 for one window: thaws C and swaps up to a batch's worth of the
 // live targets' names to it. On EMLINK the targets not started go back to
 // `pending` and the first of them becomes `overflow`; returns false then.
-bool swap_window(RunContext& rc, Canonical& c, std::vector<Verified>& live, std::deque<uint32_t>& pending,
-                 std::optional<uint32_t>& overflow) {
+bool swap_window(RunContext& rc, Canonical& c, std::vector<Verified>& live,
+                 std::deque<uint32_t>& pending, std::optional<uint32_t>& overflow) {
   if (rc.options.hooks.in_link_window) {
     const FileRec& f = rc.scan.files[rc.inodes[c.inode].names.front()];
     rc.options.hooks.in_link_window(rc.guests[f.guest].guest.root + "/" + std::string(f.path));
@@ -314,7 +328,8 @@ bool swap_window(RunContext& rc, Canonical& c, std::vector<Verified>& live, std:
     bool emlink = false;
     bool ok = swap_target(rc, c, v, room, emlink);
     room -= std::min(room, v.next - before);
-    if (!ok && t.immutable && before == 0) (void)rc.protect(v.fd.get(), tf.guest, std::string(tf.path), Protection::on);
+    if (!ok && t.immutable && before == 0)
+      (void)rc.protect(v.fd.get(), tf.guest, std::string(tf.path), Protection::on);
     if (emlink) {
       // C is full. The targets not started go to the next canonical, the
       // first of them becoming it; one partly on C keeps its other names.
@@ -343,7 +358,8 @@ enum class WindowEnd {
 };
 
 // Step 4: freezes C again and deals with whoever came while it was thawed.
-WindowEnd close_window(RunContext& rc, Canonical& c, std::vector<Verified>& live, size_t committed) {
+WindowEnd close_window(RunContext& rc, Canonical& c, std::vector<Verified>& live,
+                       size_t committed) {
   if (c.protect && !set_flag(rc, c, Protection::on)) {
     set_flag(rc, c, Protection::off);
     for (auto& v : live) undo_all(rc, v);
@@ -351,12 +367,14 @@ WindowEnd close_window(RunContext& rc, Canonical& c, std::vector<Verified>& live
   }
   if (c.lease->guarded()) {
     if (!c.lease->writer_seen()) return WindowEnd::fine;
-    return handle_writers_of_canonical(rc, c, live) == CanonicalWriters::relocated ? WindowEnd::relocated
-                                                                                   : WindowEnd::stop;
+    return handle_writers_of_canonical(rc, c, live) == CanonicalWriters::relocated
+               ? WindowEnd::relocated
+               : WindowEnd::stop;
   }
   auto why = unguarded_change(rc, c);
   if (why.empty()) return WindowEnd::fine;
-  rc.log.add(Failure::verify, c.name, "shared inode " + why + " while links were added; links undone");
+  rc.log.add(Failure::verify, c.name,
+             "shared inode " + why + " while links were added; links undone");
   if (c.protect) set_flag(rc, c, Protection::off);
   for (auto& v : live) undo_all(rc, v);
   if (c.protect && (c.was_immutable || committed > 0)) set_flag(rc, c, Protection::on);
@@ -400,12 +418,15 @@ std::optional<uint32_t> link_round(RunContext& rc, uint32_t canon, std::deque<ui
   }
   if (end != WindowEnd::fine && !overflow) pending.clear();
   const bool relocated = end == WindowEnd::relocated;
-  if (!c.was_immutable && committed() > 0 && !relocated) rc.record_prelinks(rc.inodes[c.inode]); // newly shared
+  if (!c.was_immutable && committed() > 0 && !relocated)
+    rc.record_prelinks(rc.inodes[c.inode]); // newly shared
   // Relocation decided C's flag; otherwise C is shared now (frozen), or
   // left as it was.
   if (c.protect && !c.was_immutable && !relocated) {
-    if (committed() == 0) set_flag(rc, c, Protection::off);
-    else rc.inodes_protected.fetch_add(1, std::memory_order_relaxed);
+    if (committed() == 0)
+      set_flag(rc, c, Protection::off);
+    else
+      rc.inodes_protected.fetch_add(1, std::memory_order_relaxed);
   }
   if (overflow) {
     rc.inodes[c.inode].immutable = true;
@@ -427,10 +448,9 @@ void link_pass(RunContext& rc) {
   rc.report.temporaries_removed += remove_temporaries(rc);
   if (rc.options.hooks.before_link) rc.options.hooks.before_link();
   rc.stage(ProgressStage::link);
-  for_each_on_cores(rc.options.threads, rc.groups.begin(), rc.groups.end(),
-                    [&](const Group& g) {
-                      if (g.inodes.size() >= 2) link_group(rc, g);
-                    });
+  for_each_on_cores(rc.options.threads, rc.groups.begin(), rc.groups.end(), [&](const Group& g) {
+    if (g.inodes.size() >= 2) link_group(rc, g);
+  });
   rc.reaper.finish();
 }
 
@@ -445,8 +465,8 @@ struct Leftovers {
 // A leftover linking a frozen shared inode: only a run of the suite can
 // have put it there (link and rename of an immutable inode are refused).
 // Unlinked with the inode thawed under its lease, frozen again.
-bool remove_frozen_leftover(RunContext& rc, const TempRec& t, int dir, const std::string& name, int fd,
-                            const FileStat& st, const Leftovers& known) {
+bool remove_frozen_leftover(RunContext& rc, const TempRec& t, int dir, const std::string& name,
+                            int fd, const FileStat& st, const Leftovers& known) {
   const std::string where = rc.guests[t.guest].guest.name + ":/" + t.path;
   auto lease = LeasedInode::take(fd);
   if (!lease.ok()) {
@@ -471,7 +491,8 @@ bool remove_frozen_leftover(RunContext& rc, const TempRec& t, int dir, const std
     std::vector<NameAt> names;
     if (auto k = known.by_inode.find({st.dev, st.ino}); k != known.by_inode.end())
       for (uint32_t n : rc.inodes[k->second].names) names.push_back(name_at(rc, n));
-    if (!w.host && !w.roots.empty()) relocate_for_writers(rc, fd, st, names, w);
+    if (!w.host && !w.roots.empty())
+      relocate_for_writers(rc, fd, st, names, w);
     else
       rc.log.add(Failure::verify, where,
                  "a process outside the guests opened a shared inode for writing while a leftover "
@@ -485,8 +506,8 @@ bool remove_frozen_leftover(RunContext& rc, const TempRec& t, int dir, const std
 // guest renamed onto a signed name. Unlinking is always safe; flagging the
 // inode again is only when every one of its names is known and they span
 // two guests (else the protect pass of a run over all of them does it).
-bool remove_plain_leftover(RunContext& rc, const TempRec& t, int dir, const std::string& name, int fd,
-                           const FileStat& st, const Leftovers& known) {
+bool remove_plain_leftover(RunContext& rc, const TempRec& t, int dir, const std::string& name,
+                           int fd, const FileStat& st, const Leftovers& known) {
   const std::string where = rc.guests[t.guest].guest.name + ":/" + t.path;
   auto u = unlink_at(dir, name);
   if (!u.ok()) {
@@ -497,7 +518,8 @@ bool remove_plain_leftover(RunContext& rc, const TempRec& t, int dir, const std:
   if (rc.options.protect != Protect::immutable || k == known.by_inode.end()) return true;
   const InodeRec& rec = rc.inodes[k->second];
   auto temps = known.temps_of.find({st.dev, st.ino});
-  bool fully_seen = st.nlink <= rec.names.size() + (temps == known.temps_of.end() ? 0 : temps->second);
+  bool fully_seen =
+      st.nlink <= rec.names.size() + (temps == known.temps_of.end() ? 0 : temps->second);
   auto after = stat_fd(fd);
   if (!fully_seen || !after.ok() || after->nlink <= 1) return true;
   uint32_t g0 = rc.scan.files[rec.names.front()].guest;
@@ -506,8 +528,10 @@ bool remove_plain_leftover(RunContext& rc, const TempRec& t, int dir, const std:
   if (!cross) return true;
   const FileRec& f = rc.scan.files[rec.names.front()]; // the temporary's name is gone
   auto s = rc.protect(fd, f.guest, std::string(f.path), Protection::on);
-  if (!s.ok()) rc.log.add(Failure::attr, where, s.error().message());
-  else rc.inodes_protected.fetch_add(1, std::memory_order_relaxed);
+  if (!s.ok())
+    rc.log.add(Failure::attr, where, s.error().message());
+  else
+    rc.inodes_protected.fetch_add(1, std::memory_order_relaxed);
   return true;
 }
 
@@ -518,7 +542,8 @@ uint64_t remove_temporaries(RunContext& rc) {
   // walk checked it): a run of the suite made it.
   if (rc.scan.temporaries.empty()) return 0; // the usual case: no maps over every inode
   Leftovers known;
-  for (uint32_t i = 0; i < rc.inodes.size(); ++i) known.by_inode[{rc.inodes[i].st.dev, rc.inodes[i].st.ino}] = i;
+  for (uint32_t i = 0; i < rc.inodes.size(); ++i)
+    known.by_inode[{rc.inodes[i].st.dev, rc.inodes[i].st.ino}] = i;
   for (const TempRec& t : rc.scan.temporaries) ++known.temps_of[{t.st.dev, t.st.ino}];
   uint64_t removed = 0;
   for (const TempRec& t : rc.scan.temporaries) {

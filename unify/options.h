@@ -30,8 +30,8 @@ struct RunHooks {
 };
 
 struct RunOptions {
-  uint32_t threads = 0;   // 0: 8 per core, 8 to 32 (workers.h)
-  bool dry_run = false;   // read and report; change (and create) nothing
+  uint32_t threads = 0; // 0: 8 per core, 8 to 32 (workers.h)
+  bool dry_run = false; // read and report; change (and create) nothing
   Protect protect = Protect::immutable;
   uint64_t min_size = 16; // smaller regular files are left alone
   // Link content-equal files whose mtimes differ (util-vserver's

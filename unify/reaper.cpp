@@ -5,7 +5,9 @@ namespace vu {
 Reaper::Reaper(unsigned threads, size_t capacity)
     : m_threads(threads ? threads : 1), m_capacity(capacity ? capacity : 1) {}
 
-Reaper::~Reaper() { finish(); }
+Reaper::~Reaper() {
+  finish();
+}
 
 void Reaper::set_capacity(size_t capacity) {
   std::lock_guard lock(m_mutex);
@@ -45,7 +47,8 @@ void Reaper::loop() {
       if (m_queue.empty()) return; // finished and drained
       fd = std::move(m_queue.front());
       m_queue.pop_front();
-      if (m_queue.size() + 1 == m_capacity) m_not_full.notify_all(); // givers wait only on a full one
+      if (m_queue.size() + 1 == m_capacity)
+        m_not_full.notify_all(); // givers wait only on a full one
     }
     fd.reset(); // the close that frees the inode
   }

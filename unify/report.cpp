@@ -47,7 +47,9 @@ const char* progress_stage_name(ProgressStage s) {
   return "?";
 }
 
-const char* guest_role_name(GuestRole r) { return r == GuestRole::member ? "member" : "reference"; }
+const char* guest_role_name(GuestRole r) {
+  return r == GuestRole::member ? "member" : "reference";
+}
 
 const char* pkgmgmt_use_name(PkgmgmtUse use) {
   switch (use) {
@@ -163,8 +165,7 @@ nlohmann::json report_to_json(const Report& r) {
   nlohmann::json j;
   j["dry_run"] = r.dry_run;
   auto& guests = j["guests"] = nlohmann::json::array();
-  for (const auto& g : r.guests)
-  {
+  for (const auto& g : r.guests) {
     nlohmann::json sources = nlohmann::json::array();
     for (const auto& src : g.config_sources) sources.push_back(printable_path(src));
     guests.push_back({{"name", printable_path(g.name)},
@@ -222,12 +223,12 @@ nlohmann::json report_to_json(const Report& r) {
 std::string report_to_text(const Report& r, int verbosity) {
   std::string out;
   const char* would = r.dry_run ? "would be " : "";
-  out += fmt::format("{} guests, {} files ({}) scanned, {} files ({}) hashed\n",
-                     r.guests.size(), r.files_scanned, human_bytes(r.bytes_scanned),
-                     r.files_hashed, human_bytes(r.bytes_hashed));
+  out += fmt::format("{} guests, {} files ({}) scanned, {} files ({}) hashed\n", r.guests.size(),
+                     r.files_scanned, human_bytes(r.bytes_scanned), r.files_hashed,
+                     human_bytes(r.bytes_hashed));
   out += fmt::format("{} files {}linked in {} groups, {} {}saved; {} already shared\n",
-                     r.files_linked, would, r.duplicate_groups, human_bytes(r.bytes_saved),
-                     would, r.files_already_shared);
+                     r.files_linked, would, r.duplicate_groups, human_bytes(r.bytes_saved), would,
+                     r.files_already_shared);
   if (verbosity > 0) {
     for (const auto& g : r.guests) {
       if (g.pkgmgmt == PkgmgmtUse::ignored) {
@@ -237,16 +238,16 @@ std::string report_to_text(const Report& r, int verbosity) {
       }
       std::string from;
       for (const auto& src : g.config_sources) from += (from.empty() ? "" : ", ") + src;
-      out += fmt::format("{}: {} configuration files kept private ({})\n",
-                         printable_path(g.name), g.config_files,
+      out += fmt::format("{}: {} configuration files kept private ({})\n", printable_path(g.name),
+                         g.config_files,
                          from.empty() ? "no package database found" : printable_path(from));
     }
-    out += fmt::format("{} config files, {} excluded, {} under the size limit, {} not regular files; "
-                       "{} inodes newly protected, {} temporaries removed\n",
-                       r.files_config, r.files_excluded, r.files_small, r.files_other, r.inodes_protected,
-                       r.temporaries_removed);
-    for (const auto& [k, v] : r.skipped)
-      out += fmt::format("skipped ({}): {}\n", skip_name(k), v);
+    out +=
+        fmt::format("{} config files, {} excluded, {} under the size limit, {} not regular files; "
+                    "{} inodes newly protected, {} temporaries removed\n",
+                    r.files_config, r.files_excluded, r.files_small, r.files_other,
+                    r.inodes_protected, r.temporaries_removed);
+    for (const auto& [k, v] : r.skipped) out += fmt::format("skipped ({}): {}\n", skip_name(k), v);
   }
   // Always shown: a guest writing to a shared file is an event to look at.
   if (auto w = r.skip_examples.find(Skip::written); w != r.skip_examples.end())

@@ -82,27 +82,27 @@ struct Report {
   uint64_t files_small = 0;    // regular files under the size threshold
   uint64_t files_other = 0;    // symlinks, devices, FIFOs, sockets
   uint64_t files_hashed = 0;
-  uint64_t bytes_hashed = 0;    // content bytes read while hashing
-  uint64_t files_compared = 0;  // byte comparisons before linking
+  uint64_t bytes_hashed = 0;   // content bytes read while hashing
+  uint64_t files_compared = 0; // byte comparisons before linking
   uint64_t duplicate_groups = 0;
-  uint64_t files_linked = 0;    // names replaced by a link (dry run: would be)
-  uint64_t bytes_saved = 0;     // bytes of inodes freed (dry run: would be)
+  uint64_t files_linked = 0;         // names replaced by a link (dry run: would be)
+  uint64_t bytes_saved = 0;          // bytes of inodes freed (dry run: would be)
   uint64_t files_already_shared = 0; // names that already shared an inode with a duplicate
   uint64_t inodes_protected = 0;     // immutable flag newly set
   uint64_t temporaries_removed = 0;
   // Hash store runs (vhashify).
-  uint64_t bytes_compared = 0;       // content bytes read to compare before links
-  uint64_t files_in_store = 0;       // names already linked to their store entry
-  uint64_t cache_hits = 0;           // hashes taken from the cache
+  uint64_t bytes_compared = 0; // content bytes read to compare before links
+  uint64_t files_in_store = 0; // names already linked to their store entry
+  uint64_t cache_hits = 0;     // hashes taken from the cache
   uint64_t store_entries_created = 0;
-  uint64_t store_entries_removed = 0; // garbage collected
+  uint64_t store_entries_removed = 0;         // garbage collected
   std::vector<uint64_t> bytes_saved_by_guest; // per guest (dry run): its inodes that would go
-  uint64_t files_deunified = 0; // names given a private copy (vunify -R)
-  uint64_t bytes_copied = 0;    // bytes of those private copies
+  uint64_t files_deunified = 0;               // names given a private copy (vunify -R)
+  uint64_t bytes_copied = 0;                  // bytes of those private copies
   std::map<Skip, uint64_t> skipped;
   std::map<Skip, FailureInfo> skip_examples; // the first of each kind that had one
   std::map<Failure, FailureInfo> failures;
-  std::vector<std::string> actions; // one line per link (verbose), sorted
+  std::vector<std::string> actions;                          // one line per link (verbose), sorted
   std::vector<std::pair<std::string, double>> stage_seconds; // in pass order
   double seconds = 0;
 

@@ -36,7 +36,7 @@ RunContext::RunContext(const RunOptions& o, std::vector<UnifyGuest> g)
     : options(o), guests(std::move(g)), m_start(std::chrono::steady_clock::now()) {}
 
 Result<std::unique_ptr<RunContext>> RunContext::open(std::vector<UnifyGuest> guests,
-                                                    const RunOptions& options) {
+                                                     const RunOptions& options) {
   auto rc = std::make_unique<RunContext>(options, std::move(guests));
   rc->report.dry_run = options.dry_run;
   for (const auto& g : rc->guests)
@@ -96,7 +96,8 @@ Status RunContext::protect_fd(int fd, Protection p) {
 void RunContext::record_prelinks(const InodeRec& inode) {
   if (inode.names.size() < 2) return;
   std::map<uint32_t, std::vector<std::string>> by_guest;
-  for (uint32_t n : inode.names) by_guest[scan.files[n].guest].push_back(std::string(scan.files[n].path));
+  for (uint32_t n : inode.names)
+    by_guest[scan.files[n].guest].push_back(std::string(scan.files[n].path));
   for (auto& [g, paths] : by_guest)
     if (paths.size() >= 2) prelinks.record(root_ids[g], paths);
 }

@@ -25,16 +25,16 @@ namespace vu {
 
 // One inode with every scanned name that refers to it.
 struct InodeRec {
-  FileStat st;                 // from the walk (first name)
+  FileStat st; // from the walk (first name)
   // Indices into ScanResult::files; the storage is RunContext::inode_names
   // (or other storage that outlives the record).
   std::span<const uint32_t> names;
-  bool fully_seen = false;     // every link of the inode was scanned
-  bool member_only = true;     // every name lies in a member (not reference) guest
+  bool fully_seen = false; // every link of the inode was scanned
+  bool member_only = true; // every name lies in a member (not reference) guest
   bool immutable = false;
-  bool failed = false;         // could not be opened/hashed; left alone
-  bool config = false;         // a package-manager configuration file
-  Hash128 xattrs;              // fingerprint of all xattrs (incl. ACLs, capabilities)
+  bool failed = false; // could not be opened/hashed; left alone
+  bool config = false; // a package-manager configuration file
+  Hash128 xattrs;      // fingerprint of all xattrs (incl. ACLs, capabilities)
   // After the prefix pass: the full content hash of a small file, the
   // prefix hash of a large one; after the hash pass: the full content hash
   // (content_hash) of every survivor. One field: a size bucket holds only
@@ -68,7 +68,7 @@ public:
 
   const RunOptions& options;
   std::vector<UnifyGuest> guests;
-  std::vector<UniqueFd> roots; // one open directory per guest
+  std::vector<UniqueFd> roots;                         // one open directory per guest
   std::vector<std::pair<uint64_t, uint64_t>> root_ids; // (dev, ino) of each root
   FailureLog log;
   Report report;
@@ -81,8 +81,8 @@ public:
   // Handed from pass to pass.
   ScanResult scan;
   std::vector<InodeRec> inodes;
-  std::vector<uint32_t> inode_names;  // storage of InodeRec::names
-  std::deque<uint32_t> extra_names;   // names of inodes made during the run (stable)
+  std::vector<uint32_t> inode_names; // storage of InodeRec::names
+  std::deque<uint32_t> extra_names;  // names of inodes made during the run (stable)
   std::vector<Group> groups;
 
   // Counters the parallel passes add to; finish() moves them into report.

@@ -65,8 +65,8 @@ struct Bin {
   PathArena paths;
   std::vector<FileRec> files;
   std::vector<TempRec> temps;
-  uint64_t dirs = 0, files_scanned = 0, bytes_scanned = 0, excluded = 0, config = 0,
-           small = 0, other = 0;
+  uint64_t dirs = 0, files_scanned = 0, bytes_scanned = 0, excluded = 0, config = 0, small = 0,
+           other = 0;
 };
 
 bool by_guest_then_path(const FileRec& a, const FileRec& b) {
@@ -112,8 +112,10 @@ public:
     const std::string where = m_guests[item.guest].guest.root + "/" + item.rel;
     auto fd = open_beneath(m_roots[item.guest].get(), item.rel, O_RDONLY | O_DIRECTORY);
     if (!fd.ok()) {
-      if (is_race(fd.code())) m_log.skip(Skip::changed);
-      else m_log.add(Failure::walk, where, fd.error().message());
+      if (is_race(fd.code()))
+        m_log.skip(Skip::changed);
+      else
+        m_log.add(Failure::walk, where, fd.error().message());
       return;
     }
     auto entries = read_directory(fd->get());
@@ -199,8 +201,10 @@ private:
     const uint32_t g = dir.item.guest;
     auto st = stat_at(dir.fd.get(), name);
     if (!st.ok()) {
-      if (is_race(st.code())) m_log.skip(Skip::changed);
-      else m_log.add(Failure::stat, m_guests[g].guest.root + "/" + rel, st.error().message());
+      if (is_race(st.code()))
+        m_log.skip(Skip::changed);
+      else
+        m_log.add(Failure::stat, m_guests[g].guest.root + "/" + rel, st.error().message());
       return;
     }
     if (st->is_directory()) {
@@ -241,10 +245,9 @@ ScanResult scan_guests(const std::vector<UnifyGuest>& guests, const std::vector<
   Walker walker(guests, roots, config_paths, options, log);
   std::vector<WorkItem> seeds;
   for (uint32_t g = 0; g < guests.size(); ++g) seeds.push_back({g, ""});
-  tbb::parallel_for_each(seeds.begin(), seeds.end(),
-                         [&](const WorkItem& item, tbb::feeder<WorkItem>& feeder) {
-                           walker.visit(item, feeder);
-                         });
+  tbb::parallel_for_each(
+      seeds.begin(), seeds.end(),
+      [&](const WorkItem& item, tbb::feeder<WorkItem>& feeder) { walker.visit(item, feeder); });
   return walker.collect(report);
 }
 

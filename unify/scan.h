@@ -84,8 +84,8 @@ struct ScanOptions {
 };
 
 struct ScanResult {
-  PathArena paths;                // the bytes of files[].path
-  std::vector<FileRec> files;     // sorted by (guest, path)
+  PathArena paths;                  // the bytes of files[].path
+  std::vector<FileRec> files;       // sorted by (guest, path)
   std::vector<TempRec> temporaries; // leftovers of an interrupted run
 };
 

@@ -74,10 +74,13 @@ std::string TempNames::make(uint64_t dir_dev, uint64_t dir_ino) const {
   return fmt::format("{}{:016x}.{:016x}", k_prefix, r, sign(dir_dev, dir_ino, r));
 }
 
-bool TempNames::has_prefix(std::string_view name) { return name.substr(0, k_prefix.size()) == k_prefix; }
+bool TempNames::has_prefix(std::string_view name) {
+  return name.substr(0, k_prefix.size()) == k_prefix;
+}
 
 bool TempNames::is_ours(std::string_view name, uint64_t dir_dev, uint64_t dir_ino) const {
-  if (!m_valid || name.size() != k_name_len || !has_prefix(name) || name[k_prefix.size() + 16] != '.')
+  if (!m_valid || name.size() != k_name_len || !has_prefix(name) ||
+      name[k_prefix.size() + 16] != '.')
     return false;
   uint64_t r = 0, mac = 0;
   if (!parse_hex64(name.substr(k_prefix.size(), 16), r) ||
@@ -97,7 +100,8 @@ Result<StateDir> StateDir::open(const std::string& path, Create create) {
     return described_error(EINVAL, "state directory '" + path + "' is not an absolute path");
   struct stat st {};
   if (::lstat(path.c_str(), &st) != 0) {
-    if (errno != ENOENT || create == Create::no) return make_error(errno, "state directory " + path);
+    if (errno != ENOENT || create == Create::no)
+      return make_error(errno, "state directory " + path);
     if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST)
       return make_error(errno, "create state directory " + path +
                                    " (set VUNIFY_STATE_DIR to another place)");
@@ -176,7 +180,8 @@ std::string PreLinks::file_name(std::pair<uint64_t, uint64_t> root_id) const {
   return fmt::format("guest-{:x}-{:x}", root_id.first, root_id.second);
 }
 
-void PreLinks::record(std::pair<uint64_t, uint64_t> root_id, const std::vector<std::string>& paths) {
+void PreLinks::record(std::pair<uint64_t, uint64_t> root_id,
+                      const std::vector<std::string>& paths) {
   if (m_dir < 0 || paths.size() < 2) return;
   uint64_t group = random64();
   std::string rec;
@@ -198,7 +203,8 @@ std::map<std::string, uint64_t> PreLinks::load(std::pair<uint64_t, uint64_t> roo
   std::map<std::string, uint64_t> out;
   if (m_dir < 0) return out;
   std::lock_guard lock(*m_mutex);
-  int fd = ::openat(m_dir, file_name(root_id).c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  int fd =
+      ::openat(m_dir, file_name(root_id).c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) return out;
   UniqueFd in(fd);
   auto st = stat_fd(fd);
@@ -235,9 +241,10 @@ void PreLinks::forget(std::pair<uint64_t, uint64_t> root_id, const std::set<std:
   (void)write_file_atomic_at(m_dir, file_name(root_id), rec, 0600);
 }
 
-Result<GuestLocks> GuestLocks::acquire(
-    const StateDir& state, const std::vector<Guest>& guests, const std::string& holder, bool wait,
-    const std::function<void(const std::string&, const std::string&)>& on_wait) {
+Result<GuestLocks>
+GuestLocks::acquire(const StateDir& state, const std::vector<Guest>& guests,
+                    const std::string& holder, bool wait,
+                    const std::function<void(const std::string&, const std::string&)>& on_wait) {
   if (::mkdirat(state.fd(), "locks", 0700) != 0 && errno != EEXIST)
     return make_error(errno, "create " + state.path() + "/locks");
   int raw = ::openat(state.fd(), "locks", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -253,11 +260,13 @@ Result<GuestLocks> GuestLocks::acquire(
     if (::stat(g.root.c_str(), &st) != 0) return make_error(errno, "stat " + g.root);
     wants.push_back({static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino), g.name});
   }
-  std::sort(wants.begin(), wants.end(),
-            [](const Want& a, const Want& b) { return std::tie(a.dev, a.ino) < std::tie(b.dev, b.ino); });
-  wants.erase(std::unique(wants.begin(), wants.end(),
-                          [](const Want& a, const Want& b) { return a.dev == b.dev && a.ino == b.ino; }),
-              wants.end());
+  std::sort(wants.begin(), wants.end(), [](const Want& a, const Want& b) {
+    return std::tie(a.dev, a.ino) < std::tie(b.dev, b.ino);
+  });
+  wants.erase(
+      std::unique(wants.begin(), wants.end(),
+                  [](const Want& a, const Want& b) { return a.dev == b.dev && a.ino == b.ino; }),
+      wants.end());
   GuestLocks locks;
   for (const auto& w : wants) {
     std::string file = fmt::format("guest-{:x}-{:x}.lock", w.dev, w.ino);
@@ -267,7 +276,8 @@ Result<GuestLocks> GuestLocks::acquire(
     UniqueFd lock(fd);
     auto st = stat_fd(fd);
     if (!st.ok() || !st->is_regular())
-      return described_error(EINVAL, state.path() + "/locks/" + file + " is not a regular file; remove it");
+      return described_error(EINVAL,
+                             state.path() + "/locks/" + file + " is not a regular file; remove it");
     if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
       if (errno != EWOULDBLOCK) return make_error(errno, "lock " + state.path() + "/locks/" + file);
       char buf[256] = {};
@@ -284,7 +294,8 @@ Result<GuestLocks> GuestLocks::acquire(
     char since[32] = "?";
     time_t now = ::time(nullptr);
     struct tm tm_now {};
-    if (::localtime_r(&now, &tm_now)) std::strftime(since, sizeof since, "%Y-%m-%d %H:%M:%S", &tm_now);
+    if (::localtime_r(&now, &tm_now))
+      std::strftime(since, sizeof since, "%Y-%m-%d %H:%M:%S", &tm_now);
     std::string me = fmt::format("{} (pid {}, since {})\n", holder, ::getpid(), since);
     if (::ftruncate(fd, 0) == 0) (void)!::pwrite(fd, me.data(), me.size(), 0);
     locks.m_locks.push_back(std::move(lock));

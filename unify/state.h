@@ -123,9 +123,9 @@ public:
   // Locks every guest's root. When one is held by another run: with
   // `wait`, calls on_wait(guest name, holder) once and waits; without,
   // fails with EWOULDBLOCK naming the guest and the holder.
-  static Result<GuestLocks> acquire(const StateDir& state, const std::vector<Guest>& guests,
-                                    const std::string& holder, bool wait,
-                                    const std::function<void(const std::string&, const std::string&)>& on_wait);
+  static Result<GuestLocks>
+  acquire(const StateDir& state, const std::vector<Guest>& guests, const std::string& holder,
+          bool wait, const std::function<void(const std::string&, const std::string&)>& on_wait);
 
 private:
   std::vector<UniqueFd> m_locks;

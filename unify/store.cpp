@@ -14,8 +14,8 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
-#include <cstring>
 #include <algorithm>
+#include <cstring>
 #include <sstream>
 #include <vector>
 
@@ -160,9 +160,18 @@ Status HashCache::save(const std::string& path, int64_t now_ns) const {
     // gone (or to guests no run has included since): dropped, so the cache
     // does not grow with every file that ever existed.
     if (now_ns - e.used_ns > k_unused_ns) continue;
-    uint64_t w[k_words] = {k.first, k.second, e.size, static_cast<uint64_t>(e.mtime_ns),
-                           static_cast<uint64_t>(e.ctime_ns), static_cast<uint64_t>(e.hashed_at_ns),
-                           e.hash.lo, e.hash.hi, e.xattrs, static_cast<uint64_t>(e.used_ns), 0, 0};
+    uint64_t w[k_words] = {k.first,
+                           k.second,
+                           e.size,
+                           static_cast<uint64_t>(e.mtime_ns),
+                           static_cast<uint64_t>(e.ctime_ns),
+                           static_cast<uint64_t>(e.hashed_at_ns),
+                           e.hash.lo,
+                           e.hash.hi,
+                           e.xattrs,
+                           static_cast<uint64_t>(e.used_ns),
+                           0,
+                           0};
     data.append(reinterpret_cast<const char*>(w), sizeof w);
     ++count;
   }
@@ -178,7 +187,8 @@ std::optional<HashCache::Entry> HashCache::lookup(const FileStat& st, int64_t mi
   auto it = m_map.find({st.dev, st.ino});
   if (it == m_map.end()) return std::nullopt;
   Entry& e = it->second;
-  if (e.size != st.size || e.mtime_ns != st.mtime_ns || e.ctime_ns != st.ctime_ns) return std::nullopt;
+  if (e.size != st.size || e.mtime_ns != st.mtime_ns || e.ctime_ns != st.ctime_ns)
+    return std::nullopt;
   if (e.hashed_at_ns - e.ctime_ns < min_age_ns) return std::nullopt;
   e.used_ns = std::max(e.used_ns, now_ns); // kept by save(); not a reason to rewrite the file
   return e;

@@ -47,6 +47,8 @@ Status undo_swap(Swapped& s) {
   return unlink_at(s.dir.get(), s.tmp);
 }
 
-Status commit_swap(Swapped& s) { return unlink_at(s.dir.get(), s.tmp); }
+Status commit_swap(Swapped& s) {
+  return unlink_at(s.dir.get(), s.tmp);
+}
 
 } // namespace vu

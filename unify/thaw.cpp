@@ -36,7 +36,9 @@ LeasedInode& LeasedInode::operator=(LeasedInode&& o) noexcept {
   return *this;
 }
 
-LeasedInode::~LeasedInode() { release(); }
+LeasedInode::~LeasedInode() {
+  release();
+}
 
 void LeasedInode::release() {
   if (m_fd >= 0) release_lease(m_fd);
@@ -129,8 +131,10 @@ WriterGuests writer_guests(const RunContext& rc, const LeasedInode& lease, const
   for (pid_t pid : w.pids) {
     auto root = process_root(pid);
     if (!root.ok()) continue; // gone meanwhile: it wrote nothing
-    if (std::find(roots.begin(), roots.end(), *root) != roots.end()) w.roots.insert(*root);
-    else w.host = true;
+    if (std::find(roots.begin(), roots.end(), *root) != roots.end())
+      w.roots.insert(*root);
+    else
+      w.host = true;
   }
   // A writer seen but not listed (it holds the file open already): unknown.
   if (w.pids.empty() && lease.writer_seen()) w.host = true;
@@ -170,31 +174,39 @@ struct LeasedCopy {
 
 Result<LeasedCopy> leased_copy_beside(const NameAt& beside, int fd, uint64_t size) {
   auto dir = open_beneath(beside.root, parent_of(beside.path), O_RDONLY | O_DIRECTORY);
-  if (!dir.ok()) return described_error(dir.code(), "cannot move names away from a written "
-                                                    "shared inode: " + dir.error().message());
+  if (!dir.ok())
+    return described_error(dir.code(), "cannot move names away from a written "
+                                       "shared inode: " +
+                                           dir.error().message());
   uint64_t copied = 0;
   auto copy = make_private_copy(fd, dir->get(), size, copied);
-  if (!copy.ok()) return described_error(copy.code(), "cannot copy a written shared inode: " +
-                                                          copy.error().message());
+  if (!copy.ok())
+    return described_error(copy.code(),
+                           "cannot copy a written shared inode: " + copy.error().message());
   auto lease = LeasedInode::take(copy->get());
-  if (!lease.ok()) return described_error(lease.code(), "cannot lease the copy of a written "
-                                                        "shared inode: " + lease.error().message());
+  if (!lease.ok())
+    return described_error(lease.code(), "cannot lease the copy of a written "
+                                         "shared inode: " +
+                                             lease.error().message());
   return LeasedCopy{std::move(*copy), std::move(*lease)};
 }
 
 // Gives each of `moving` the copy in place of the inode `st`; returns how
 // many moved. A name that cannot move is logged and left.
-uint64_t move_names(RunContext& rc, int copy, const std::vector<NameAt>& moving, const FileStat& st) {
+uint64_t move_names(RunContext& rc, int copy, const std::vector<NameAt>& moving,
+                    const FileStat& st) {
   uint64_t moved = 0;
   for (const auto& n : moving) {
     auto dir = open_beneath(n.root, parent_of(n.path), O_RDONLY | O_DIRECTORY);
     if (!dir.ok()) {
-      rc.log.add(Failure::verify, n.display, "left on a written shared inode: " + dir.error().message());
+      rc.log.add(Failure::verify, n.display,
+                 "left on a written shared inode: " + dir.error().message());
       continue;
     }
     auto s = swap_name(copy, std::move(*dir), name_of(n.path), st.dev, st.ino, rc.temps);
     if (!s.ok()) {
-      rc.log.add(Failure::verify, n.display, "left on a written shared inode: " + s.error().message());
+      rc.log.add(Failure::verify, n.display,
+                 "left on a written shared inode: " + s.error().message());
       continue;
     }
     auto c = commit_swap(*s);

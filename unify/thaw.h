@@ -58,9 +58,9 @@ private:
 
 // A name of a shared inode, wherever it lives.
 struct NameAt {
-  int root = -1;        // the root directory of the guest holding it (borrowed)
-  std::string path;     // relative to that root
-  std::string display;  // "guest:/path"
+  int root = -1;                         // the root directory of the guest holding it (borrowed)
+  std::string path;                      // relative to that root
+  std::string display;                   // "guest:/path"
   std::pair<uint64_t, uint64_t> root_id; // (dev, ino) of that root
 };
 

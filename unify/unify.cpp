@@ -8,7 +8,8 @@ namespace vu {
 
 namespace {
 
-Result<Report> unify_on_workers(const std::vector<UnifyGuest>& guests, const UnifyOptions& options) {
+Result<Report> unify_on_workers(const std::vector<UnifyGuest>& guests,
+                                const UnifyOptions& options) {
   VU_TRY_ASSIGN(rc, RunContext::open(guests, options));
   // Package-manager configuration files stay private, by path and inode.
   ConfigFiles config = resolve_config_files(*rc);

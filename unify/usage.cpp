@@ -55,14 +55,15 @@ void count_inode(const RunContext& rc, const InodeRec& rec, UsageReport& out,
 }
 
 // The directories holding the most private bytes, largest first.
-std::vector<DirUsage> top_dirs(const UsageReport& out,
-                               const std::map<std::pair<uint32_t, std::string>, uint64_t>& dir_private,
-                               uint32_t top) {
+std::vector<DirUsage>
+top_dirs(const UsageReport& out,
+         const std::map<std::pair<uint32_t, std::string>, uint64_t>& dir_private, uint32_t top) {
   std::vector<DirUsage> dirs;
   for (const auto& [k, v] : dir_private) dirs.push_back({out.guests[k.first].name, k.second, v});
   std::sort(dirs.begin(), dirs.end(), [](const DirUsage& a, const DirUsage& b) {
-    return a.private_bytes != b.private_bytes ? a.private_bytes > b.private_bytes
-                                              : std::tie(a.guest, a.path) < std::tie(b.guest, b.path);
+    return a.private_bytes != b.private_bytes
+               ? a.private_bytes > b.private_bytes
+               : std::tie(a.guest, a.path) < std::tie(b.guest, b.path);
   });
   if (dirs.size() > top) dirs.resize(top);
   return dirs;
@@ -88,7 +89,8 @@ void count_store(const std::string& store, UsageReport& out) {
   }
 }
 
-Result<UsageReport> usage_on_workers(const std::vector<UnifyGuest>& guests, const UsageOptions& options) {
+Result<UsageReport> usage_on_workers(const std::vector<UnifyGuest>& guests,
+                                     const UsageOptions& options) {
   auto start = std::chrono::steady_clock::now();
   UsageReport out;
   std::vector<UnifyGuest> all = guests;

@@ -13,10 +13,10 @@ namespace vu {
 struct GuestUsage {
   std::string name;
   std::string root;
-  uint64_t files = 0;     // names of regular files
-  uint64_t inodes = 0;    // distinct inodes among them
-  uint64_t apparent = 0;  // bytes (st_size), each inode once in this guest
-  uint64_t allocated = 0; // bytes allocated (st_blocks * 512), each inode once
+  uint64_t files = 0;         // names of regular files
+  uint64_t inodes = 0;        // distinct inodes among them
+  uint64_t apparent = 0;      // bytes (st_size), each inode once in this guest
+  uint64_t allocated = 0;     // bytes allocated (st_blocks * 512), each inode once
   uint64_t private_bytes = 0; // allocated bytes of inodes linked only from this guest
   // Allocated bytes of inodes also linked from another guest or from outside
   // the guests (a hash store): `shared_full` counts each whole, `shared`
@@ -32,7 +32,7 @@ struct GuestUsage {
 
 struct DirUsage {
   std::string guest;
-  std::string path;   // absolute guest path of a directory
+  std::string path; // absolute guest path of a directory
   uint64_t private_bytes = 0;
 };
 
@@ -47,7 +47,7 @@ struct UsageReport {
   bool store_present = false;
   std::string store;
   uint64_t store_entries = 0;
-  uint64_t store_bytes = 0; // allocated bytes of the store's inodes
+  uint64_t store_bytes = 0;  // allocated bytes of the store's inodes
   std::vector<DirUsage> top; // directories by private bytes, largest first
   uint64_t errors = 0;
   double seconds = 0;
@@ -55,9 +55,9 @@ struct UsageReport {
 
 struct UsageOptions {
   uint32_t threads = 0;
-  bool deep = false;  // also find identical files that are not linked (reads content)
-  uint32_t top = 0;   // how many directories to list
-  std::string store;  // hash store directory; ignored when it does not exist
+  bool deep = false; // also find identical files that are not linked (reads content)
+  uint32_t top = 0;  // how many directories to list
+  std::string store; // hash store directory; ignored when it does not exist
 };
 
 // Walks every guest once (all regular files, no excludes). With `deep`,

@@ -43,8 +43,7 @@ inline uint32_t cpu_threads(uint32_t workers) {
 // run allocates are few and large or allocated once per file, so one arena
 // costs no measurable time (vunify -n on the bench corpus: 0.47 s either
 // way) and saves them. Process-wide, set before the workers start.
-template <typename F>
-auto with_workers(uint32_t requested, F&& f) {
+template <typename F> auto with_workers(uint32_t requested, F&& f) {
   static const bool arenas_limited = [] { return ::mallopt(M_ARENA_MAX, 1) == 1; }();
   (void)arenas_limited;
   const uint32_t threads = worker_threads(requested);

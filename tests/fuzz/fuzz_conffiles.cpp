@@ -9,10 +9,12 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view text(reinterpret_cast<const char*>(data), size);
-  for (auto list : {vu::parse_path_list(text, "fuzz", 10000), vu::parse_conffiles_field(text, "fuzz", 10000)}) {
+  for (auto list :
+       {vu::parse_path_list(text, "fuzz", 10000), vu::parse_conffiles_field(text, "fuzz", 10000)}) {
     if (!list.ok()) continue;
     for (const auto& p : *list)
-      if (p.empty() || p[0] != '/' || p.size() > 4096 || p.find('\0') != std::string::npos) __builtin_trap();
+      if (p.empty() || p[0] != '/' || p.size() > 4096 || p.find('\0') != std::string::npos)
+        __builtin_trap();
   }
   return 0;
 }

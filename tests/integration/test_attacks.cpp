@@ -7,8 +7,8 @@
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
-#include <sys/inotify.h>
 #include <sys/file.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -55,9 +55,14 @@ private:
   std::map<int, std::string> m_paths;
 };
 
-const char* k_secrets[] = {"etc/shadow", "etc/gshadow", "etc/shadow-", "etc/ssh/ssh_host_ed25519_key",
-                           "etc/ssl/private/site.pem", "root/.ssh/id_ed25519",
-                           "home/u/.gnupg/private-keys-v1.d/k", "opt/app/tls/server.key",
+const char* k_secrets[] = {"etc/shadow",
+                           "etc/gshadow",
+                           "etc/shadow-",
+                           "etc/ssh/ssh_host_ed25519_key",
+                           "etc/ssl/private/site.pem",
+                           "root/.ssh/id_ed25519",
+                           "home/u/.gnupg/private-keys-v1.d/k",
+                           "opt/app/tls/server.key",
                            "etc/letsencrypt/live/x/privkey.pem"};
 
 } // namespace
@@ -79,7 +84,8 @@ TEST(Secrets, NeverOpenedWhateverTheOptionsAndTheProgram) {
       {VUNIFY_BIN, "--exclude-from", t.path("include-all"), "-n", g1, g2},
       {VDU_BIN, "--deep", "--no-store", g1, g2},
       {VHASHIFY_BIN, "--no-default-excludes", "--destination", t.path("store"), g1, g2},
-      {VHASHIFY_BIN, "--exclude-from", t.path("include-all"), "--destination", t.path("store"), g1, g2},
+      {VHASHIFY_BIN, "--exclude-from", t.path("include-all"), "--destination", t.path("store"), g1,
+       g2},
       {VUNIFY_BIN, "--exclude-from", t.path("include-all"), g1, g2},
       {VUNIFY_BIN, "--no-default-excludes", g1, g2},
   };
@@ -97,7 +103,8 @@ namespace {
 
 // Two small guests under guests/ with a configuration base conf/.
 void two_configured_guests(TempTree& t) {
-  t.build("d conf/.defaults/apps/vunify\nd conf/g1/apps/vunify\nd conf/g2\nd conf/g3/apps/vunify\n");
+  t.build(
+      "d conf/.defaults/apps/vunify\nd conf/g1/apps/vunify\nd conf/g2\nd conf/g3/apps/vunify\n");
   for (const char* g : {"g1", "g2", "g3"}) {
     ASSERT_EQ(::symlink(t.path(std::string("guests/") + g).c_str(),
                         t.path(std::string("conf/") + g + "/vdir").c_str()),
@@ -162,7 +169,8 @@ TEST(InputFiles, NeverBlockNeverReadWithoutBoundAndMustBeRegular) {
   // A FIFO as a guest's exclude list, as the defaults' list, as a refserver.
   ASSERT_EQ(::mkfifo(t.path("conf/g1/apps/vunify/exclude").c_str(), 0644), 0);
   expect_refused({VUNIFY_BIN, conf, "-n", "g1", "g2"}, "FIFO exclude list");
-  expect_refused({VHASHIFY_BIN, conf, "-n", "--destination", t.path("store"), "g1"}, "FIFO exclude list (vhashify)");
+  expect_refused({VHASHIFY_BIN, conf, "-n", "--destination", t.path("store"), "g1"},
+                 "FIFO exclude list (vhashify)");
   ASSERT_EQ(::unlink(t.path("conf/g1/apps/vunify/exclude").c_str()), 0);
   ASSERT_EQ(::mkfifo(t.path("conf/.defaults/apps/vunify/exclude").c_str(), 0644), 0);
   expect_refused({VUNIFY_BIN, conf, "-n", "g1", "g2"}, "FIFO defaults exclude list");
@@ -171,7 +179,8 @@ TEST(InputFiles, NeverBlockNeverReadWithoutBoundAndMustBeRegular) {
   expect_refused({VUNIFY_BIN, conf, "-n", "g3"}, "FIFO refserver");
   // A device and a directory as --exclude-from.
   expect_refused({VUNIFY_BIN, conf, "-n", "--exclude-from", "/dev/zero", "g1", "g2"}, "/dev/zero");
-  expect_refused({VUNIFY_BIN, conf, "-n", "--exclude-from", t.path("conf"), "g1", "g2"}, "directory");
+  expect_refused({VUNIFY_BIN, conf, "-n", "--exclude-from", t.path("conf"), "g1", "g2"},
+                 "directory");
 
   // The hash cache as a FIFO, a link to /dev/zero, a directory, a huge
   // sparse file: none blocks or is read whole; the run goes on without it.
@@ -334,8 +343,10 @@ TEST(HashStore, InsideAGuestOrOnAnotherFileSystemIsRefusedBeforeAnyWork) {
   };
   // Inside a guest of the run, inside a configured guest outside the run,
   // and a store that contains a guest.
-  refused({VHASHIFY_BIN, conf, "--destination", t.path("guests/g1/usr/store"), "g1", "g2"}, "in g1");
-  refused({VUNIFY_BIN, conf, "--store", t.path("guests/g1/usr/store"), "g1", "g2"}, "in g1 (vunify)");
+  refused({VHASHIFY_BIN, conf, "--destination", t.path("guests/g1/usr/store"), "g1", "g2"},
+          "in g1");
+  refused({VUNIFY_BIN, conf, "--store", t.path("guests/g1/usr/store"), "g1", "g2"},
+          "in g1 (vunify)");
   refused({VHASHIFY_BIN, conf, "--destination", t.path("guests/g3/store"), "g1", "g2"}, "in g3");
   refused({VHASHIFY_BIN, conf, "--destination", t.path("guests"), "g1", "g2"}, "holds guests");
   EXPECT_FALSE(fs_exists(t.path("guests/g1/usr/store")));
@@ -356,7 +367,9 @@ TEST(HashStore, UtilVserverConfigurationNamesOneStorePerFileSystem) {
   t.mkdirs("conf/.defaults/apps/vunify/hash");
   t.file("conf/.defaults/apps/vunify/hash/method", "SHA1\n");
   t.mkdirs("hashstore");
-  ASSERT_EQ(::symlink(t.path("hashstore").c_str(), t.path("conf/.defaults/apps/vunify/hash/0").c_str()), 0);
+  ASSERT_EQ(
+      ::symlink(t.path("hashstore").c_str(), t.path("conf/.defaults/apps/vunify/hash/0").c_str()),
+      0);
   auto config_before = snapshot(t.path("conf"));
   const std::string conf = "--confdir=" + t.path("conf");
   auto r = run_vhashify({conf, "g1", "g2"});
@@ -371,7 +384,8 @@ TEST(HashStore, UtilVserverConfigurationNamesOneStorePerFileSystem) {
   {
     ScopedMount other("tmpfs", t.path("othermnt"));
     if (!other.ok()) GTEST_SKIP() << "cannot mount tmpfs here";
-    ASSERT_EQ(::symlink(t.path("othermnt").c_str(), t.path("conf/g3/apps/vunify/hash/other").c_str()), 0);
+    ASSERT_EQ(
+        ::symlink(t.path("othermnt").c_str(), t.path("conf/g3/apps/vunify/hash/other").c_str()), 0);
     auto bad = run_vhashify({conf, "g3"});
     EXPECT_EQ(bad.status, 2);
     EXPECT_NE(bad.err.find("no entry of"), std::string::npos) << bad.err;
@@ -416,10 +430,12 @@ TEST(PlantedNames, NoProgramTouchesAnInodeWithNamesItDidNotSee) {
   t.file("guests/g2/usr/bin/normal", data);
   t.file("guests/g2/usr/bin/.vunify-tmp.mine", "unique content the guest keeps\n");
   t.mkdirs("guests/g1/usr/bin");
-  ASSERT_EQ(::link(t.path("outside/precious").c_str(), t.path("guests/g1/usr/bin/normal").c_str()), 0);
+  ASSERT_EQ(::link(t.path("outside/precious").c_str(), t.path("guests/g1/usr/bin/normal").c_str()),
+            0);
   for (const char* planted : {".vunify-tmp.x", ".vunify-tmp.0123456789abcdef.fedcba9876543210"})
     ASSERT_EQ(::link(t.path("outside/precious").c_str(),
-                     (t.path("guests/g1/usr/bin/") + planted).c_str()), 0);
+                     (t.path("guests/g1/usr/bin/") + planted).c_str()),
+              0);
   const std::string conf = "--confdir=" + t.path("conf");
   const auto precious_ino = lstat_of(t.path("outside/precious")).st_ino;
   const std::vector<std::vector<std::string>> runs = {
@@ -507,12 +523,13 @@ TEST(GuestWriter, OtherGuestsStayByteIdenticalWhileAGuestWritesInALoop) {
 TEST(OpenWriters, AWriteThroughADescriptorOpenedBeforeTheRunIsNeverLost) {
   TempTree t;
   configured_guests(t, 3);
-  for (const char* g : {"g1", "g2", "g3"}) t.file(std::string("guests/") + g + "/usr/a", random_bytes(7000, 1));
+  for (const char* g : {"g1", "g2", "g3"})
+    t.file(std::string("guests/") + g + "/usr/a", random_bytes(7000, 1));
   const std::string conf = "--confdir=" + t.path("conf");
   for (const std::vector<std::string>& argv :
        {std::vector<std::string>{VUNIFY_BIN, conf, "--json", "g1", "g2", "g3"},
-        std::vector<std::string>{VHASHIFY_BIN, conf, "--json", "--destination", t.path("store"), "g1", "g2",
-                                 "g3"}}) {
+        std::vector<std::string>{VHASHIFY_BIN, conf, "--json", "--destination", t.path("store"),
+                                 "g1", "g2", "g3"}}) {
     // g2's file is held open for writing by a process (this test).
     int fd = ::open(t.path("guests/g2/usr/a").c_str(), O_WRONLY);
     ASSERT_GE(fd, 0);
@@ -525,7 +542,8 @@ TEST(OpenWriters, AWriteThroughADescriptorOpenedBeforeTheRunIsNeverLost) {
     EXPECT_EQ(t.read("guests/g3/usr/a"), random_bytes(7000, 1)) << argv[0];
     EXPECT_FALSE(same_inode(t.path("guests/g2/usr/a"), t.path("guests/g3/usr/a")));
     t.file("guests/g2/usr/a.new", random_bytes(7000, 1)); // the next program's turn
-    ASSERT_EQ(::rename(t.path("guests/g2/usr/a.new").c_str(), t.path("guests/g2/usr/a").c_str()), 0);
+    ASSERT_EQ(::rename(t.path("guests/g2/usr/a.new").c_str(), t.path("guests/g2/usr/a").c_str()),
+              0);
   }
 }
 
@@ -545,7 +563,8 @@ TEST(Mtimes, ContentEqualFilesWithOtherMtimesStayApartUnlessAsked) {
   const std::string g2_time = mtime("guests/g2/usr/other-time");
   for (const std::vector<std::string>& argv :
        {std::vector<std::string>{VUNIFY_BIN, conf, "g1", "g2"},
-        std::vector<std::string>{VHASHIFY_BIN, conf, "--destination", t.path("store"), "g1", "g2"}}) {
+        std::vector<std::string>{VHASHIFY_BIN, conf, "--destination", t.path("store"), "g1",
+                                 "g2"}}) {
     ASSERT_EQ(run_program(argv).status, 0) << argv[0];
     EXPECT_TRUE(same_inode(t.path("guests/g1/usr/same-time"), t.path("guests/g2/usr/same-time")));
     EXPECT_FALSE(same_inode(t.path("guests/g1/usr/other-time"), t.path("guests/g2/usr/other-time")))
@@ -568,7 +587,8 @@ TEST(Deunify, NamesTheSuiteJoinedBecomeIndependentAndTheGuestsOwnLinksStay) {
     t.file(std::string("guests/") + g + "/usr/b", random_bytes(6000, 1));
     t.file(std::string("guests/") + g + "/usr/x", random_bytes(8000, 2));
     ASSERT_EQ(::link(t.path(std::string("guests/") + g + "/usr/x").c_str(),
-                     t.path(std::string("guests/") + g + "/usr/y").c_str()), 0);
+                     t.path(std::string("guests/") + g + "/usr/y").c_str()),
+              0);
   }
   const std::string conf = "--confdir=" + t.path("conf");
   ASSERT_EQ(run_vunify({conf, "g1", "g2"}).status, 0);
@@ -577,7 +597,8 @@ TEST(Deunify, NamesTheSuiteJoinedBecomeIndependentAndTheGuestsOwnLinksStay) {
     auto r = run_vunify({conf, "-R", g});
     ASSERT_EQ(r.status, 0) << r.err;
     std::string p = std::string("guests/") + g + "/usr/";
-    EXPECT_FALSE(same_inode(t.path(p + "a"), t.path(p + "b"))) << g << ": a and b are independent again";
+    EXPECT_FALSE(same_inode(t.path(p + "a"), t.path(p + "b")))
+        << g << ": a and b are independent again";
     EXPECT_TRUE(same_inode(t.path(p + "x"), t.path(p + "y"))) << g << ": its own hard link stays";
     ASSERT_EQ(sh("echo edit >> " + t.path(p + "a")), 0);
     EXPECT_EQ(t.read(p + "b"), random_bytes(6000, 1)) << "editing one does not change the other";
@@ -591,7 +612,9 @@ TEST(FdLimits, HugeGroupsAndDeepTreesUnderAHardLimitOf1024Descriptors) {
   const std::string data = random_bytes(100, 7);
   for (const char* g : {"g1", "g2"})
     for (int i = 0; i < 5000; ++i)
-      t.file(std::string("guests/") + g + "/usr/d" + std::to_string(i % 50) + "/f" + std::to_string(i), data);
+      t.file(std::string("guests/") + g + "/usr/d" + std::to_string(i % 50) + "/f" +
+                 std::to_string(i),
+             data);
   // And a directory chain 1,500 levels deep: its paths pass PATH_MAX, so
   // it is made (and looked at) by descriptors, one level at a time.
   std::string deep = "usr/deep";
@@ -624,7 +647,9 @@ TEST(FdLimits, HugeGroupsAndDeepTreesUnderAHardLimitOf1024Descriptors) {
     ::close(fd);
     return st.st_ino;
   };
-  auto same_deep = [&](const std::string& a, const std::string& b) { return deep_ino(a) == deep_ino(b); };
+  auto same_deep = [&](const std::string& a, const std::string& b) {
+    return deep_ino(a) == deep_ino(b);
+  };
   const std::string conf = "--confdir=" + t.path("conf");
   auto limited = [&](std::vector<std::string> argv) {
     argv.insert(argv.begin(), {"/usr/bin/prlimit", "--nofile=1024:1024", "--"});
@@ -666,14 +691,16 @@ TEST(Locks, RunsOnOneGuestNeverInterleave) {
   ASSERT_EQ(sh("mkdir -p " + state + "/locks"), 0);
   char name[64];
   std::snprintf(name, sizeof name, "/locks/guest-%llx-%llx.lock",
-                static_cast<unsigned long long>(root.st_dev), static_cast<unsigned long long>(root.st_ino));
+                static_cast<unsigned long long>(root.st_dev),
+                static_cast<unsigned long long>(root.st_ino));
   int lock = ::open((state + name).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   ASSERT_GE(lock, 0);
   ASSERT_EQ(::flock(lock, LOCK_EX), 0);
   ASSERT_EQ(::pwrite(lock, "vhashify (pid 4242, since now)\n", 31, 0), 31);
   auto busy = run_vunify({conf, "--no-wait", "g1", "g2"});
   EXPECT_EQ(busy.status, 2);
-  EXPECT_NE(busy.err.find("guest 'g1' is being changed by vhashify (pid 4242"), std::string::npos) << busy.err;
+  EXPECT_NE(busy.err.find("guest 'g1' is being changed by vhashify (pid 4242"), std::string::npos)
+      << busy.err;
   std::thread release([&] {
     ::usleep(500000);
     ::close(lock);
@@ -681,7 +708,8 @@ TEST(Locks, RunsOnOneGuestNeverInterleave) {
   auto waited = run_vunify({conf, "g1", "g2"});
   release.join();
   EXPECT_EQ(waited.status, 0) << waited.err;
-  EXPECT_NE(waited.err.find("vunify: waiting: g1 is being changed by vhashify"), std::string::npos) << waited.err;
+  EXPECT_NE(waited.err.find("vunify: waiting: g1 is being changed by vhashify"), std::string::npos)
+      << waited.err;
   // Two real runs at once, over and over: neither fails.
   for (int round = 0; round < 5; ++round) {
     ASSERT_EQ(run_vunify({conf, "-q", "-R", "g1"}).status, 0);

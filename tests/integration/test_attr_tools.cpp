@@ -17,27 +17,43 @@
 
 using namespace vu::test;
 
-
 namespace {
-ProgramResult showattr(const std::vector<std::string>& a) { return run_showattr(a); }
-ProgramResult setattr(const std::vector<std::string>& a) { return run_setattr(a); }
-ProgramResult vbarrier(const std::vector<std::string>& a) { return run_vbarrier(a); }
+ProgramResult showattr(const std::vector<std::string>& a) {
+  return run_showattr(a);
+}
+ProgramResult setattr(const std::vector<std::string>& a) {
+  return run_setattr(a);
+}
+ProgramResult vbarrier(const std::vector<std::string>& a) {
+  return run_vbarrier(a);
+}
 } // namespace
 
 TEST(Showattr, ColumnsNamesAndListing) {
   TempTree t;
-  t.build("f d/plain some-content\nf d/frozen more-content\nd d/sub\nd d/wall\nf d/.hidden dot-file-here\n"
+  t.build("f d/plain some-content\nf d/frozen more-content\nd d/sub\nd d/wall\nf d/.hidden "
+          "dot-file-here\n"
           "p d/fifo\nl d/link plain\nf d/sub/deep deep-content\n");
   ASSERT_EQ(sh("chattr +i " + t.path("d/frozen") + " && chmod 000 " + t.path("d/wall")), 0);
   auto r = showattr({t.path("d")});
   ASSERT_EQ(r.status, 0) << r.err;
   std::string p = t.path("d");
-  EXPECT_EQ(r.out, "--------- " + p + "/fifo\n"
-                   "------I-- " + p + "/frozen\n"
-                   "--------- " + p + "/link\n"
-                   "------i-- " + p + "/plain\n"
-                   "----b-i-- " + p + "/sub\n"
-                   "----B-i-- " + p + "/wall\n");
+  EXPECT_EQ(r.out, "--------- " + p +
+                       "/fifo\n"
+                       "------I-- " +
+                       p +
+                       "/frozen\n"
+                       "--------- " +
+                       p +
+                       "/link\n"
+                       "------i-- " +
+                       p +
+                       "/plain\n"
+                       "----b-i-- " +
+                       p +
+                       "/sub\n"
+                       "----B-i-- " +
+                       p + "/wall\n");
   auto a = showattr({"-a", t.path("d")});
   EXPECT_NE(a.out.find("------i-- " + p + "/.hidden\n"), std::string::npos);
   auto d = showattr({"-d", t.path("d"), t.path("d/frozen")});
@@ -66,8 +82,9 @@ TEST(Showattr, OneFileSystem) {
 
 TEST(Setattr, SetClearExitStatusAndNoSymlinkFollowing) {
   TempTree t;
-  t.build("f d/a first-file-content\nf d/b second-file-content\nd d/sub\nf d/sub/c third-file-content\n"
-          "f outside/sentinel do-not-touch-me\n");
+  t.build(
+      "f d/a first-file-content\nf d/b second-file-content\nd d/sub\nf d/sub/c third-file-content\n"
+      "f outside/sentinel do-not-touch-me\n");
   ASSERT_EQ(::symlink(t.path("outside/sentinel").c_str(), t.path("d/sub/link").c_str()), 0);
   ASSERT_EQ(::symlink(t.path("outside").c_str(), t.path("d/dirlink").c_str()), 0);
   EXPECT_EQ(setattr({"--immutable", t.path("d/a")}).status, 0);
@@ -106,7 +123,8 @@ TEST(Setattr, SetClearExitStatusAndNoSymlinkFollowing) {
 TEST(GuestProcess, CannotChangeAUnifiedFileUntilDeunified) {
   if (sh("command -v setpriv >/dev/null") != 0) GTEST_SKIP() << "setpriv not installed";
   TempTree t;
-  for (const char* g : {"g1", "g2"}) t.file(std::string(g) + "/usr/bin/tool", random_bytes(6000, 1), 0755);
+  for (const char* g : {"g1", "g2"})
+    t.file(std::string(g) + "/usr/bin/tool", random_bytes(6000, 1), 0755);
   ASSERT_EQ(run_vunify({"-q", t.path("g1"), t.path("g2")}).status, 0);
   ASSERT_EQ(inode_of(t.path("g1/usr/bin/tool")), inode_of(t.path("g2/usr/bin/tool")));
   // A guest's root: uid 0 with every capability but CAP_LINUX_IMMUTABLE.
@@ -136,7 +154,8 @@ TEST(GuestProcess, CannotChangeAUnifiedFileUntilDeunified) {
 
 TEST(Vbarrier, CheckAndSet) {
   TempTree t;
-  t.build("d conf/.defaults\nd conf/web\nd conf/far\nd vservers/web/usr\nd elsewhere/far\nd vservers/.hash\n");
+  t.build("d conf/.defaults\nd conf/web\nd conf/far\nd vservers/web/usr\nd elsewhere/far\nd "
+          "vservers/.hash\n");
   ASSERT_EQ(::symlink(t.path("vservers").c_str(), t.path("conf/.defaults/vdirbase").c_str()), 0);
   ASSERT_EQ(::symlink(t.path("elsewhere/far").c_str(), t.path("conf/far/vdir").c_str()), 0);
   ASSERT_EQ(::chmod(t.path("vservers/.hash").c_str(), 0755), 0);

@@ -62,7 +62,8 @@ void check_store(const std::string& store) {
     std::ifstream in(e.path(), std::ios::binary);
     std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     XXH128_hash_t h = XXH3_128bits(data.data(), data.size());
-    ASSERT_EQ(e.path().filename().string().substr(0, 32), fmt::format("{:016x}{:016x}", h.high64, h.low64));
+    ASSERT_EQ(e.path().filename().string().substr(0, 32),
+              fmt::format("{:016x}{:016x}", h.high64, h.low64));
     ASSERT_TRUE(is_immutable_path(e.path())) << e.path();
   }
 }
@@ -77,10 +78,12 @@ int kill_loop(const std::vector<std::string>& argv, int want, unsigned seed,
   auto t0 = std::chrono::steady_clock::now();
   auto whole = run_program(argv);
   EXPECT_EQ(whole.status, 0) << whole.err;
-  double full_us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
+  double full_us =
+      std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
   KillDelay delay(full_us, 1.0, seed);
   int kills = 0;
-  for (int round = 0; kills < want && round < 4 * want && !::testing::Test::HasFatalFailure(); ++round) {
+  for (int round = 0; kills < want && round < 4 * want && !::testing::Test::HasFatalFailure();
+       ++round) {
     reset();
     pid_t pid = spawn_quiet(argv);
     EXPECT_GT(pid, 0);
@@ -89,9 +92,10 @@ int kill_loop(const std::vector<std::string>& argv, int want, unsigned seed,
     recover(round);
   }
   std::string what = fs::path(argv[0]).filename();
-  for (size_t i = 1; i < argv.size() && argv[i][0] == '-'; ++i) what += " " + argv[i].substr(0, argv[i].find('='));
-  std::fprintf(stderr, "kill -9 of %s: %d kills, window %.0f us of a %.0f us run\n", what.c_str(), kills,
-               delay.window_us(), full_us);
+  for (size_t i = 1; i < argv.size() && argv[i][0] == '-'; ++i)
+    what += " " + argv[i].substr(0, argv[i].find('='));
+  std::fprintf(stderr, "kill -9 of %s: %d kills, window %.0f us of a %.0f us run\n", what.c_str(),
+               kills, delay.window_us(), full_us);
   return kills;
 }
 
@@ -102,7 +106,9 @@ protected:
     remove_tree(t.path("work"));
     ASSERT_EQ(sh("cp -a " + t.path("pristine") + " " + t.path("work")), 0);
   }
-  std::vector<std::string> guests() { return {t.path("work/g1"), t.path("work/g2"), t.path("work/g3")}; }
+  std::vector<std::string> guests() {
+    return {t.path("work/g1"), t.path("work/g2"), t.path("work/g3")};
+  }
   TempTree t;
 };
 
@@ -122,17 +128,20 @@ TEST_F(KillNine, UnifyLosesNothingAndTheNextRunFinishes) {
   };
   copy_pristine();
   expected = guest_contents(t);
-  int kills = kill_loop({VUNIFY_BIN, "-q", g[0], g[1], g[2]}, 60, 12345, reset,
-                        [&](int round) { ASSERT_EQ(guest_contents(t), expected) << "after the kill, round " << round; },
-                        [&](int round) {
-                          auto next = run_vunify({"--json", g[0], g[1], g[2]});
-                          ASSERT_EQ(next.status, 0) << next.err << next.out;
-                          ASSERT_TRUE(no_temporaries(t)) << "round " << round;
-                          ASSERT_EQ(guest_contents(t), expected);
-                          auto check = json_of(run_vunify({"--json", "-n", g[0], g[1], g[2]}));
-                          ASSERT_EQ(check["files_linked"], 0) << "round " << round;
-                          ASSERT_TRUE(is_immutable_path(t.path("work/g2/usr/share/d1/f1")));
-                        });
+  int kills = kill_loop(
+      {VUNIFY_BIN, "-q", g[0], g[1], g[2]}, 60, 12345, reset,
+      [&](int round) {
+        ASSERT_EQ(guest_contents(t), expected) << "after the kill, round " << round;
+      },
+      [&](int round) {
+        auto next = run_vunify({"--json", g[0], g[1], g[2]});
+        ASSERT_EQ(next.status, 0) << next.err << next.out;
+        ASSERT_TRUE(no_temporaries(t)) << "round " << round;
+        ASSERT_EQ(guest_contents(t), expected);
+        auto check = json_of(run_vunify({"--json", "-n", g[0], g[1], g[2]}));
+        ASSERT_EQ(check["files_linked"], 0) << "round " << round;
+        ASSERT_TRUE(is_immutable_path(t.path("work/g2/usr/share/d1/f1")));
+      });
   EXPECT_GE(kills, 60);
 }
 
@@ -146,13 +155,17 @@ TEST_F(KillNine, DeunifyLosesNothingAndTheNextRunFinishes) {
   auto expected = guest_contents(t);
   int kills = kill_loop(
       {VUNIFY_BIN, "-R", "-q", g[1]}, 50, 11, reset,
-      [&](int round) { ASSERT_EQ(guest_contents(t), expected) << "after the kill, round " << round; },
+      [&](int round) {
+        ASSERT_EQ(guest_contents(t), expected) << "after the kill, round " << round;
+      },
       [&](int round) {
         ASSERT_EQ(run_vunify({"-R", "-q", g[1]}).status, 0);
         ASSERT_TRUE(no_temporaries(t)) << "round " << round;
         ASSERT_EQ(guest_contents(t), expected);
-        ASSERT_FALSE(same_inode(t.path("work/g1/usr/share/d1/f1"), t.path("work/g2/usr/share/d1/f1")));
-        ASSERT_TRUE(same_inode(t.path("work/g2/usr/share/d1/f1"), t.path("work/g2/usr/share/d1/hardlink")))
+        ASSERT_FALSE(
+            same_inode(t.path("work/g1/usr/share/d1/f1"), t.path("work/g2/usr/share/d1/f1")));
+        ASSERT_TRUE(
+            same_inode(t.path("work/g2/usr/share/d1/f1"), t.path("work/g2/usr/share/d1/hardlink")))
             << "g2's own hard link came back as one inode";
         // A kill after the last of g2's names went but before the shared
         // inode was frozen again leaves nothing in g2 to recover from: the
@@ -167,19 +180,23 @@ TEST_F(KillNine, DeunifyLosesNothingAndTheNextRunFinishes) {
 
 TEST_F(KillNine, StoreRunLosesNothingAndTheNextRunFinishes) {
   auto g = guests();
-  std::vector<std::string> argv{VHASHIFY_BIN, "-q", "--no-default-excludes",
-                                "--destination=" + t.path("work/store"), g[0], g[1], g[2]};
+  std::vector<std::string> argv{
+      VHASHIFY_BIN, "-q", "--no-default-excludes", "--destination=" + t.path("work/store"), g[0],
+      g[1],         g[2]};
   copy_pristine();
   auto expected = guest_contents(t);
   int kills = kill_loop(
       argv, 50, 3, [&] { copy_pristine(); },
-      [&](int round) { ASSERT_EQ(guest_contents(t), expected) << "after the kill, round " << round; },
+      [&](int round) {
+        ASSERT_EQ(guest_contents(t), expected) << "after the kill, round " << round;
+      },
       [&](int round) {
         auto next = run_program(argv);
         ASSERT_EQ(next.status, 0) << next.err;
         ASSERT_EQ(guest_contents(t), expected);
         ASSERT_TRUE(no_temporaries(t)) << "round " << round;
-        ASSERT_TRUE(same_inode(t.path("work/g1/usr/share/d1/f1"), t.path("work/g2/usr/share/d1/f1")));
+        ASSERT_TRUE(
+            same_inode(t.path("work/g1/usr/share/d1/f1"), t.path("work/g2/usr/share/d1/f1")));
         check_store(t.path("work/store"));
       });
   EXPECT_GE(kills, 50);
@@ -190,13 +207,16 @@ TEST_F(KillNine, StoreCollectionLosesNothingAndTheNextRunFinishes) {
   // remove, and store runs with --gc link and collect in one go.
   auto g = guests();
   copy_pristine();
-  ASSERT_EQ(run_vhashify({"-q", "--destination=" + t.path("work/store"), g[0], g[1], g[2]}).status, 0);
+  ASSERT_EQ(run_vhashify({"-q", "--destination=" + t.path("work/store"), g[0], g[1], g[2]}).status,
+            0);
   for (int i = 0; i < 200; i += 2)
     for (const auto& guest : g)
-      ASSERT_EQ(sh("f=" + guest + "/usr/share/d" + std::to_string(i % 13) + "/f" + std::to_string(i) +
-                   "; chattr -i $f; rm -f $f"),
+      ASSERT_EQ(sh("f=" + guest + "/usr/share/d" + std::to_string(i % 13) + "/f" +
+                   std::to_string(i) + "; chattr -i $f; rm -f $f"),
                 0);
-  ASSERT_EQ(sh("rm -rf " + t.path("collected") + " && cp -a " + t.path("work") + " " + t.path("collected")), 0);
+  ASSERT_EQ(sh("rm -rf " + t.path("collected") + " && cp -a " + t.path("work") + " " +
+               t.path("collected")),
+            0);
   auto reset = [&] {
     remove_tree(t.path("work"));
     // cp keeps the links but not the flags of the entries.
@@ -209,21 +229,26 @@ TEST_F(KillNine, StoreCollectionLosesNothingAndTheNextRunFinishes) {
   int round_no = 0;
   std::vector<std::string> gc{VHASHIFY_BIN, "-q", "--gc", "--destination=" + t.path("work/store")};
   std::vector<std::string> both{VHASHIFY_BIN, "-q", "--gc", "--destination=" + t.path("work/store"),
-                                g[0], g[1], g[2]};
+                                g[0],         g[1], g[2]};
   int kills = kill_loop(
       gc, 20, 5, reset,
-      [&](int round) { ASSERT_EQ(guest_contents(t), expected) << "after the kill, round " << round; },
+      [&](int round) {
+        ASSERT_EQ(guest_contents(t), expected) << "after the kill, round " << round;
+      },
       [&](int round) {
         ASSERT_EQ(run_program(gc).status, 0);
         ASSERT_TRUE(no_temporaries(t)) << "round " << round;
         ASSERT_EQ(guest_contents(t), expected);
-        ASSERT_EQ(sh("find " + t.path("work/store") + " -type f -links 1 -name '*-*' | grep -q ."), 1)
+        ASSERT_EQ(sh("find " + t.path("work/store") + " -type f -links 1 -name '*-*' | grep -q ."),
+                  1)
             << "garbage left after the recovery run, round " << round;
         ++round_no;
       });
   kills += kill_loop(
       both, 20, 6, reset,
-      [&](int round) { ASSERT_EQ(guest_contents(t), expected) << "after the kill, round " << round; },
+      [&](int round) {
+        ASSERT_EQ(guest_contents(t), expected) << "after the kill, round " << round;
+      },
       [&](int round) {
         ASSERT_EQ(run_program(both).status, 0);
         ASSERT_TRUE(no_temporaries(t)) << "round " << round;

@@ -40,8 +40,9 @@ TEST(Rpm, ConfigAndNoreplaceFilesStayPrivate) {
   ASSERT_EQ(r.status, 0) << r.err << r.out;
   auto j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["guests"][0]["config_files"], 4);
-  EXPECT_NE(j["guests"][0]["config_sources"][0].get<std::string>().find("rpm /var/lib/rpm/rpmdb.sqlite"),
-            std::string::npos)
+  EXPECT_NE(
+      j["guests"][0]["config_sources"][0].get<std::string>().find("rpm /var/lib/rpm/rpmdb.sqlite"),
+      std::string::npos)
       << j["guests"][0]["config_sources"];
   for (const char* c : k_config_paths)
     EXPECT_FALSE(same(t, std::string("g1/") + c, std::string("g2/") + c)) << c;
@@ -58,7 +59,8 @@ TEST(Rpm, DatabaseInSysimageWithVarLibRpmALinkToIt) {
   TempTree t;
   for (const char* g : {"g1", "g2"}) {
     ASSERT_TRUE(install_rpms(t.path(g), rpms)) << g;
-    ASSERT_EQ(sh("cd " + t.path(g) + " && mkdir -p usr/lib/sysimage && mv var/lib/rpm usr/lib/sysimage/rpm"
+    ASSERT_EQ(sh("cd " + t.path(g) +
+                 " && mkdir -p usr/lib/sysimage && mv var/lib/rpm usr/lib/sysimage/rpm"
                  " && ln -s ../../usr/lib/sysimage/rpm var/lib/rpm"),
               0);
   }
@@ -88,7 +90,8 @@ TEST(Rpm, ExternalDatabaseUnderAppsPkgmgmtBase) {
   // g2's database leaves the guest (util-vserver: /vservers/.pkg/<name>/rpm/state).
   ASSERT_EQ(sh("mv " + t.path("guests/g2/var/lib/rpm") + " " + t.path("pkg/g2/rpm/state")), 0);
   ASSERT_EQ(::symlink(t.path("pkg/g2").c_str(), t.path("conf/g2/apps/pkgmgmt/base").c_str()), 0);
-  auto r = run_vunify({"--json", "--no-default-excludes", "--confdir=" + t.path("conf"), "g1", "g2"});
+  auto r =
+      run_vunify({"--json", "--no-default-excludes", "--confdir=" + t.path("conf"), "g1", "g2"});
   ASSERT_EQ(r.status, 0) << r.err << r.out;
   auto j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["guests"][1]["config_files"], 4);
@@ -107,7 +110,8 @@ TEST(Dpkg, ExternalAdminDirectoryFromTheDefaultsBase) {
   t.build("d conf/.defaults/apps\nd conf/g1\nd conf/g2\nd guests\nd pkg/g2/dpkg\n");
   ASSERT_EQ(::symlink(t.path("guests").c_str(), t.path("conf/.defaults/vdirbase").c_str()), 0);
   t.mkdirs("conf/.defaults/apps/pkgmgmt");
-  ASSERT_EQ(::symlink(t.path("pkg").c_str(), t.path("conf/.defaults/apps/pkgmgmt/base").c_str()), 0);
+  ASSERT_EQ(::symlink(t.path("pkg").c_str(), t.path("conf/.defaults/apps/pkgmgmt/base").c_str()),
+            0);
   ASSERT_EQ(sh("cp -a " + minbase + " " + t.path("guests/g1")), 0);
   ASSERT_EQ(sh("cp -a " + minbase + " " + t.path("guests/g2")), 0);
   // g2 keeps an empty decoy inside; its real database is external.
@@ -117,13 +121,15 @@ TEST(Dpkg, ExternalAdminDirectoryFromTheDefaultsBase) {
   // g1 says: internal, even though the defaults name an external base.
   t.mkdirs("conf/g1/apps/pkgmgmt");
   t.file("conf/g1/apps/pkgmgmt/internal", "");
-  auto r = run_vunify({"--json", "--no-default-excludes", "--confdir=" + t.path("conf"), "g1", "g2"});
+  auto r =
+      run_vunify({"--json", "--no-default-excludes", "--confdir=" + t.path("conf"), "g1", "g2"});
   ASSERT_EQ(r.status, 0) << r.err << r.out;
   auto j = nlohmann::json::parse(r.out);
   EXPECT_GT(j["guests"][0]["config_files"].get<int>(), 30);
   EXPECT_EQ(j["guests"][1]["config_files"], j["guests"][0]["config_files"]);
-  EXPECT_NE(j["guests"][1]["config_sources"][0].get<std::string>().find(t.path("pkg/g2/dpkg/state")),
-            std::string::npos);
+  EXPECT_NE(
+      j["guests"][1]["config_sources"][0].get<std::string>().find(t.path("pkg/g2/dpkg/state")),
+      std::string::npos);
   for (const char* c : {"etc/debian_version", "etc/adduser.conf", "etc/login.defs"}) {
     if (!fs::exists(t.path(std::string("guests/g1/") + c))) continue;
     EXPECT_FALSE(same(t, std::string("guests/g1/") + c, std::string("guests/g2/") + c)) << c;
@@ -176,7 +182,9 @@ protected:
 
 TEST_F(HostileDb, StatusSymlinkOutOfTheGuest) {
   ::unlink(t.path("guests/c/var/lib/dpkg/status").c_str());
-  ASSERT_EQ(::symlink(t.path("outside/status").c_str(), t.path("guests/c/var/lib/dpkg/status").c_str()), 0);
+  ASSERT_EQ(
+      ::symlink(t.path("outside/status").c_str(), t.path("guests/c/var/lib/dpkg/status").c_str()),
+      0);
   expect_c_rejected(run(), "status");
 }
 
@@ -248,7 +256,8 @@ TEST_F(HostileDb, RpmDatabaseSymlinkedOutOfTheGuest) {
   ASSERT_EQ(sh("rm -rf " + t.path("guests/c/var/lib/dpkg")), 0);
   t.mkdirs("guests/c/var/lib/rpm");
   ASSERT_EQ(::symlink(t.path("outside/root/var/lib/rpm/rpmdb.sqlite").c_str(),
-                      t.path("guests/c/var/lib/rpm/rpmdb.sqlite").c_str()), 0);
+                      t.path("guests/c/var/lib/rpm/rpmdb.sqlite").c_str()),
+            0);
   expect_c_rejected(run(), "rpmdb.sqlite");
 }
 

@@ -14,7 +14,9 @@ using namespace vu::test;
 
 namespace {
 
-ProgramResult vdu(const std::vector<std::string>& a) { return run_vdu(a); }
+ProgramResult vdu(const std::vector<std::string>& a) {
+  return run_vdu(a);
+}
 
 // g1: private p1 (8 KiB, /usr/big), a hard link pair inside g1 (4 KiB,
 // /usr/small), a sparse file (1 MiB apparent, 4 KiB allocated, /var), st
@@ -32,11 +34,13 @@ protected:
     t.file("g3/usr/dup", random_bytes(4096, 6));
     t.mkdirs("g1/var");
     t.mkdirs("store/ab");
-    ASSERT_EQ(sh("truncate -s 1M " + t.path("g1/var/sparse") + " && head -c 4096 /dev/zero | tr '\\0' x >> " +
-                 t.path("g1/var/sparse")),
+    ASSERT_EQ(sh("truncate -s 1M " + t.path("g1/var/sparse") +
+                 " && head -c 4096 /dev/zero | tr '\\0' x >> " + t.path("g1/var/sparse")),
               0);
-    for (auto [from, to] : {std::pair{"g1/usr/s2", "g2/usr/s2"}, {"g1/usr/s3", "g2/usr/s3"},
-                            {"g1/usr/s3", "g3/usr/s3"}, {"g1/usr/small/h", "g1/usr/small/h2"},
+    for (auto [from, to] : {std::pair{"g1/usr/s2", "g2/usr/s2"},
+                            {"g1/usr/s3", "g2/usr/s3"},
+                            {"g1/usr/s3", "g3/usr/s3"},
+                            {"g1/usr/small/h", "g1/usr/small/h2"},
                             {"g1/usr/st", "store/ab/entry"}})
       ASSERT_EQ(::link(t.path(from).c_str(), t.path(to).c_str()), 0);
     args = {"--store", t.path("store"), t.path("g1"), t.path("g2"), t.path("g3")};
@@ -105,7 +109,8 @@ TEST_F(Vdu, CsvAndTable) {
   EXPECT_NE(table.out.find("g2         3     28672      28672     4096   10240  28672  14336\n"),
             std::string::npos)
       << table.out;
-  EXPECT_NE(table.out.find("hash store " + t.path("store") + ": 1 entries, 8192"), std::string::npos);
+  EXPECT_NE(table.out.find("hash store " + t.path("store") + ": 1 entries, 8192"),
+            std::string::npos);
   auto human = vdu(with({"-h"}));
   EXPECT_NE(human.out.find("g1         7      1.0M        48K      16K     18K    52K    18K"),
             std::string::npos)
@@ -124,22 +129,26 @@ TEST_F(Vdu, HtmlPageRendersInHeadlessChromium) {
   EXPECT_EQ(html.find("<script"), std::string::npos) << "no scripts";
   EXPECT_EQ(html.find("http://"), html.find("http://www.w3.org/2000/svg")) << "no network";
   std::regex group("<g class=\"guest\" data-guest=\"(g[123])\">");
-  EXPECT_EQ(std::distance(std::sregex_iterator(html.begin(), html.end(), group), std::sregex_iterator()), 3);
+  EXPECT_EQ(
+      std::distance(std::sregex_iterator(html.begin(), html.end(), group), std::sregex_iterator()),
+      3);
   if (sh("command -v chromium >/dev/null") != 0) GTEST_SKIP() << "chromium not installed";
   std::string flags = " --headless --no-sandbox --disable-gpu --disable-quic --no-first-run "
                       "--disable-background-networking --disable-component-update --disable-sync "
-                      "--user-data-dir=" + t.path("chromium") + " ";
-  ASSERT_EQ(sh("timeout 120 chromium" + flags + "--dump-dom file://" + page + " > " + t.path("dom.html") +
-               " 2>/dev/null"),
+                      "--user-data-dir=" +
+                      t.path("chromium") + " ";
+  ASSERT_EQ(sh("timeout 120 chromium" + flags + "--dump-dom file://" + page + " > " +
+               t.path("dom.html") + " 2>/dev/null"),
             0);
   std::string dom = t.read("dom.html");
-  EXPECT_EQ(std::distance(std::sregex_iterator(dom.begin(), dom.end(), group), std::sregex_iterator()), 3)
+  EXPECT_EQ(
+      std::distance(std::sregex_iterator(dom.begin(), dom.end(), group), std::sregex_iterator()), 3)
       << "the rendered DOM has one bar group per guest";
   EXPECT_NE(dom.find("rect class=\"possible\""), std::string::npos);
   // The screenshot README refers to (build/vdu-report.png when run by ctest).
   std::string shot = t.path("vdu-report.png");
-  ASSERT_EQ(sh("timeout 120 chromium" + flags + "--window-size=900,420 --screenshot=" + shot + " file://" +
-               page + " >/dev/null 2>&1"),
+  ASSERT_EQ(sh("timeout 120 chromium" + flags + "--window-size=900,420 --screenshot=" + shot +
+               " file://" + page + " >/dev/null 2>&1"),
             0);
   EXPECT_GT(t.read("vdu-report.png").size(), 5000u);
   sh("cp " + shot + " " + std::string(VU_BINARY_DIR) + "/vdu-report.png");
@@ -172,7 +181,9 @@ TEST_F(Vdu, ClassicFormCountsEachInodeOnce) {
 TEST_F(Vdu, DeepFindsExactlyTheUnlinkedDuplicates) {
   auto before = nlohmann::json::parse(vdu(with({"--json", "--deep"})).out);
   EXPECT_EQ(before["total"]["possible"], 4096);
-  ASSERT_EQ(run_vunify({"-q", "--no-default-excludes", t.path("g1"), t.path("g2"), t.path("g3")}).status, 0);
+  ASSERT_EQ(
+      run_vunify({"-q", "--no-default-excludes", t.path("g1"), t.path("g2"), t.path("g3")}).status,
+      0);
   auto after = nlohmann::json::parse(vdu(with({"--json", "--deep"})).out);
   EXPECT_EQ(after["total"]["possible"], 0);
   EXPECT_EQ(after["total"]["allocated"], 57344 - 4096);

@@ -10,18 +10,19 @@
 #include <chrono>
 #include <csignal>
 #include <filesystem>
-#include <fstream>
 #include <fmt/format.h>
+#include <fstream>
 #include <random>
 #include <unistd.h>
 
 using namespace vu::test;
 namespace fs = std::filesystem;
 
-
 namespace {
 
-ProgramResult vhashify(const std::vector<std::string>& a) { return run_vhashify(a); }
+ProgramResult vhashify(const std::vector<std::string>& a) {
+  return run_vhashify(a);
+}
 
 // The JSON of a run that must succeed.
 nlohmann::json ok_json(const ProgramResult& r) {
@@ -62,7 +63,8 @@ TEST(Vhashify, NightlyRunsReadNothingAndANewGuestCostsItsBytesAlone) {
   std::string store = "--destination=" + t.path("store");
   auto before1 = content_snapshot(t.path("g1"));
   auto before2 = content_snapshot(t.path("g2"));
-  auto first = ok_json(vhashify({"--json", "--no-default-excludes", store, t.path("g1"), t.path("g2")}));
+  auto first =
+      ok_json(vhashify({"--json", "--no-default-excludes", store, t.path("g1"), t.path("g2")}));
   EXPECT_EQ(first["files_linked"], 121);
   EXPECT_EQ(first["store_entries_created"], 61);
   EXPECT_EQ(check_store(t.path("store")), 61u);
@@ -70,7 +72,8 @@ TEST(Vhashify, NightlyRunsReadNothingAndANewGuestCostsItsBytesAlone) {
   EXPECT_EQ(content_snapshot(t.path("g1")), before1);
   EXPECT_EQ(content_snapshot(t.path("g2")), before2);
 
-  auto second = ok_json(vhashify({"--json", "--no-default-excludes", store, t.path("g1"), t.path("g2")}));
+  auto second =
+      ok_json(vhashify({"--json", "--no-default-excludes", store, t.path("g1"), t.path("g2")}));
   EXPECT_EQ(second["bytes_read"], 0) << "an unchanged run reads no file content";
   EXPECT_EQ(second["files_hashed"], 0);
   EXPECT_EQ(second["files_in_store"], 121);
@@ -83,7 +86,8 @@ TEST(Vhashify, NightlyRunsReadNothingAndANewGuestCostsItsBytesAlone) {
   uint64_t g3_bytes = 0;
   for (auto& e : fs::recursive_directory_iterator(t.path("g3")))
     if (e.is_regular_file()) g3_bytes += e.file_size();
-  auto third = ok_json(vhashify({"--json", "--no-default-excludes", store, t.path("g1"), t.path("g2"), t.path("g3")}));
+  auto third = ok_json(vhashify(
+      {"--json", "--no-default-excludes", store, t.path("g1"), t.path("g2"), t.path("g3")}));
   EXPECT_EQ(third["files_hashed"], 62);
   EXPECT_EQ(third["bytes_hashed"].get<uint64_t>(), g3_bytes) << "the others are not re-read";
   EXPECT_EQ(third["files_in_store"], 121);
@@ -106,13 +110,16 @@ TEST(Vhashify, GuestReplacesStoreLinkedFilesBetweenRuns) {
                t.path("sentinel/target") + " " + f + " && mkdir " + d),
             0);
   auto sentinel = snapshot(t.path("sentinel"));
-  auto r = ok_json(vhashify({"--json", "--gc", "--no-default-excludes", store, t.path("g1"), t.path("g2")}));
+  auto r = ok_json(
+      vhashify({"--json", "--gc", "--no-default-excludes", store, t.path("g1"), t.path("g2")}));
   EXPECT_EQ(r["error_count"], 0);
   EXPECT_EQ(snapshot(t.path("sentinel")), sentinel);
   EXPECT_FALSE(is_immutable_path(t.path("sentinel/target")));
   EXPECT_EQ(check_store(t.path("store")), 10u) << "g1 still links every entry";
   // With g1's copies gone as well, the two entries become garbage.
-  ASSERT_EQ(sh("chattr -i " + t.path("g1/usr/share/d0/f0") + " && rm " + t.path("g1/usr/share/d0/f0")), 0);
+  ASSERT_EQ(
+      sh("chattr -i " + t.path("g1/usr/share/d0/f0") + " && rm " + t.path("g1/usr/share/d0/f0")),
+      0);
   auto gc = ok_json(vhashify({"--json", "--gc", store}));
   EXPECT_EQ(gc["store_entries_removed"], 1);
   EXPECT_EQ(check_store(t.path("store")), 9u);
@@ -125,8 +132,10 @@ TEST(Vhashify, LockAndUsage) {
   ASSERT_EQ(vhashify({"-q", store, t.path("g1")}).status, 0);
   // Hold the lock from a shell; --no-wait fails clearly.
   // Until it is really held (flock -n fails), at most 5 s.
-  ASSERT_EQ(sh("(flock -x " + t.path("store/.lock") + " sleep 3 &) ; for i in $(seq 50); do "
-               "flock -n " + t.path("store/.lock") + " true || exit 0; sleep 0.1; done; exit 1"),
+  ASSERT_EQ(sh("(flock -x " + t.path("store/.lock") +
+               " sleep 3 &) ; for i in $(seq 50); do "
+               "flock -n " +
+               t.path("store/.lock") + " true || exit 0; sleep 0.1; done; exit 1"),
             0);
   auto busy = vhashify({"--no-wait", store, t.path("g1")});
   EXPECT_EQ(busy.status, 2);
@@ -142,9 +151,10 @@ TEST(Vhashify, NightlyJobLogsOneSummaryLine) {
   TempTree t;
   make_guest(t, "g1", 5, 0);
   make_guest(t, "g2", 5, 0);
-  std::string cmd = std::string(VHASHIFY_BIN) + " --json --gc --no-default-excludes --destination=" +
-                    t.path("store") + " " + t.path("g1") + " " + t.path("g2") + " | " +
-                    VU_SOURCE_DIR + "/data/summarize-run > " + t.path("line");
+  std::string cmd = std::string(VHASHIFY_BIN) +
+                    " --json --gc --no-default-excludes --destination=" + t.path("store") + " " +
+                    t.path("g1") + " " + t.path("g2") + " | " + VU_SOURCE_DIR +
+                    "/data/summarize-run > " + t.path("line");
   ASSERT_EQ(sh(cmd), 0);
   std::string line = t.read("line");
   EXPECT_EQ(std::count(line.begin(), line.end(), '\n'), 1);
@@ -157,13 +167,14 @@ TEST(Vhashify, VunifyStoreOptionIsTheSameRun) {
   TempTree t;
   make_guest(t, "g1", 8, 0);
   make_guest(t, "g2", 8, 0);
-  auto r = run_vunify({"--json", "--no-default-excludes", "--store", t.path("store"), t.path("g1"), t.path("g2")});
+  auto r = run_vunify(
+      {"--json", "--no-default-excludes", "--store", t.path("store"), t.path("g1"), t.path("g2")});
   ASSERT_EQ(r.status, 0) << r.err;
   auto j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["store_entries_created"], 8);
   EXPECT_EQ(check_store(t.path("store")), 8u);
-  auto again = ok_json(vhashify({"--json", "--no-default-excludes", "--destination=" + t.path("store"),
-                                 t.path("g1"), t.path("g2")}));
+  auto again = ok_json(vhashify({"--json", "--no-default-excludes",
+                                 "--destination=" + t.path("store"), t.path("g1"), t.path("g2")}));
   EXPECT_EQ(again["bytes_read"], 0);
   EXPECT_EQ(again["files_in_store"], 16);
 }

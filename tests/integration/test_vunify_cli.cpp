@@ -131,8 +131,9 @@ TEST_F(Cli, ExcludeFromReplacesTheDefaultList) {
 
 TEST_F(Cli, ClassicFormLinksAGuestToItsReferenceGuests) {
   t.mkdirs("conf/db1/apps/vunify");
-  ASSERT_EQ(::symlink(t.path("conf/web1").c_str(),
-                      t.path("conf/db1/apps/vunify/refserver.1").c_str()), 0);
+  ASSERT_EQ(
+      ::symlink(t.path("conf/web1").c_str(), t.path("conf/db1/apps/vunify/refserver.1").c_str()),
+      0);
   auto ref = inode_of(t.path("guests/web1/usr/bin/tool"));
   auto dry = run_vunify({conf(), "-nv", "db1"});
   ASSERT_EQ(dry.status, 0) << dry.err;
@@ -158,8 +159,8 @@ TEST_F(Cli, ManualFormWithExcludeListsPerPath) {
   EXPECT_FALSE(same("guests/db1/usr/lib/libx.so", "guests/web1/usr/lib/libx.so"));
   EXPECT_TRUE(same("guests/db1/var/lib/state", "guests/web1/var/lib/state"))
       << "manual mode uses only the lists given";
-  auto odd = run_vunify({"--manually", t.path("guests/db1"), t.path("excl-dst"),
-                         t.path("guests/web1")});
+  auto odd =
+      run_vunify({"--manually", t.path("guests/db1"), t.path("excl-dst"), t.path("guests/web1")});
   EXPECT_EQ(odd.status, 2);
 }
 
@@ -201,8 +202,8 @@ TEST_F(Cli, ThreadsOptionIsValidated) {
 TEST_F(Cli, ProgressLineOnATerminalOnly) {
   // script(1) gives vunify a pseudo-terminal; run_vunify gives it pipes.
   std::string log = t.path("pty.log");
-  int rc = sh("script -qec '" + std::string(VUNIFY_BIN) + " " + conf() +
-              " web1 web2' " + log + " >/dev/null 2>&1");
+  int rc = sh("script -qec '" + std::string(VUNIFY_BIN) + " " + conf() + " web1 web2' " + log +
+              " >/dev/null 2>&1");
   if (rc == 127) GTEST_SKIP() << "script(1) not available";
   ASSERT_EQ(rc, 0);
   // The stage shown depends on timing; the line's shape does not.

@@ -67,14 +67,15 @@ std::set<std::string> conffiles_of(const std::string& root) {
 
 // The rules of the built-in exclude list, written out independently.
 bool private_path(const std::string& rel) {
-  static const std::set<std::string> top{"dev",  "proc", "sys",  "run",  "mnt",
-                                         "media", "selinux", "lost+found", "var", "tmp",
-                                         "srv",  "home", "root", ".rpmdb"};
+  static const std::set<std::string> top{"dev",   "proc",    "sys",        "run",   "mnt",
+                                         "media", "selinux", "lost+found", "var",   "tmp",
+                                         "srv",   "home",    "root",       ".rpmdb"};
   auto slash = rel.find('/');
   std::string first = rel.substr(0, slash);
   if (top.count(first)) return true;
   if (first == "etc")
-    return !(rel == "etc" || rel == "etc/termcap" || rel.rfind("etc/terminfo/", 0) == 0 || rel == "etc/terminfo");
+    return !(rel == "etc" || rel == "etc/termcap" || rel.rfind("etc/terminfo/", 0) == 0 ||
+             rel == "etc/terminfo");
   return fs::path(rel).filename() == "ls-R";
 }
 
@@ -181,7 +182,8 @@ TEST(RealGuests, TwoDebootstrappedGuestsSaveWhatAnIndependentCountExpects) {
   };
   uint64_t du_before = du_bytes();
   auto vdu_before = vdu_json();
-  uint64_t saved_before = vdu_before["total"]["saved"].get<uint64_t>(); // the guests' own hard links
+  uint64_t saved_before =
+      vdu_before["total"]["saved"].get<uint64_t>(); // the guests' own hard links
 
   auto r = run_vunify({"--json", t.path("g1"), t.path("g2")});
   ASSERT_EQ(r.status, 0) << r.err << r.out;
@@ -282,7 +284,8 @@ TEST(RealGuests, DebianTwelvesConffileFlagsAreReadNotRejected) {
   const std::string flagged = "etc/dpkg/dpkg.cfg.d/pkgconf-hook-config";
   ASSERT_EQ(sh("grep -q '^remove-on-upgrade /" + flagged + "' " +
                t.path("g1/var/lib/dpkg/info/pkgconf:amd64.conffiles") + " || grep -q " +
-               "'^remove-on-upgrade /" + flagged + "' " + t.path("g1/var/lib/dpkg/info/pkgconf.conffiles")),
+               "'^remove-on-upgrade /" + flagged + "' " +
+               t.path("g1/var/lib/dpkg/info/pkgconf.conffiles")),
             0)
       << "the installed package carries the flag this test is about";
   auto r = run_vunify({"--json", "--no-default-excludes", t.path("g1"), t.path("g2")});

@@ -54,7 +54,9 @@ TEST(Hostile, SymlinksOutOfTheGuestAreNeverFollowed) {
   // Directory and file symlinks, relative and absolute, to the sentinel
   // and to the host's root.
   t.build("l g2/usr/escape ../../sentinel\n"
-          "l g1/usr/abs " + t.path("sentinel") + "\n"
+          "l g1/usr/abs " +
+          t.path("sentinel") +
+          "\n"
           "l g2/usr/hostroot /\n"
           "l g1/usr/share/doc/libc-link ../../../../sentinel/libc.so\n");
   auto sentinel = sentinel_state(t);
@@ -119,7 +121,8 @@ TEST(Hostile, GuestSwappingDirectoriesForSymlinksDuringRuns) {
   build_guests(t);
   for (int i = 0; i < 40; ++i)
     for (const char* g : {"g1", "g2"})
-      t.file(std::string(g) + "/usr/share/dir/f" + std::to_string(i), random_bytes(3000 + i, 10 + i));
+      t.file(std::string(g) + "/usr/share/dir/f" + std::to_string(i),
+             random_bytes(3000 + i, 10 + i));
   auto sentinel = sentinel_state(t);
   auto before = content_snapshot(t.root());
   for (int run = 0; run < 15; ++run) {

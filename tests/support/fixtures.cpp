@@ -159,8 +159,8 @@ std::vector<std::string> cached_test_rpms(std::string& why) {
 }
 
 bool install_rpms(const std::string& root, const std::vector<std::string>& rpms) {
-  std::string cmd = "rpm --root " + root + " --dbpath /var/lib/rpm --initdb && rpm --root " +
-                    root + " --dbpath /var/lib/rpm -i --nodeps --noscripts --notriggers " +
+  std::string cmd = "rpm --root " + root + " --dbpath /var/lib/rpm --initdb && rpm --root " + root +
+                    " --dbpath /var/lib/rpm -i --nodeps --noscripts --notriggers " +
                     "--nosignature";
   for (const auto& r : rpms) cmd += " " + r;
   return sh(cmd + " >/dev/null 2>&1") == 0;

@@ -109,9 +109,15 @@ ProgramResult run_vdu(const std::vector<std::string>& args,
                       const std::vector<std::string>& extra_env) {
   return run_bin(VDU_BIN, args, extra_env);
 }
-ProgramResult run_setattr(const std::vector<std::string>& args) { return run_bin(SETATTR_BIN, args); }
-ProgramResult run_showattr(const std::vector<std::string>& args) { return run_bin(SHOWATTR_BIN, args); }
-ProgramResult run_vbarrier(const std::vector<std::string>& args) { return run_bin(VBARRIER_BIN, args); }
+ProgramResult run_setattr(const std::vector<std::string>& args) {
+  return run_bin(SETATTR_BIN, args);
+}
+ProgramResult run_showattr(const std::vector<std::string>& args) {
+  return run_bin(SHOWATTR_BIN, args);
+}
+ProgramResult run_vbarrier(const std::vector<std::string>& args) {
+  return run_bin(VBARRIER_BIN, args);
+}
 
 pid_t spawn_quiet(const std::vector<std::string>& argv) {
   std::vector<char*> a;
@@ -144,7 +150,8 @@ bool fs_exists(const std::string& path) {
 }
 
 bool same_inode(const std::string& a, const std::string& b) {
-  struct stat x {}, y {};
+  struct stat x {
+  }, y{};
   return ::lstat(a.c_str(), &x) == 0 && ::lstat(b.c_str(), &y) == 0 && x.st_dev == y.st_dev &&
          x.st_ino == y.st_ino;
 }

@@ -157,7 +157,9 @@ void TempTree::write(const std::string& rel, const std::string& content) const {
   out << content;
 }
 
-std::string TempTree::read(const std::string& rel) const { return read_all(path(rel)); }
+std::string TempTree::read(const std::string& rel) const {
+  return read_all(path(rel));
+}
 
 void TempTree::build(const std::string& spec) {
   std::istringstream lines(spec);
@@ -183,13 +185,17 @@ void TempTree::build(const std::string& spec) {
       std::vector<std::pair<std::string, std::string>> xattrs;
       for (size_t i = 3; i < w.size(); ++i) {
         const std::string& o = w[i];
-        if (o.rfind("mode=", 0) == 0) mode = std::stoul(o.substr(5), nullptr, 8);
-        else if (o.rfind("uid=", 0) == 0) uid = std::stoul(o.substr(4));
-        else if (o.rfind("gid=", 0) == 0) gid = std::stoul(o.substr(4));
+        if (o.rfind("mode=", 0) == 0)
+          mode = std::stoul(o.substr(5), nullptr, 8);
+        else if (o.rfind("uid=", 0) == 0)
+          uid = std::stoul(o.substr(4));
+        else if (o.rfind("gid=", 0) == 0)
+          gid = std::stoul(o.substr(4));
         else if (o.rfind("x:", 0) == 0) {
           auto eq = o.find('=');
           xattrs.emplace_back(o.substr(2, eq - 2), o.substr(eq + 1));
-        } else throw std::runtime_error("bad spec option " + o);
+        } else
+          throw std::runtime_error("bad spec option " + o);
       }
       file(w.at(1), content, mode);
       check(::lchown(path(w[1]).c_str(), uid, gid) == 0, "chown");
@@ -213,7 +219,9 @@ void TempTree::build(const std::string& spec) {
   }
 }
 
-std::map<std::string, std::string> snapshot(const std::string& root) { return walk(root, true); }
+std::map<std::string, std::string> snapshot(const std::string& root) {
+  return walk(root, true);
+}
 std::map<std::string, std::string> content_snapshot(const std::string& root) {
   return walk(root, false);
 }
@@ -282,6 +290,8 @@ void ScopedMount::unmount() {
   m_mounted = false;
 }
 
-ScopedMount::~ScopedMount() { unmount(); }
+ScopedMount::~ScopedMount() {
+  unmount();
+}
 
 } // namespace vu::test

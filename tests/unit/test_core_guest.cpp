@@ -15,8 +15,9 @@ void make_base(TempTree& t) {
           "d conf/web1\nd conf/db1\nd conf/mail1/apps/vunify\nd conf/.hidden\n");
   ASSERT_EQ(::symlink(t.path("guests").c_str(), t.path("conf/.defaults/vdirbase").c_str()), 0);
   ASSERT_EQ(::symlink(t.path("elsewhere/mail1").c_str(), t.path("conf/mail1/vdir").c_str()), 0);
-  ASSERT_EQ(::symlink(t.path("conf/web1").c_str(),
-                      t.path("conf/mail1/apps/vunify/refserver.1").c_str()), 0);
+  ASSERT_EQ(
+      ::symlink(t.path("conf/web1").c_str(), t.path("conf/mail1/apps/vunify/refserver.1").c_str()),
+      0);
   t.file("conf/mail1/apps/vunify/refserver.2", "# reference by name\ndb1\n");
 }
 } // namespace

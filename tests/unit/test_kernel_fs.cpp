@@ -102,7 +102,8 @@ TEST(KernelFs, ImmutableFlagRoundTrip) {
   auto fd = open_beneath(dir->get(), "a", O_RDONLY);
   ASSERT_TRUE(fd.ok());
   auto flags = get_inode_flags(fd->get());
-  if (!flags.ok()) GTEST_SKIP() << "no inode flags on this file system: " << flags.error().message();
+  if (!flags.ok())
+    GTEST_SKIP() << "no inode flags on this file system: " << flags.error().message();
   ASSERT_TRUE(set_immutable(fd->get(), Protection::on).ok());
   EXPECT_TRUE(*is_immutable(fd->get()));
   EXPECT_TRUE(stat_fd(fd->get())->immutable);

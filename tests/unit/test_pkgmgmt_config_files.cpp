@@ -12,26 +12,25 @@ using vu::test::TempTree;
 
 namespace {
 
-const char* k_status =
-    "Package: base-files\n"
-    "Status: install ok installed\n"
-    "Version: 12.4\n"
-    "Conffiles:\n"
-    " /etc/debian_version 8c5f4ebcd4fc41ffa5be1e6a8a0b1ea4\n"
-    " /etc/host.conf 4eb63731c9f5e30903ac4fc07a7fe3d6\n"
-    " /etc/old.conf 0123456789abcdef0123456789abcdef obsolete\n"
-    "Description: base\n"
-    " more description\n"
-    "\n"
-    "Package: adduser\n"
-    "Status: install ok installed\n"
-    "Conffiles:\n"
-    " /etc/with space/a.conf 1f2e3d4c5b6a79881f2e3d4c5b6a7988\n"
-    " /etc/adduser.conf newconffile\n"
-    "\n"
-    "Package: no-conffiles\n"
-    "Status: deinstall ok config-files\n"
-    "\n";
+const char* k_status = "Package: base-files\n"
+                       "Status: install ok installed\n"
+                       "Version: 12.4\n"
+                       "Conffiles:\n"
+                       " /etc/debian_version 8c5f4ebcd4fc41ffa5be1e6a8a0b1ea4\n"
+                       " /etc/host.conf 4eb63731c9f5e30903ac4fc07a7fe3d6\n"
+                       " /etc/old.conf 0123456789abcdef0123456789abcdef obsolete\n"
+                       "Description: base\n"
+                       " more description\n"
+                       "\n"
+                       "Package: adduser\n"
+                       "Status: install ok installed\n"
+                       "Conffiles:\n"
+                       " /etc/with space/a.conf 1f2e3d4c5b6a79881f2e3d4c5b6a7988\n"
+                       " /etc/adduser.conf newconffile\n"
+                       "\n"
+                       "Package: no-conffiles\n"
+                       "Status: deinstall ok config-files\n"
+                       "\n";
 
 Result<std::vector<std::string>> parse_status(std::string_view text) {
   PackageDbSource src;
@@ -55,8 +54,8 @@ TEST(PathList, FlagsBeforeThePathAsDebian12DpkgWritesThem) {
                            "remove-on-upgrade  some-future-flag /etc/two flags\n",
                            "x");
   ASSERT_TRUE(r.ok()) << r.error().message();
-  EXPECT_EQ(*r, (std::vector<std::string>{"/etc/dpkg/dpkg.cfg.d/pkgconf-hook-config",
-                                          "/etc/plain", "/etc/two flags"}));
+  EXPECT_EQ(*r, (std::vector<std::string>{"/etc/dpkg/dpkg.cfg.d/pkgconf-hook-config", "/etc/plain",
+                                          "/etc/two flags"}));
   EXPECT_FALSE(parse_path_list("Remove-On-Upgrade /etc/x\n", "x").ok());
   EXPECT_FALSE(parse_path_list("remove-on-upgrade\n", "x").ok());
   // The status file's form of the same entry: hash "newconffile", flag last.
@@ -160,11 +159,13 @@ TEST(PackageDbLocation, InternalExternalAndDefaults) {
           "d defaults-base/a/dpkg/state\n");
   ASSERT_EQ(::symlink(t.path("guests").c_str(), t.path("conf/.defaults/vdirbase").c_str()), 0);
   ASSERT_EQ(::symlink(t.path("defaults-base").c_str(),
-                      t.path("conf/.defaults/apps/pkgmgmt/base").c_str()), 0);
+                      t.path("conf/.defaults/apps/pkgmgmt/base").c_str()),
+            0);
   ASSERT_EQ(::symlink(t.path("pkg/b").c_str(), t.path("conf/b/apps/pkgmgmt/base").c_str()), 0);
   ASSERT_EQ(::symlink(t.path("pkg/c").c_str(), t.path("conf/c/apps/pkgmgmt/base").c_str()), 0);
   t.file("conf/c/apps/pkgmgmt/internal", "");
-  ASSERT_EQ(::symlink(t.path("own/rpm").c_str(), t.path("conf/d/apps/pkgmgmt/rpmstate").c_str()), 0);
+  ASSERT_EQ(::symlink(t.path("own/rpm").c_str(), t.path("conf/d/apps/pkgmgmt/rpmstate").c_str()),
+            0);
   ConfigBase base(t.path("conf"));
   auto a = locate_package_dbs(*base.resolve("a"), base);
   EXPECT_EQ(a.dpkg_admin_dir, t.path("defaults-base/a/dpkg/state"));
@@ -202,7 +203,9 @@ TEST(GuestConfigFiles, NoDatabaseIsNotAnError) {
   EXPECT_EQ(inside->sources.size(), 1u);
   // A symlinked status file is still refused.
   t.mkdirs("root2/var/lib/dpkg");
-  ASSERT_EQ(::symlink(t.path("outside/dpkg/status").c_str(), t.path("root2/var/lib/dpkg/status").c_str()), 0);
+  ASSERT_EQ(
+      ::symlink(t.path("outside/dpkg/status").c_str(), t.path("root2/var/lib/dpkg/status").c_str()),
+      0);
   auto root2 = open_directory(t.path("root2"));
   EXPECT_FALSE(read_guest_config_files(root2->get(), {}).ok());
 }

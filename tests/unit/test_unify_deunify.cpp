@@ -1,6 +1,6 @@
+#include "tests/support/temp_tree.h"
 #include "unify/deunify.h"
 #include "unify/unify.h"
-#include "tests/support/temp_tree.h"
 
 #include <gtest/gtest.h>
 
@@ -47,13 +47,14 @@ TEST_F(Deunify, PrivateCopiesKeepContentMetadataHolesAndInternalLinks) {
     std::string p = std::string(g) + "/usr/";
     t.file(p + "bin/tool", vu::test::random_bytes(50000, 1), 0750);
     ASSERT_EQ(vu::test::sh("truncate -s 2M " + t.path(p + "sparse") + " && printf end >> " +
-                           t.path(p + "sparse") + " && touch -d @1577836800 " + t.path(p + "sparse") +
-                           " && chown 12:34 " + t.path(p + "bin/tool")),
+                           t.path(p + "sparse") + " && touch -d @1577836800 " +
+                           t.path(p + "sparse") + " && chown 12:34 " + t.path(p + "bin/tool")),
               0);
     struct vfs_cap_data cap {};
     cap.magic_etc = VFS_CAP_REVISION_2 | VFS_CAP_FLAGS_EFFECTIVE;
     cap.data[0].permitted = 1u << CAP_NET_RAW;
-    ASSERT_EQ(::setxattr(t.path(p + "bin/tool").c_str(), "security.capability", &cap, sizeof cap, 0), 0);
+    ASSERT_EQ(
+        ::setxattr(t.path(p + "bin/tool").c_str(), "security.capability", &cap, sizeof cap, 0), 0);
     ASSERT_EQ(::setxattr(t.path(p + "bin/tool").c_str(), "user.tag", "v", 1, 0), 0);
   }
   ASSERT_EQ(::link(t.path("g2/usr/bin/tool").c_str(), t.path("g2/usr/bin/tool-alias").c_str()), 0);
@@ -71,8 +72,10 @@ TEST_F(Deunify, PrivateCopiesKeepContentMetadataHolesAndInternalLinks) {
   EXPECT_EQ(inode_of(t.path("g2/usr/bin/tool")), inode_of(t.path("g2/usr/bin/tool-alias")))
       << "the guest's own hard link stays one inode";
   EXPECT_FALSE(is_immutable_path(t.path("g2/usr/bin/tool")));
-  EXPECT_EQ(vu::test::snapshot(t.path("g2")), before) << "content, mode, owner, xattrs incl. capability";
-  struct stat a {}, b {};
+  EXPECT_EQ(vu::test::snapshot(t.path("g2")), before)
+      << "content, mode, owner, xattrs incl. capability";
+  struct stat a {
+  }, b{};
   ::stat(t.path("g1/usr/bin/tool").c_str(), &a);
   ::stat(t.path("g2/usr/bin/tool").c_str(), &b);
   EXPECT_EQ(a.st_mtim.tv_sec, b.st_mtim.tv_sec);

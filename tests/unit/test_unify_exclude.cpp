@@ -80,8 +80,8 @@ TEST(ExcludeList, DefaultListKeepsStatePrivate) {
                         "/etc/passwd", "/etc/ssh", "/srv", "/usr/share/texmf/ls-R"})
     EXPECT_NE(list->match(p), MatchKind::include) << p;
   EXPECT_EQ(list->match("/etc/shadow"), MatchKind::skip);
-  for (const char* p : {"/usr", "/usr/bin/ls", "/etc/terminfo", "/etc/terminfo/x/xterm",
-                        "/opt/app/lib.so", "/lib"})
+  for (const char* p :
+       {"/usr", "/usr/bin/ls", "/etc/terminfo", "/etc/terminfo/x/xterm", "/opt/app/lib.so", "/lib"})
     EXPECT_EQ(list->match(p), MatchKind::include) << p;
 }
 
@@ -96,9 +96,12 @@ std::string glob_to_regex(const std::string& pat) {
     if (c == '*') {
       size_t j = i;
       while (j < pat.size() && pat[j] == '*') ++j;
-      if (j - i == 1) re += "[^/]*";
-      else if (i > 0 && pat[i - 1] == '/' && j < pat.size() && pat[j] == '/') re += "(.*/)?", ++j;
-      else re += ".*";
+      if (j - i == 1)
+        re += "[^/]*";
+      else if (i > 0 && pat[i - 1] == '/' && j < pat.size() && pat[j] == '/')
+        re += "(.*/)?", ++j;
+      else
+        re += ".*";
       i = j;
     } else if (c == '?') {
       re += "[^/]", ++i;

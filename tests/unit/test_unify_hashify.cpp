@@ -1,7 +1,7 @@
 // The store run at library level: collisions, the cache, garbage.
+#include "tests/support/temp_tree.h"
 #include "unify/hashify.h"
 #include "unify/store.h"
-#include "tests/support/temp_tree.h"
 
 #include <gtest/gtest.h>
 
@@ -74,11 +74,12 @@ TEST_F(Hashify, CollisionsGetTheirOwnEntryDecidedByBytes) {
 }
 
 TEST_F(Hashify, EditedInPlaceIsFoundThroughCtime) {
-  for (int i = 0; i < 5; ++i) t.file("g1/usr/f" + std::to_string(i), vu::test::random_bytes(3000, i));
-  t.mkdirs(".hash");         // a dry run never creates the store...
+  for (int i = 0; i < 5; ++i)
+    t.file("g1/usr/f" + std::to_string(i), vu::test::random_bytes(3000, i));
+  t.mkdirs(".hash"); // a dry run never creates the store...
   HashifyOptions o;
-  o.dry_run = true;          // ... but hashes and keeps its cache
-  o.cache_min_age_ns = 0;    // (the guard has its own test)
+  o.dry_run = true;       // ... but hashes and keeps its cache
+  o.cache_min_age_ns = 0; // (the guard has its own test)
   Report first = run({"g1"}, o);
   EXPECT_EQ(first.files_hashed, 5u);
   Report second = run({"g1"}, o);
@@ -113,7 +114,8 @@ TEST_F(Hashify, GarbageCollectionKeepsWhatGuestsLink) {
   run({"g1", "g2"});
   ASSERT_EQ(entries().size(), 2u);
   // The guest's last link goes (de-unify, then delete).
-  ASSERT_EQ(vu::test::sh("chattr -i " + t.path("g1/usr/only") + " && rm " + t.path("g1/usr/only")), 0);
+  ASSERT_EQ(vu::test::sh("chattr -i " + t.path("g1/usr/only") + " && rm " + t.path("g1/usr/only")),
+            0);
   HashifyOptions o;
   o.store = t.path(".hash");
   auto gc = run_store_gc(o);

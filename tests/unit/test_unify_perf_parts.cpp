@@ -1,12 +1,12 @@
 // The parts added for speed: the reaper that frees replaced inodes off the
 // linking threads, the one-read comparison against a small canonical's
 // bytes, the worker counts, and the opener that re-uses parent directories.
+#include "tests/support/temp_tree.h"
 #include "unify/hash.h"
 #include "unify/passes.h"
-#include "unify/unify.h"
 #include "unify/reaper.h"
+#include "unify/unify.h"
 #include "unify/workers.h"
-#include "tests/support/temp_tree.h"
 
 #include <gtest/gtest.h>
 
@@ -25,7 +25,9 @@ using vu::test::TempTree;
 
 namespace {
 
-bool is_open(int fd) { return ::fcntl(fd, F_GETFD) != -1; }
+bool is_open(int fd) {
+  return ::fcntl(fd, F_GETFD) != -1;
+}
 
 // An unlinked file of `size` bytes held open only by the returned fd.
 UniqueFd orphan(TempTree& t, const std::string& name, size_t size) {

@@ -2,9 +2,9 @@
 // that separates groups, plus the safety rules.
 #include "kernel/attr.h"
 #include "kernel/proc.h"
+#include "tests/support/temp_tree.h"
 #include "unify/state.h"
 #include "unify/unify.h"
-#include "tests/support/temp_tree.h"
 
 #include <gtest/gtest.h>
 

@@ -1,5 +1,5 @@
-#include "unify/store.h"
 #include "tests/support/temp_tree.h"
+#include "unify/store.h"
 
 #include <gtest/gtest.h>
 
@@ -27,7 +27,8 @@ TEST(HashCache, RoundTripCorruptionAndAgeGuard) {
   vu::test::TempTree t;
   HashCache c;
   FileStat old_file;
-  old_file.dev = 1, old_file.ino = 2, old_file.size = 3, old_file.mtime_ns = 4, old_file.ctime_ns = 5;
+  old_file.dev = 1, old_file.ino = 2, old_file.size = 3, old_file.mtime_ns = 4,
+  old_file.ctime_ns = 5;
   FileStat young = old_file;
   young.ino = 9;
   c.put(old_file, Hash128{7, 8}, 9, 5 + HashCache::k_min_age_ns);

@@ -16,7 +16,9 @@ enum class ExitCode : int {
   usage = 2,   // bad arguments or set-up error; nothing changed
 };
 
-inline int exit_status(ExitCode c) { return static_cast<int>(c); }
+inline int exit_status(ExitCode c) {
+  return static_cast<int>(c);
+}
 
 // Rejects an empty argument: '' never means "the current directory" or "the
 // default". For every option and positional that names a guest, a path or

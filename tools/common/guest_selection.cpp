@@ -80,9 +80,10 @@ Result<SelectedGuests> select_guests(const GuestSelection& sel) {
     if (sel.args.size() % 2 != 0)
       return described_error(EINVAL, "--manually needs <path> <excludelist> pairs");
     if (sel.args.size() < 2 * sel.min_manual_pairs)
-      return described_error(EINVAL, sel.min_manual_pairs == 1
-                                         ? "--manually needs a <path> <excludelist> pair"
-                                         : "--manually needs at least two <path> <excludelist> pairs");
+      return described_error(EINVAL,
+                             sel.min_manual_pairs == 1
+                                 ? "--manually needs a <path> <excludelist> pair"
+                                 : "--manually needs at least two <path> <excludelist> pairs");
     for (size_t i = 0; i < sel.args.size(); i += 2) {
       VU_TRY_ASSIGN(root, real_path(sel.args[i]));
       VU_TRY_ASSIGN(ex, ExcludeList::load(sel.args[i + 1]));
@@ -105,7 +106,8 @@ Result<SelectedGuests> select_guests(const GuestSelection& sel) {
       VU_TRY_ASSIGN(g, config.resolve(a));
       guests.push_back(std::move(g));
     }
-    if (guests.empty()) return described_error(EINVAL, "no guests given (name guests, paths, or --all)");
+    if (guests.empty())
+      return described_error(EINVAL, "no guests given (name guests, paths, or --all)");
     auto add = [&](const Guest& g, GuestRole role) -> Status {
       VU_TRY_ASSIGN(ex, guest_excludes(g, config, base));
       out.guests.push_back(make_guest(g, role, std::move(ex)));
@@ -116,8 +118,8 @@ Result<SelectedGuests> select_guests(const GuestSelection& sel) {
       VU_TRY_ASSIGN(refs, config.refservers(guests[0]));
       if (refs.empty())
         return described_error(EINVAL, "guest '" + guests[0].name +
-                                      "' has no reference guests (apps/vunify/refserver.*); "
-                                      "name two or more guests to unify them with each other");
+                                           "' has no reference guests (apps/vunify/refserver.*); "
+                                           "name two or more guests to unify them with each other");
       for (auto& r : refs) VU_TRY(add(r, GuestRole::reference));
       VU_TRY(add(guests[0], GuestRole::member));
     } else {
@@ -140,8 +142,10 @@ Result<SelectedGuests> select_guests(const GuestSelection& sel) {
       continue;
     }
     auto used = apply_pkgmgmt(u, config);
-    if (used.ok()) kept.push_back(std::move(u));
-    else out.rejected.push_back({u.guest.name, used.error().message()});
+    if (used.ok())
+      kept.push_back(std::move(u));
+    else
+      out.rejected.push_back({u.guest.name, used.error().message()});
   }
   out.guests = std::move(kept);
   return out;
@@ -161,12 +165,12 @@ void note_left_out(const SelectedGuests& selected, Report& report) {
 
 void print_left_out(const std::string& prog, const SelectedGuests& selected) {
   for (const auto& g : selected.rejected)
-    std::cerr << prog << ": guest '" << printable_path(g.name) << "' left out: "
-              << printable_path(g.message)
+    std::cerr << prog << ": guest '" << printable_path(g.name)
+              << "' left out: " << printable_path(g.message)
               << " (--no-pkgmgmt or apps/vunify/pkgmgmt-ignore include it anyway)\n";
   for (const auto& g : selected.skipped)
-    std::cerr << prog << ": guest '" << printable_path(g.name) << "' skipped: "
-              << printable_path(g.message) << "\n";
+    std::cerr << prog << ": guest '" << printable_path(g.name)
+              << "' skipped: " << printable_path(g.message) << "\n";
 }
 
 } // namespace vu

@@ -32,8 +32,8 @@ private:
   void loop() {
     std::unique_lock lock(m_mutex);
     do {
-      std::fprintf(stderr, "\r\033[K%s: %s: %llu files scanned, %s hashed, %llu linked",
-                   m_prog, progress_stage_name(m_progress.stage.load()),
+      std::fprintf(stderr, "\r\033[K%s: %s: %llu files scanned, %s hashed, %llu linked", m_prog,
+                   progress_stage_name(m_progress.stage.load()),
                    static_cast<unsigned long long>(m_progress.files_scanned.load()),
                    human_bytes(m_progress.bytes_hashed.load()).c_str(),
                    static_cast<unsigned long long>(m_progress.files_linked.load()));

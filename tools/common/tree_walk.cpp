@@ -150,8 +150,10 @@ WalkResult walk_path(const std::string& prog, const std::string& path, const Wal
     if (!visit({holder.get(), name, shown, *st})) ++self_failed;
   if (expand) {
     auto sub = open_beneath(holder.get(), name, O_RDONLY | O_DIRECTORY);
-    if (!sub.ok()) w.fail(path, sub.error().message());
-    else w.run(sub->get(), shown, st->dev);
+    if (!sub.ok())
+      w.fail(path, sub.error().message());
+    else
+      w.run(sub->get(), shown, st->dev);
   }
   result.failures = w.failures() + self_failed;
   return result;

@@ -27,8 +27,8 @@ struct WalkOptions {
 };
 
 struct WalkResult {
-  uint64_t failures = 0;     // entries that could not be reached or visited
-  bool reached = false;      // the named path itself could be examined
+  uint64_t failures = 0; // entries that could not be reached or visited
+  bool reached = false;  // the named path itself could be examined
 };
 
 // Calls `visit` for every entry (returning false counts a failure); each

@@ -53,9 +53,12 @@ int run(int argc, char** argv) {
   std::vector<std::string> args;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    if (a == "--~flags" || a == "--!flags") a = "--clear-flags";
-    else if (a.rfind("--~flags=", 0) == 0 || a.rfind("--!flags=", 0) == 0) a = "--clear-flags=" + a.substr(9);
-    else if (a.rfind("--~", 0) == 0 || a.rfind("--!", 0) == 0) a = "--no-" + a.substr(3);
+    if (a == "--~flags" || a == "--!flags")
+      a = "--clear-flags";
+    else if (a.rfind("--~flags=", 0) == 0 || a.rfind("--!flags=", 0) == 0)
+      a = "--clear-flags=" + a.substr(9);
+    else if (a.rfind("--~", 0) == 0 || a.rfind("--!", 0) == 0)
+      a = "--no-" + a.substr(3);
     args.push_back(a);
   }
   std::reverse(args.begin(), args.end()); // CLI11 takes them reversed
@@ -68,11 +71,11 @@ int run(int argc, char** argv) {
   app.add_flag("-R", recurse, "recurse through directories (never following symlinks)");
   app.add_flag("-x", one_fs, "do not cross file systems");
   for (const auto& f : k_flag_options) {
-    app.add_flag_callback(std::string("--") + f.name, [&set, f] { set |= f.bits; },
-                          std::string("set ") + f.name);
-    app.add_flag_callback(std::string("--no-") + f.name, [&clear, f] { clear |= f.bits; },
-                          std::string("clear ") + f.name + " (also --~" + f.name + ", --!" +
-                              f.name + ")");
+    app.add_flag_callback(
+        std::string("--") + f.name, [&set, f] { set |= f.bits; }, std::string("set ") + f.name);
+    app.add_flag_callback(
+        std::string("--no-") + f.name, [&clear, f] { clear |= f.bits; },
+        std::string("clear ") + f.name + " (also --~" + f.name + ", --!" + f.name + ")");
   }
   app.add_option_function<std::string>(
       "--flags", [&](const std::string& v) { set |= parse_flags("--flags", v); },
@@ -107,15 +110,16 @@ int run(int argc, char** argv) {
   for (const auto& f : files) {
     bool named = true; // the first entry a walk visits is the named path
     failed += walk_path("setattr", f, opt, [&](const WalkEntry& e) {
-      bool is_named = std::exchange(named, false);
-      if (!is_named && !e.st.is_regular() && !e.st.is_directory()) return true; // -R skips these
-      auto r = backend->set(e.dirfd, e.name, e.st, set, clear);
-      if (!r.ok()) {
-        std::cerr << "setattr: " << e.display << ": " << r.error().message() << "\n";
-        return false;
-      }
-      return true;
-    }).failures;
+                bool is_named = std::exchange(named, false);
+                if (!is_named && !e.st.is_regular() && !e.st.is_directory())
+                  return true; // -R skips these
+                auto r = backend->set(e.dirfd, e.name, e.st, set, clear);
+                if (!r.ok()) {
+                  std::cerr << "setattr: " << e.display << ": " << r.error().message() << "\n";
+                  return false;
+                }
+                return true;
+              }).failures;
   }
   return exit_status(failed ? ExitCode::partial : ExitCode::ok);
 }

@@ -36,15 +36,15 @@ int run(int argc, char** argv) {
   uint64_t failed = 0;
   for (const auto& f : files) {
     failed += walk_path("showattr", f, opt, [&](const WalkEntry& e) {
-      auto s = backend->get(e.dirfd, e.name, e.st);
-      if (!s.ok()) {
-        std::cout << "ERR       " << e.display << "\n";
-        std::cerr << "showattr: " << e.display << ": " << s.error().message() << "\n";
-        return false;
-      }
-      std::cout << render_attrs(*s) << " " << e.display << "\n";
-      return true;
-    }).failures;
+                auto s = backend->get(e.dirfd, e.name, e.st);
+                if (!s.ok()) {
+                  std::cout << "ERR       " << e.display << "\n";
+                  std::cerr << "showattr: " << e.display << ": " << s.error().message() << "\n";
+                  return false;
+                }
+                std::cout << render_attrs(*s) << " " << e.display << "\n";
+                return true;
+              }).failures;
   }
   return exit_status(failed ? ExitCode::partial : ExitCode::ok);
 }

@@ -1,3 +1,5 @@
 #include "tools/showattr/showattr.h"
 
-int main(int argc, char** argv) { return vu::run_showattr(argc, argv); }
+int main(int argc, char** argv) {
+  return vu::run_showattr(argc, argv);
+}

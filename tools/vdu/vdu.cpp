@@ -61,22 +61,29 @@ nlohmann::json to_json(const UsageReport& r) {
   nlohmann::json j;
   auto& gs = j["guests"] = nlohmann::json::array();
   for (const auto& g : r.guests) {
-    nlohmann::json o{{"name", printable_path(g.name)}, {"root", printable_path(g.root)},
-                     {"files", g.files}, {"inodes", g.inodes}, {"apparent", g.apparent},
-                     {"allocated", g.allocated}, {"private", g.private_bytes},
-                     {"shared", g.shared}, {"shared_full", g.shared_full}, {"alone", g.alone},
+    nlohmann::json o{{"name", printable_path(g.name)},
+                     {"root", printable_path(g.root)},
+                     {"files", g.files},
+                     {"inodes", g.inodes},
+                     {"apparent", g.apparent},
+                     {"allocated", g.allocated},
+                     {"private", g.private_bytes},
+                     {"shared", g.shared},
+                     {"shared_full", g.shared_full},
+                     {"alone", g.alone},
                      {"saved", g.saved}};
     if (r.deep) o["possible"] = g.possible;
     gs.push_back(o);
   }
-  j["total"] = {{"files", r.files}, {"allocated", r.allocated}, {"alone", r.alone},
-                {"saved", r.saved}};
+  j["total"] = {
+      {"files", r.files}, {"allocated", r.allocated}, {"alone", r.alone}, {"saved", r.saved}};
   if (r.deep) j["total"]["possible"] = r.possible;
   if (r.store_present)
     j["store"] = {{"path", r.store}, {"entries", r.store_entries}, {"bytes", r.store_bytes}};
   auto& top = j["top"] = nlohmann::json::array();
   for (const auto& d : r.top)
-    top.push_back({{"guest", printable_path(d.guest)}, {"path", printable_path(d.path)},
+    top.push_back({{"guest", printable_path(d.guest)},
+                   {"path", printable_path(d.path)},
                    {"private", d.private_bytes}});
   j["errors"] = r.errors;
   j["seconds"] = r.seconds;
@@ -99,18 +106,26 @@ std::string to_csv(const UsageReport& r) {
 
 std::string to_table(const UsageReport& r, Units u) {
   std::vector<std::vector<std::string>> rows;
-  std::vector<std::string> head{"GUEST", "FILES", "APPARENT", "ALLOCATED", "PRIVATE", "SHARED", "ALONE", "SAVED"};
+  std::vector<std::string> head{"GUEST",   "FILES",  "APPARENT", "ALLOCATED",
+                                "PRIVATE", "SHARED", "ALONE",    "SAVED"};
   if (r.deep) head.push_back("POSSIBLE");
   rows.push_back(head);
   for (const auto& g : r.guests) {
-    std::vector<std::string> row{printable_path(g.name), std::to_string(g.files), size_str(g.apparent, u),
-                                 size_str(g.allocated, u), size_str(g.private_bytes, u),
-                                 size_str(g.shared, u), size_str(g.alone, u), size_str(g.saved, u)};
+    std::vector<std::string> row{printable_path(g.name),       std::to_string(g.files),
+                                 size_str(g.apparent, u),      size_str(g.allocated, u),
+                                 size_str(g.private_bytes, u), size_str(g.shared, u),
+                                 size_str(g.alone, u),         size_str(g.saved, u)};
     if (r.deep) row.push_back(size_str(g.possible, u));
     rows.push_back(row);
   }
-  std::vector<std::string> total{"TOTAL", std::to_string(r.files), "", size_str(r.allocated, u),
-                                 "", "", size_str(r.alone, u), size_str(r.saved, u)};
+  std::vector<std::string> total{"TOTAL",
+                                 std::to_string(r.files),
+                                 "",
+                                 size_str(r.allocated, u),
+                                 "",
+                                 "",
+                                 size_str(r.alone, u),
+                                 size_str(r.saved, u)};
   if (r.deep) total.push_back(size_str(r.possible, u));
   rows.push_back(total);
   std::vector<size_t> width(head.size(), 0);
@@ -119,8 +134,10 @@ std::string to_table(const UsageReport& r, Units u) {
   std::string out;
   for (const auto& row : rows) {
     for (size_t i = 0; i < row.size(); ++i) {
-      if (i == 0) out += fmt::format("{:<{}}", row[i], width[i]);
-      else out += fmt::format("  {:>{}}", row[i], width[i]);
+      if (i == 0)
+        out += fmt::format("{:<{}}", row[i], width[i]);
+      else
+        out += fmt::format("  {:>{}}", row[i], width[i]);
     }
     out += "\n";
   }
@@ -133,8 +150,8 @@ std::string to_table(const UsageReport& r, Units u) {
   if (!r.top.empty()) {
     out += fmt::format("top {} directories by private bytes:\n", r.top.size());
     for (const auto& d : r.top)
-      out += fmt::format("  {:>10}  {}:{}\n", size_str(d.private_bytes, u),
-                         printable_path(d.guest), printable_path(d.path));
+      out += fmt::format("  {:>10}  {}:{}\n", size_str(d.private_bytes, u), printable_path(d.guest),
+                         printable_path(d.path));
   }
   return out;
 }
@@ -156,37 +173,47 @@ std::string to_html(const UsageReport& r) {
     double x = left;
     std::string name = html_escape(printable_path(g.name));
     svg += fmt::format("<g class=\"guest\" data-guest=\"{}\">\n", name);
-    svg += fmt::format("  <text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>\n", left - 8, y + 17, name);
+    svg += fmt::format("  <text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>\n", left - 8,
+                       y + 17, name);
     const std::pair<const char*, uint64_t> parts[] = {
         {"private", g.private_bytes}, {"shared", g.shared}, {"possible", g.possible}};
     for (const auto& [cls, v] : parts) {
-      svg += fmt::format("  <rect class=\"{}\" x=\"{:.1f}\" y=\"{}\" width=\"{:.1f}\" height=\"20\">"
-                         "<title>{}: {} bytes</title></rect>\n",
-                         cls, x, y + 2, w(v), cls, v);
+      svg +=
+          fmt::format("  <rect class=\"{}\" x=\"{:.1f}\" y=\"{}\" width=\"{:.1f}\" height=\"20\">"
+                      "<title>{}: {} bytes</title></rect>\n",
+                      cls, x, y + 2, w(v), cls, v);
       x += w(v);
     }
     svg += fmt::format("  <text x=\"{:.1f}\" y=\"{}\">{}</text>\n</g>\n", x + 6, y + 17,
                        size_str(g.private_bytes + g.shared, Units::human));
     y += row_h;
   }
-  svg += fmt::format("<g class=\"legend\" transform=\"translate({},{})\">"
-                     "<rect class=\"private\" width=\"12\" height=\"12\"/><text x=\"16\" y=\"11\">private</text>"
-                     "<rect class=\"shared\" x=\"90\" width=\"12\" height=\"12\"/><text x=\"106\" y=\"11\">shared (its share)</text>"
-                     "<rect class=\"possible\" x=\"240\" width=\"12\" height=\"12\"/><text x=\"256\" y=\"11\">still possible</text></g>\n",
-                     left, y + 8);
+  svg += fmt::format(
+      "<g class=\"legend\" transform=\"translate({},{})\">"
+      "<rect class=\"private\" width=\"12\" height=\"12\"/><text x=\"16\" y=\"11\">private</text>"
+      "<rect class=\"shared\" x=\"90\" width=\"12\" height=\"12\"/><text x=\"106\" y=\"11\">shared "
+      "(its share)</text>"
+      "<rect class=\"possible\" x=\"240\" width=\"12\" height=\"12\"/><text x=\"256\" "
+      "y=\"11\">still possible</text></g>\n",
+      left, y + 8);
   svg += "</svg>\n";
 
-  std::string table = "<table>\n<thead><tr><th>guest</th><th>files</th><th>allocated</th><th>private</th>"
-                      "<th>shared</th><th>alone</th><th>saved</th><th>still possible</th></tr></thead>\n<tbody>\n";
+  std::string table =
+      "<table>\n<thead><tr><th>guest</th><th>files</th><th>allocated</th><th>private</th>"
+      "<th>shared</th><th>alone</th><th>saved</th><th>still possible</th></tr></thead>\n<tbody>\n";
   for (const auto& g : r.guests)
-    table += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
-                         html_escape(printable_path(g.name)), g.files, size_str(g.allocated, Units::human),
+    table += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</"
+                         "td><td>{}</td><td>{}</td></tr>\n",
+                         html_escape(printable_path(g.name)), g.files,
+                         size_str(g.allocated, Units::human),
                          size_str(g.private_bytes, Units::human), size_str(g.shared, Units::human),
                          size_str(g.alone, Units::human), size_str(g.saved, Units::human),
                          r.deep ? size_str(g.possible, Units::human) : std::string("-"));
-  table += fmt::format("<tr class=\"total\"><td>total</td><td>{}</td><td>{}</td><td></td><td></td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
-                       r.files, size_str(r.allocated, Units::human), size_str(r.alone, Units::human),
-                       size_str(r.saved, Units::human),
+  table += fmt::format("<tr "
+                       "class=\"total\"><td>total</td><td>{}</td><td>{}</td><td></td><td></"
+                       "td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+                       r.files, size_str(r.allocated, Units::human),
+                       size_str(r.alone, Units::human), size_str(r.saved, Units::human),
                        r.deep ? size_str(r.possible, Units::human) : std::string("-"));
   table += "</tbody>\n</table>\n";
   return "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
@@ -198,7 +225,8 @@ std::string to_html(const UsageReport& r) {
          "td,th{border:1px solid #bbb;padding:4px 10px;text-align:right}\n"
          "td:first-child,th:first-child{text-align:left} tr.total{font-weight:bold}\n"
          "</style>\n</head>\n<body>\n<h1>Disk use of guests</h1>\n"
-         "<p>Disk used by all guests: " + size_str(r.allocated, Units::human) +
+         "<p>Disk used by all guests: " +
+         size_str(r.allocated, Units::human) +
          "; without sharing: " + size_str(r.alone, Units::human) +
          "; saved: " + size_str(r.saved, Units::human) +
          (r.deep ? "; still possible: " + size_str(r.possible, Units::human) : std::string()) +
@@ -208,8 +236,8 @@ std::string to_html(const UsageReport& r) {
 // util-vserver's form: per directory, blocks and inodes, each inode once,
 // staying on the directory's file system. A directory that cannot be
 // examined prints no line (a number there would be taken for its size).
-int run_classic(const std::vector<std::string>& dirs, bool space, bool inodes,
-                uint64_t blocksize, bool script) {
+int run_classic(const std::vector<std::string>& dirs, bool space, bool inodes, uint64_t blocksize,
+                bool script) {
   int rc = exit_status(ExitCode::ok);
   for (const auto& d : dirs) {
     std::set<std::pair<uint64_t, uint64_t>> seen;
@@ -253,7 +281,8 @@ void add_options(CLI::App& app, VduArgs& a) {
   app.add_option("guests", a.sel.args, "guest names or paths (classic form: directories)")
       ->check(non_empty());
   app.add_flag("--all", a.sel.all, "every guest of the configuration base");
-  app.add_option("--confdir", a.sel.confdir, "configuration base (default: $VSERVER_CONFDIR or /etc/vservers)")
+  app.add_option("--confdir", a.sel.confdir,
+                 "configuration base (default: $VSERVER_CONFDIR or /etc/vservers)")
       ->check(non_empty());
   app.add_flag("-h,--human-readable", a.human, "sizes in powers of 1024 (K, M, G)");
   app.add_flag("--si", a.si, "sizes in powers of 1000");
@@ -262,13 +291,15 @@ void add_options(CLI::App& app, VduArgs& a) {
   app.add_option("--html", a.html, "also write a self-contained HTML page with a chart to FILE")
       ->check(non_empty());
   app.add_flag("--deep", a.deep, "also find identical files not yet linked (reads file content)");
-  app.add_flag("--no-pkgmgmt", a.sel.no_pkgmgmt, "with --deep: ignore package managers' config files");
+  app.add_flag("--no-pkgmgmt", a.sel.no_pkgmgmt,
+               "with --deep: ignore package managers' config files");
   app.add_option("--top", a.top, "list the N directories with most private bytes");
   app.add_option("--store", a.store,
                  "hash store (default: the first guest's, see vhashify(8), or <vdirbase>/.hash)")
       ->check(non_empty());
   app.add_flag("--no-store", a.no_store, "do not look for a hash store");
-  app.add_option("--threads", a.threads, "worker threads (default: 8 per core, 8 to 32)")->check(CLI::Range(1u, 256u));
+  app.add_option("--threads", a.threads, "worker threads (default: 8 per core, 8 to 32)")
+      ->check(CLI::Range(1u, 256u));
   app.add_flag("--space", a.space, "classic form: allocated space of each directory");
   app.add_flag("--inodes,--inode", a.inodes, "classic form: inodes of each directory");
   app.add_option("--blocksize", a.blocksize, "classic form: unit of --space (default 1024)")
@@ -311,9 +342,12 @@ int run_report(VduArgs& a) {
     return exit_status(ExitCode::usage);
   }
   Units units = a.si ? Units::si : a.human ? Units::human : Units::bytes;
-  if (a.json) std::cout << to_json(*report).dump(2) << "\n";
-  else if (a.csv) std::cout << to_csv(*report);
-  else std::cout << to_table(*report, units);
+  if (a.json)
+    std::cout << to_json(*report).dump(2) << "\n";
+  else if (a.csv)
+    std::cout << to_csv(*report);
+  else
+    std::cout << to_table(*report, units);
   if (!a.html.empty()) {
     // A new file renamed into place: a symlink planted at FILE is
     // replaced, never written through.
@@ -324,7 +358,8 @@ int run_report(VduArgs& a) {
     }
   }
   bool failed = report->errors > 0 || !selected->rejected.empty() || !selected->skipped.empty();
-  if (report->errors > 0) std::cerr << "vdu: " << report->errors << " files could not be examined\n";
+  if (report->errors > 0)
+    std::cerr << "vdu: " << report->errors << " files could not be examined\n";
   return exit_status(failed ? ExitCode::partial : ExitCode::ok);
 }
 
@@ -339,7 +374,8 @@ int run(int argc, char** argv) {
     // Whole-tree numbers under --xid would be wrong data for the scripts
     // that feed limits from them.
     print_error("vdu", "--xid: this kernel has no context tags (mainline Linux), so the files of "
-                       "context " + a.xid + " cannot be told apart; run vdu without --xid for whole trees");
+                       "context " +
+                           a.xid + " cannot be told apart; run vdu without --xid for whole trees");
     return exit_status(ExitCode::usage);
   }
   if (a.space || a.inodes) {

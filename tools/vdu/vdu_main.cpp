@@ -1,3 +1,5 @@
 #include "tools/vdu/vdu.h"
 
-int main(int argc, char** argv) { return vu::run_vdu(argc, argv); }
+int main(int argc, char** argv) {
+  return vu::run_vdu(argc, argv);
+}

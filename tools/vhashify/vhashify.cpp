@@ -40,8 +40,9 @@ void add_options(CLI::App& app, CliOptions& o) {
                  "guest names or paths; with --manually: <path> <excludelist> pairs")
       ->check(non_empty());
   app.add_flag("--all", o.sel.all, "every guest of the configuration base");
-  app.add_flag("--manually", o.sel.manually,
-               "util-vserver form: --destination DIR <path> <excludelist> [<path> <excludelist>]...");
+  app.add_flag(
+      "--manually", o.sel.manually,
+      "util-vserver form: --destination DIR <path> <excludelist> [<path> <excludelist>]...");
   app.add_option("--destination", o.destination,
                  "the hash store directory (default: the guest's apps/vunify/hash entry on its "
                  "file system, or <vdirbase>/.hash)")
@@ -49,7 +50,8 @@ void add_options(CLI::App& app, CliOptions& o) {
   app.add_option("--confdir", o.sel.confdir,
                  "configuration base (default: $VSERVER_CONFDIR or /etc/vservers)")
       ->check(non_empty());
-  app.add_flag("-n,--dry-run", o.run.dry_run, "hash and report (the cache is updated); link nothing");
+  app.add_flag("-n,--dry-run", o.run.dry_run,
+               "hash and report (the cache is updated); link nothing");
   app.add_flag("--refresh", o.run.refresh, "ignore the hash cache and read every candidate again");
   app.add_flag("--ignore-mtime", o.run.ignore_mtime,
                "also link files whose modification times differ (their names then show the "
@@ -122,8 +124,8 @@ void add_up(Report& total, const Report& r) {
 
 int gc_only(const CliOptions& o, const ConfigBase& config) {
   Report total;
-  std::vector<std::string> stores = o.destination.empty() ? config.hash_stores()
-                                                          : std::vector<std::string>{o.destination};
+  std::vector<std::string> stores =
+      o.destination.empty() ? config.hash_stores() : std::vector<std::string>{o.destination};
   for (const auto& store : stores) {
     HashifyOptions h = o.run;
     h.store = store;
@@ -132,7 +134,8 @@ int gc_only(const CliOptions& o, const ConfigBase& config) {
     if (!gc.ok()) throw SetupError(gc.error().message());
     add_up(total, *gc);
   }
-  if (o.json) std::cout << report_to_json(total).dump(2) << "\n";
+  if (o.json)
+    std::cout << report_to_json(total).dump(2) << "\n";
   else if (!o.quiet)
     std::cout << fmt::format("{} store entries removed, {} temporaries removed\n",
                              total.store_entries_removed, total.temporaries_removed);
@@ -180,12 +183,11 @@ void print_report(const CliOptions& o, const Report& total, const StoreGuests& b
   for (const auto& a : total.actions) std::cout << a << "\n";
   if (!o.quiet) {
     std::cout << report_to_text(total, o.verbose);
-    std::cout << fmt::format("store {}: {} names already linked, {} entries created, {} "
-                             "removed; {} read ({} hashes from the cache)\n",
-                             stores, total.files_in_store, total.store_entries_created,
-                             total.store_entries_removed,
-                             human_bytes(total.bytes_hashed + total.bytes_compared),
-                             total.cache_hits);
+    std::cout << fmt::format(
+        "store {}: {} names already linked, {} entries created, {} "
+        "removed; {} read ({} hashes from the cache)\n",
+        stores, total.files_in_store, total.store_entries_created, total.store_entries_removed,
+        human_bytes(total.bytes_hashed + total.bytes_compared), total.cache_hits);
   } else if (total.failed()) {
     std::cerr << report_to_text(total, 0);
   }
@@ -204,7 +206,8 @@ int run(int argc, char** argv) {
   o.run.wait_for_lock = !o.no_wait;
   o.run.log_actions = o.verbose >= 2 && !o.json;
   o.run.on_lock_wait = [quiet = o.quiet](const std::string& what, const std::string& holder) {
-    if (!quiet) std::cerr << "vhashify: waiting: " << what << " is being changed by " << holder << "\n";
+    if (!quiet)
+      std::cerr << "vhashify: waiting: " << what << " is being changed by " << holder << "\n";
   };
   o.run.lock_holder = "vhashify";
   ConfigBase config(o.sel.confdir);

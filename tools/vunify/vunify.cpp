@@ -78,18 +78,21 @@ void add_options(CLI::App& app, CliOptions& o) {
                "also link files whose modification times differ (their names then show the "
                "shared inode's time)");
   app.add_flag("--no-wait", o.no_wait, "fail instead of waiting when another run holds a guest");
-  app.add_option("--exclude-from", o.exclude_from, "exclude list that replaces the built-in default list")
+  app.add_option("--exclude-from", o.exclude_from,
+                 "exclude list that replaces the built-in default list")
       ->check(non_empty());
   app.add_flag("--no-default-excludes", o.no_default_excludes,
                "do not use the built-in default exclude list");
-  app.add_option("--confdir", o.confdir, "configuration base (default: $VSERVER_CONFDIR or /etc/vservers)")
+  app.add_option("--confdir", o.confdir,
+                 "configuration base (default: $VSERVER_CONFDIR or /etc/vservers)")
       ->check(non_empty());
   app.add_flag("--no-pkgmgmt", o.no_pkgmgmt,
                "do not ask the package manager for configuration files (and unify guests "
                "whose package database cannot be read)");
   app.add_option("--min-size", o.min_size, "leave files smaller than this alone (default 16)")
       ->check(CLI::Range(uint64_t(1), uint64_t(1) << 62));
-  app.add_option("--store", o.store, "link to the hash store DIR instead of to each other (what vhashify does)")
+  app.add_option("--store", o.store,
+                 "link to the hash store DIR instead of to each other (what vhashify does)")
       ->check(non_empty());
   app.add_flag("-R,--revert", o.revert,
                "de-unify: give each named guest private copies of the files it shares");
@@ -111,14 +114,16 @@ RunOptions run_options(const CliOptions& o) {
   r.log_actions = o.verbose >= 2 && !o.json;
   r.wait_for_lock = !o.no_wait;
   r.on_lock_wait = [quiet = o.quiet](const std::string& what, const std::string& holder) {
-    if (!quiet) std::cerr << "vunify: waiting: " << what << " is being changed by " << holder << "\n";
+    if (!quiet)
+      std::cerr << "vunify: waiting: " << what << " is being changed by " << holder << "\n";
   };
   if (auto all = ConfigBase(o.confdir).all(); all.ok()) r.other_guests = std::move(all->guests);
   return r;
 }
 
 // Runs f() with a progress line on stderr when that is a terminal.
-template <typename F> auto with_progress(const CliOptions& o, Progress& progress, const char* prog, F f) {
+template <typename F>
+auto with_progress(const CliOptions& o, Progress& progress, const char* prog, F f) {
   std::optional<ProgressLine> line;
   if (!o.quiet && !o.json && ::isatty(STDERR_FILENO)) line.emplace(progress, prog);
   return f();
@@ -130,10 +135,13 @@ int finish(const CliOptions& o, const Report& r, const std::string& text) {
     std::cout << report_to_json(r).dump(2) << "\n";
   } else {
     for (const auto& a : r.actions) std::cout << a << "\n";
-    if (!o.quiet) std::cout << text;
-    else if (r.failed()) std::cerr << report_to_text(r, 0);
+    if (!o.quiet)
+      std::cout << text;
+    else if (r.failed())
+      std::cerr << report_to_text(r, 0);
     if (o.stats)
-      for (const auto& [k, v] : r.stage_seconds) std::cout << fmt::format("{:>8}: {:.3f} s\n", k, v);
+      for (const auto& [k, v] : r.stage_seconds)
+        std::cout << fmt::format("{:>8}: {:.3f} s\n", k, v);
   }
   if (r.failed()) {
     std::cerr << fmt::format("vunify: {} file operations failed (see above)\n", r.failure_count());
@@ -184,7 +192,8 @@ int run_revert(const CliOptions& o) {
   // Every guest is resolved and checked before the first is touched.
   std::vector<Guest> guests;
   for (const auto& a : o.args) guests.push_back(need(config.resolve(a)));
-  if (auto roots = check_guest_roots(guests); !roots.ok()) throw SetupError(roots.error().message());
+  if (auto roots = check_guest_roots(guests); !roots.ok())
+    throw SetupError(roots.error().message());
   for (const auto& g : guests) {
     UnifyGuest u;
     u.guest = g;
@@ -239,7 +248,8 @@ int run(int argc, char** argv) {
   static_cast<RunOptions&>(uo) = run_options(o);
   Progress progress;
   uo.progress = &progress;
-  auto report = with_progress(o, progress, "vunify", [&] { return run_unify(selected.guests, uo); });
+  auto report =
+      with_progress(o, progress, "vunify", [&] { return run_unify(selected.guests, uo); });
   if (!report.ok()) throw SetupError(report.error().message());
   note_left_out(selected, *report);
   return finish(o, *report, report_to_text(*report, o.verbose));

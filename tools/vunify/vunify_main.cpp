@@ -1,3 +1,5 @@
 #include "tools/vunify/vunify.h"
 
-int main(int argc, char** argv) { return vu::run_vunify(argc, argv); }
+int main(int argc, char** argv) {
+  return vu::run_vunify(argc, argv);
+}
