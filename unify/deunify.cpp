@@ -90,37 +90,7 @@ private:
   // any more (a writer of this guest took it).
   bool batch_of(const InodeRec& s, int fd_s, LeasedInode& lease, bool frozen,
                 const std::vector<uint32_t>& batch) {
-    // 2. copies, one per pre-existing link group
-    std::vector<Move> moves;
-    std::map<uint64_t, int> copy_of_group; // group -> index into moves holding its copy
-    for (uint32_t n : batch) {
-      const FileRec& f = m_rc.scan.files[n];
-      const std::string path(f.path);
-      auto dir = open_beneath(m_rc.roots[0].get(), parent_of(path), O_RDONLY | O_DIRECTORY);
-      if (!dir.ok()) {
-        m_rc.log.add(Failure::open, m_rc.display(n), dir.error().message());
-        continue;
-      }
-      auto g = m_groups.find(path);
-      UniqueFd copy;
-      if (g != m_groups.end() && copy_of_group.count(g->second)) {
-        copy = dup_fd(moves[static_cast<size_t>(copy_of_group[g->second])].copy.get());
-      } else {
-        uint64_t copied = 0;
-        auto c = make_private_copy(fd_s, dir->get(), s.st.size, copied);
-        if (!c.ok()) {
-          if (c.code() == ESTALE)
-            m_rc.log.skip(Skip::changed);
-          else
-            m_rc.log.add(Failure::read, m_rc.display(n), c.error().message());
-          continue;
-        }
-        copy = std::move(*c);
-        m_bytes.fetch_add(copied, std::memory_order_relaxed);
-        if (g != m_groups.end()) copy_of_group[g->second] = static_cast<int>(moves.size());
-      }
-      moves.push_back(Move{n, std::move(copy), std::move(*dir), {}});
-    }
+    std::vector<Move> moves = copies_for(s, fd_s, batch); // 2.
     if (moves.empty()) return true;
     // 3. thaw S, swap every name to its copy
     const FileRec& f0 = m_rc.scan.files[s.names.front()];
@@ -133,6 +103,60 @@ private:
     }
     if (m_rc.options.hooks.in_link_window)
       m_rc.options.hooks.in_link_window(m_rc.guests[0].guest.root + "/" + std::string(f0.path));
+    swap_to_copies(s, moves);
+    // 4. writers that came while S was thawed
+    WriterOutcome writers =
+        lease.writer_seen() ? writers_came(s, fd_s, lease, moves) : WriterOutcome::none;
+    commit_moves(moves); // 5.
+    auto now = stat_fd(fd_s);
+    // Frozen again for the guests that still share it - unless a writer's
+    // guest took it (relocate_for_writers decided its flag).
+    bool taken = writers == WriterOutcome::ours || writers == WriterOutcome::elsewhere;
+    if (frozen && !taken && now.ok() && now->nlink > 1) {
+      // Its names here are gone: the descriptor addresses it.
+      auto r = m_rc.protect_fd(fd_s, Protection::on);
+      if (!r.ok()) m_rc.log.add(Failure::attr, m_rc.display(s.names.front()), r.error().message());
+    }
+    return writers != WriterOutcome::ours;
+  }
+
+  // 2. A private copy of S for each name of `batch` - one per group of
+  // names that were one inode before the suite linked them.
+  std::vector<Move> copies_for(const InodeRec& s, int fd_s, const std::vector<uint32_t>& batch) {
+    std::vector<Move> moves;
+    std::map<uint64_t, size_t> copy_of_group; // group -> index into moves holding its copy
+    for (uint32_t n : batch) {
+      const std::string path(m_rc.scan.files[n].path);
+      auto dir = open_beneath(m_rc.roots[0].get(), parent_of(path), O_RDONLY | O_DIRECTORY);
+      if (!dir.ok()) {
+        m_rc.log.add(Failure::open, m_rc.display(n), dir.error().message());
+        continue;
+      }
+      auto g = m_groups.find(path);
+      UniqueFd copy;
+      if (g != m_groups.end() && copy_of_group.count(g->second)) {
+        copy = dup_fd(moves[copy_of_group[g->second]].copy.get());
+      } else {
+        uint64_t copied = 0;
+        auto c = make_private_copy(fd_s, dir->get(), s.st.size, copied);
+        if (!c.ok()) {
+          if (c.code() == ESTALE)
+            m_rc.log.skip(Skip::changed);
+          else
+            m_rc.log.add(Failure::read, m_rc.display(n), c.error().message());
+          continue;
+        }
+        copy = std::move(*c);
+        m_bytes.fetch_add(copied, std::memory_order_relaxed);
+        if (g != m_groups.end()) copy_of_group[g->second] = moves.size();
+      }
+      moves.push_back(Move{n, std::move(copy), std::move(*dir), {}});
+    }
+    return moves;
+  }
+
+  // 3. Each name of S in `moves` exchanged with its copy (not committed).
+  void swap_to_copies(const InodeRec& s, std::vector<Move>& moves) {
     for (auto& m : moves) {
       const std::string name = name_of(m_rc.scan.files[m.file].path.view());
       auto s2 = swap_name(m.copy.get(), std::move(m.dir), name, s.st.dev, s.st.ino, m_rc.temps);
@@ -145,10 +169,10 @@ private:
       }
       m.swap = std::move(*s2);
     }
-    // 4. writers that came while S was thawed
-    WriterOutcome writers =
-        lease.writer_seen() ? writers_came(s, fd_s, lease, moves) : WriterOutcome::none;
-    // 5. commit, freeze S for the others
+  }
+
+  // 5. The swaps committed: S's names here are the copies for good.
+  void commit_moves(std::vector<Move>& moves) {
     for (auto& m : moves) {
       if (!m.swap) continue;
       auto c = commit_swap(*m.swap);
@@ -161,16 +185,6 @@ private:
       if (m_rc.options.log_actions)
         m_rc.log.action("private copy " + printable_path(m_rc.display(m.file)));
     }
-    auto now = stat_fd(fd_s);
-    // Frozen again for the guests that still share it - unless a writer's
-    // guest took it (relocate_for_writers decided its flag).
-    bool taken = writers == WriterOutcome::ours || writers == WriterOutcome::elsewhere;
-    if (frozen && !taken && now.ok() && now->nlink > 1) {
-      // Its names here are gone: the descriptor addresses it.
-      auto r = m_rc.protect_fd(fd_s, Protection::on);
-      if (!r.ok()) m_rc.log.add(Failure::attr, m_rc.display(s.names.front()), r.error().message());
-    }
-    return writers != WriterOutcome::ours;
   }
 
   // A process waits to open S for writing. Its guest keeps S: if that is

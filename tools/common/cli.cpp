@@ -45,4 +45,13 @@ std::optional<int> parse_command_line(CLI::App& app, std::vector<std::string> re
   return parse_with(app, [&] { app.parse(reversed_args); });
 }
 
+int run_program(const char* prog, int (*run)(int, char**), int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    print_error(prog, e.what());
+  }
+  return exit_status(ExitCode::usage);
+}
+
 } // namespace vu

@@ -34,4 +34,8 @@ std::optional<int> parse_command_line(CLI::App& app, std::vector<std::string> re
 // Prints "<prog>: error: <message>" on stderr.
 void print_error(const std::string& prog, const std::string& message);
 
+// The one top-level error handler of every program: runs `run` and turns
+// an exception that escapes it into one line on stderr and exit status 2.
+int run_program(const char* prog, int (*run)(int, char**), int argc, char** argv);
+
 } // namespace vu

@@ -69,71 +69,69 @@ bool use_pkgmgmt(const Guest& guest, const ConfigBase& config) {
   return true;
 }
 
-Result<SelectedGuests> select_guests(const GuestSelection& sel) {
-  ConfigBase config(sel.confdir);
-  SelectedGuests out;
-  VU_TRY_ASSIGN(base, base_excludes(sel));
+namespace {
 
-  if (sel.manually) {
-    // util-vserver: <path> <excludelist> [<path> <excludelist>]+; the first
-    // path is unified against the others, only the given lists apply.
-    if (sel.args.size() % 2 != 0)
-      return described_error(EINVAL, "--manually needs <path> <excludelist> pairs");
-    if (sel.args.size() < 2 * sel.min_manual_pairs)
-      return described_error(EINVAL,
-                             sel.min_manual_pairs == 1
-                                 ? "--manually needs a <path> <excludelist> pair"
-                                 : "--manually needs at least two <path> <excludelist> pairs");
-    for (size_t i = 0; i < sel.args.size(); i += 2) {
-      VU_TRY_ASSIGN(root, real_path(sel.args[i]));
-      VU_TRY_ASSIGN(ex, ExcludeList::load(sel.args[i + 1]));
-      Guest g{root.substr(root.rfind('/') + 1), root, {}};
-      bool reference = sel.min_manual_pairs == 2 && i > 0;
-      out.guests.push_back(
-          make_guest(g, reference ? GuestRole::reference : GuestRole::member, std::move(ex)));
-    }
-    // References first, so their inodes are preferred as the shared ones.
-    if (sel.min_manual_pairs == 2)
-      std::rotate(out.guests.begin(), out.guests.begin() + 1, out.guests.end());
-  } else {
-    std::vector<Guest> guests;
-    if (sel.all) {
-      VU_TRY_ASSIGN(all, config.all());
-      guests = std::move(all.guests);
-      for (auto& s : all.skipped) out.skipped.push_back({s.name, s.reason});
-    }
-    for (const auto& a : sel.args) {
-      VU_TRY_ASSIGN(g, config.resolve(a));
-      guests.push_back(std::move(g));
-    }
-    if (guests.empty())
-      return described_error(EINVAL, "no guests given (name guests, paths, or --all)");
-    auto add = [&](const Guest& g, GuestRole role) -> Status {
-      VU_TRY_ASSIGN(ex, guest_excludes(g, config, base));
-      out.guests.push_back(make_guest(g, role, std::move(ex)));
-      return {};
-    };
-    if (sel.classic_refservers && !sel.all && guests.size() == 1) {
-      // Classic form: link the guest to its reference guests.
-      VU_TRY_ASSIGN(refs, config.refservers(guests[0]));
-      if (refs.empty())
-        return described_error(EINVAL, "guest '" + guests[0].name +
-                                           "' has no reference guests (apps/vunify/refserver.*); "
-                                           "name two or more guests to unify them with each other");
-      for (auto& r : refs) VU_TRY(add(r, GuestRole::reference));
-      VU_TRY(add(guests[0], GuestRole::member));
-    } else {
-      for (auto& g : guests) VU_TRY(add(g, GuestRole::member));
-    }
+// util-vserver's manual form: <path> <excludelist> [<path> <excludelist>]+;
+// the first path is unified against the others, only the given lists apply.
+Status select_manually(const GuestSelection& sel, SelectedGuests& out) {
+  if (sel.args.size() % 2 != 0)
+    return described_error(EINVAL, "--manually needs <path> <excludelist> pairs");
+  if (sel.args.size() < 2 * sel.min_manual_pairs)
+    return described_error(EINVAL,
+                           sel.min_manual_pairs == 1
+                               ? "--manually needs a <path> <excludelist> pair"
+                               : "--manually needs at least two <path> <excludelist> pairs");
+  for (size_t i = 0; i < sel.args.size(); i += 2) {
+    VU_TRY_ASSIGN(root, real_path(sel.args[i]));
+    VU_TRY_ASSIGN(ex, ExcludeList::load(sel.args[i + 1]));
+    Guest g{root.substr(root.rfind('/') + 1), root, {}};
+    bool reference = sel.min_manual_pairs == 2 && i > 0;
+    out.guests.push_back(
+        make_guest(g, reference ? GuestRole::reference : GuestRole::member, std::move(ex)));
   }
-  {
-    std::vector<Guest> roots;
-    for (const auto& u : out.guests) roots.push_back(u.guest);
-    VU_TRY(check_guest_roots(roots));
-  }
+  // References first, so their inodes are preferred as the shared ones.
+  if (sel.min_manual_pairs == 2)
+    std::rotate(out.guests.begin(), out.guests.begin() + 1, out.guests.end());
+  return {};
+}
 
-  // Configuration files: a guest whose package database exists but cannot
-  // be read is left out entirely rather than risk sharing its config files.
+// Guests by name or path, or --all; one guest alone in the classic form
+// is unified with its reference guests.
+Status select_configured(const GuestSelection& sel, const ConfigBase& config,
+                         const ExcludeList& base, SelectedGuests& out) {
+  std::vector<Guest> guests;
+  if (sel.all) {
+    VU_TRY_ASSIGN(all, config.all());
+    guests = std::move(all.guests);
+    for (auto& s : all.skipped) out.skipped.push_back({s.name, s.reason});
+  }
+  for (const auto& a : sel.args) {
+    VU_TRY_ASSIGN(g, config.resolve(a));
+    guests.push_back(std::move(g));
+  }
+  if (guests.empty())
+    return described_error(EINVAL, "no guests given (name guests, paths, or --all)");
+  auto add = [&](const Guest& g, GuestRole role) -> Status {
+    VU_TRY_ASSIGN(ex, guest_excludes(g, config, base));
+    out.guests.push_back(make_guest(g, role, std::move(ex)));
+    return {};
+  };
+  if (!sel.classic_refservers || sel.all || guests.size() != 1) {
+    for (auto& g : guests) VU_TRY(add(g, GuestRole::member));
+    return {};
+  }
+  VU_TRY_ASSIGN(refs, config.refservers(guests[0]));
+  if (refs.empty())
+    return described_error(EINVAL, "guest '" + guests[0].name +
+                                       "' has no reference guests (apps/vunify/refserver.*); "
+                                       "name two or more guests to unify them with each other");
+  for (auto& r : refs) VU_TRY(add(r, GuestRole::reference));
+  return add(guests[0], GuestRole::member);
+}
+
+// Configuration files: a guest whose package database exists but cannot
+// be read is left out entirely rather than risk sharing its config files.
+void apply_config_files(const GuestSelection& sel, const ConfigBase& config, SelectedGuests& out) {
   std::vector<UnifyGuest> kept;
   for (auto& u : out.guests) {
     if (sel.no_pkgmgmt || !use_pkgmgmt(u.guest, config)) {
@@ -148,6 +146,22 @@ Result<SelectedGuests> select_guests(const GuestSelection& sel) {
       out.rejected.push_back({u.guest.name, used.error().message()});
   }
   out.guests = std::move(kept);
+}
+
+} // namespace
+
+Result<SelectedGuests> select_guests(const GuestSelection& sel) {
+  ConfigBase config(sel.confdir);
+  SelectedGuests out;
+  VU_TRY_ASSIGN(base, base_excludes(sel));
+  if (sel.manually)
+    VU_TRY(select_manually(sel, out));
+  else
+    VU_TRY(select_configured(sel, config, base, out));
+  std::vector<Guest> roots;
+  for (const auto& u : out.guests) roots.push_back(u.guest);
+  VU_TRY(check_guest_roots(roots));
+  apply_config_files(sel, config, out);
   return out;
 }
 

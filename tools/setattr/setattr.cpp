@@ -127,12 +127,7 @@ int run(int argc, char** argv) {
 } // namespace
 
 int run_setattr(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& e) {
-    print_error("setattr", e.what());
-  }
-  return exit_status(ExitCode::usage);
+  return run_program("setattr", run, argc, argv);
 }
 
 } // namespace vu

@@ -52,12 +52,7 @@ int run(int argc, char** argv) {
 } // namespace
 
 int run_showattr(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& e) {
-    print_error("showattr", e.what());
-  }
-  return exit_status(ExitCode::usage);
+  return run_program("showattr", run, argc, argv);
 }
 
 } // namespace vu

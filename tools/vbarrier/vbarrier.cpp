@@ -59,12 +59,7 @@ int run(int argc, char** argv) {
 } // namespace
 
 int run_vbarrier(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& e) {
-    print_error("vbarrier", e.what());
-  }
-  return exit_status(ExitCode::usage);
+  return run_program("vbarrier", run, argc, argv);
 }
 
 } // namespace vu

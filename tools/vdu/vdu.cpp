@@ -391,12 +391,7 @@ int run(int argc, char** argv) {
 } // namespace
 
 int run_vdu(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& e) {
-    print_error("vdu", e.what());
-  }
-  return exit_status(ExitCode::usage);
+  return run_program("vdu", run, argc, argv);
 }
 
 } // namespace vu

@@ -237,12 +237,7 @@ int run(int argc, char** argv) {
 } // namespace
 
 int run_vhashify(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& e) {
-    print_error("vhashify", e.what());
-  }
-  return exit_status(ExitCode::usage);
+  return run_program("vhashify", run, argc, argv);
 }
 
 } // namespace vu

@@ -258,12 +258,7 @@ int run(int argc, char** argv) {
 } // namespace
 
 int run_vunify(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& e) {
-    print_error("vunify", e.what());
-  }
-  return exit_status(ExitCode::usage);
+  return run_program("vunify", run, argc, argv);
 }
 
 } // namespace vu
