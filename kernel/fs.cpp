@@ -170,24 +170,28 @@ Result<std::string> read_host_file(const std::string& path, uint64_t max_bytes) 
   int raw = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
   if (raw < 0) return errno_error("open " + path);
   UniqueFd fd(raw);
-  VU_TRY_ASSIGN(st, stat_fd(fd.get()));
-  if (!st.is_regular()) return described_error(EINVAL, path + " is not a regular file");
+  return read_to_end(fd.get(), max_bytes, path);
+}
+
+Result<std::string> read_to_end(int fd, uint64_t max_bytes, const std::string& what) {
+  VU_TRY_ASSIGN(st, stat_fd(fd));
+  if (!st.is_regular()) return described_error(EINVAL, what + " is not a regular file");
   if (st.size > max_bytes)
-    return described_error(EFBIG, path + " is larger than " + std::to_string(max_bytes) + " bytes");
-  // Read to the end, not to the size stat reported: /proc files report 0,
-  // and a file may grow while it is read. Bounded either way.
+    return described_error(EFBIG, what + " is larger than " + std::to_string(max_bytes) + " bytes");
+  // Read to the end, not to the size stat reported: /proc and cgroup files
+  // report 0, and a file may grow while it is read. Bounded either way.
   std::string data;
   uint64_t off = 0;
   for (;;) {
     size_t chunk = static_cast<size_t>(
         std::min<uint64_t>(std::max<uint64_t>(st.size + 1, 65536), max_bytes + 1 - off));
     data.resize(off + chunk);
-    auto n = read_at(fd.get(), data.data() + off, chunk, off);
-    if (!n.ok()) return make_error(n.code(), "read " + path);
+    auto n = read_at(fd, data.data() + off, chunk, off);
+    if (!n.ok()) return make_error(n.code(), "read " + what);
     off += *n;
     if (off > max_bytes)
       return described_error(EFBIG,
-                             path + " is larger than " + std::to_string(max_bytes) + " bytes");
+                             what + " is larger than " + std::to_string(max_bytes) + " bytes");
     if (*n < chunk) break;
   }
   data.resize(off);

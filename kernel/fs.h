@@ -66,6 +66,8 @@ Result<UniqueFd> open_directory(const std::string& path);
 // FIFO, /dev/zero, a directory) of at most max_bytes (EFBIG). Errors name
 // the path.
 Result<std::string> read_host_file(const std::string& path, uint64_t max_bytes);
+// The same for an open descriptor (`what` names it in errors).
+Result<std::string> read_to_end(int fd, uint64_t max_bytes, const std::string& what);
 
 // Replaces the file `path` (a trusted host path) atomically with `data`:
 // a new file is made in its directory (O_TMPFILE, else a random name with
