@@ -13,10 +13,11 @@ pkgs=(
   attr acl e2fsprogs xfsprogs btrfs-progs util-linux
   debootstrap cpio bc
   libapt-pkg-dev librpm-dev rpm clang libclang-rt-14-dev clang-format-14
+  libseccomp-dev iproute2 procps
   chromium
 )
 if [ "${1:-}" = "--bench" ]; then
-  pkgs+=(rdfind jdupes fdupes rmlint hyperfine time bc)
+  pkgs+=(rdfind jdupes fdupes rmlint hyperfine time bc systemd-container bubblewrap)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

@@ -102,11 +102,11 @@ std::string cached_minbase(std::string& why) {
   }
   CacheLock lock;
   std::string dir = cache_dir();
-  std::string tree = dir + "/bookworm-minbase";
+  std::string tree = dir + "/bookworm-minbase-sysv-webfs";
   if (!fs::exists(tree + ".complete")) {
     sh("rm -rf " + tree + " " + tree + ".tmp");
-    int rc = sh("timeout 1200 debootstrap --variant=minbase bookworm " + tree + ".tmp " +
-                host_mirror() + " > " + dir + "/debootstrap.log 2>&1");
+    int rc = sh("timeout 1200 debootstrap --variant=minbase --include=sysv-rc,webfs bookworm " +
+                tree + ".tmp " + host_mirror() + " > " + dir + "/debootstrap.log 2>&1");
     if (rc != 0 || ::rename((tree + ".tmp").c_str(), tree.c_str()) != 0) {
       why = "debootstrap failed (no mirror reachable?), see " + dir + "/debootstrap.log";
       return "";

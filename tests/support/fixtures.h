@@ -1,6 +1,8 @@
 // Real package data for the integration tests, built once and cached under
 // $VU_TEST_CACHE (default /var/tmp/vunify-test-cache): a debootstrapped
-// minbase bookworm tree and two small noarch RPMs built with rpmbuild.
+// minbase bookworm tree (with sysv-rc and the webfs HTTP server, so that
+// it also boots as a guest with a real daemon) and two small noarch RPMs
+// built with rpmbuild.
 // Each returns "" and sets `why` when this machine cannot provide it, so
 // the test reports a skip.
 #pragma once

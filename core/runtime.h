@@ -1,0 +1,64 @@
+// Starting, stopping and entering guests (vserver(8)).
+//
+// start: under the guest's lock (core/run_state.h), its cgroups are made
+// (core/guest_cgroup.h) and its init is cloned straight into them and into
+// new mount, PID, UTS, IPC, network and cgroup namespaces. The host
+// records the state, gives the guest its network devices
+// (core/guest_net.h) and lets the child go on: it builds the guest's file
+// system and pivots into it (core/guest_root.h), sets the host name,
+// confines itself (core/confine.h) and becomes the guest's init:
+//
+//   sysv      a minimal init of this suite as PID 1 that runs the guest's
+//             /etc/init.d/rc <runlevel> (util-vserver's default) and then
+//             only reaps orphans
+//   plain     the guest's /sbin/init as PID 1
+//   none      like sysv, running apps/init/cmd.start instead of rc
+//
+// The start command's output is relayed to the caller; its exit status
+// is start's. stop runs the stop command (rc <runlevel.stop>, cmd.stop),
+// sends the kill sequence (apps/init/killseq: TERM, 5 s, KILL) to every
+// process of the guest's cgroup, ends its init (which ends the PID
+// namespace) and removes the cgroups and the state: nothing is left.
+//
+// exec/enter: a process joins the guest's cgroups, then all its
+// namespaces at once through a pidfd of the guest's init (checked to be
+// the recorded process), forks into the PID namespace, confines itself
+// and runs the command. Without a terminal it has none (setsid); with
+// one, `enter` and `exec` give it a new pseudo-terminal whose other end
+// the host relays, so the guest never holds the caller's terminal.
+#pragma once
+
+#include "core/run_state.h"
+#include "core/vserver_config.h"
+
+#include <string>
+#include <vector>
+
+namespace vu {
+
+// Output of start/stop (the start and stop commands' output) and notices.
+struct RuntimeIo {
+  int output_fd = 1;
+  bool quiet = false;
+};
+
+Status start_guest(const VServerConfig& config, const RuntimeIo& io);
+// Stopping a guest that is not running succeeds (and says so unless quiet).
+Status stop_guest(const VServerConfig& config, const RuntimeIo& io);
+
+struct GuestStatus {
+  bool running = false;
+  bool stale_cleaned = false; // a stale state was found and removed
+  RunState state;
+  std::vector<pid_t> processes; // host pids of the guest's processes
+};
+Result<GuestStatus> guest_status(const std::string& name);
+
+enum class Terminal { none, pty };
+// Runs `argv` in the running guest; returns its exit status (128 + signal
+// when killed). Empty argv: the guest's shell (`shell`, else bash -login,
+// else sh -l).
+Result<int> exec_in_guest(const VServerConfig& config, const std::vector<std::string>& argv,
+                          Terminal terminal);
+
+} // namespace vu

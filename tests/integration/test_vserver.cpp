@@ -1,0 +1,466 @@
+// The start/stop core on real guests: copies of the cached debootstrapped
+// bookworm tree (sysv-rc and webfs installed), each with its own
+// configuration under a temporary configuration base, run directory and
+// cgroup parent - nothing of the host's /etc/vservers, /run/vservers or
+// cgroups is touched. vu-probe (tests/probe), a static program copied into
+// each guest, makes the attacks from inside.
+#include "tests/support/fixtures.h"
+#include "tests/support/run_program.h"
+#include "tests/support/temp_tree.h"
+
+#include <gtest/gtest.h>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <thread>
+
+using namespace vu::test;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string read_all(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void put(const std::string& path, const std::string& content) {
+  fs::create_directories(fs::path(path).parent_path());
+  std::ofstream(path) << content;
+}
+
+// Processes whose root directory is `root` (the guest's processes, seen
+// from the host).
+std::vector<pid_t> processes_in(const std::string& root) {
+  std::vector<pid_t> out;
+  struct stat want {};
+  if (::stat(root.c_str(), &want) != 0) return out;
+  for (auto& e : fs::directory_iterator("/proc")) {
+    pid_t pid = static_cast<pid_t>(std::atoi(e.path().filename().c_str()));
+    if (pid <= 0) continue;
+    struct stat st {};
+    if (::stat((e.path().string() + "/root").c_str(), &st) == 0 && st.st_dev == want.st_dev &&
+        st.st_ino == want.st_ino)
+      out.push_back(pid);
+  }
+  return out;
+}
+
+class VServer : public ::testing::Test {
+protected:
+  static void SetUpTestSuite() { s_base = cached_minbase(s_why); }
+
+  void SetUp() override {
+    if (s_base.empty()) GTEST_SKIP() << s_why;
+    m_cgroup = "vunify-test-" + std::to_string(::getpid()) + "-" +
+               ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    m_cgroup = m_cgroup.substr(0, 100);
+    fs::create_directories(t.path("etc/.defaults"));
+    fs::create_directories(t.path("vservers"));
+    fs::create_directories(t.path("run"));
+    fs::create_symlink(t.path("vservers"), t.path("etc/.defaults/vdirbase"));
+    m_env = {"VSERVER_CONFDIR=" + t.path("etc"), "VSERVER_RUNDIR=" + t.path("run"),
+             "VSERVER_CGROUP=" + m_cgroup};
+  }
+
+  void TearDown() override {
+    for (const auto& g : m_guests) vserver({g, "stop"});
+    for (const auto& g : m_guests)
+      EXPECT_TRUE(processes_in(root(g)).empty()) << g << " left processes";
+    for (const char* base : {"/sys/fs/cgroup/unified", "/sys/fs/cgroup"})
+      ::rmdir((std::string(base) + "/" + m_cgroup).c_str());
+    for (const char* c : {"pids", "memory", "cpu"})
+      ::rmdir(("/sys/fs/cgroup/" + std::string(c) + "/" + m_cgroup).c_str());
+    ::rmdir((t.path("run/.cgroup2") + "/" + m_cgroup).c_str());
+    ::umount2(t.path("run/.cgroup2").c_str(), MNT_DETACH);
+  }
+
+  std::string root(const std::string& name) { return t.path("vservers/" + name); }
+  std::string conf(const std::string& name) { return t.path("etc/" + name); }
+
+  // A guest copied from the cached tree, with webfs serving a page that
+  // names it, vu-probe, and the given configuration.
+  void make_guest(const std::string& name, unsigned context, const std::string& iface = "") {
+    ASSERT_EQ(sh("cp -a " + s_base + " " + root(name)), 0);
+    ASSERT_EQ(sh("install -m 0755 " VU_PROBE_BIN " " + root(name) + "/usr/local/bin/vu-probe"), 0);
+    put(root(name) + "/var/www/html/index.html", "guest " + name + "\n");
+    put(root(name) + "/etc/webfsd.conf",
+        "web_root=\"/var/www/html\"\nweb_port=\"80\"\nweb_user=\"www-data\"\n"
+        "web_group=\"www-data\"\nweb_index=\"index.html\"\n");
+    fs::create_directories(conf(name) + "/uts");
+    fs::create_symlink(root(name), conf(name) + "/vdir");
+    put(conf(name) + "/context", std::to_string(context) + "\n");
+    put(conf(name) + "/uts/nodename", name + "-host\n");
+    if (!iface.empty()) {
+      // "dev:ip/prefix" or "ip/prefix"
+      std::string dev, ip = iface;
+      if (auto colon = iface.find(':'); colon != std::string::npos) {
+        dev = iface.substr(0, colon);
+        ip = iface.substr(colon + 1);
+      }
+      put(conf(name) + "/interfaces/0/ip", ip.substr(0, ip.find('/')) + "\n");
+      put(conf(name) + "/interfaces/0/prefix", ip.substr(ip.find('/') + 1) + "\n");
+      if (!dev.empty()) put(conf(name) + "/interfaces/0/dev", dev + "\n");
+    }
+    m_guests.push_back(name);
+  }
+
+  ProgramResult vserver(const std::vector<std::string>& args, int timeout_s = 180) {
+    std::vector<std::string> argv{VSERVER_BIN};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run_program(argv, m_env, timeout_s);
+  }
+
+  ProgramResult probe(const std::string& guest, const std::vector<std::string>& args) {
+    std::vector<std::string> a{guest, "exec", "/usr/local/bin/vu-probe"};
+    a.insert(a.end(), args.begin(), args.end());
+    return vserver(a, 60);
+  }
+
+  void expect_refused(const std::string& guest, const std::vector<std::string>& args) {
+    auto r = probe(guest, args);
+    EXPECT_EQ(r.status, 0) << args[0] << ": " << r.out << r.err;
+    EXPECT_EQ(r.out.rfind("refused", 0), 0u) << args[0] << ": " << r.out << r.err;
+  }
+
+  TempTree t;
+  std::vector<std::string> m_env;
+  std::vector<std::string> m_guests;
+  std::string m_cgroup;
+  static std::string s_base, s_why;
+};
+
+std::string VServer::s_base;
+std::string VServer::s_why;
+
+// A client network namespace joined to the host by a veth pair; the guest
+// gets a macvlan on the host end.
+class ClientNet {
+public:
+  explicit ClientNet(int n)
+      : m_ns("vutest" + std::to_string(::getpid() % 100000)), m_host("vuh" + std::to_string(n)),
+        m_subnet("10.231." + std::to_string(n) + ".") {
+    m_ok =
+        sh("ip netns add " + m_ns) == 0 &&
+        sh("ip link add " + m_host + " type veth peer name vuc" + std::to_string(n) + " netns " +
+           m_ns) == 0 &&
+        sh("ip link set " + m_host + " up") == 0 &&
+        sh("ip -n " + m_ns + " addr add " + m_subnet + "1/24 dev vuc" + std::to_string(n)) == 0 &&
+        sh("ip -n " + m_ns + " link set vuc" + std::to_string(n) + " up") == 0;
+  }
+  ~ClientNet() {
+    sh("ip link del " + m_host + " 2>/dev/null");
+    sh("ip netns del " + m_ns + " 2>/dev/null");
+  }
+  bool ok() const { return m_ok; }
+  std::string host_dev() const { return m_host; }
+  std::string address(int host) const { return m_subnet + std::to_string(host); }
+  // An HTTP GET from inside the client namespace (bash's /dev/tcp).
+  std::string get(const std::string& ip) const {
+    std::string out = "/tmp/vutest-get-" + std::to_string(::getpid());
+    sh("ip netns exec " + m_ns + " timeout 10 bash -c 'exec 3<>/dev/tcp/" + ip +
+       "/80; printf \"GET /index.html HTTP/1.0\\r\\n\\r\\n\" >&3; cat <&3' > " + out + " 2>&1");
+    std::string body = read_all(out);
+    ::unlink(out.c_str());
+    return body;
+  }
+
+private:
+  std::string m_ns, m_host, m_subnet;
+  bool m_ok = false;
+};
+
+TEST_F(VServer, StartsARealDaemonOnItsOwnAddressAndStopLeavesNothing) {
+  ClientNet net(7);
+  if (!net.ok()) GTEST_SKIP() << "cannot make a network namespace with a veth pair here";
+  make_guest("web", 40007, net.host_dev() + ":" + net.address(2) + "/24");
+  auto start = vserver({"web", "start"});
+  ASSERT_EQ(start.status, 0) << start.out << start.err;
+  auto st = vserver({"web", "status"});
+  EXPECT_EQ(st.status, 0) << st.out;
+  EXPECT_NE(st.out.find("is running at context '40007'"), std::string::npos) << st.out;
+  std::string page;
+  for (int i = 0; i < 50 && page.find("guest web") == std::string::npos; ++i) {
+    page = net.get(net.address(2));
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_NE(page.find("guest web"), std::string::npos) << page;
+  auto uname = probe("web", {"uname"});
+  EXPECT_EQ(uname.out.rfind("web-host ", 0), 0u) << uname.out << uname.err;
+  EXPECT_FALSE(processes_in(root("web")).empty());
+  auto stop = vserver({"web", "stop"});
+  ASSERT_EQ(stop.status, 0) << stop.out << stop.err;
+  EXPECT_TRUE(processes_in(root("web")).empty());
+  EXPECT_EQ(vserver({"web", "running"}).status, 1);
+  EXPECT_EQ(vserver({"web", "status"}).status, 3);
+  EXPECT_FALSE(fs_exists(t.path("run/web/state")));
+  EXPECT_EQ(net.get(net.address(2)).find("guest web"), std::string::npos);
+}
+
+TEST_F(VServer, AttacksFromInsideAGuestFail) {
+  make_guest("a", 40010);
+  put(root("a") + "/usr/local/share/shared.txt", "shared by unification\n");
+  ASSERT_EQ(sh("chattr +i " + root("a") + "/usr/local/share/shared.txt"), 0);
+  auto start = vserver({"a", "start"});
+  ASSERT_EQ(start.status, 0) << start.out << start.err;
+  expect_refused("a", {"chroot-escape"});
+  expect_refused("a", {"open-by-handle"});
+  expect_refused("a", {"mknod-disk"});
+  expect_refused("a", {"clear-immutable", "/usr/local/share/shared.txt"});
+  expect_refused("a", {"load-module"});
+  expect_refused("a", {"sysrq"});
+  // Host processes are neither visible nor reachable.
+  auto ps = probe("a", {"processes"});
+  EXPECT_EQ(ps.status, 0) << ps.err;
+  EXPECT_EQ(ps.out.find("vu_integration"), std::string::npos) << ps.out;
+  EXPECT_NE(ps.out.find("1 "), std::string::npos) << ps.out; // the guest's own init
+  pid_t sleeper = ::fork();
+  if (sleeper == 0) {
+    ::execl("/bin/sleep", "sleep", "60", nullptr);
+    ::_exit(127);
+  }
+  auto k = probe("a", {"kill-all"});
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_EQ(::waitpid(sleeper, nullptr, WNOHANG), 0) << "a host process was killed from the guest";
+  ::kill(sleeper, SIGKILL);
+  ::waitpid(sleeper, nullptr, 0);
+  EXPECT_EQ(k.status, 0) << k.err;
+}
+
+TEST_F(VServer, TwoGuestsDoNotSeeEachOther) {
+  make_guest("a", 40021, "10.232.1.2/24");
+  make_guest("b", 40022, "10.232.2.2/24");
+  for (const char* g : {"a", "b"}) {
+    auto r = vserver({g, "start"});
+    ASSERT_EQ(r.status, 0) << g << ": " << r.out << r.err;
+  }
+  EXPECT_EQ(probe("a", {"uname"}).out.rfind("a-host ", 0), 0u);
+  EXPECT_EQ(probe("b", {"uname"}).out.rfind("b-host ", 0), 0u);
+  auto addrs_b = probe("b", {"addrs"});
+  EXPECT_NE(addrs_b.out.find("10.232.2.2"), std::string::npos) << addrs_b.out << addrs_b.err;
+  EXPECT_EQ(addrs_b.out.find("10.232.1.2"), std::string::npos) << addrs_b.out;
+  auto shm = probe("a", {"shm-create"});
+  EXPECT_EQ(shm.out.rfind("created", 0), 0u) << shm.out << shm.err;
+  expect_refused("b", {"shm-look"});
+  // A process of a that would hand out a descriptor of its root.
+  pid_t server = spawn_quiet(
+      {VSERVER_BIN, "a", "exec", "/usr/local/bin/vu-probe", "serve-root", "vutest-root"});
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  expect_refused("b", {"fetch-root", "vutest-root"});
+  auto ps_b = probe("b", {"processes"});
+  EXPECT_EQ(ps_b.out.find("vu-probe serve"), std::string::npos);
+  size_t probes = 0;
+  for (size_t at = ps_b.out.find("vu-probe"); at != std::string::npos;
+       at = ps_b.out.find("vu-probe", at + 1))
+    ++probes;
+  EXPECT_EQ(probes, 1u) << "b sees a's processes:\n" << ps_b.out; // only itself
+  ::kill(server, SIGKILL);
+  ::waitpid(server, nullptr, 0);
+}
+
+TEST_F(VServer, ExecPassesExitStatusAndRefusesAStoppedGuest) {
+  make_guest("e", 40030);
+  auto stopped = vserver({"e", "exec", "/bin/true"});
+  EXPECT_EQ(stopped.status, 1);
+  EXPECT_NE(stopped.err.find("is not running"), std::string::npos) << stopped.err;
+  ASSERT_EQ(vserver({"e", "start"}).status, 0);
+  EXPECT_EQ(vserver({"e", "exec", "/bin/sh", "-c", "exit 7"}).status, 7);
+  auto env = vserver({"e", "exec", "/usr/bin/env"});
+  EXPECT_NE(env.out.find("container=vserver"), std::string::npos) << env.out;
+  EXPECT_EQ(env.out.find("VSERVER_CONFDIR"), std::string::npos) << "the host's environment leaked";
+  auto caps = vserver({"e", "exec", "/bin/grep", "^Cap", "/proc/self/status"});
+  EXPECT_NE(caps.out.find("CapBnd:\t00000000b084edfb"), std::string::npos) << caps.out;
+  // enter on a terminal (script(1) gives vserver one): the shell runs on a
+  // pty vserver relays; its exit status comes back.
+  std::string env_line;
+  for (const auto& e : m_env) env_line += e + " ";
+  auto enter = run_program({"/bin/sh", "-c",
+                            "printf 'tty; uname -n; exit 3\\n' | script -qec '" + env_line +
+                                VSERVER_BIN " e enter' /dev/null"},
+                           {}, 60);
+  EXPECT_EQ(enter.status, 3) << enter.out << enter.err;
+  EXPECT_NE(enter.out.find("e-host"), std::string::npos) << enter.out;
+  EXPECT_NE(enter.out.find("/dev/pts/"), std::string::npos) << enter.out;
+  auto again = vserver({"e", "start"});
+  EXPECT_EQ(again.status, 1);
+  EXPECT_NE(again.err.find("already running"), std::string::npos) << again.err;
+}
+
+TEST_F(VServer, AGuestWhoseInitDiedIsStaleAndStartsAgain) {
+  make_guest("s", 40040);
+  ASSERT_EQ(vserver({"s", "start"}).status, 0);
+  std::string state = read_all(t.path("run/s/state"));
+  pid_t init = static_cast<pid_t>(std::atoi(state.c_str() + state.find("pid=") + 4));
+  ASSERT_GT(init, 0);
+  ::kill(init, SIGKILL);
+  for (int i = 0; i < 100 && ::kill(init, 0) == 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(vserver({"s", "status"}).status, 3);
+  EXPECT_FALSE(fs_exists(t.path("run/s/state")));
+  auto start = vserver({"s", "start"});
+  EXPECT_EQ(start.status, 0) << start.err;
+  EXPECT_EQ(vserver({"s", "running"}).status, 0);
+}
+
+TEST_F(VServer, StartShowsTheStartOutputAndDaemonsOutliveItsReader) {
+  // Style none: the start command prints, then leaves a daemon that keeps
+  // the output it inherited and writes to it after `vserver start` is gone.
+  make_guest("o", 40045);
+  put(conf("o") + "/apps/init/style", "none\n");
+  put(conf("o") + "/apps/init/cmd.start",
+      "/bin/sh\n-c\necho starting o; "
+      "(sleep 1; while :; do echo late; echo beat >> /tmp/beats; sleep 0.1; done) &\n");
+  auto start = vserver({"o", "start"}, 30);
+  ASSERT_FALSE(start.timed_out) << "vserver start waited for the daemon's output to end";
+  ASSERT_EQ(start.status, 0) << start.err;
+  EXPECT_NE(start.out.find("starting o"), std::string::npos) << start.out;
+  EXPECT_EQ(start.out.find("late"), std::string::npos) << start.out;
+  // Still writing well after the reader left: no broken pipe killed it.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1800));
+  const size_t before = read_all(root("o") + "/tmp/beats").size();
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));
+  EXPECT_GT(before, 0u);
+  EXPECT_GT(read_all(root("o") + "/tmp/beats").size(), before);
+  EXPECT_EQ(vserver({"o", "stop"}).status, 0);
+  EXPECT_TRUE(processes_in(root("o")).empty());
+}
+
+TEST_F(VServer, HostileConfigurationStartsNothing) {
+  make_guest("h", 40050, "192.0.2.50/24"); // never started: the cases below break it
+  make_guest("other", 40051);
+  struct Case {
+    std::string what, file, content, expect;
+  };
+  const std::vector<Case> cases{
+      {"vdir to /", "vdir", "/", "host"},
+      {"vdir into another guest", "vdir", root("other") + "/var", "inside"},
+      {"context", "context", "forty\n", "context"},
+      {"nodename", "uts/nodename", "a/b\n", "host name"},
+      {"ip", "interfaces/0/ip", "999.1.1.1\n", "address"},
+      {"capability", "bcapabilities", "CAP_NONSENSE\n", "capability"},
+      {"style", "apps/init/style", "gentoo-ish\n", "init style"},
+      {"cgroup value", "cgroup/pids.max", "1 2\n", "one value"},
+      {"killseq", "apps/init/killseq", "TERM\n", "number"},
+      {"huge file", "context", std::string(1 << 20, '7'), "larger than"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.what);
+    const std::string path = conf("h") + "/" + c.file;
+    // The setting as make_guest wrote it (a link for vdir), put back after.
+    const bool link = fs::is_symlink(path), had = link || fs::exists(path);
+    const std::string saved = link ? fs::read_symlink(path).string() : had ? read_all(path) : "";
+    fs::remove(path);
+    if (c.file == "vdir")
+      fs::create_symlink(c.content, path);
+    else
+      put(path, c.content);
+    auto r = vserver({"h", "start"});
+    EXPECT_NE(r.status, 0);
+    EXPECT_NE(r.err.find(c.expect), std::string::npos) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_FALSE(fs_exists(t.path("run/h/state")));
+    EXPECT_TRUE(processes_in(root("h")).empty());
+    fs::remove(path);
+    if (link)
+      fs::create_symlink(saved, path);
+    else if (had)
+      put(path, saved);
+  }
+  // A FIFO where a value is expected: an error, not a hang.
+  fs::remove(conf("h") + "/context");
+  ASSERT_EQ(::mkfifo((conf("h") + "/context").c_str(), 0600), 0);
+  auto fifo = vserver({"h", "start"}, 20);
+  EXPECT_FALSE(fifo.timed_out);
+  EXPECT_NE(fifo.status, 0);
+  EXPECT_NE(fifo.err.find("not a regular file"), std::string::npos) << fifo.err;
+}
+
+TEST_F(VServer, KillNineDuringStartAndStopLeavesAStateTheNextCommandHandles) {
+  make_guest("k", 40060);
+  auto t0 = std::chrono::steady_clock::now();
+  ASSERT_EQ(vserver({"k", "start"}).status, 0);
+  double start_us =
+      std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
+  ASSERT_EQ(vserver({"k", "stop"}).status, 0);
+  KillDelay delay(start_us, 1.0, 4242);
+  for (int round = 0; round < 12; ++round) {
+    SCOPED_TRACE("round " + std::to_string(round));
+    const bool during_stop = round % 2 == 1;
+    if (during_stop) {
+      ASSERT_EQ(vserver({"k", "start"}).status, 0);
+    }
+    std::vector<std::string> argv{VSERVER_BIN, "k", during_stop ? "stop" : "start"};
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      for (const auto& e : m_env) ::putenv(const_cast<char*>(e.c_str()));
+      int null = ::open("/dev/null", O_WRONLY);
+      ::dup2(null, 1);
+      ::dup2(null, 2);
+      std::vector<char*> a;
+      for (auto& s : argv) a.push_back(s.data());
+      a.push_back(nullptr);
+      ::execv(a[0], a.data());
+      ::_exit(127);
+    }
+    delay.kill_after_delay(pid);
+    auto st = vserver({"k", "status"});
+    EXPECT_TRUE(st.status == 0 || st.status == 3) << st.out << st.err;
+    auto stop = vserver({"k", "stop"});
+    EXPECT_EQ(stop.status, 0) << stop.err;
+    EXPECT_EQ(vserver({"k", "status"}).status, 3);
+    EXPECT_TRUE(processes_in(root("k")).empty());
+  }
+  auto start = vserver({"k", "start"});
+  EXPECT_EQ(start.status, 0) << start.err;
+}
+
+TEST_F(VServer, CgroupLimitsAreApplied) {
+  make_guest("l", 40070);
+  put(conf("l") + "/cgroup/pids.max", "321\n");
+  auto r = vserver({"l", "start"});
+  if (r.status != 0 && r.err.find("no pids controller") != std::string::npos)
+    GTEST_SKIP() << "no pids controller on this host";
+  ASSERT_EQ(r.status, 0) << r.err;
+  auto stat = vserver({"l", "exec", "/bin/cat", "/proc/self/cgroup"});
+  EXPECT_EQ(stat.status, 0);
+  std::string v1 = "/sys/fs/cgroup/pids/" + m_cgroup + "/l/pids.max";
+  std::string found = fs_exists(v1) ? read_all(v1) : "";
+  if (found.empty()) // cgroup2 holds the controller
+    for (const char* base : {"/sys/fs/cgroup", "/sys/fs/cgroup/unified"})
+      if (fs_exists(std::string(base) + "/" + m_cgroup + "/l/pids.max"))
+        found = read_all(std::string(base) + "/" + m_cgroup + "/l/pids.max");
+  EXPECT_EQ(found, "321\n");
+}
+
+TEST_F(VServer, BuildMakesASkeletonGuestAndRefusesAnExistingOne) {
+  auto r = vserver({"sk", "build", "-m", "skeleton", "--hostname", "skel", "--interface",
+                    "10.9.8.7/24", "--context", "42"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(read_all(conf("sk") + "/uts/nodename"), "skel\n");
+  EXPECT_EQ(read_all(conf("sk") + "/context"), "42\n");
+  EXPECT_EQ(read_all(conf("sk") + "/interfaces/0/ip"), "10.9.8.7\n");
+  EXPECT_EQ(read_all(conf("sk") + "/interfaces/0/prefix"), "24\n");
+  EXPECT_EQ(fs::read_symlink(conf("sk") + "/vdir").string(), root("sk"));
+  EXPECT_TRUE(fs::is_directory(root("sk") + "/proc"));
+  auto again = vserver({"sk", "build", "-m", "skeleton"});
+  EXPECT_EQ(again.status, 1);
+  EXPECT_NE(again.err.find("exists already"), std::string::npos) << again.err;
+  auto bad = vserver({"db", "build", "-m", "debootstrap"});
+  EXPECT_EQ(bad.status, 2);
+  EXPECT_NE(bad.err.find("-d SUITE"), std::string::npos) << bad.err;
+  EXPECT_FALSE(fs_exists(conf("db")));
+}
+
+} // namespace

@@ -1,0 +1,5 @@
+#pragma once
+
+namespace vu {
+int run_vps(int argc, char** argv);
+}

@@ -1,0 +1,5 @@
+#pragma once
+
+namespace vu {
+int run_vserver_stat(int argc, char** argv);
+}

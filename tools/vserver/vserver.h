@@ -1,0 +1,5 @@
+#pragma once
+
+namespace vu {
+int run_vserver(int argc, char** argv);
+}
