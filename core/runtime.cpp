@@ -128,9 +128,12 @@ struct InitFds {
   sigemptyset(&chld);
   sigaddset(&chld, SIGCHLD);
   int sfd = ::signalfd(-1, &chld, SFD_CLOEXEC);
-  bool host_done = false;
+  // Watched after the signals: `go` until the host closes it, then the
+  // output until its last writer is gone (then nothing: a pipe at its end
+  // would wake poll for ever).
+  int watched = go;
   for (;;) {
-    pollfd fds[2] = {{sfd, POLLIN, 0}, {host_done ? out_r : go, POLLIN, 0}};
+    pollfd fds[2] = {{sfd, POLLIN, 0}, {watched, POLLIN, 0}};
     if (::poll(fds, 2, -1) < 0 && errno != EINTR) ::sleep(1);
     if (fds[0].revents) {
       signalfd_siginfo info;
@@ -138,10 +141,11 @@ struct InitFds {
       while (::waitpid(-1, nullptr, WNOHANG) > 0) {
       }
     }
-    if (fds[1].revents) {
+    if (watched >= 0 && fds[1].revents) {
       char buf[4096];
-      ssize_t n = ::read(fds[1].fd, buf, sizeof buf);
-      if (n <= 0 && !host_done) host_done = true;
+      if (::read(watched, buf, sizeof buf) > 0) continue;
+      ::close(watched);
+      watched = watched == go ? out_r : -1;
     }
   }
 }

@@ -21,7 +21,9 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <random>
+#include <sstream>
 #include <thread>
 
 using namespace vu::test;
@@ -337,6 +339,24 @@ TEST_F(VServer, StartShowsTheStartOutputAndDaemonsOutliveItsReader) {
   EXPECT_TRUE(processes_in(root("o")).empty());
 }
 
+TEST_F(VServer, AnIdleGuestsInitUsesNoCpu) {
+  // No daemon holds the output pipe after the start: the guest's init must
+  // sleep, not spin on a pipe at its end.
+  make_guest("i", 40046);
+  put(conf("i") + "/apps/init/style", "none\n");
+  put(conf("i") + "/apps/init/cmd.start", "/bin/true\n");
+  ASSERT_EQ(vserver({"i", "start"}).status, 0);
+  std::string state = read_all(t.path("run/i/state"));
+  const std::string pid = std::to_string(std::atoi(state.c_str() + state.find("pid=") + 4));
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  std::string stat = read_all("/proc/" + pid + "/stat");
+  std::istringstream fields(stat.substr(stat.rfind(')') + 2));
+  std::vector<std::string> f{std::istream_iterator<std::string>(fields), {}};
+  ASSERT_GT(f.size(), 13u) << stat;
+  const long ticks = std::atol(f[11].c_str()) + std::atol(f[12].c_str()); // utime + stime
+  EXPECT_LT(ticks, 20) << "the guest's init used " << ticks << " ticks in 1.5 s";
+}
+
 TEST_F(VServer, HostileConfigurationStartsNothing) {
   make_guest("h", 40050, "192.0.2.50/24"); // never started: the cases below break it
   make_guest("other", 40051);
@@ -461,6 +481,30 @@ TEST_F(VServer, BuildMakesASkeletonGuestAndRefusesAnExistingOne) {
   EXPECT_EQ(bad.status, 2);
   EXPECT_NE(bad.err.find("-d SUITE"), std::string::npos) << bad.err;
   EXPECT_FALSE(fs_exists(conf("db")));
+  // Without --context: the lowest number no guest uses (sk has 42).
+  ASSERT_EQ(vserver({"sk2", "build", "-m", "skeleton"}).status, 0);
+  EXPECT_EQ(read_all(conf("sk2") + "/context"), "2\n");
+  EXPECT_EQ(read_all(root("sk2") + "/etc/hostname"), "sk2\n");
+}
+
+TEST_F(VServer, BuildDebootstrapsAGuestThatStartsAndStops) {
+  // The .debs the cached tree was made from: nothing is downloaded twice.
+  auto r =
+      vserver({"d", "build", "-m", "debootstrap", "--hostname", "deb1", "--", "-d", "bookworm",
+               "-m", host_mirror(), "--", "--variant=minbase", "--cache-dir=" + debootstrap_debs()},
+              1200);
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  m_guests.push_back("d");
+  EXPECT_EQ(read_all(root("d") + "/etc/hostname"), "deb1\n");
+  EXPECT_TRUE(fs_exists(root("d") + "/etc/init.d/rc")); // sysv-rc, for the default style
+  auto start = vserver({"d", "start"});
+  ASSERT_EQ(start.status, 0) << start.out << start.err;
+  auto name = vserver({"d", "exec", "/bin/sh", "-c", "uname -n; cat /etc/hostname"});
+  EXPECT_EQ(name.out, "deb1\ndeb1\n") << name.err;
+  auto dpkg = vserver({"d", "exec", "dpkg-query", "-W", "-f", "${Status}", "sysv-rc"});
+  EXPECT_EQ(dpkg.out, "install ok installed") << dpkg.err;
+  ASSERT_EQ(vserver({"d", "stop"}).status, 0);
+  EXPECT_TRUE(processes_in(root("d")).empty());
 }
 
 } // namespace

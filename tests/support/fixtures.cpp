@@ -16,26 +16,6 @@ namespace vu::test {
 
 namespace {
 
-// The first Debian mirror of the host's apt configuration.
-std::string host_mirror() {
-  std::vector<std::string> files{"/etc/apt/sources.list"};
-  if (fs::exists("/etc/apt/sources.list.d"))
-    for (auto& e : fs::directory_iterator("/etc/apt/sources.list.d")) files.push_back(e.path());
-  std::regex uris(R"(^URIs:\s*(\S+))"), deb(R"(^deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+bookworm\s)");
-  for (auto& f : files) {
-    std::ifstream in(f);
-    std::string line;
-    while (std::getline(in, line)) {
-      std::smatch m;
-      if ((std::regex_search(line, m, uris) || std::regex_search(line, m, deb)) &&
-          m[1].str().find("debian") != std::string::npos &&
-          m[1].str().find("security") == std::string::npos)
-        return m[1];
-    }
-  }
-  return "http://deb.debian.org/debian";
-}
-
 // Serialises cache builders across test processes.
 class CacheLock {
 public:
@@ -90,6 +70,32 @@ head -c 30000 /dev/zero | tr '\0' 'b' > %{buildroot}/usr/lib/vu-b/lib.bin
 
 } // namespace
 
+// The first Debian mirror of the host's apt configuration.
+std::string host_mirror() {
+  std::vector<std::string> files{"/etc/apt/sources.list"};
+  if (fs::exists("/etc/apt/sources.list.d"))
+    for (auto& e : fs::directory_iterator("/etc/apt/sources.list.d")) files.push_back(e.path());
+  std::regex uris(R"(^URIs:\s*(\S+))"), deb(R"(^deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+bookworm\s)");
+  for (auto& f : files) {
+    std::ifstream in(f);
+    std::string line;
+    while (std::getline(in, line)) {
+      std::smatch m;
+      if ((std::regex_search(line, m, uris) || std::regex_search(line, m, deb)) &&
+          m[1].str().find("debian") != std::string::npos &&
+          m[1].str().find("security") == std::string::npos)
+        return m[1];
+    }
+  }
+  return "http://deb.debian.org/debian";
+}
+
+std::string debootstrap_debs() {
+  std::string dir = cache_dir() + "/debootstrap-debs";
+  fs::create_directories(dir);
+  return dir;
+}
+
 std::string cache_dir() {
   const char* env = std::getenv("VU_TEST_CACHE");
   return env && *env ? env : "/var/tmp/vunify-test-cache";
@@ -105,8 +111,9 @@ std::string cached_minbase(std::string& why) {
   std::string tree = dir + "/bookworm-minbase-sysv-webfs";
   if (!fs::exists(tree + ".complete")) {
     sh("rm -rf " + tree + " " + tree + ".tmp");
-    int rc = sh("timeout 1200 debootstrap --variant=minbase --include=sysv-rc,webfs bookworm " +
-                tree + ".tmp " + host_mirror() + " > " + dir + "/debootstrap.log 2>&1");
+    int rc = sh("timeout 1200 debootstrap --variant=minbase --include=sysv-rc,webfs --cache-dir=" +
+                debootstrap_debs() + " bookworm " + tree + ".tmp " + host_mirror() + " > " + dir +
+                "/debootstrap.log 2>&1");
     if (rc != 0 || ::rename((tree + ".tmp").c_str(), tree.c_str()) != 0) {
       why = "debootstrap failed (no mirror reachable?), see " + dir + "/debootstrap.log";
       return "";

@@ -13,6 +13,11 @@
 namespace vu::test {
 
 std::string cache_dir();
+// The first Debian mirror of the host's apt configuration.
+std::string host_mirror();
+// debootstrap's --cache-dir for every debootstrap of the tests: the .debs
+// cached_minbase downloaded, so a later debootstrap fetches nothing.
+std::string debootstrap_debs();
 std::string cached_minbase(std::string& why);
 std::string cached_deb(const std::string& pkg);
 // Paths of vu-test-a and vu-test-b .rpm files. vu-test-a: %config

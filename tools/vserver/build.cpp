@@ -13,11 +13,13 @@
 #include "kernel/ns.h"
 #include "tools/common/cli.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <iostream>
+#include <set>
 
 namespace vu {
 
@@ -69,19 +71,41 @@ Status write_interface(const std::string& dir, size_t n, const std::string& spec
   return {};
 }
 
+// The lowest context from 2 up that no guest of the configuration base
+// names (1 and 0 are util-vserver's spectator and host). A guest's context
+// names its veth devices (vs<context>.<N>) and its vps/vserver-stat rows.
+unsigned free_context(const ConfigBase& base) {
+  std::set<unsigned long> used;
+  if (auto dir = open_directory(base.dir()); dir.ok())
+    if (auto entries = read_directory(dir->get()); entries.ok())
+      for (const auto& e : *entries) {
+        auto text = read_file_beneath(dir->get(), e.name + "/context", 64);
+        if (text.ok()) used.insert(std::strtoul(text->c_str(), nullptr, 10));
+      }
+  unsigned c = 2;
+  while (used.count(c)) ++c;
+  return c;
+}
+
 Status write_config(const std::string& dir, const std::string& root, const BuildArgs& b,
                     const std::string& name) {
   if (::mkdir(dir.c_str(), 0755) != 0) return make_error(errno, "mkdir " + dir);
   if (::symlink(root.c_str(), (dir + "/vdir").c_str()) != 0) return make_error(errno, "vdir");
   std::filesystem::create_directories(dir + "/uts");
   std::filesystem::create_directories(dir + "/apps/init");
-  VU_TRY(write_file_atomic(dir + "/uts/nodename", (b.hostname.empty() ? name : b.hostname) + "\n",
-                           0644));
+  VU_TRY(write_file_atomic(dir + "/uts/nodename", b.hostname + "\n", 0644));
   VU_TRY(write_file_atomic(dir + "/name", name + "\n", 0644));
-  if (b.context)
-    VU_TRY(write_file_atomic(dir + "/context", std::to_string(b.context) + "\n", 0644));
+  VU_TRY(write_file_atomic(dir + "/context", std::to_string(b.context) + "\n", 0644));
   for (size_t i = 0; i < b.interfaces.size(); ++i) VU_TRY(write_interface(dir, i, b.interfaces[i]));
   return {};
+}
+
+// The guest's own /etc/hostname (debootstrap copies the host's), written
+// beneath the new root without following a link.
+Status write_guest_hostname(const std::string& root, const std::string& hostname) {
+  VU_TRY_ASSIGN(rootfd, open_directory(root));
+  VU_TRY_ASSIGN(etc, open_beneath(rootfd.get(), "etc", O_RDONLY | O_DIRECTORY));
+  return write_file_atomic_at(etc.get(), "hostname", hostname + "\n", 0644);
 }
 
 Status make_skeleton(const std::string& root) {
@@ -113,8 +137,10 @@ Status run_debootstrap(const std::string& root, const BuildArgs& b) {
   return {};
 }
 
-Status build(const std::string& confdir, const std::string& name, const BuildArgs& b) {
+Status build(const std::string& confdir, const std::string& name, BuildArgs b) {
   ConfigBase base(confdir);
+  if (b.context == 0) b.context = free_context(base);
+  if (b.hostname.empty()) b.hostname = name;
   const std::string dir = base.dir() + "/" + name;
   const std::string root = (b.rootdir.empty() ? base.vdirbase() : b.rootdir) + "/" + name;
   if (path_exists(dir))
@@ -123,6 +149,7 @@ Status build(const std::string& confdir, const std::string& name, const BuildArg
   if (::mkdir(root.c_str(), 0755) != 0) return make_error(errno, "mkdir " + root);
   Status r = write_config(dir, root, b, name);
   if (r.ok()) r = b.method == "skeleton" ? make_skeleton(root) : run_debootstrap(root, b);
+  if (r.ok()) r = write_guest_hostname(root, b.hostname);
   if (!r.ok()) {
     std::error_code ec;
     std::filesystem::remove_all(dir, ec);
