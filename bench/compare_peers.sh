@@ -57,7 +57,9 @@ cmds[vunify]="$vunify --dry-run --no-default-excludes -q ${dirs[*]}"
 command -v rdfind >/dev/null && cmds[rdfind]="rdfind -dryrun true -makehardlinks true -outputname $work/rdfind.txt ${dirs[*]}"
 command -v jdupes >/dev/null && cmds[jdupes]="jdupes -r -q -m ${dirs[*]}"
 command -v fdupes >/dev/null && cmds[fdupes]="fdupes -r -q -m ${dirs[*]}"
-command -v rmlint >/dev/null && cmds[rmlint]="rmlint -o summary:/dev/null -T df ${dirs[*]}"
+# rmlint moves an existing output file aside (given /dev/null, the host's):
+# its summary goes to a file of ours.
+command -v rmlint >/dev/null && cmds[rmlint]="rmlint -o summary:$work/rmlint.summary -T df ${dirs[*]}"
 command -v hardlink >/dev/null && cmds[hardlink]="hardlink -n -q ${dirs[*]}"
 
 declare -A times

@@ -79,7 +79,9 @@ find_cmds() {
     rdfind) echo "rdfind -dryrun true -makehardlinks true -outputname $work/rdfind.txt ${guests[*]}" ;;
     jdupes) echo "jdupes -r -q -m ${guests[*]}" ;;
     fdupes) echo "fdupes -r -q -m ${guests[*]}" ;;
-    rmlint) echo "rmlint -o summary:/dev/null -T df ${guests[*]}" ;;
+    # Its summary to a file of ours: rmlint moves an existing output file
+    # aside and writes a new one - given /dev/null, the host's /dev/null.
+    rmlint) echo "rmlint -o summary:$work/rmlint.summary -T df ${guests[*]}" ;;
     hardlink) echo "hardlink -n -q ${guests[*]}" ;;
   esac
 }
