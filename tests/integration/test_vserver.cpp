@@ -9,6 +9,7 @@
 #include "tests/support/temp_tree.h"
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <fcntl.h>
 #include <signal.h>
@@ -22,6 +23,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <random>
 #include <sstream>
 #include <thread>
@@ -258,16 +260,24 @@ TEST_F(VServer, TwoGuestsDoNotSeeEachOther) {
   expect_refused("b", {"shm-look"});
   // A process of a that would hand out a descriptor of its root.
   pid_t server = spawn_quiet(
-      {VSERVER_BIN, "a", "exec", "/usr/local/bin/vu-probe", "serve-root", "vutest-root"});
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+      {VSERVER_BIN, "a", "exec", "/usr/local/bin/vu-probe", "serve-root", "vutest-root"}, m_env);
+  auto probes_in = [&](const std::string& g) {
+    std::string out = probe(g, {"processes"}).out;
+    size_t n = 0;
+    for (size_t at = out.find("vu-probe"); at != std::string::npos;
+         at = out.find("vu-probe", at + 1))
+      ++n;
+    return n;
+  };
+  for (int i = 0; i < 100 && probes_in("a") < 2; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  ASSERT_EQ(probes_in("a"), 2u) << "the server in a did not start";
   expect_refused("b", {"fetch-root", "vutest-root"});
-  auto ps_b = probe("b", {"processes"});
-  EXPECT_EQ(ps_b.out.find("vu-probe serve"), std::string::npos);
-  size_t probes = 0;
-  for (size_t at = ps_b.out.find("vu-probe"); at != std::string::npos;
-       at = ps_b.out.find("vu-probe", at + 1))
-    ++probes;
-  EXPECT_EQ(probes, 1u) << "b sees a's processes:\n" << ps_b.out; // only itself
+  // The same request from inside a reaches it: the refusal above is the
+  // guests' separation, not a server that was not there.
+  auto own = probe("a", {"fetch-root", "vutest-root"});
+  EXPECT_EQ(own.out.rfind("ESCAPED", 0), 0u) << own.out << own.err;
+  EXPECT_EQ(probes_in("b"), 1u) << "b sees a's processes"; // only itself
   ::kill(server, SIGKILL);
   ::waitpid(server, nullptr, 0);
 }
@@ -355,6 +365,55 @@ TEST_F(VServer, AnIdleGuestsInitUsesNoCpu) {
   ASSERT_GT(f.size(), 13u) << stat;
   const long ticks = std::atol(f[11].c_str()) + std::atol(f[12].c_str()); // utime + stime
   EXPECT_LT(ticks, 20) << "the guest's init used " << ticks << " ticks in 1.5 s";
+}
+
+TEST_F(VServer, VpsAndVserverStatShowEachGuestsProcesses) {
+  make_guest("p", 40070);
+  make_guest("q", 40071);
+  for (const char* g : {"p", "q"}) ASSERT_EQ(vserver({g, "start"}).status, 0) << g;
+  // A process of p's whose name claims to be the host's.
+  pid_t sleeper = spawn_quiet(
+      {VSERVER_BIN, "p", "exec", "/bin/bash", "-c", "exec -a '0 MAIN fake' /bin/sleep 77"}, m_env);
+  std::string line;
+  for (int i = 0; i < 100 && line.empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    auto vps = run_program({VPS_BIN, "ax"}, m_env, 30);
+    ASSERT_EQ(vps.status, 0) << vps.err;
+    std::istringstream in(vps.out);
+    std::string header;
+    std::getline(in, header);
+    ASSERT_NE(header.find("CONTEXT"), std::string::npos) << header;
+    for (std::string l; std::getline(in, l);)
+      if (l.find("fake") != std::string::npos) line = l;
+  }
+  // The column comes from the process's cgroup and namespaces, not its name.
+  EXPECT_NE(line.find("40070 p "), std::string::npos) << line;
+  auto own = run_program({VPS_BIN, "-p", std::to_string(::getpid())}, m_env, 30);
+  EXPECT_NE(own.out.find("0 MAIN"), std::string::npos) << own.out;
+
+  auto stat = run_program({VSERVER_STAT_BIN}, m_env, 30);
+  ASSERT_EQ(stat.status, 0) << stat.err;
+  EXPECT_EQ(stat.out.rfind("CTX   PROC    VSZ    RSS  userTIME   sysTIME    UPTIME NAME\n", 0), 0u)
+      << stat.out;
+  auto json = run_program({VSERVER_STAT_BIN, "--json"}, m_env, 30);
+  ASSERT_EQ(json.status, 0) << json.err;
+  auto j = nlohmann::json::parse(json.out);
+  ASSERT_EQ(j.size(), 2u) << json.out;
+  std::map<std::string, nlohmann::json> by_name;
+  for (const auto& g : j) by_name[g["name"].get<std::string>()] = g;
+  EXPECT_EQ(by_name["p"]["context"], 40070);
+  EXPECT_EQ(by_name["q"]["context"], 40071);
+  // Both run init and webfsd; p also the sleeper and the `vserver exec`
+  // that waits for it inside p's cgroup.
+  EXPECT_EQ(by_name["p"]["processes"].get<int>(), by_name["q"]["processes"].get<int>() + 2);
+  EXPECT_GT(by_name["p"]["rss"].get<long>(), 0);
+  EXPECT_NE(stat.out.find(" p\n"), std::string::npos) << stat.out;
+  EXPECT_NE(stat.out.find(" q\n"), std::string::npos) << stat.out;
+  ::kill(sleeper, SIGKILL);
+  ::waitpid(sleeper, nullptr, 0);
+  ASSERT_EQ(vserver({"q", "stop"}).status, 0);
+  auto after = run_program({VSERVER_STAT_BIN, "--json"}, m_env, 30);
+  EXPECT_EQ(nlohmann::json::parse(after.out).size(), 1u) << after.out;
 }
 
 TEST_F(VServer, HostileConfigurationStartsNothing) {

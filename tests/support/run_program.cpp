@@ -19,6 +19,22 @@ extern char** environ;
 
 namespace vu::test {
 
+namespace {
+
+// This process's environment with `extra` added (an entry of `extra` wins:
+// getenv finds the first, so it goes first).
+struct Environment {
+  explicit Environment(const std::vector<std::string>& extra) : store(extra) {
+    for (char** e = environ; *e; ++e) store.emplace_back(*e);
+    for (auto& e : store) pointers.push_back(const_cast<char*>(e.c_str()));
+    pointers.push_back(nullptr);
+  }
+  std::vector<std::string> store;
+  std::vector<char*> pointers;
+};
+
+} // namespace
+
 ProgramResult run_program(const std::vector<std::string>& argv,
                           const std::vector<std::string>& extra_env, int timeout_s) {
   int out[2], err[2];
@@ -32,14 +48,9 @@ ProgramResult run_program(const std::vector<std::string>& argv,
   std::vector<char*> args;
   for (auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
-  std::vector<std::string> env_store;
-  for (char** e = environ; *e; ++e) env_store.emplace_back(*e);
-  for (auto& e : extra_env) env_store.push_back(e);
-  std::vector<char*> env;
-  for (auto& e : env_store) env.push_back(const_cast<char*>(e.c_str()));
-  env.push_back(nullptr);
+  Environment env(extra_env);
   pid_t pid = 0;
-  int rc = ::posix_spawn(&pid, args[0], &fa, nullptr, args.data(), env.data());
+  int rc = ::posix_spawn(&pid, args[0], &fa, nullptr, args.data(), env.pointers.data());
   posix_spawn_file_actions_destroy(&fa);
   ::close(out[1]);
   ::close(err[1]);
@@ -119,7 +130,7 @@ ProgramResult run_vbarrier(const std::vector<std::string>& args) {
   return run_bin(VBARRIER_BIN, args);
 }
 
-pid_t spawn_quiet(const std::vector<std::string>& argv) {
+pid_t spawn_quiet(const std::vector<std::string>& argv, const std::vector<std::string>& extra_env) {
   std::vector<char*> a;
   for (auto& s : argv) a.push_back(const_cast<char*>(s.c_str()));
   a.push_back(nullptr);
@@ -129,7 +140,8 @@ pid_t spawn_quiet(const std::vector<std::string>& argv) {
   posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
   posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
   pid_t pid = 0;
-  int rc = ::posix_spawn(&pid, a[0], &fa, nullptr, a.data(), environ);
+  Environment env(extra_env);
+  int rc = ::posix_spawn(&pid, a[0], &fa, nullptr, a.data(), env.pointers.data());
   posix_spawn_file_actions_destroy(&fa);
   return rc == 0 ? pid : -1;
 }

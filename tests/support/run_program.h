@@ -36,9 +36,11 @@ ProgramResult run_setattr(const std::vector<std::string>& args);
 ProgramResult run_showattr(const std::vector<std::string>& args);
 ProgramResult run_vbarrier(const std::vector<std::string>& args);
 
-// Starts argv[0] with argv, stdout and stderr to /dev/null; returns its pid
-// (-1 on failure). The caller reaps it.
-pid_t spawn_quiet(const std::vector<std::string>& argv);
+// Starts argv[0] with argv, stdout and stderr to /dev/null, and this
+// process's environment plus extra_env; returns its pid (-1 on failure).
+// The caller reaps it.
+pid_t spawn_quiet(const std::vector<std::string>& argv,
+                  const std::vector<std::string>& extra_env = {});
 
 // The program's stdout as JSON; a test failure (and null) when it is not.
 nlohmann::json json_of(const ProgramResult& r);
