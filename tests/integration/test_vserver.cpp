@@ -416,6 +416,24 @@ TEST_F(VServer, VpsAndVserverStatShowEachGuestsProcesses) {
   EXPECT_EQ(nlohmann::json::parse(after.out).size(), 1u) << after.out;
 }
 
+TEST_F(VServer, UnifyAndHashifyRunTheSuiteForTheGuest) {
+  make_guest("u1", 40080);
+  make_guest("u2", 40081);
+  fs::create_directories(conf("u2") + "/apps/vunify");
+  fs::create_symlink(conf("u1"), conf("u2") + "/apps/vunify/refserver.0");
+  const std::string file = "/usr/bin/dpkg";
+  ASSERT_FALSE(same_inode(root("u1") + file, root("u2") + file));
+  auto r = vserver({"u2", "unify", "-q"});
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_TRUE(same_inode(root("u1") + file, root("u2") + file));
+  // A running guest keeps running on its unified files.
+  ASSERT_EQ(vserver({"u2", "start"}).status, 0);
+  EXPECT_EQ(vserver({"u2", "exec", "dpkg", "--version"}).status, 0);
+  auto h = vserver({"u2", "hashify", "--help"});
+  EXPECT_EQ(h.status, 0) << h.err;
+  EXPECT_NE(h.out.find("vhashify"), std::string::npos) << h.out;
+}
+
 TEST_F(VServer, HostileConfigurationStartsNothing) {
   make_guest("h", 40050, "192.0.2.50/24"); // never started: the cases below break it
   make_guest("other", 40051);
