@@ -121,6 +121,11 @@ Status install_guest_seccomp() {
     if (rc < 0 && rc != -EEXIST) return make_error(-rc, "seccomp architecture");
   }
   VU_TRY(add_rules(f.get()));
+  // Without no_new_privs (libseccomp sets it by default): a guest's users
+  // must still gain root through su, sudo or passwd, and ping its file
+  // capability - within the guest's bounding set. Loading a filter without
+  // it needs CAP_SYS_ADMIN, which this process still holds.
+  VU_TRY(check(seccomp_attr_set(f.get(), SCMP_FLTATR_CTL_NNP, 0), "no_new_privs"));
   return check(seccomp_load(f.get()), "load");
 }
 

@@ -310,6 +310,26 @@ TEST_F(VServer, ExecPassesExitStatusAndRefusesAStoppedGuest) {
   EXPECT_NE(again.err.find("already running"), std::string::npos) << again.err;
 }
 
+TEST_F(VServer, SetUidProgramsWorkForAGuestsUsers) {
+  // su, sudo and passwd: a user of the guest runs a set-uid-root program
+  // and becomes root of the guest (with the guest's capabilities only).
+  make_guest("su", 40035);
+  ASSERT_EQ(sh("install -m 4755 " VU_PROBE_BIN " " + root("su") + "/usr/local/bin/vu-suid"), 0);
+  ASSERT_EQ(vserver({"su", "start"}).status, 0);
+  auto nnp = vserver({"su", "exec", "grep", "NoNewPrivs", "/proc/self/status"});
+  EXPECT_EQ(nnp.out, "NoNewPrivs:\t0\n") << nnp.err;
+  auto user = vserver({"su", "exec", "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                       "/usr/local/bin/vu-probe", "euid"});
+  EXPECT_EQ(user.out, "65534\n") << user.err;
+  auto suid = vserver({"su", "exec", "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                       "/usr/local/bin/vu-suid", "euid"});
+  EXPECT_EQ(suid.out, "0\n") << suid.err;
+  // ... and still cannot do what the guest's root cannot.
+  auto imm = vserver({"su", "exec", "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                      "/usr/local/bin/vu-suid", "load-module"});
+  EXPECT_EQ(imm.out.rfind("refused", 0), 0u) << imm.out << imm.err;
+}
+
 TEST_F(VServer, AGuestWhoseInitDiedIsStaleAndStartsAgain) {
   make_guest("s", 40040);
   ASSERT_EQ(vserver({"s", "start"}).status, 0);

@@ -251,6 +251,7 @@ int main(int argc, char** argv) {
   if (cmd == "processes") return processes();
   if (cmd == "kill-all") return kill_all();
   if (cmd == "ptrace-all") return ptrace_all();
+  if (cmd == "euid") return std::printf("%d\n", static_cast<int>(::geteuid())) < 0;
   if (cmd == "uname") return info_uname();
   if (cmd == "addrs") return info_addrs();
   if (cmd == "shm-create") return shm_create();
