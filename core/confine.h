@@ -3,15 +3,16 @@
 // after it has joined the guest's namespaces and cgroup and before it runs
 // a single instruction of the guest's code:
 //
-//  1. a seccomp filter (libseccomp) that refuses the calls a guest has no
-//     business making (modules, kexec, handles, BPF, perf, keyrings,
-//     mounts, user namespaces, terminal injection), for every x86 ABI;
+//  1. a seccomp filter (seccomp_rules.h, compiled at build time) that
+//     refuses the calls a guest has no business making (modules, kexec,
+//     handles, BPF, perf, keyrings, mounts, user namespaces, terminal
+//     injection), for every x86 ABI;
 //  2. the capabilities cut to the guest's set (kernel/caps.h), the
 //     bounding set included, so no exec gains more;
 //  3. a clean environment.
 //
-// The filter is loaded first because loading it needs CAP_SYS_ADMIN, which
-// step 2 removes. A process being confined cannot be taken over by the
+// The filter is loaded first because loading it without no_new_privs
+// needs CAP_SYS_ADMIN, which step 2 removes. A process being confined cannot be taken over by the
 // guest: while it holds more capabilities than the guest's processes,
 // ptrace and /proc/PID access are refused to them (and CAP_SYS_PTRACE,
 // which would bypass that, is never a guest capability).

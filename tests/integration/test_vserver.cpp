@@ -225,6 +225,18 @@ TEST_F(VServer, AttacksFromInsideAGuestFail) {
   expect_refused("a", {"clear-immutable", "/usr/local/share/shared.txt"});
   expect_refused("a", {"load-module"});
   expect_refused("a", {"sysrq"});
+  // What only the seccomp filter refuses: the same probe on the host is
+  // the control (it shows the call works where the filter is not).
+  for (const char* call : {"tiocsti", "keyctl"}) {
+    auto host = run_program({VU_PROBE_BIN, call}, {}, 30);
+    if (host.out.rfind("ESCAPED", 0) != 0) {
+      ADD_FAILURE() << call << " does not work on the host either: " << host.out << host.err;
+      continue;
+    }
+    auto r = probe("a", {call});
+    EXPECT_EQ(r.out.rfind("refused", 0), 0u) << call << ": " << r.out << r.err;
+    EXPECT_NE(r.out.find("Operation not permitted"), std::string::npos) << r.out;
+  }
   // Host processes are neither visible nor reachable.
   auto ps = probe("a", {"processes"});
   EXPECT_EQ(ps.status, 0) << ps.err;

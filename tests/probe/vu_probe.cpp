@@ -116,6 +116,28 @@ int sysrq() {
   return escaped("/proc/sysrq-trigger is the kernel's");
 }
 
+// TIOCSTI on a terminal of its own (its controlling one): allowed to root
+// outside a guest where dev.tty.legacy_tiocsti is 1, so only the guest's
+// seccomp filter refuses it there.
+int tiocsti() {
+  ::setsid();
+  int m = ::posix_openpt(O_RDWR | O_NOCTTY);
+  if (m < 0 || ::grantpt(m) != 0 || ::unlockpt(m) != 0) return refused("posix_openpt", errno);
+  int t = ::open(::ptsname(m), O_RDWR); // becomes the controlling terminal
+  if (t < 0) return refused("open the pty", errno);
+  char c = 'x';
+  if (::ioctl(t, TIOCSTI, &c) != 0) return refused("TIOCSTI", errno);
+  return escaped("TIOCSTI typed into a terminal");
+}
+
+// A key in the process keyring: needs no capability, refused by the filter.
+int keyctl() {
+  constexpr long k_process_keyring = -2;
+  if (::syscall(SYS_add_key, "user", "vu-probe", "x", 1, k_process_keyring) < 0)
+    return refused("add_key", errno);
+  return escaped("a key was added");
+}
+
 // The command names of every process this guest can see, one per line.
 int processes() {
   DIR* d = ::opendir("/proc");
@@ -251,6 +273,8 @@ int main(int argc, char** argv) {
   if (cmd == "processes") return processes();
   if (cmd == "kill-all") return kill_all();
   if (cmd == "ptrace-all") return ptrace_all();
+  if (cmd == "tiocsti") return tiocsti();
+  if (cmd == "keyctl") return keyctl();
   if (cmd == "euid") return std::printf("%d\n", static_cast<int>(::geteuid())) < 0;
   if (cmd == "uname") return info_uname();
   if (cmd == "addrs") return info_addrs();
