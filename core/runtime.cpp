@@ -315,8 +315,9 @@ Status record_and_release(const VServerConfig& c, const GuestRunDir& dir, const 
   s.started = static_cast<int64_t>(std::time(nullptr));
   VU_TRY(dir.write(s));
   VU_TRY(configure_interfaces(c, l.init.pid, l.init.pidfd.get()));
+  // `go` stays open until the start's output is read (start_guest
+  // returns): its end tells init to begin draining that output itself.
   write_all(l.go.get(), "g");
-  l.go.reset();
   return {};
 }
 
@@ -384,6 +385,9 @@ Status start_guest(const VServerConfig& c, const RuntimeIo& io) {
   auto released = record_and_release(c, dir, groups, *launched);
   if (!released.ok()) return fail(released.error());
   auto code = follow_start(*launched, io);
+  // Only now may init drain the output pipe itself: had it begun earlier,
+  // a read of ours that poll announced could block until a daemon wrote.
+  launched->go.reset();
   if (!code.ok()) return fail(code.error());
   if (*code != 0)
     return described_error(EIO, "'" + c.guest.name + "' runs, but its start command exited with " +
