@@ -57,10 +57,9 @@ const std::set<std::string>& reported_entries() {
 
 const std::set<std::string>& init_entries() {
   static const std::set<std::string> s{
-      "style",         "runlevel", "runlevel.start", "runlevel.stop",
-      "cmd.start",     "cmd.stop", "cmd.prepare",    "cmd.start-sync",
-      "cmd.stop-sync", "killseq",  "environment",    "mark",
-      "sync",          "tty"};
+      "style",       "runlevel",    "runlevel.start", "runlevel.stop", "cmd.start",
+      "cmd.stop",    "cmd.prepare", "cmd.start-sync", "cmd.stop-sync", "killseq",
+      "environment", "mark",        "sync",           "tty",           "depends"};
   return s;
 }
 
@@ -264,6 +263,13 @@ Status load_init(const Reader& r, VServerConfig& c) {
       c.killseq.push_back(static_cast<int>(*v));
     }
   }
+  VU_TRY_ASSIGN(mark, r.value("apps/init/mark"));
+  c.mark = mark ? *mark : "";
+  VU_TRY_ASSIGN(depends, r.lines("apps/init/depends"));
+  for (const auto& d : depends)
+    if (d.empty() || d.find('/') != std::string::npos || d[0] == '.')
+      return bad(r, "apps/init/depends", "'" + d + "' is not a guest name");
+  c.depends = std::move(depends);
   for (const auto& e : r.entries("apps/init"))
     if (!init_entries().count(e))
       c.notices.push_back(r.path("apps/init/" + e) + ": unknown setting, ignored");

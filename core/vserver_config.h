@@ -62,6 +62,8 @@ struct VServerConfig {
   CapMask capabilities = 0; // what the guest keeps
   std::vector<std::pair<std::string, std::string>> cgroup;
   std::vector<std::string> shell;
+  std::string mark;                 // apps/init/mark: start-vservers -m
+  std::vector<std::string> depends; // apps/init/depends: started before it
   std::vector<std::string> notices; // settings reported, not applied
 };
 

@@ -466,6 +466,53 @@ TEST_F(VServer, UnifyAndHashifyRunTheSuiteForTheGuest) {
   EXPECT_NE(h.out.find("vhashify"), std::string::npos) << h.out;
 }
 
+TEST_F(VServer, StartVserversStartsMarkedGuestsAfterTheirDependencies) {
+  // web is marked "default" and depends on db (unmarked); other is neither.
+  make_guest("web", 40090);
+  make_guest("db", 40091);
+  make_guest("other", 40092);
+  put(conf("web") + "/apps/init/mark", "default\n");
+  put(conf("web") + "/apps/init/depends", "db\n");
+  auto sv = [&](const std::vector<std::string>& args) {
+    std::vector<std::string> argv{START_VSERVERS_BIN};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run_program(argv, m_env, 180);
+  };
+  auto start = sv({"-m", "default", "--start"});
+  ASSERT_EQ(start.status, 0) << start.out << start.err;
+  EXPECT_EQ(vserver({"web", "running"}).status, 0);
+  EXPECT_EQ(vserver({"db", "running"}).status, 0);
+  EXPECT_EQ(vserver({"other", "running"}).status, 1);
+  // db first: its init is older than web's (start times in clock ticks).
+  auto started = [&](const std::string& g) {
+    std::string st = read_all(t.path("run/" + g + "/state"));
+    return std::atoll(st.c_str() + st.find("start=") + 6);
+  };
+  EXPECT_LE(started("db"), started("web"));
+  // Nothing to do a second time.
+  EXPECT_EQ(sv({"-m", "default", "--start"}).status, 0);
+  // A broken guest among the selected: the others still start, exit 2.
+  put(conf("other") + "/apps/init/mark", "default\n");
+  put(conf("other") + "/context", "not a number\n");
+  ASSERT_EQ(sv({"-m", "default", "--stop"}).status, 2); // other: unreadable
+  EXPECT_EQ(vserver({"web", "running"}).status, 1);
+  auto some = sv({"-m", "default", "--start"});
+  EXPECT_EQ(some.status, 2) << some.err;
+  EXPECT_NE(some.err.find("'other'"), std::string::npos) << some.err;
+  EXPECT_EQ(vserver({"web", "running"}).status, 0);
+  // A cycle is refused before anything is started; stopping goes on.
+  put(conf("other") + "/context", "40092\n");
+  put(conf("db") + "/apps/init/depends", "web\n");
+  ASSERT_EQ(sv({"--all", "--stop"}).status, 0);
+  EXPECT_EQ(vserver({"web", "running"}).status, 1);
+  auto cycle = sv({"--start", "--", "web"});
+  EXPECT_EQ(cycle.status, 1);
+  EXPECT_NE(cycle.err.find("cycle"), std::string::npos) << cycle.err;
+  EXPECT_EQ(vserver({"db", "running"}).status, 1);
+  EXPECT_EQ(sv({"--start"}).status, 0); // nothing selected, nothing to do
+  EXPECT_EQ(sv({"--start", "--stop"}).status, 2);
+}
+
 TEST_F(VServer, HostileConfigurationStartsNothing) {
   make_guest("h", 40050, "192.0.2.50/24"); // never started: the cases below break it
   make_guest("other", 40051);

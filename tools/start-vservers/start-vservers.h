@@ -1,0 +1,5 @@
+#pragma once
+
+namespace vu {
+int run_start_vservers(int argc, char** argv);
+}
