@@ -46,17 +46,23 @@ Result<std::optional<std::string>> read_config_value(const std::string& path) {
   return std::optional<std::string>(parse_config_value(*text));
 }
 
-std::string parse_config_value(std::string_view rest) {
-  while (!rest.empty()) {
-    size_t eol = rest.find('\n');
-    std::string_view line = rest.substr(0, eol);
-    rest.remove_prefix(eol == std::string_view::npos ? rest.size() : eol + 1);
+std::vector<std::string> parse_config_lines(std::string_view text) {
+  std::vector<std::string> out;
+  while (!text.empty()) {
+    size_t eol = text.find('\n');
+    std::string_view line = text.substr(0, eol);
+    text.remove_prefix(eol == std::string_view::npos ? text.size() : eol + 1);
     auto b = line.find_first_not_of(" \t\r");
     if (b == std::string_view::npos || line[b] == '#') continue;
     auto e = line.find_last_not_of(" \t\r");
-    return std::string(line.substr(b, e - b + 1));
+    out.emplace_back(line.substr(b, e - b + 1));
   }
-  return {};
+  return out;
+}
+
+std::string parse_config_value(std::string_view text) {
+  auto lines = parse_config_lines(text);
+  return lines.empty() ? std::string() : std::move(lines.front());
 }
 
 ConfigBase::ConfigBase(std::string dir) : m_dir(std::move(dir)) {

@@ -80,6 +80,9 @@ inline constexpr uint64_t k_max_config_bytes = 64 * 1024;
 Result<std::optional<std::string>> read_config_value(const std::string& path);
 // The value in a configuration file's text (the rule above).
 std::string parse_config_value(std::string_view text);
+// Every line of a configuration file's text that is neither empty nor a
+// '#' comment, trimmed (a value is the first of them).
+std::vector<std::string> parse_config_lines(std::string_view text);
 
 // realpath(3) as a Result.
 Result<std::string> real_path(const std::string& path);

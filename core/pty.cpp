@@ -24,15 +24,7 @@ namespace {
 bool copy_some(int from, int to) {
   char buf[4096];
   ssize_t n = ::read(from, buf, sizeof buf);
-  if (n <= 0) return false;
-  ssize_t done = 0;
-  while (done < n) {
-    ssize_t w = ::write(to, buf + done, static_cast<size_t>(n - done));
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return false;
-    done += w;
-  }
-  return true;
+  return n > 0 && write_all(to, std::string_view(buf, static_cast<size_t>(n))).ok();
 }
 
 void pass_window_size(int master) {

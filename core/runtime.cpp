@@ -42,19 +42,9 @@ Result<Pipe> make_pipe() {
   return Pipe{UniqueFd(p[0]), UniqueFd(p[1])};
 }
 
-void write_all(int fd, const std::string& s) {
-  size_t done = 0;
-  while (done < s.size()) {
-    ssize_t n = ::write(fd, s.data() + done, s.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;
-    done += static_cast<size_t>(n);
-  }
-}
-
 // In a child: reports `message` on the status pipe and ends.
 [[noreturn]] void child_fail(int status_fd, const std::string& message) {
-  write_all(status_fd, "error " + message + "\n");
+  (void)write_all(status_fd, "error " + message + "\n");
   ::_exit(1);
 }
 
@@ -102,7 +92,7 @@ int run_and_reap(const std::vector<std::string>& cmd, const std::vector<std::str
     ::dup2(out, 2);
     close_descriptors_from(3);
     auto r = exec_in_place(cmd, env);
-    write_all(2, "vserver: " + r.error().message() + "\n");
+    (void)write_all(2, "vserver: " + r.error().message() + "\n");
     ::_exit(127);
   }
   if (pid < 0) return 127;
@@ -162,7 +152,7 @@ struct InitFds {
   int code = 0;
   if (!c.cmd_prepare.empty()) code = run_and_reap(c.cmd_prepare, env, fds.out_w);
   if (code == 0) code = run_and_reap(start_command(c), env, fds.out_w);
-  write_all(fds.status, "rc " + std::to_string(code) + "\n");
+  (void)write_all(fds.status, "rc " + std::to_string(code) + "\n");
   ::close(fds.status);
   ::close(fds.out_w);
   reap_and_drain(fds.go, fds.out_r);
@@ -214,7 +204,7 @@ Status become_guest(const VServerConfig& c, int root) {
   if (::read(fds.go, &byte, 1) != 1 || byte != 'g') ::_exit(1);
   auto r = become_guest(c, fds.root);
   if (!r.ok()) child_fail(fds.status, r.error().message());
-  write_all(fds.status, "ready\n");
+  (void)write_all(fds.status, "ready\n");
   if (c.style == InitStyle::plain) {
     auto e = exec_in_place(start_command(c), init_environment(c));
     child_fail(fds.status, e.error().message());
@@ -276,7 +266,7 @@ Result<int> follow_start(Launched& l, const RuntimeIo& io) {
       char buf[4096];
       ssize_t n = ::read(l.out.get(), buf, sizeof buf);
       if (n > 0)
-        write_all(io.output_fd, std::string(buf, static_cast<size_t>(n)));
+        (void)write_all(io.output_fd, std::string_view(buf, static_cast<size_t>(n)));
       else
         l.out.reset();
       continue;
@@ -317,7 +307,7 @@ Status record_and_release(const VServerConfig& c, const GuestRunDir& dir, const 
   VU_TRY(configure_interfaces(c, l.init.pid, l.init.pidfd.get()));
   // `go` stays open until the start's output is read (start_guest
   // returns): its end tells init to begin draining that output itself.
-  write_all(l.go.get(), "g");
+  (void)write_all(l.go.get(), "g");
   return {};
 }
 
@@ -353,7 +343,7 @@ Result<std::optional<RunState>> running_state(const GuestRunDir& dir, bool* clea
 }
 
 void notice(const RuntimeIo& io, const std::string& text) {
-  if (!io.quiet) write_all(2, "vserver: " + text + "\n");
+  if (!io.quiet) (void)write_all(2, "vserver: " + text + "\n");
 }
 
 } // namespace
@@ -505,7 +495,7 @@ std::vector<std::string> default_shell(const VServerConfig& c) {
     auto pty = open_pty_here();
     Status sent = pty.ok() ? send_descriptor(tty_socket, pty->master.get()) : Status(pty.error());
     if (!sent.ok()) {
-      write_all(2, "vserver: " + sent.error().message() + "\n");
+      (void)write_all(2, "vserver: " + sent.error().message() + "\n");
       ::_exit(126);
     }
     ::ioctl(pty->terminal.get(), TIOCSCTTY, 0);
@@ -521,11 +511,11 @@ std::vector<std::string> default_shell(const VServerConfig& c) {
   if (argv.empty()) argv = default_shell(c);
   auto confined = confine_to_guest(c);
   if (!confined.ok()) {
-    write_all(2, "vserver: " + confined.error().message() + "\n");
+    (void)write_all(2, "vserver: " + confined.error().message() + "\n");
     ::_exit(126);
   }
   auto r = exec_in_place(argv, guest_environment(c, {}));
-  write_all(2, "vserver: " + r.error().message() + "\n");
+  (void)write_all(2, "vserver: " + r.error().message() + "\n");
   ::_exit(r.code() == ENOENT ? 127 : 126);
 }
 
@@ -538,8 +528,8 @@ std::vector<std::string> default_shell(const VServerConfig& c) {
   Status joined = groups.ok() ? join_guest_cgroups(*groups, ::getpid()) : Status(groups.error());
   if (joined.ok()) joined = join_namespaces(pidfd, k_guest_namespaces);
   if (!joined.ok()) {
-    write_all(2,
-              "vserver: cannot enter '" + c.guest.name + "': " + joined.error().message() + "\n");
+    (void)write_all(2, "vserver: cannot enter '" + c.guest.name + "': " + joined.error().message() +
+                           "\n");
     ::_exit(126);
   }
   pid_t pid = ::fork();

@@ -63,13 +63,6 @@ const std::set<std::string>& init_entries() {
   return s;
 }
 
-std::string trim(std::string_view s) {
-  auto b = s.find_first_not_of(" \t\r");
-  if (b == std::string_view::npos) return {};
-  auto e = s.find_last_not_of(" \t\r");
-  return std::string(s.substr(b, e - b + 1));
-}
-
 // Reads configuration files of one guest, each at most k_max_config_bytes.
 class Reader {
 public:
@@ -379,17 +372,6 @@ CapMask forbidden_guest_capabilities() {
                 CAP_SYS_PTRACE})
     m |= cap_bit(c);
   return m;
-}
-
-std::vector<std::string> parse_config_lines(std::string_view text) {
-  std::vector<std::string> out;
-  while (!text.empty()) {
-    size_t eol = text.find('\n');
-    std::string line = trim(text.substr(0, eol));
-    text.remove_prefix(eol == std::string_view::npos ? text.size() : eol + 1);
-    if (!line.empty() && line[0] != '#') out.push_back(std::move(line));
-  }
-  return out;
 }
 
 Result<CapMask> apply_bcapabilities(CapMask caps, const std::vector<std::string>& lines) {

@@ -80,9 +80,7 @@ CapMask forbidden_guest_capabilities();
 
 Result<VServerConfig> load_vserver_config(const ConfigBase& base, const std::string& name);
 
-// Parsers, exposed for tests and fuzzing.
-// One element per line that is neither empty nor a '#' comment, trimmed.
-std::vector<std::string> parse_config_lines(std::string_view text);
+// Parsers, exposed for tests and fuzzing (parse_config_lines: guest.h).
 // bcapabilities lines applied to `caps`; unknown names are errors.
 Result<CapMask> apply_bcapabilities(CapMask caps, const std::vector<std::string>& lines);
 

@@ -198,8 +198,6 @@ Result<std::string> read_to_end(int fd, uint64_t max_bytes, const std::string& w
   return data;
 }
 
-namespace {
-
 Status write_all(int fd, std::string_view data) {
   while (!data.empty()) {
     ssize_t n = ::write(fd, data.data(), data.size());
@@ -211,6 +209,8 @@ Status write_all(int fd, std::string_view data) {
   }
   return {};
 }
+
+namespace {
 
 std::string random_suffix() {
   uint64_t r = 0;

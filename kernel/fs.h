@@ -69,6 +69,9 @@ Result<std::string> read_host_file(const std::string& path, uint64_t max_bytes);
 // The same for an open descriptor (`what` names it in errors).
 Result<std::string> read_to_end(int fd, uint64_t max_bytes, const std::string& what);
 
+// Writes all of `data` to fd, retrying short writes and EINTR.
+Status write_all(int fd, std::string_view data);
+
 // Replaces the file `path` (a trusted host path) atomically with `data`:
 // a new file is made in its directory (O_TMPFILE, else a random name with
 // O_EXCL|O_NOFOLLOW), written, fsync'ed and renamed over `path`. Whatever
