@@ -33,6 +33,23 @@ struct Selection {
   std::vector<std::string> names;
 };
 
+// Each guest's configuration, read once: selection, ordering and the start
+// itself see the same one.
+class Configs {
+public:
+  explicit Configs(const ConfigBase& base) : m_base(base) {}
+  const ConfigBase& base() const { return m_base; }
+  const Result<VServerConfig>& get(const std::string& name) {
+    auto it = m_loaded.find(name);
+    if (it == m_loaded.end()) it = m_loaded.emplace(name, load_vserver_config(m_base, name)).first;
+    return it->second;
+  }
+
+private:
+  const ConfigBase& m_base;
+  std::map<std::string, Result<VServerConfig>> m_loaded;
+};
+
 bool is_running(const std::string& name) {
   auto st = guest_status(name);
   return st.ok() && st->running;
@@ -41,15 +58,15 @@ bool is_running(const std::string& name) {
 // The guests the options select, by name. A guest whose configuration
 // cannot be read is reported and counted in `unreadable` (its mark is
 // unknown, so it may be one that should have been started).
-Result<std::vector<std::string>> select_guests(const ConfigBase& base, const Selection& s,
+Result<std::vector<std::string>> select_guests(Configs& configs, const Selection& s,
                                                size_t& unreadable) {
   std::vector<std::string> out = s.names;
   const bool by_config =
       s.all || s.marked || s.unmarked || s.running || s.stopped || !s.mark.empty();
   if (!by_config) return out;
-  VU_TRY_ASSIGN(list, base.all());
+  VU_TRY_ASSIGN(list, configs.base().all());
   for (const auto& g : list.guests) {
-    auto c = load_vserver_config(base, g.name);
+    const auto& c = configs.get(g.name);
     if (!c.ok()) {
       print_error("start-vservers", "'" + g.name + "': " + c.error().message());
       ++unreadable;
@@ -72,7 +89,7 @@ Result<std::vector<std::string>> select_guests(const ConfigBase& base, const Sel
 // (the guests still stop, in some order).
 class Order {
 public:
-  Order(const ConfigBase& base, Action action) : m_base(base), m_action(action) {}
+  Order(Configs& configs, Action action) : m_configs(configs), m_action(action) {}
   Status add(const std::string& name) {
     if (m_done.count(name)) return {};
     if (m_visiting.count(name)) {
@@ -80,7 +97,7 @@ public:
       return described_error(ELOOP, "apps/init/depends forms a cycle through '" + name + "'");
     }
     m_visiting.insert(name);
-    auto c = load_vserver_config(m_base, name);
+    const auto& c = m_configs.get(name);
     if (c.ok())
       for (const auto& dep : c->depends) VU_TRY(add(dep));
     m_visiting.erase(name);
@@ -91,17 +108,17 @@ public:
   const std::vector<std::string>& order() const { return m_order; }
 
 private:
-  const ConfigBase& m_base;
+  Configs& m_configs;
   Action m_action;
   std::set<std::string> m_done, m_visiting;
   std::vector<std::string> m_order;
 };
 
 // The selected guests and their dependencies, in the order to act on them.
-Result<std::vector<std::string>> in_order(const ConfigBase& base, const Selection& s, Action action,
+Result<std::vector<std::string>> in_order(Configs& configs, const Selection& s, Action action,
                                           size_t& unreadable) {
-  VU_TRY_ASSIGN(selected, select_guests(base, s, unreadable));
-  Order order(base, action);
+  VU_TRY_ASSIGN(selected, select_guests(configs, s, unreadable));
+  Order order(configs, action);
   for (const auto& name : selected) VU_TRY(order.add(name));
   std::vector<std::string> list = order.order();
   if (action == Action::stop) std::reverse(list.begin(), list.end());
@@ -109,13 +126,13 @@ Result<std::vector<std::string>> in_order(const ConfigBase& base, const Selectio
 }
 
 // Starts or stops each guest that needs it; returns the exit status.
-int act(const ConfigBase& base, const std::vector<std::string>& order, Action action, bool quiet,
+int act(Configs& configs, const std::vector<std::string>& order, Action action, bool quiet,
         size_t unreadable) {
   size_t needed = unreadable, done = 0;
   for (const auto& name : order) {
     if (is_running(name) == (action == Action::start)) continue;
     ++needed;
-    auto c = load_vserver_config(base, name);
+    const auto& c = configs.get(name);
     Status r = c.ok() ? (action == Action::start ? start_guest(*c, RuntimeIo{1, quiet})
                                                  : stop_guest(*c, RuntimeIo{1, quiet}))
                       : Status(c.error());
@@ -161,13 +178,14 @@ int run(int argc, char** argv) {
       return exit_status(ExitCode::usage);
     }
   ConfigBase base(confdir);
+  Configs configs(base);
   size_t unreadable = 0;
-  auto list = in_order(base, s, start ? Action::start : Action::stop, unreadable);
+  auto list = in_order(configs, s, start ? Action::start : Action::stop, unreadable);
   if (!list.ok()) {
     print_error("start-vservers", list.error().message());
     return exit_status(ExitCode::partial);
   }
-  return act(base, *list, start ? Action::start : Action::stop, quiet, unreadable);
+  return act(configs, *list, start ? Action::start : Action::stop, quiet, unreadable);
 }
 
 } // namespace
