@@ -509,6 +509,12 @@ TEST_F(VServer, StartVserversStartsMarkedGuestsAfterTheirDependencies) {
   EXPECT_EQ(cycle.status, 1);
   EXPECT_NE(cycle.err.find("cycle"), std::string::npos) << cycle.err;
   EXPECT_EQ(vserver({"db", "running"}).status, 1);
+  // A dependency that is a path, not a name: an error naming the file.
+  put(conf("db") + "/apps/init/depends", "../../etc\n");
+  auto path = sv({"--start", "--", "db"});
+  EXPECT_EQ(path.status, 1);
+  EXPECT_NE(path.err.find("is not a guest name"), std::string::npos) << path.err;
+  EXPECT_EQ(vserver({"db", "running"}).status, 1);
   EXPECT_EQ(sv({"--start"}).status, 0); // nothing selected, nothing to do
   EXPECT_EQ(sv({"--start", "--stop"}).status, 2);
 }
