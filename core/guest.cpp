@@ -60,6 +60,18 @@ std::vector<std::string> parse_config_lines(std::string_view text) {
   return out;
 }
 
+Result<uint64_t> parse_decimal(std::string_view v, uint64_t max) {
+  if (v.empty() || v.size() > 20 || !std::all_of(v.begin(), v.end(), ::isdigit))
+    return described_error(EINVAL, "'" + std::string(v) + "' is not a number");
+  uint64_t n = 0;
+  for (char c : v) {
+    if (n > (max - static_cast<uint64_t>(c - '0')) / 10)
+      return described_error(ERANGE, "'" + std::string(v) + "' is above " + std::to_string(max));
+    n = n * 10 + static_cast<uint64_t>(c - '0');
+  }
+  return n;
+}
+
 std::string parse_config_value(std::string_view text) {
   auto lines = parse_config_lines(text);
   return lines.empty() ? std::string() : std::move(lines.front());

@@ -80,6 +80,8 @@ inline constexpr uint64_t k_max_config_bytes = 64 * 1024;
 Result<std::optional<std::string>> read_config_value(const std::string& path);
 // The value in a configuration file's text (the rule above).
 std::string parse_config_value(std::string_view text);
+// A decimal number of at most `max` (no sign, no spaces, no leading '+').
+Result<uint64_t> parse_decimal(std::string_view text, uint64_t max);
 // Every line of a configuration file's text that is neither empty nor a
 // '#' comment, trimmed (a value is the first of them).
 std::vector<std::string> parse_config_lines(std::string_view text);

@@ -1,6 +1,7 @@
 // Run states of guests (see run_state.h).
 #include "core/run_state.h"
 
+#include "core/guest.h"
 #include "kernel/fs.h"
 #include "kernel/ns.h"
 
@@ -18,18 +19,6 @@ namespace {
 
 constexpr uint64_t k_max_state_bytes = 16 * 1024;
 
-Result<uint64_t> parse_number(std::string_view v, uint64_t max) {
-  if (v.empty() || v.size() > 20 || !std::all_of(v.begin(), v.end(), ::isdigit))
-    return described_error(EINVAL, "'" + std::string(v) + "' is not a number");
-  uint64_t n = 0;
-  for (char c : v) {
-    if (n > (max - static_cast<uint64_t>(c - '0')) / 10)
-      return described_error(ERANGE, "'" + std::string(v) + "' is too large");
-    n = n * 10 + static_cast<uint64_t>(c - '0');
-  }
-  return n;
-}
-
 Result<std::string> parse_path(std::string_view v) {
   if (v.empty() || v[0] != '/' || v.size() > 4096 || v.find("/../") != std::string_view::npos ||
       v.find('\0') != std::string_view::npos)
@@ -39,16 +28,16 @@ Result<std::string> parse_path(std::string_view v) {
 
 Status apply(RunState& s, std::string_view key, std::string_view value) {
   if (key == "pid") {
-    VU_TRY_ASSIGN(n, parse_number(value, 4194304));
+    VU_TRY_ASSIGN(n, parse_decimal(value, 4194304));
     s.pid = static_cast<pid_t>(n);
   } else if (key == "start") {
-    VU_TRY_ASSIGN(n, parse_number(value, UINT64_MAX));
+    VU_TRY_ASSIGN(n, parse_decimal(value, UINT64_MAX));
     s.start_ticks = n;
   } else if (key == "boot") {
     if (value.size() > 64) return described_error(EINVAL, "boot id too long");
     s.boot = std::string(value);
   } else if (key == "context") {
-    VU_TRY_ASSIGN(n, parse_number(value, 4294967294u));
+    VU_TRY_ASSIGN(n, parse_decimal(value, 4294967294u));
     s.context = static_cast<unsigned>(n);
   } else if (key == "cgroup") {
     VU_TRY_ASSIGN(p, parse_path(value));
@@ -58,7 +47,7 @@ Status apply(RunState& s, std::string_view key, std::string_view value) {
     if (s.cgroup1.size() >= 32) return described_error(E2BIG, "too many cgroup1 lines");
     s.cgroup1.push_back(p);
   } else if (key == "started") {
-    VU_TRY_ASSIGN(n, parse_number(value, INT64_MAX));
+    VU_TRY_ASSIGN(n, parse_decimal(value, INT64_MAX));
     s.started = static_cast<int64_t>(n);
   } // other keys: written by a later version, ignored
   return {};

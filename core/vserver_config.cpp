@@ -101,10 +101,7 @@ Error bad(const Reader& r, const std::string& rel, const std::string& what) {
 }
 
 Result<unsigned> parse_unsigned(const std::string& s, unsigned max) {
-  if (s.empty() || s.size() > 10 || !std::all_of(s.begin(), s.end(), ::isdigit))
-    return described_error(EINVAL, "'" + s + "' is not a number");
-  unsigned long v = std::stoul(s);
-  if (v > max) return described_error(ERANGE, "'" + s + "' is above " + std::to_string(max));
+  VU_TRY_ASSIGN(v, parse_decimal(s, max));
   return static_cast<unsigned>(v);
 }
 
