@@ -83,6 +83,11 @@ Result<uint64_t> process_start_ticks(pid_t pid) {
     while (at < text->size() && (*text)[at] == ' ') ++at;
     size_t end = text->find(' ', at);
     if (end == std::string::npos) end = text->size();
+    // A process that has ended but was not reaped yet (its parent died and
+    // the host's PID 1 does not reap) is no longer running.
+    if (field == 3 &&
+        (text->compare(at, end - at, "Z") == 0 || text->compare(at, end - at, "X") == 0))
+      return described_error(ESRCH, "process " + std::to_string(pid) + " has ended");
     if (field == 22) return std::strtoull(text->substr(at, end - at).c_str(), nullptr, 10);
     at = end;
   }

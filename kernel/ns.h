@@ -36,7 +36,8 @@ Result<int> wait_exit_code(pid_t pid);
 
 // The start time of a process in clock ticks since boot (/proc/PID/stat,
 // field 22): with the pid it names one process for good, even after the
-// pid is reused. ESRCH when there is no such process.
+// pid is reused. ESRCH when there is no such process, or when it has
+// ended and waits to be reaped (a zombie).
 Result<uint64_t> process_start_ticks(pid_t pid);
 // The boot id of this kernel boot (/proc/sys/kernel/random/boot_id): state
 // written before a reboot names processes of another boot.
