@@ -233,12 +233,13 @@ Result<UniqueFd> open_guest_root(const VServerConfig& c) {
   return root;
 }
 
-Result<Launched> launch_init(const VServerConfig& c, int root, const GuestCgroups& groups) {
+Result<Launched> launch_init(const VServerConfig& c, int root, const GuestCgroups& groups,
+                             DieWithParent die) {
   VU_TRY_ASSIGN(go, make_pipe());
   VU_TRY_ASSIGN(status, make_pipe());
   VU_TRY_ASSIGN(out, make_pipe());
   std::fflush(nullptr);
-  VU_TRY_ASSIGN(child, clone_into(k_guest_namespaces, groups.v2.fd(), DieWithParent::no));
+  VU_TRY_ASSIGN(child, clone_into(k_guest_namespaces, groups.v2.fd(), die));
   if (child.pid == 0) {
     // Only what the child needs stays open: the root and four pipe ends.
     int keep[] = {root, go.r.get(), status.w.get(), out.w.get(), out.r.get()};
@@ -360,7 +361,7 @@ Status start_guest(const VServerConfig& c, const RuntimeIo& io) {
   for (const auto& n : c.notices) notice(io, n);
   VU_TRY_ASSIGN(root, open_guest_root(c));
   VU_TRY_ASSIGN(groups, make_guest_cgroups(c));
-  auto launched = launch_init(c, root.get(), groups);
+  auto launched = launch_init(c, root.get(), groups, DieWithParent::no);
   if (!launched.ok()) {
     (void)remove_guest_cgroups(groups);
     return launched.error();
@@ -582,6 +583,61 @@ Result<int> exec_in_guest(const VServerConfig& c, const std::vector<std::string>
     return described_error(ESRCH, "guest '" + c.guest.name + "' is not running (vserver " +
                                       c.guest.name + " start)");
   return run_in_guest(c, *s, argv, terminal, -1);
+}
+
+// ---- a command in the guest's context, running or not ----
+
+namespace {
+
+// The stopped guest's context for one command: started like the guest,
+// with the command as its start command and nothing before it; its init
+// dies with this process (a kill -9 of the caller ends the command, and the
+// next command cleans up the state); the lock is held throughout, so no
+// start or stop comes between.
+Result<int> run_once(const VServerConfig& guest, const GuestRunDir& dir,
+                     const std::vector<std::string>& argv, int output_fd) {
+  VServerConfig c = guest;
+  c.style = InitStyle::commands;
+  c.cmd_prepare.clear();
+  c.cmd_start = argv;
+  VU_TRY_ASSIGN(root, open_guest_root(c));
+  VU_TRY_ASSIGN(groups, make_guest_cgroups(c));
+  auto launched = launch_init(c, root.get(), groups, DieWithParent::yes);
+  if (!launched.ok()) {
+    (void)remove_guest_cgroups(groups);
+    return launched.error();
+  }
+  Result<int> code = Error{};
+  auto released = record_and_release(c, dir, groups, *launched);
+  if (released.ok()) {
+    code = follow_start(*launched, RuntimeIo{output_fd, true});
+    launched->go.reset();
+  } else {
+    code = released.error();
+  }
+  send_signal(launched->init.pidfd.get(), SIGKILL); // its PID namespace ends with it
+  (void)wait_exit_code(launched->init.pid);
+  (void)remove_guest_cgroups(groups);
+  (void)dir.clear();
+  if (!code.ok())
+    return described_error(code.code(), "cannot run a command in '" + c.guest.name +
+                                            "': " + code.error().message());
+  return code;
+}
+
+} // namespace
+
+Result<int> run_in_guest_context(const VServerConfig& c, const std::vector<std::string>& argv,
+                                 int output_fd, bool* was_running) {
+  VU_TRY_ASSIGN(dir, GuestRunDir::open(c.guest.name));
+  VU_TRY_ASSIGN(lock, take_lock(dir, c.guest.name, LockWait::no));
+  VU_TRY_ASSIGN(running, running_state(dir, nullptr));
+  if (was_running) *was_running = running.has_value();
+  if (running) {
+    lock.reset(); // stopping the guest meanwhile ends the command, as with exec
+    return run_in_guest(c, *running, argv, Terminal::none, output_fd);
+  }
+  return run_once(c, dir, argv, output_fd);
 }
 
 } // namespace vu

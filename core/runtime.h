@@ -61,4 +61,15 @@ enum class Terminal { none, pty };
 Result<int> exec_in_guest(const VServerConfig& config, const std::vector<std::string>& argv,
                           Terminal terminal);
 
+// Runs `argv` in the guest's context whether the guest runs or not: in the
+// running guest as exec does, or else in a context made for this call
+// alone - the guest's namespaces, cgroups, root, network and confinement,
+// with the command as the only thing its init runs, and everything the
+// command leaves behind ended afterwards (the guest's lock is held for the
+// duration: a start waits for it). stdin is /dev/null; stdout and stderr
+// go to `output_fd`. Returns the command's exit status (128 + signal when
+// killed); `was_running` tells which way it ran.
+Result<int> run_in_guest_context(const VServerConfig& config, const std::vector<std::string>& argv,
+                                 int output_fd, bool* was_running = nullptr);
+
 } // namespace vu
