@@ -4,6 +4,7 @@
 
 #include "core/runtime.h"
 #include "tools/common/cli.h"
+#include "tools/common/programs.h"
 #include "tools/vserver/build.h"
 #include "version.h"
 
@@ -67,12 +68,7 @@ int status_command(const Globals& g, const std::string& name, bool quiet_form) {
 // vunify/vhashify beside this program, for `vserver NAME unify|hashify`.
 int run_sibling(const std::string& tool, const Globals& g, const std::string& name,
                 const std::vector<std::string>& args) {
-  char self[4096];
-  ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
-  std::string dir = n > 0 ? std::string(self, static_cast<size_t>(n)) : std::string();
-  dir = dir.substr(0, dir.rfind('/'));
-  std::string bin = dir + "/" + tool;
-  if (::access(bin.c_str(), X_OK) != 0) bin = "/usr/sbin/" + tool;
+  const std::string bin = sibling_program(tool);
   std::vector<std::string> argv{bin};
   if (!g.confdir.empty()) argv.insert(argv.end(), {"--confdir", g.confdir});
   argv.insert(argv.end(), args.begin(), args.end());

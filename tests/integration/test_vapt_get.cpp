@@ -1,0 +1,416 @@
+// vapt-get on real unified guests with real packages: bookworm's hello and
+// uuid-runtime (fetched with apt-get download; uuid-runtime's postinst adds
+// a system user and gives it files), a hello rebuilt as a newer version,
+// and a package whose postinst records where it ran. Each guest gets its
+// own file: repository in /srv/repo. Guests are unified with vhashify
+// first, so dpkg meets shared, immutable files.
+#include "tests/support/fixtures.h"
+#include "tests/support/guest_fixture.h"
+
+#include <gtest/gtest.h>
+
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <sstream>
+#include <thread>
+
+using namespace vu::test;
+namespace fs = std::filesystem;
+
+namespace {
+
+class VAptGet : public GuestTest {
+protected:
+  void SetUp() override {
+    GuestTest::SetUp();
+    if (IsSkipped()) return;
+    m_hello = cached_deb("hello");
+    m_uuid = cached_deb("uuid-runtime");
+    if (m_hello.empty() || m_uuid.empty()) GTEST_SKIP() << "apt-get download hello failed";
+    fs::create_directories(t.path("debs"));
+    m_probe_deb = build_probe_deb();
+    m_hello2 = rebuild_hello("2.10-3+vu1", "second build\n");
+  }
+
+  // A package whose postinst records the host name and PID namespace it
+  // ran in, and whether it could write to the host's /tmp.
+  std::string build_probe_deb() {
+    const std::string d = t.path("debs/probe");
+    put(d + "/DEBIAN/control", "Package: vu-script-probe\nVersion: 1.0\nArchitecture: all\n"
+                               "Maintainer: vunify tests <root@localhost>\n"
+                               "Description: records where its maintainer script ran\n");
+    put(d + "/DEBIAN/postinst", "#!/bin/sh\nset -e\nhostname > /var/lib/vu-script-probe.out\n"
+                                "readlink /proc/self/ns/pid >> /var/lib/vu-script-probe.out\n"
+                                "echo written > /tmp/vu-script-probe-" +
+                                    std::to_string(::getpid()) + "\n");
+    ::chmod((d + "/DEBIAN/postinst").c_str(), 0755);
+    put(d + "/usr/share/vu-script-probe/data.txt", "probe data shared by all guests\n");
+    const std::string deb = t.path("debs/vu-script-probe_1.0_all.deb");
+    EXPECT_EQ(sh("dpkg-deb -b " + d + " " + deb + " >/dev/null"), 0);
+    return deb;
+  }
+
+  // hello with another version and one changed file.
+  std::string rebuild_hello(const std::string& version, const std::string& extra) {
+    const std::string d = t.path("debs/hello-" + version);
+    EXPECT_EQ(sh("dpkg-deb -R " + m_hello + " " + d), 0);
+    EXPECT_EQ(sh("sed -i 's/^Version: .*/Version: " + version + "/' " + d + "/DEBIAN/control"), 0);
+    EXPECT_EQ(sh("printf '" + extra + "' >> " + d + "/usr/share/doc/hello/copyright"), 0);
+    const std::string deb = t.path("debs/hello_" + version + "_amd64.deb");
+    EXPECT_EQ(sh("dpkg-deb -b " + d + " " + deb + " >/dev/null"), 0);
+    return deb;
+  }
+
+  // A guest whose only apt source is /srv/repo holding `debs`.
+  void make_apt_guest(const std::string& name, unsigned context,
+                      const std::vector<std::string>& debs) {
+    make_guest(name, context);
+    publish(name, debs);
+  }
+
+  void publish(const std::string& name, const std::vector<std::string>& debs) {
+    const std::string repo = root(name) + "/srv/repo";
+    fs::create_directories(repo);
+    for (const auto& d : debs)
+      fs::copy_file(d, repo + "/" + fs::path(d).filename().string(),
+                    fs::copy_options::overwrite_existing);
+    ASSERT_EQ(sh("cd " + repo + " && dpkg-scanpackages -m . > Packages 2>/dev/null"), 0);
+    put(root(name) + "/etc/apt/sources.list", "deb [trusted=yes] file:/srv/repo ./\n");
+  }
+
+  ProgramResult vapt_get(const std::vector<std::string>& args, int timeout_s = 300) {
+    std::vector<std::string> argv{VAPT_GET_BIN};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run_program(argv, m_env, timeout_s);
+  }
+
+  void hashify(const std::vector<std::string>& guests) {
+    auto r = run_vhashify(guests, m_env);
+    ASSERT_EQ(r.status, 0) << r.err;
+  }
+
+  std::string m_hello, m_hello2, m_uuid, m_probe_deb;
+};
+
+std::string file_digest(const std::string& path) {
+  return std::to_string(std::hash<std::string>{}(read_all(path))) + ":" +
+         std::to_string(read_all(path).size());
+}
+
+// uid of `user` in a passwd file; -1 when absent.
+long uid_in(const std::string& passwd, const std::string& user) {
+  std::istringstream in(read_all(passwd));
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind(user + ":", 0) == 0) {
+      auto a = line.find(':', user.size() + 1);
+      return std::atol(line.c_str() + a + 1);
+    }
+  return -1;
+}
+
+uid_t owner_of(const std::string& path) {
+  struct stat st {};
+  return ::lstat(path.c_str(), &st) == 0 ? st.st_uid : static_cast<uid_t>(-1);
+}
+
+// Files of the tree linked from outside it (another guest, the hash
+// store) that are not immutable.
+std::vector<std::string> writable_shared_files(const std::string& root) {
+  std::map<ino_t, std::pair<nlink_t, std::vector<std::string>>> inodes;
+  for (auto it = fs::recursive_directory_iterator(root); it != fs::recursive_directory_iterator();
+       ++it) {
+    struct stat st {};
+    if (::lstat(it->path().c_str(), &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink > 1) {
+      auto& e = inodes[st.st_ino];
+      e.first = st.st_nlink;
+      e.second.push_back(it->path());
+    }
+  }
+  std::vector<std::string> out;
+  for (const auto& [ino, e] : inodes)
+    if (e.first > e.second.size() && !is_immutable_path(e.second.front()))
+      out.push_back(e.second.front());
+  return out;
+}
+
+} // namespace
+
+// The whole cycle in two unified guests, one running and one stopped:
+// install (a maintainer script adding a user), upgrade, remove. dpkg in a
+// unified guest alone fails; through vapt-get it works, the scripts run in
+// the guest, the guest's users own the files, the other guest keeps its
+// files, and afterwards the updated files are shared again.
+TEST_F(VAptGet, InstallUpgradeAndRemoveInUnifiedGuests) {
+  make_apt_guest("a", 4201, {m_hello, m_uuid, m_probe_deb});
+  make_apt_guest("b", 4202, {m_hello, m_uuid, m_probe_deb});
+  hashify({"a", "b"});
+  const std::vector<std::string> host_files{"/etc/passwd", "/etc/group", "/var/lib/dpkg/status"};
+  std::vector<std::string> host_before;
+  for (const auto& f : host_files) host_before.push_back(file_digest(f));
+  ASSERT_EQ(vserver({"a", "start"}).status, 0);
+
+  auto r = vapt_get({"a", "b", "--", "update"});
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  r = vapt_get({"a", "b", "--", "install", "-y", "hello", "uuid-runtime", "vu-script-probe"});
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  for (const char* g : {"a", "b"}) {
+    // uuid-runtime's postinst added uuidd to the guest and gave it files.
+    const long uuidd = uid_in(root(g) + "/etc/passwd", "uuidd");
+    ASSERT_GT(uuidd, 0) << g;
+    EXPECT_EQ(static_cast<long>(owner_of(root(g) + "/var/lib/libuuid")), uuidd) << g;
+    // The probe's postinst ran in the guest: its host name, not the host's
+    // PID namespace, and its /tmp.
+    std::string out = read_all(root(g) + "/var/lib/vu-script-probe.out");
+    EXPECT_EQ(out.substr(0, out.find('\n')), std::string(g) + "-host") << out;
+    char host_ns[64] = {};
+    ASSERT_GT(::readlink("/proc/self/ns/pid", host_ns, sizeof host_ns - 1), 0);
+    EXPECT_EQ(out.find(host_ns), std::string::npos) << out;
+    EXPECT_TRUE(fs_exists(root(g) + "/tmp/vu-script-probe-" + std::to_string(::getpid())));
+  }
+  EXPECT_FALSE(fs_exists("/tmp/vu-script-probe-" + std::to_string(::getpid())));
+  // Installed files are shared at once.
+  EXPECT_TRUE(same_inode(root("a") + "/usr/bin/hello", root("b") + "/usr/bin/hello"));
+  EXPECT_TRUE(is_immutable_path(root("a") + "/usr/bin/hello"));
+
+  // Upgrade: the guest's own apt-get cannot replace shared files ...
+  publish("a", {m_hello2});
+  publish("b", {m_hello2});
+  ASSERT_EQ(vapt_get({"a", "b", "--", "update"}).status, 0);
+  auto own = vserver({"a", "exec", "apt-get", "install", "-y", "hello"});
+  EXPECT_NE(own.status, 0) << "dpkg replaced a shared file: " << own.out;
+  EXPECT_NE((own.out + own.err).find("Operation not permitted"), std::string::npos)
+      << own.out << own.err;
+  // ... through vapt-get it can; b keeps the old version until its turn.
+  const std::string copyright = "/usr/share/doc/hello/copyright";
+  const std::string old_text = read_all(root("b") + copyright);
+  r = vapt_get({"a", "--", "install", "-y", "hello"});
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_NE(read_all(root("a") + copyright).find("second build"), std::string::npos);
+  EXPECT_EQ(read_all(root("b") + copyright), old_text);
+  EXPECT_TRUE(is_immutable_path(root("b") + copyright));
+  r = vapt_get({"b", "--", "install", "-y", "hello"});
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_TRUE(same_inode(root("a") + copyright, root("b") + copyright));
+  EXPECT_TRUE(same_inode(root("a") + "/usr/bin/hello", root("b") + "/usr/bin/hello"));
+
+  // Remove: gone from a, untouched in b.
+  r = vapt_get({"a", "--", "remove", "-y", "hello"});
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_FALSE(fs_exists(root("a") + "/usr/bin/hello"));
+  EXPECT_TRUE(fs_exists(root("b") + "/usr/bin/hello"));
+  EXPECT_TRUE(is_immutable_path(root("b") + "/usr/bin/hello"));
+  for (const char* g : {"a", "b"})
+    EXPECT_EQ(writable_shared_files(root(g)), std::vector<std::string>{}) << g;
+  for (size_t i = 0; i < host_files.size(); ++i)
+    EXPECT_EQ(file_digest(host_files[i]), host_before[i]) << host_files[i];
+}
+
+// The same update in five unified guests: its files exist once on disk
+// afterwards, and what the guests use grows by that one copy plus their
+// private files (vdu's figures).
+TEST_F(VAptGet, AnUpdateOfFiveGuestsIsStoredOnce) {
+  std::vector<std::string> names;
+  for (int i = 1; i <= 5; ++i) {
+    names.push_back("g" + std::to_string(i));
+    make_apt_guest(names.back(), 4210 + i, {m_hello});
+  }
+  hashify(names);
+  auto args = names;
+  args.insert(args.end(), {"--", "update"});
+  ASSERT_EQ(vapt_get(args).status, 0);
+  auto usage = [&]() {
+    auto a = names;
+    a.push_back("--json");
+    auto v = run_vdu(a, m_env);
+    EXPECT_EQ(v.status, 0) << v.err;
+    return json_of(v);
+  };
+  const auto before = usage();
+  args = names;
+  args.insert(args.end(), {"--json", "--", "install", "-y", "hello"});
+  auto r = vapt_get(args);
+  ASSERT_EQ(r.status, 0) << r.err;
+  auto summary = json_of(r);
+  ASSERT_EQ(summary["guests"].size(), 5u);
+  for (const auto& g : summary["guests"]) {
+    EXPECT_TRUE(g["ok"].get<bool>()) << g.dump();
+    EXPECT_EQ(g["installs"], 1);
+    EXPECT_GT(g["files_shared_again"].get<uint64_t>(), 0u) << g.dump();
+  }
+  const auto after = usage();
+
+  // Every file of the package: one inode in all five guests.
+  uint64_t package_bytes = 0;
+  std::istringstream list(read_all(root("g1") + "/var/lib/dpkg/info/hello.list"));
+  for (std::string path; std::getline(list, path);) {
+    struct stat st {};
+    if (::lstat((root("g1") + path).c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+    package_bytes += static_cast<uint64_t>(st.st_blocks) * 512;
+    for (const auto& g : names)
+      EXPECT_TRUE(same_inode(root("g1") + path, root(g) + path)) << g << path;
+  }
+  ASSERT_GT(package_bytes, 100u << 10);
+  uint64_t private_growth = 0;
+  for (size_t i = 0; i < names.size(); ++i) {
+    const int64_t grew = after["guests"][i]["private"].get<int64_t>() -
+                         before["guests"][i]["private"].get<int64_t>();
+    private_growth += static_cast<uint64_t>(std::max<int64_t>(grew, 0));
+  }
+  const int64_t total_growth =
+      after["total"]["allocated"].get<int64_t>() - before["total"]["allocated"].get<int64_t>();
+  EXPECT_LE(total_growth, static_cast<int64_t>(package_bytes + private_growth + (64 << 10)))
+      << "package " << package_bytes << ", private " << private_growth;
+  // Far less than five copies.
+  EXPECT_LT(total_growth, static_cast<int64_t>(2 * package_bytes + private_growth));
+}
+
+// A hostile guest changes nothing outside itself: its apt.conf.d turns
+// dpkg's chroot off and adds a hook, symlinks (absolute and relative)
+// stand where the package installs, then its dpkg-deb prints garbage and
+// its dpkg writes where it should not. The other guest of the same call
+// is updated all the same.
+TEST_F(VAptGet, AHostileGuestChangesNothingOutsideItself) {
+  make_apt_guest("h", 4221, {m_hello, m_uuid});
+  make_apt_guest("g", 4222, {m_hello, m_uuid});
+  const std::string tag = std::to_string(::getpid());
+  const std::string host_passwd = file_digest("/etc/passwd");
+  put(root("h") + "/etc/apt/apt.conf.d/99evil",
+      "DPkg::Chroot-Directory \"/\";\nDPkg::Pre-Invoke {\"hostname > /tmp/vu-hook-" + tag +
+          "\";};\n");
+  fs::create_symlink("/etc", root("h") + "/usr/share/doc/hello");
+  fs::remove_all(root("h") + "/usr/share/info");
+  fs::create_symlink("../../../../../../../../tmp", root("h") + "/usr/share/info");
+  hashify({"h", "g"});
+  ASSERT_EQ(vapt_get({"h", "g", "--", "update"}).status, 0);
+  ASSERT_FALSE(fs_exists("/etc/copyright"));
+  ASSERT_FALSE(fs_exists("/tmp/hello.info.gz"));
+  auto r = vapt_get({"h", "g", "--", "install", "-y", "hello"});
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  // The hook ran in the guest; the files went where the guest's symlinks
+  // lead inside the guest.
+  EXPECT_EQ(read_all(root("h") + "/tmp/vu-hook-" + tag), "h-host\n");
+  EXPECT_TRUE(fs_exists(root("h") + "/etc/copyright"));
+  EXPECT_TRUE(fs_exists(root("h") + "/tmp/hello.info.gz"));
+  EXPECT_FALSE(fs_exists("/tmp/vu-hook-" + tag));
+  EXPECT_FALSE(fs_exists("/etc/copyright"));
+  EXPECT_FALSE(fs_exists("/tmp/hello.info.gz"));
+  EXPECT_TRUE(fs_exists(root("g") + "/usr/bin/hello"));
+
+  // Garbage instead of a tar stream (a dpkg-deb of the guest's own, found
+  // first on its PATH): h is refused before apt-get runs, g is updated,
+  // the exit status says something failed.
+  const std::string fake = root("h") + "/usr/local/bin/dpkg-deb";
+  put(fake, "#!/bin/sh\nhead -c 20000 /dev/urandom\n");
+  ::chmod(fake.c_str(), 0755);
+  r = vapt_get({"h", "g", "--json", "--", "install", "-y", "uuid-runtime"});
+  EXPECT_EQ(r.status, 1) << r.out << r.err;
+  auto summary = json_of(r);
+  ASSERT_EQ(summary["guests"].size(), 2u);
+  EXPECT_FALSE(summary["guests"][0]["ok"].get<bool>());
+  EXPECT_NE(summary["guests"][0].value("error", "").find("tar"), std::string::npos)
+      << summary.dump();
+  EXPECT_TRUE(summary["guests"][0]["apt_exit"].is_null());
+  EXPECT_TRUE(summary["guests"][1]["ok"].get<bool>()) << summary.dump();
+  EXPECT_FALSE(fs_exists(root("h") + "/usr/sbin/uuidd"));
+  EXPECT_TRUE(fs_exists(root("g") + "/usr/sbin/uuidd"));
+  fs::remove(fake);
+
+  // A dpkg of its own that writes a mark (apt told to use it): the mark
+  // lands in the guest; the user its postinst adds is the guest's.
+  const std::string dpkg = root("h") + "/usr/local/bin/dpkg";
+  put(dpkg, "#!/bin/sh\necho \"$(hostname) $*\" >> /tmp/vu-dpkg-" + tag +
+                "\nexec /usr/bin/dpkg \"$@\"\n");
+  ::chmod(dpkg.c_str(), 0755);
+  put(root("h") + "/etc/apt/apt.conf.d/98dpkg", "Dir::Bin::dpkg \"/usr/local/bin/dpkg\";\n");
+  r = vapt_get({"h", "--", "install", "-y", "uuid-runtime"});
+  EXPECT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_NE(read_all(root("h") + "/tmp/vu-dpkg-" + tag).find("h-host"), std::string::npos);
+  EXPECT_FALSE(fs_exists("/tmp/vu-dpkg-" + tag));
+  EXPECT_GT(uid_in(root("h") + "/etc/passwd", "uuidd"), 0);
+  EXPECT_EQ(file_digest("/etc/passwd"), host_passwd);
+  for (const char* g : {"h", "g"})
+    EXPECT_EQ(writable_shared_files(root(g)), std::vector<std::string>{}) << g;
+}
+
+// kill -9 of vapt-get at random moments of an update of a stopped guest:
+// nothing of the guest keeps running, no shared inode is left writable,
+// and the guest's own dpkg --configure -a brings its database back.
+TEST_F(VAptGet, KillNineLeavesAStateDpkgRecoversFrom) {
+  make_apt_guest("k", 4231, {m_hello, m_hello2});
+  hashify({"k"});
+  ASSERT_EQ(vapt_get({"k", "--", "update"}).status, 0);
+  ASSERT_EQ(vapt_get({"k", "--", "install", "-y", "hello=2.10-3"}).status, 0);
+  const std::vector<std::string> argv{VAPT_GET_BIN, "-q", "k", "--", "install", "-y", "hello"};
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_EQ(run_program(argv, m_env).status, 0); // timed: the window of the kills
+  const double full_us =
+      std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
+  KillDelay delay(full_us, 1.0, 1234);
+  // Starting and stopping the guest for dpkg --configure -a runs nothing else.
+  put(conf("k") + "/apps/init/style", "none\n");
+  put(conf("k") + "/apps/init/cmd.start", "/bin/true\n");
+  put(conf("k") + "/apps/init/cmd.stop", "/bin/true\n");
+  int killed = 0;
+  for (int round = 0; round < 8; ++round) {
+    auto a = argv;
+    a.back() = round % 2 ? "hello=2.10-3+vu1" : "hello=2.10-3";
+    a.insert(a.end() - 1, "--allow-downgrades");
+    pid_t pid = spawn_quiet(a, m_env);
+    ASSERT_GT(pid, 0);
+    killed += delay.kill_after_delay(pid);
+    for (int i = 0; i < 100 && !processes_in(root("k")).empty(); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    EXPECT_TRUE(processes_in(root("k")).empty()) << "round " << round;
+    EXPECT_EQ(writable_shared_files(root("k")), std::vector<std::string>{}) << "round " << round;
+    // The guest's own dpkg puts its database right.
+    auto started = vserver({"k", "start"});
+    ASSERT_EQ(started.status, 0) << "round " << round << ": " << started.out << started.err;
+    auto fix = vserver({"k", "exec", "dpkg", "--configure", "-a"});
+    EXPECT_EQ(fix.status, 0) << "round " << round << ": " << fix.out << fix.err;
+    ASSERT_EQ(vserver({"k", "stop"}).status, 0);
+  }
+  EXPECT_GE(killed, 3);
+  auto r = vapt_get({"k", "--", "install", "-y", "--allow-downgrades", "hello=2.10-3+vu1"});
+  EXPECT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_NE(read_all(root("k") + "/usr/share/doc/hello/copyright").find("second build"),
+            std::string::npos);
+  EXPECT_EQ(writable_shared_files(root("k")), std::vector<std::string>{});
+}
+
+// --dry-run counts and changes nothing; usage errors exit 2; a guest that
+// does not exist fails alone.
+TEST_F(VAptGet, DryRunChangesNothingAndErrorsAreReported) {
+  make_apt_guest("d", 4241, {m_hello, m_hello2});
+  ASSERT_EQ(vapt_get({"d", "--", "update"}).status, 0);
+  ASSERT_EQ(vapt_get({"d", "--", "install", "-y", "hello=2.10-3"}).status, 0);
+  hashify({"d"});
+  const std::string copyright = root("d") + "/usr/share/doc/hello/copyright";
+  ASSERT_TRUE(is_immutable_path(copyright));
+  const std::string status_before = read_all(root("d") + "/var/lib/dpkg/status");
+  auto r = vapt_get({"--dry-run", "--json", "d", "--", "install", "-y", "hello"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  auto j = json_of(r);
+  EXPECT_TRUE(j["dry_run"].get<bool>());
+  const auto& g = j["guests"][0];
+  EXPECT_EQ(g["installs"], 1);
+  EXPECT_GT(g["files_planned"].get<uint64_t>(), 10u) << g.dump();     // hello's installed files
+  EXPECT_GT(g["files_made_private"].get<uint64_t>(), 0u) << g.dump(); // counted, not done
+  EXPECT_TRUE(g["apt_exit"].is_null());
+  EXPECT_TRUE(is_immutable_path(copyright));
+  EXPECT_EQ(read_all(root("d") + "/var/lib/dpkg/status"), status_before);
+
+  EXPECT_EQ(vapt_get({"d"}).status, 2);            // no apt-get arguments
+  EXPECT_EQ(vapt_get({"--", "update"}).status, 2); // no guest
+  EXPECT_EQ(vapt_get({"--no-such-option", "d", "--", "update"}).status, 2);
+  r = vapt_get({"nope", "d", "--", "install", "-y", "hello"});
+  EXPECT_EQ(r.status, 1) << r.err;
+  EXPECT_NE(r.err.find("nope"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("vapt-get: error: d:"), std::string::npos) << r.err;
+  EXPECT_NE(read_all(copyright).find("second build"), std::string::npos);
+}

@@ -1,0 +1,37 @@
+// Running other programs: the suite's own (beside the running one) and
+// commands inside guests whose output the caller reads.
+#pragma once
+
+#include "core/vserver_config.h"
+#include "kernel/result.h"
+
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace vu {
+
+// The suite's program `tool` in the directory of the running program,
+// else /usr/sbin/<tool>.
+std::string sibling_program(const std::string& tool);
+
+struct ProgramOutput {
+  int exit_code = 0; // 128 + signal when killed
+  std::string out;   // its stdout, at most max_bytes
+};
+
+// Runs a host program (argv[0] a path) with stdin /dev/null, stdout read
+// into the result (more than max_bytes is an error) and stderr inherited.
+Result<ProgramOutput> run_host_program(const std::vector<std::string>& argv,
+                                       size_t max_bytes = 16 << 20);
+
+// Runs `argv` in the guest's context (core/runtime.h run_in_guest_context)
+// and hands its output (stdout and stderr) to `sink` while it runs; a sink
+// error ends the reading (the command's output is then drained and
+// dropped) and is returned. Output a process of the guest still writes
+// after the command has ended is not read.
+Result<int> run_in_guest_reading(const VServerConfig& config, const std::vector<std::string>& argv,
+                                 const std::function<Status(std::string_view)>& sink);
+
+} // namespace vu

@@ -1,0 +1,5 @@
+#pragma once
+
+namespace vu {
+int run_vapt_get(int argc, char** argv);
+}
