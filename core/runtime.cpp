@@ -312,6 +312,23 @@ Status record_and_release(const VServerConfig& c, const GuestRunDir& dir, const 
   return {};
 }
 
+// The guest's cgroups and its first process, waiting for `go`.
+struct LaunchedGuest {
+  GuestCgroups groups;
+  Launched launched;
+};
+
+Result<LaunchedGuest> launch_guest(const VServerConfig& c, DieWithParent die) {
+  VU_TRY_ASSIGN(root, open_guest_root(c));
+  VU_TRY_ASSIGN(groups, make_guest_cgroups(c));
+  auto launched = launch_init(c, root.get(), groups, die);
+  if (!launched.ok()) {
+    (void)remove_guest_cgroups(groups);
+    return launched.error();
+  }
+  return LaunchedGuest{std::move(groups), std::move(*launched)};
+}
+
 Result<UniqueFd> take_lock(const GuestRunDir& dir, const std::string& name, LockWait wait) {
   auto lock = dir.lock(wait);
   if (!lock.ok() && lock.code() == EWOULDBLOCK)
@@ -359,13 +376,9 @@ Status start_guest(const VServerConfig& c, const RuntimeIo& io) {
     return described_error(EEXIST, "guest '" + c.guest.name + "' is already running (init pid " +
                                        std::to_string(running->pid) + ")");
   for (const auto& n : c.notices) notice(io, n);
-  VU_TRY_ASSIGN(root, open_guest_root(c));
-  VU_TRY_ASSIGN(groups, make_guest_cgroups(c));
-  auto launched = launch_init(c, root.get(), groups, DieWithParent::no);
-  if (!launched.ok()) {
-    (void)remove_guest_cgroups(groups);
-    return launched.error();
-  }
+  VU_TRY_ASSIGN(init, launch_guest(c, DieWithParent::no));
+  auto& groups = init.groups;
+  auto* launched = &init.launched;
   auto fail = [&](const Error& e) -> Status {
     send_signal(launched->init.pidfd.get(), SIGKILL);
     (void)wait_exit_code(launched->init.pid);
@@ -600,13 +613,9 @@ Result<int> run_once(const VServerConfig& guest, const GuestRunDir& dir,
   c.style = InitStyle::commands;
   c.cmd_prepare.clear();
   c.cmd_start = argv;
-  VU_TRY_ASSIGN(root, open_guest_root(c));
-  VU_TRY_ASSIGN(groups, make_guest_cgroups(c));
-  auto launched = launch_init(c, root.get(), groups, DieWithParent::yes);
-  if (!launched.ok()) {
-    (void)remove_guest_cgroups(groups);
-    return launched.error();
-  }
+  VU_TRY_ASSIGN(init, launch_guest(c, DieWithParent::yes));
+  auto& groups = init.groups;
+  auto* launched = &init.launched;
   Result<int> code = Error{};
   auto released = record_and_release(c, dir, groups, *launched);
   if (released.ok()) {

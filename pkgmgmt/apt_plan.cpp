@@ -14,6 +14,18 @@ bool is_lower_alnum(char c) {
   return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
 }
 
+// Calls fn(line, line number) for each line of `text` (without its '\n')
+// and stops at the first error.
+template <typename Fn> Status for_each_line(std::string_view text, Fn fn) {
+  size_t line_no = 0;
+  for (size_t pos = 0; pos < text.size();) {
+    size_t eol = std::min(text.find('\n', pos), text.size());
+    VU_TRY(fn(text.substr(pos, eol - pos), ++line_no));
+    pos = eol + 1;
+  }
+  return {};
+}
+
 // Architecture names: lower-case letters, digits, '-'.
 bool valid_arch(std::string_view arch) {
   if (arch.empty() || arch.size() > 64) return false;
@@ -99,16 +111,11 @@ Result<std::vector<AptStep>> parse_apt_simulation(std::string_view text, size_t 
                                                                    {"Purg ", AptAction::purge},
                                                                    {"Conf ", AptAction::configure}};
   std::vector<AptStep> steps;
-  size_t line_no = 0;
-  for (size_t pos = 0; pos < text.size();) {
-    size_t eol = std::min(text.find('\n', pos), text.size());
-    std::string_view line = text.substr(pos, eol - pos);
-    pos = eol + 1;
-    ++line_no;
+  Status parsed = for_each_line(text, [&](std::string_view line, size_t line_no) -> Status {
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     auto word = std::find_if(std::begin(k_words), std::end(k_words),
                              [&](const auto& w) { return line.rfind(w.first, 0) == 0; });
-    if (word == std::end(k_words)) continue;
+    if (word == std::end(k_words)) return {};
     const std::string where = "apt-get --simulate, line " + std::to_string(line_no);
     if (line.size() > 4096 || line.find('\0') != std::string_view::npos)
       return described_error(EINVAL, where + ": malformed line");
@@ -121,7 +128,9 @@ Result<std::vector<AptStep>> parse_apt_simulation(std::string_view text, size_t 
     step.package = std::string(name);
     VU_TRY(parse_step_rest(rest, step, where));
     steps.push_back(std::move(step));
-  }
+    return {};
+  });
+  if (!parsed.ok()) return parsed.error();
   return steps;
 }
 
@@ -188,13 +197,8 @@ Result<std::string> percent_decoded(std::string_view s, const std::string& where
 
 Result<std::vector<std::string>> parse_apt_print_uris(std::string_view text, size_t max_entries) {
   std::vector<std::string> out;
-  size_t line_no = 0;
-  for (size_t pos = 0; pos < text.size();) {
-    size_t eol = std::min(text.find('\n', pos), text.size());
-    std::string_view line = text.substr(pos, eol - pos);
-    pos = eol + 1;
-    ++line_no;
-    if (line.empty() || line.front() != '\'') continue;
+  Status parsed = for_each_line(text, [&](std::string_view line, size_t line_no) -> Status {
+    if (line.empty() || line.front() != '\'') return {};
     const std::string where = "apt-get --print-uris, line " + std::to_string(line_no);
     auto close = line.find('\'', 1);
     if (line.size() > 8192 || close == std::string_view::npos)
@@ -206,33 +210,32 @@ Result<std::vector<std::string>> parse_apt_print_uris(std::string_view text, siz
     if (out.size() >= max_entries) return described_error(E2BIG, where + ": too many archives");
     if (uri.rfind("file:", 0) != 0) {
       out.push_back("/var/cache/apt/archives/" + std::string(name));
-      continue;
+      return {};
     }
     VU_TRY_ASSIGN(path, percent_decoded(uri.substr(5), where));
     if (path.empty() || path.front() != '/' || path.size() > 4096 ||
         path.find('\0') != std::string::npos)
       return described_error(EINVAL, where + ": not an absolute path");
     out.push_back(std::move(path));
-  }
+    return {};
+  });
+  if (!parsed.ok()) return parsed.error();
   return out;
 }
 
 Result<std::vector<std::string>> parse_dpkg_file_list(std::string_view text,
                                                       std::string_view origin, size_t max_entries) {
   std::vector<std::string> out;
-  size_t line_no = 0;
-  for (size_t pos = 0; pos < text.size();) {
-    size_t eol = std::min(text.find('\n', pos), text.size());
-    std::string_view line = text.substr(pos, eol - pos);
-    pos = eol + 1;
-    ++line_no;
-    if (line.empty()) continue;
+  Status parsed = for_each_line(text, [&](std::string_view line, size_t line_no) -> Status {
+    if (line.empty()) return {};
     const std::string where = std::string(origin) + ":" + std::to_string(line_no);
     if (line.size() > 4096 || line.front() != '/' || line.find('\0') != std::string_view::npos)
       return described_error(EINVAL, where + ": not an absolute path of at most 4096 bytes");
     if (out.size() >= max_entries) return described_error(E2BIG, where + ": too many paths");
     out.emplace_back(line);
-  }
+    return {};
+  });
+  if (!parsed.ok()) return parsed.error();
   return out;
 }
 

@@ -37,6 +37,13 @@ template <typename Parse> std::optional<int> parse_with(CLI::App& app, Parse par
 }
 } // namespace
 
+CLI::Option* add_confdir_option(CLI::App& app, std::string& confdir) {
+  return app
+      .add_option("--confdir", confdir,
+                  "configuration base (default: $VSERVER_CONFDIR or /etc/vservers)")
+      ->check(non_empty());
+}
+
 std::optional<int> parse_command_line(CLI::App& app, int argc, char** argv) {
   return parse_with(app, [&] { app.parse(argc, argv); });
 }

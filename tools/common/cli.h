@@ -25,6 +25,10 @@ inline int exit_status(ExitCode c) {
 // a file.
 const CLI::Validator& non_empty();
 
+// --confdir DIR: the configuration base, for every program that reads
+// guests' configuration.
+CLI::Option* add_confdir_option(CLI::App& app, std::string& confdir);
+
 // Parses the command line. --help and --version print and yield ExitCode::ok;
 // a usage error prints one line, "<prog>: error: <what> (see <prog> --help)",
 // and yields ExitCode::usage; nullopt when the program should go on.

@@ -326,9 +326,7 @@ int run(int argc, char** argv) {
   Options o;
   app.add_option("names", o.names, "the guests, one after the other")->check(non_empty());
   app.add_flag("--all", o.all, "every guest of the configuration base");
-  app.add_option("--confdir", o.confdir,
-                 "configuration base (default: $VSERVER_CONFDIR or /etc/vservers)")
-      ->check(non_empty());
+  add_confdir_option(app, o.confdir);
   app.add_flag("-n,--dry-run", o.dry_run,
                "simulate in each guest and count the files the update would make private; "
                "download, change and run nothing else");

@@ -16,9 +16,7 @@ int run(int argc, char** argv) {
   app.set_version_flag("--version", std::string("vbarrier ") + k_version);
   app.require_subcommand(1);
   std::string confdir, base, store;
-  app.add_option("--confdir", confdir,
-                 "configuration base (default: $VSERVER_CONFDIR or /etc/vservers)")
-      ->check(non_empty());
+  add_confdir_option(app, confdir);
   auto* check = app.add_subcommand("check", "report every way the guest base is not a barrier");
   auto* set =
       app.add_subcommand("set", "make the guest base a barrier (mode 000, root, attribute)");

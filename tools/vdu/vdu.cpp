@@ -281,9 +281,7 @@ void add_options(CLI::App& app, VduArgs& a) {
   app.add_option("guests", a.sel.args, "guest names or paths (classic form: directories)")
       ->check(non_empty());
   app.add_flag("--all", a.sel.all, "every guest of the configuration base");
-  app.add_option("--confdir", a.sel.confdir,
-                 "configuration base (default: $VSERVER_CONFDIR or /etc/vservers)")
-      ->check(non_empty());
+  add_confdir_option(app, a.sel.confdir);
   app.add_flag("-h,--human-readable", a.human, "sizes in powers of 1024 (K, M, G)");
   app.add_flag("--si", a.si, "sizes in powers of 1000");
   app.add_flag("--json", a.json, "one JSON object on stdout");

@@ -47,9 +47,7 @@ void add_options(CLI::App& app, CliOptions& o) {
                  "the hash store directory (default: the guest's apps/vunify/hash entry on its "
                  "file system, or <vdirbase>/.hash)")
       ->check(non_empty());
-  app.add_option("--confdir", o.sel.confdir,
-                 "configuration base (default: $VSERVER_CONFDIR or /etc/vservers)")
-      ->check(non_empty());
+  add_confdir_option(app, o.sel.confdir);
   app.add_flag("-n,--dry-run", o.run.dry_run,
                "hash and report (the cache is updated); link nothing");
   app.add_flag("--refresh", o.run.refresh, "ignore the hash cache and read every candidate again");

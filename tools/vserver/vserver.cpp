@@ -125,9 +125,7 @@ int run(int argc, char** argv) {
   app.set_version_flag("--version", std::string("vserver ") + k_version);
   app.prefix_command();
   Globals g;
-  app.add_option("--confdir", g.confdir,
-                 "configuration base (default: $VSERVER_CONFDIR or /etc/vservers)")
-      ->check(non_empty());
+  add_confdir_option(app, g.confdir);
   app.add_flag("--json", g.json, "status: one JSON object on stdout");
   app.add_flag("-q,--quiet,--silent", g.quiet, "no notices on stderr");
   bool verbose = false; // accepted for util-vserver's scripts; notices are always shown

@@ -83,9 +83,7 @@ void add_options(CLI::App& app, CliOptions& o) {
       ->check(non_empty());
   app.add_flag("--no-default-excludes", o.no_default_excludes,
                "do not use the built-in default exclude list");
-  app.add_option("--confdir", o.confdir,
-                 "configuration base (default: $VSERVER_CONFDIR or /etc/vservers)")
-      ->check(non_empty());
+  add_confdir_option(app, o.confdir);
   app.add_flag("--no-pkgmgmt", o.no_pkgmgmt,
                "do not ask the package manager for configuration files (and unify guests "
                "whose package database cannot be read)");
