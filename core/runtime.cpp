@@ -58,6 +58,25 @@ bool wait_pidfd(int pidfd, int ms) {
   return ::poll(&p, 1, ms) > 0;
 }
 
+// Where a command's output goes: io.sink (until its first error, which is
+// kept) or io.output_fd.
+class OutputRelay {
+public:
+  explicit OutputRelay(const RuntimeIo& io) : m_io(io) {}
+  void operator()(std::string_view data) {
+    if (!m_io.sink) {
+      (void)write_all(m_io.output_fd, data);
+    } else if (m_status.ok()) {
+      m_status = m_io.sink(data);
+    }
+  }
+  const Status& status() const { return m_status; }
+
+private:
+  const RuntimeIo& m_io;
+  Status m_status;
+};
+
 // ---- the guest's init (runs in the child, PID 1 of the guest) ----
 
 std::vector<std::string> start_command(const VServerConfig& c) {
@@ -254,7 +273,7 @@ Result<Launched> launch_init(const VServerConfig& c, int root, const GuestCgroup
 
 // Reads status lines and relays output until the start command reported
 // (or the status pipe closed). Returns the start command's exit status.
-Result<int> follow_start(Launched& l, const RuntimeIo& io) {
+Result<int> follow_start(Launched& l, OutputRelay& relay) {
   std::string pending;
   bool ready = false;
   for (;;) {
@@ -267,7 +286,7 @@ Result<int> follow_start(Launched& l, const RuntimeIo& io) {
       char buf[4096];
       ssize_t n = ::read(l.out.get(), buf, sizeof buf);
       if (n > 0)
-        (void)write_all(io.output_fd, std::string_view(buf, static_cast<size_t>(n)));
+        relay(std::string_view(buf, static_cast<size_t>(n)));
       else
         l.out.reset();
       continue;
@@ -388,7 +407,8 @@ Status start_guest(const VServerConfig& c, const RuntimeIo& io) {
   };
   auto released = record_and_release(c, dir, groups, *launched);
   if (!released.ok()) return fail(released.error());
-  auto code = follow_start(*launched, io);
+  OutputRelay relay(io);
+  auto code = follow_start(*launched, relay);
   // Only now may init drain the output pipe itself: had it begun earlier,
   // a read of ours that poll announced could block until a daemon wrote.
   launched->go.reset();
@@ -437,7 +457,8 @@ void run_kill_sequence(const VServerConfig& c, const GuestCgroups& g, pid_t init
 }
 
 Result<int> run_in_guest(const VServerConfig& c, const RunState& s,
-                         const std::vector<std::string>& argv, Terminal terminal, int output_fd);
+                         const std::vector<std::string>& argv, Terminal terminal, int output_fd,
+                         OutputRelay* relay = nullptr);
 
 } // namespace
 
@@ -554,8 +575,37 @@ std::vector<std::string> default_shell(const VServerConfig& c) {
   ::_exit(code.ok() ? *code : 126);
 }
 
+// With `relay`, the command's output comes through a pipe read here until
+// the entering process has ended and the pipe holds nothing more (a daemon
+// the command left may keep it open for ever).
+void read_until_exit(int out, pid_t pid, OutputRelay& relay) {
+  auto child = open_pidfd(pid);
+  ::fcntl(out, F_SETFL, ::fcntl(out, F_GETFL) | O_NONBLOCK);
+  bool ended = !child.ok();
+  for (;;) {
+    pollfd fds[2] = {{out, POLLIN, 0}, {child.ok() ? child->get() : -1, POLLIN, 0}};
+    if (!ended && ::poll(fds, 2, -1) < 0 && errno != EINTR) return;
+    if (fds[1].revents) ended = true;
+    char buf[65536];
+    ssize_t n = ::read(out, buf, sizeof buf);
+    if (n > 0) {
+      relay(std::string_view(buf, static_cast<size_t>(n)));
+      continue;
+    }
+    if (n == 0 || ended) return; // all writers gone, or nothing more after the end
+  }
+}
+
 Result<int> run_in_guest(const VServerConfig& c, const RunState& s,
-                         const std::vector<std::string>& argv, Terminal terminal, int output_fd) {
+                         const std::vector<std::string>& argv, Terminal terminal, int output_fd,
+                         OutputRelay* relay) {
+  UniqueFd relay_r, relay_w;
+  if (relay) {
+    VU_TRY_ASSIGN(p, make_pipe());
+    relay_r = std::move(p.r);
+    relay_w = std::move(p.w);
+    output_fd = relay_w.get();
+  }
   VU_TRY_ASSIGN(pidfd, open_pidfd(s.pid));
   // The pidfd holds the process: if it is still the recorded one now, the
   // namespaces joined through it are the guest's.
@@ -575,7 +625,12 @@ Result<int> run_in_guest(const VServerConfig& c, const RunState& s,
   if (pid < 0) return make_error(errno, "fork");
   if (pid == 0) {
     ours.reset();
+    relay_r.reset();
     join_child(c, s, pidfd.get(), argv, theirs.valid() ? theirs.get() : -1, output_fd);
+  }
+  if (relay) {
+    relay_w.reset();
+    read_until_exit(relay_r.get(), pid, *relay);
   }
   if (terminal == Terminal::pty) {
     theirs.reset();
@@ -608,7 +663,7 @@ namespace {
 // next command cleans up the state); the lock is held throughout, so no
 // start or stop comes between.
 Result<int> run_once(const VServerConfig& guest, const GuestRunDir& dir,
-                     const std::vector<std::string>& argv, int output_fd) {
+                     const std::vector<std::string>& argv, const RuntimeIo& io) {
   VServerConfig c = guest;
   c.style = InitStyle::commands;
   c.cmd_prepare.clear();
@@ -618,8 +673,9 @@ Result<int> run_once(const VServerConfig& guest, const GuestRunDir& dir,
   auto* launched = &init.launched;
   Result<int> code = Error{};
   auto released = record_and_release(c, dir, groups, *launched);
+  OutputRelay relay(io);
   if (released.ok()) {
-    code = follow_start(*launched, RuntimeIo{output_fd, true});
+    code = follow_start(*launched, relay);
     launched->go.reset();
   } else {
     code = released.error();
@@ -631,22 +687,25 @@ Result<int> run_once(const VServerConfig& guest, const GuestRunDir& dir,
   if (!code.ok())
     return described_error(code.code(), "cannot run a command in '" + c.guest.name +
                                             "': " + code.error().message());
+  if (!relay.status().ok()) return relay.status().error();
   return code;
 }
 
 } // namespace
 
 Result<int> run_in_guest_context(const VServerConfig& c, const std::vector<std::string>& argv,
-                                 int output_fd, bool* was_running) {
+                                 const RuntimeIo& io, bool* was_running) {
   VU_TRY_ASSIGN(dir, GuestRunDir::open(c.guest.name));
   VU_TRY_ASSIGN(lock, take_lock(dir, c.guest.name, LockWait::no));
   VU_TRY_ASSIGN(running, running_state(dir, nullptr));
   if (was_running) *was_running = running.has_value();
-  if (running) {
-    lock.reset(); // stopping the guest meanwhile ends the command, as with exec
-    return run_in_guest(c, *running, argv, Terminal::none, output_fd);
-  }
-  return run_once(c, dir, argv, output_fd);
+  if (!running) return run_once(c, dir, argv, io);
+  lock.reset(); // stopping the guest meanwhile ends the command, as with exec
+  OutputRelay relay(io);
+  VU_TRY_ASSIGN(code, run_in_guest(c, *running, argv, Terminal::none, io.output_fd,
+                                   io.sink ? &relay : nullptr));
+  if (!relay.status().ok()) return relay.status().error();
+  return code;
 }
 
 } // namespace vu

@@ -31,7 +31,9 @@
 #include "core/run_state.h"
 #include "core/vserver_config.h"
 
+#include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace vu {
@@ -40,6 +42,14 @@ namespace vu {
 struct RuntimeIo {
   int output_fd = 1;
   bool quiet = false;
+  // run_in_guest_context: when set, the command's output goes here instead
+  // of output_fd, read by the calling thread while the command runs (no
+  // other thread is needed; the guest's processes are cloned with clone3,
+  // which runs none of glibc's fork handlers, so a thread allocating
+  // meanwhile could leave the child a held malloc lock). After the first
+  // error it returns, output is read and dropped, and that error is
+  // run_in_guest_context's result.
+  std::function<Status(std::string_view)> sink;
 };
 
 Status start_guest(const VServerConfig& config, const RuntimeIo& io);
@@ -67,9 +77,9 @@ Result<int> exec_in_guest(const VServerConfig& config, const std::vector<std::st
 // with the command as the only thing its init runs, and everything the
 // command leaves behind ended afterwards (the guest's lock is held for the
 // duration: a start waits for it). stdin is /dev/null; stdout and stderr
-// go to `output_fd`. Returns the command's exit status (128 + signal when
-// killed); `was_running` tells which way it ran.
+// go to io.output_fd or io.sink. Returns the command's exit status (128 +
+// signal when killed); `was_running` tells which way it ran.
 Result<int> run_in_guest_context(const VServerConfig& config, const std::vector<std::string>& argv,
-                                 int output_fd, bool* was_running = nullptr);
+                                 const RuntimeIo& io, bool* was_running = nullptr);
 
 } // namespace vu

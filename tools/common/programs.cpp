@@ -6,12 +6,9 @@
 #include "kernel/ns.h"
 
 #include <fcntl.h>
-#include <poll.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cstdio>
-#include <thread>
 
 namespace vu {
 
@@ -25,7 +22,7 @@ std::string sibling_program(const std::string& tool) {
   return bin;
 }
 
-Result<ProgramOutput> run_host_program(const std::vector<std::string>& argv, size_t max_bytes) {
+Result<StartedProgram> start_host_program(const std::vector<std::string>& argv) {
   if (argv.empty()) return described_error(EINVAL, "no program");
   int p[2];
   if (::pipe2(p, O_CLOEXEC) != 0) return make_error(errno, "pipe");
@@ -43,11 +40,14 @@ Result<ProgramOutput> run_host_program(const std::vector<std::string>& argv, siz
     ::execv(a[0], a.data());
     ::_exit(127);
   }
-  w.reset();
+  return StartedProgram{argv[0], pid, std::move(r)};
+}
+
+Result<ProgramOutput> finish_host_program(StartedProgram& started, size_t max_bytes) {
   ProgramOutput result;
   bool too_much = false;
   char buf[65536];
-  for (ssize_t n; (n = ::read(r.get(), buf, sizeof buf)) != 0;) {
+  for (ssize_t n; (n = ::read(started.out.get(), buf, sizeof buf)) != 0;) {
     if (n < 0) {
       if (errno == EINTR) continue;
       break;
@@ -55,47 +55,25 @@ Result<ProgramOutput> run_host_program(const std::vector<std::string>& argv, siz
     if (result.out.size() + static_cast<size_t>(n) > max_bytes) too_much = true;
     if (!too_much) result.out.append(buf, static_cast<size_t>(n));
   }
-  VU_TRY_ASSIGN(code, wait_exit_code(pid));
+  started.out.reset();
+  VU_TRY_ASSIGN(code, wait_exit_code(started.pid));
   result.exit_code = code;
   if (too_much)
-    return described_error(EFBIG,
-                           argv[0] + " wrote more than " + std::to_string(max_bytes) + " bytes");
+    return described_error(EFBIG, started.name + " wrote more than " + std::to_string(max_bytes) +
+                                      " bytes");
   return result;
+}
+
+Result<ProgramOutput> run_host_program(const std::vector<std::string>& argv, size_t max_bytes) {
+  VU_TRY_ASSIGN(started, start_host_program(argv));
+  return finish_host_program(started, max_bytes);
 }
 
 Result<int> run_in_guest_reading(const VServerConfig& config, const std::vector<std::string>& argv,
                                  const std::function<Status(std::string_view)>& sink) {
-  int p[2];
-  if (::pipe2(p, O_CLOEXEC) != 0) return make_error(errno, "pipe");
-  UniqueFd r(p[0]), w(p[1]);
-  std::atomic<bool> ended{false};
-  Result<int> code = Error{};
-  // The command runs on a thread; this one reads, so a full pipe never
-  // stops the command. Once the command has ended, whatever a leftover
-  // process of the guest still holds open is not waited for.
-  std::thread runner([&] {
-    code = run_in_guest_context(config, argv, w.get());
-    w.reset();
-    ended = true;
-  });
-  Status sunk;
-  char buf[65536];
-  for (;;) {
-    pollfd pfd{r.get(), POLLIN, 0};
-    int ready = ::poll(&pfd, 1, 100);
-    if (ready < 0 && errno != EINTR) break;
-    if (ready <= 0) {
-      if (ended) break;
-      continue;
-    }
-    ssize_t n = ::read(r.get(), buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    if (sunk.ok()) sunk = sink(std::string_view(buf, static_cast<size_t>(n)));
-  }
-  runner.join();
-  if (!sunk.ok()) return sunk.error();
-  return code;
+  RuntimeIo io;
+  io.sink = sink;
+  return run_in_guest_context(config, argv, io);
 }
 
 } // namespace vu

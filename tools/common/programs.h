@@ -3,11 +3,13 @@
 #pragma once
 
 #include "core/vserver_config.h"
+#include "kernel/fd.h"
 #include "kernel/result.h"
 
 #include <functional>
 #include <string>
 #include <string_view>
+#include <sys/types.h>
 #include <vector>
 
 namespace vu {
@@ -26,9 +28,19 @@ struct ProgramOutput {
 Result<ProgramOutput> run_host_program(const std::vector<std::string>& argv,
                                        size_t max_bytes = 16 << 20);
 
+// The same in two halves, so the caller can work meanwhile: start, then
+// finish (reads its stdout to the end, reaps it).
+struct StartedProgram {
+  std::string name;
+  pid_t pid = -1;
+  UniqueFd out;
+};
+Result<StartedProgram> start_host_program(const std::vector<std::string>& argv);
+Result<ProgramOutput> finish_host_program(StartedProgram& started, size_t max_bytes = 16 << 20);
+
 // Runs `argv` in the guest's context (core/runtime.h run_in_guest_context)
-// and hands its output (stdout and stderr) to `sink` while it runs; a sink
-// error ends the reading (the command's output is then drained and
+// and hands its output (stdout and stderr) to `sink` while it runs, on
+// this thread; a sink error ends the delivery (the rest is read and
 // dropped) and is returned. Output a process of the guest still writes
 // after the command has ended is not read.
 Result<int> run_in_guest_reading(const VServerConfig& config, const std::vector<std::string>& argv,

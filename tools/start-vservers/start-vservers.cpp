@@ -133,8 +133,8 @@ int act(Configs& configs, const std::vector<std::string>& order, Action action, 
     if (is_running(name) == (action == Action::start)) continue;
     ++needed;
     const auto& c = configs.get(name);
-    Status r = c.ok() ? (action == Action::start ? start_guest(*c, RuntimeIo{1, quiet})
-                                                 : stop_guest(*c, RuntimeIo{1, quiet}))
+    Status r = c.ok() ? (action == Action::start ? start_guest(*c, RuntimeIo{1, quiet, {}})
+                                                 : stop_guest(*c, RuntimeIo{1, quiet, {}}))
                       : Status(c.error());
     if (r.ok())
       ++done;

@@ -89,7 +89,7 @@ int guest_command(const Globals& g, const std::string& name, const std::string& 
   if (cmd == "hashify") return run_sibling("vhashify", g, name, args);
   auto c = load(g, name);
   if (!c.ok()) return fail(c.error());
-  RuntimeIo io{1, g.quiet};
+  RuntimeIo io{1, g.quiet, {}};
   if (cmd == "start" || cmd == "stop" || cmd == "restart" || cmd == "condrestart") {
     if (cmd == "condrestart") {
       auto st = guest_status(name);
