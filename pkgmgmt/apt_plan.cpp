@@ -2,6 +2,7 @@
 #include "pkgmgmt/apt_plan.h"
 
 #include "kernel/fs.h"
+#include "pkgmgmt/text_lines.h"
 
 #include <algorithm>
 #include <fcntl.h>
@@ -12,18 +13,6 @@ namespace {
 
 bool is_lower_alnum(char c) {
   return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-}
-
-// Calls fn(line, line number) for each line of `text` (without its '\n')
-// and stops at the first error.
-template <typename Fn> Status for_each_line(std::string_view text, Fn fn) {
-  size_t line_no = 0;
-  for (size_t pos = 0; pos < text.size();) {
-    size_t eol = std::min(text.find('\n', pos), text.size());
-    VU_TRY(fn(text.substr(pos, eol - pos), ++line_no));
-    pos = eol + 1;
-  }
-  return {};
 }
 
 // Architecture names: lower-case letters, digits, '-'.

@@ -1,8 +1,10 @@
-// libFuzzer target: what vapt-get reads from a guest - the tar stream of
-// its dpkg-deb (fed in pieces whose size the first byte chooses),
-// apt-get --simulate and --print-uris output, a dpkg file list. Every
-// name that comes out is absolute, bounded and free of "..".
+// libFuzzer target: what vapt-get and vrpm read from a guest - the tar
+// stream of its dpkg-deb (fed in pieces whose size the first byte
+// chooses), apt-get --simulate and --print-uris output, a dpkg file list,
+// rpm's query output. Every name that comes out is absolute, bounded and
+// free of "..".
 #include "pkgmgmt/apt_plan.h"
+#include "pkgmgmt/rpm_plan.h"
 #include "pkgmgmt/tar_names.h"
 
 #include <cstddef>
@@ -39,5 +41,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (const auto& p : *uris) check_path(p);
   if (auto list = vu::parse_dpkg_file_list(text, "fuzz", 1000); list.ok())
     for (const auto& p : *list) check_path(p);
+  if (auto rpm = vu::parse_rpm_query(text, 1000); rpm.ok()) {
+    for (const auto& p : rpm->paths) check_path(p);
+    for (const auto& n : rpm->names)
+      if (n.empty() || n.find('/') != std::string::npos || n.front() == '-') __builtin_trap();
+  }
   return 0;
 }

@@ -1,8 +1,10 @@
-// vapt-get's parsers of what a guest says: apt-get --simulate and
-// --print-uris output, dpkg's file lists, and tar streams (real ones made
-// with GNU tar in its three formats, fed in odd pieces).
+// vapt-get's and vrpm's parsers of what a guest says: apt-get --simulate and
+// --print-uris output, dpkg's file lists, tar streams (real ones made with
+// GNU tar in its three formats, fed in odd pieces), rpm command lines and
+// rpm's query output.
 #include "kernel/fd.h"
 #include "pkgmgmt/apt_plan.h"
+#include "pkgmgmt/rpm_plan.h"
 #include "pkgmgmt/tar_names.h"
 #include "tests/support/guest_fixture.h"
 #include "tests/support/temp_tree.h"
@@ -192,6 +194,42 @@ TEST(TarNames, RefusesStreamsThatAreNotTarOrEscape) {
   EXPECT_FALSE(cut.finish().ok());
   TarNameReader small(TarLimits{1000, 10, 1 << 16});
   EXPECT_FALSE(small.feed(data).ok()); // larger than the stream may be
+}
+
+} // namespace
+
+namespace {
+
+TEST(RpmPlan, ReadsCommandLinesAsRpmDoes) {
+  using V = std::vector<std::string>;
+  auto u = read_rpm_command(V{"-Uvh", "--nodeps", "/srv/a-1.rpm", "b-2.noarch.rpm"});
+  EXPECT_TRUE(u.changes);
+  EXPECT_FALSE(u.erase);
+  EXPECT_EQ(u.packages, (V{"/srv/a-1.rpm", "/b-2.noarch.rpm"}));
+  auto e = read_rpm_command(V{"-e", "--allmatches", "vu-test-a", "vu-test-b"});
+  EXPECT_TRUE(e.changes && e.erase);
+  EXPECT_EQ(e.names, (V{"vu-test-a", "vu-test-b"}));
+  EXPECT_TRUE(read_rpm_command(V{"--define", "-e x", "--upgrade", "/x.rpm"}).changes);
+  EXPECT_EQ(read_rpm_command(V{"--root", "-e", "-i", "/x.rpm"}).erase, false);
+  EXPECT_EQ(read_rpm_command(V{"-r", "/alt", "-F", "/x.rpm"}).packages, V{"/x.rpm"});
+  for (const V& no : {V{"-qa"}, V{"-qi", "bash"}, V{"-V", "bash"}, V{"-Uvh", "--test", "/x.rpm"},
+                      V{"--initdb"}, V{"--rebuilddb"}, V{"-qpl", "/x.rpm"}, V{}})
+    EXPECT_FALSE(read_rpm_command(no).changes) << (no.empty() ? "" : no.front());
+  // URLs are not package files here.
+  EXPECT_TRUE(read_rpm_command(V{"-i", "http://h/x.rpm"}).packages.empty());
+}
+
+TEST(RpmPlan, ParsesQueryOutputAndSkipsRpmsMessages) {
+  auto r = parse_rpm_query("@@name vu-test-a\n/etc/vu-a.conf\n/usr/share/vu-a/data bin\n"
+                           "package nothere is not installed\nwarning: something\n"
+                           "@@name python3.11-libs_x+\n");
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_EQ(r->names, (std::vector<std::string>{"vu-test-a", "python3.11-libs_x+"}));
+  EXPECT_EQ(r->paths, (std::vector<std::string>{"/etc/vu-a.conf", "/usr/share/vu-a/data bin"}));
+  for (const char* bad : {"@@name ../../x\n", "@@name -e\n", "@@name \n", "@@name a;b\n"})
+    EXPECT_FALSE(parse_rpm_query(bad).ok()) << bad;
+  EXPECT_FALSE(parse_rpm_query("/" + std::string(5000, 'x') + "\n").ok());
+  EXPECT_FALSE(parse_rpm_query("/a\n/b\n/c\n", 2).ok());
 }
 
 } // namespace
