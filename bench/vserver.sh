@@ -13,32 +13,10 @@
 # A peer that does not run here is reported as such.
 #
 #   bench/vserver.sh [--runs R]
-set -euo pipefail
-here=$(cd "$(dirname "$0")/.." && pwd)
-runs=30
-while [ $# -gt 0 ]; do
-  case $1 in
-    --runs) runs=$2; shift 2 ;;
-    *) echo "usage: $0 [--runs R]" >&2; exit 2 ;;
-  esac
-done
-"$here/scripts/install-deps.sh" --bench >/dev/null
-"$here/scripts/build.sh" >/dev/null
-"$here/bench/make_corpus.sh" >/dev/null
-corpus=${VU_BENCH_CORPUS:-/var/tmp/vunify-bench-corpus}
-work=$(mktemp -d /var/tmp/vunify-vserver-bench.XXXXXX)
-bin=$here/build/tools
-export VSERVER_CONFDIR=$work/etc VSERVER_RUNDIR=$work/run VSERVER_CGROUP=vunify-bench-$$
-cleanup() {
-  "$bin/vserver" -q b stop >/dev/null 2>&1 || true
-  rmdir "/sys/fs/cgroup/$VSERVER_CGROUP" "/sys/fs/cgroup/unified/$VSERVER_CGROUP" \
-    "$work/run/.cgroup2/$VSERVER_CGROUP" 2>/dev/null || true
-  umount "$work/run/.cgroup2" 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+. "$(dirname "$0")/guest_bench.sh" 30 "$@"
+cleanup() { "$bin/vserver" -q b stop >/dev/null 2>&1; }
 root=$work/vservers/b
-mkdir -p "$work/etc/b/apps/init" "$work/vservers" "$work/run"
+mkdir -p "$work/etc/b/apps/init"
 cp -a "$corpus/g1" "$root"
 ln -s "$root" "$work/etc/b/vdir"
 echo none > "$work/etc/b/apps/init/style"

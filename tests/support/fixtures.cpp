@@ -6,6 +6,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <regex>
@@ -66,6 +67,34 @@ head -c 30000 /dev/zero | tr '\0' 'b' > %{buildroot}/usr/lib/vu-b/lib.bin
 %config(noreplace) /etc/vu-b.conf
 %config(noreplace) /usr/lib/vu-b/defaults.cfg
 /usr/lib/vu-b/lib.bin
+)";
+
+// A package whose %pre adds a system user (and records where it ran in
+// /var/tmp/vu-c.pre), with a %config(noreplace) file and files that user
+// owns; built as 1.0 and 1.1 (other data.bin content).
+const char* k_spec_c = R"(Name: vu-test-c
+Version: %{vuver}
+Release: 1
+Summary: vunify test package c
+License: MIT
+BuildArch: noarch
+%description
+Test package with a user, %%config(noreplace) and files of that user.
+%pre
+getent passwd vuc >/dev/null || useradd -r -M -d /var/lib/vu-c -s /usr/sbin/nologin vuc
+hostname > /var/tmp/vu-c.pre
+readlink /proc/self/ns/pid >> /var/tmp/vu-c.pre
+%install
+mkdir -p %{buildroot}/etc %{buildroot}/usr/share/vu-c %{buildroot}/var/lib/vu-c
+printf 'c-setting = 1\n' > %{buildroot}/etc/vu-c.conf
+printf 'the same in every version of vu-test-c\n' > %{buildroot}/usr/share/vu-c/README
+head -c 30000 /dev/zero | tr '\0' '%{vufill}' > %{buildroot}/usr/share/vu-c/data.bin
+printf 'state of vu-c\n' > %{buildroot}/var/lib/vu-c/state
+%files
+%config(noreplace) /etc/vu-c.conf
+/usr/share/vu-c
+%dir %attr(0750,vuc,vuc) /var/lib/vu-c
+%attr(0640,vuc,vuc) /var/lib/vu-c/state
 )";
 
 } // namespace
@@ -136,33 +165,58 @@ std::string cached_deb(const std::string& pkg) {
   return find();
 }
 
-std::vector<std::string> cached_test_rpms(std::string& why) {
+namespace {
+
+// A spec and the --define arguments of one rpmbuild.
+struct RpmBuild {
+  const char* spec;
+  std::string defines;
+};
+
+// Builds the packages into cache_dir()/<subdir> unless `rpms` are there.
+std::vector<std::string> cached_rpms(const std::string& subdir, std::vector<std::string> rpms,
+                                     const std::vector<RpmBuild>& builds, std::string& why) {
   if (sh("command -v rpmbuild >/dev/null && command -v rpm >/dev/null") != 0) {
     why = "rpmbuild/rpm not installed";
     return {};
   }
   CacheLock lock;
-  std::string dir = cache_dir() + "/rpms-v1";
-  std::vector<std::string> rpms{dir + "/vu-test-a-1.0-1.noarch.rpm",
-                                dir + "/vu-test-b-2.0-1.noarch.rpm"};
-  if (fs::exists(rpms[0]) && fs::exists(rpms[1])) return rpms;
-  std::string top = dir + "/top";
+  const std::string dir = cache_dir() + "/" + subdir;
+  for (auto& r : rpms) r = dir + "/" + r;
+  if (std::all_of(rpms.begin(), rpms.end(), [](const auto& r) { return fs::exists(r); }))
+    return rpms;
+  const std::string top = dir + "/top";
   fs::create_directories(top + "/SPECS");
-  std::ofstream(top + "/SPECS/a.spec") << k_spec_a;
-  std::ofstream(top + "/SPECS/b.spec") << k_spec_b;
-  for (const char* spec : {"a.spec", "b.spec"})
+  for (size_t i = 0; i < builds.size(); ++i) {
+    const std::string spec = top + "/SPECS/" + std::to_string(i) + ".spec";
+    std::ofstream(spec) << builds[i].spec;
     if (sh("rpmbuild --quiet --nodeps --define '_topdir " + top +
-           "' --define '_build_id_links none' -bb " + top + "/SPECS/" + spec + " >" + dir +
+           "' --define '_build_id_links none' " + builds[i].defines + " -bb " + spec + " >" + dir +
            "/rpmbuild.log 2>&1") != 0) {
       why = "rpmbuild failed, see " + dir + "/rpmbuild.log";
       return {};
     }
+  }
   sh("cp " + top + "/RPMS/noarch/*.rpm " + dir + "/");
-  if (!fs::exists(rpms[0]) || !fs::exists(rpms[1])) {
+  if (!std::all_of(rpms.begin(), rpms.end(), [](const auto& r) { return fs::exists(r); })) {
     why = "rpmbuild made no packages";
     return {};
   }
   return rpms;
+}
+
+} // namespace
+
+std::vector<std::string> cached_test_rpms(std::string& why) {
+  return cached_rpms("rpms-v1", {"vu-test-a-1.0-1.noarch.rpm", "vu-test-b-2.0-1.noarch.rpm"},
+                     {{k_spec_a, ""}, {k_spec_b, ""}}, why);
+}
+
+std::vector<std::string> cached_user_rpms(std::string& why) {
+  return cached_rpms("rpms-user-v1", {"vu-test-c-1.0-1.noarch.rpm", "vu-test-c-1.1-1.noarch.rpm"},
+                     {{k_spec_c, "--define 'vuver 1.0' --define 'vufill c'"},
+                      {k_spec_c, "--define 'vuver 1.1' --define 'vufill d'"}},
+                     why);
 }
 
 bool install_rpms(const std::string& root, const std::vector<std::string>& rpms) {

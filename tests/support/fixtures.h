@@ -25,6 +25,12 @@ std::string cached_deb(const std::string& pkg);
 // /usr/share/vu-a/data.bin; vu-test-b: %config(noreplace) /etc/vu-b.conf and
 // /usr/lib/vu-b/defaults.cfg, plain /usr/lib/vu-b/lib.bin.
 std::vector<std::string> cached_test_rpms(std::string& why);
+// vu-test-c 1.0 and 1.1: a %pre that adds the system user vuc (and
+// writes the host name and PID namespace it ran in to /var/tmp/vu-c.pre),
+// %config(noreplace) /etc/vu-c.conf, /usr/share/vu-c/{README,data.bin}
+// (data.bin differs between the versions), /var/lib/vu-c/state owned by
+// vuc.
+std::vector<std::string> cached_user_rpms(std::string& why);
 // Installs rpms into root with its database in root/var/lib/rpm.
 bool install_rpms(const std::string& root, const std::vector<std::string>& rpms);
 

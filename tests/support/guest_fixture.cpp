@@ -7,9 +7,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
+#include <thread>
 
 namespace fs = std::filesystem;
 
@@ -41,6 +44,47 @@ std::vector<pid_t> processes_in(const std::string& root) {
         st.st_ino == want.st_ino)
       out.push_back(pid);
   }
+  return out;
+}
+
+std::string file_digest(const std::string& path) {
+  return std::to_string(std::hash<std::string>{}(read_all(path))) + ":" +
+         std::to_string(read_all(path).size());
+}
+
+// uid of `user` in a passwd file; -1 when absent.
+long uid_in(const std::string& passwd, const std::string& user) {
+  std::istringstream in(read_all(passwd));
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind(user + ":", 0) == 0) {
+      auto a = line.find(':', user.size() + 1);
+      return std::atol(line.c_str() + a + 1);
+    }
+  return -1;
+}
+
+uid_t owner_of(const std::string& path) {
+  struct stat st {};
+  return ::lstat(path.c_str(), &st) == 0 ? st.st_uid : static_cast<uid_t>(-1);
+}
+
+// Files of the tree linked from outside it (another guest, the hash
+// store) that are not immutable.
+std::vector<std::string> writable_shared_files(const std::string& root) {
+  std::map<ino_t, std::pair<nlink_t, std::vector<std::string>>> inodes;
+  for (auto it = fs::recursive_directory_iterator(root); it != fs::recursive_directory_iterator();
+       ++it) {
+    struct stat st {};
+    if (::lstat(it->path().c_str(), &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink > 1) {
+      auto& e = inodes[st.st_ino];
+      e.first = st.st_nlink;
+      e.second.push_back(it->path());
+    }
+  }
+  std::vector<std::string> out;
+  for (const auto& [ino, e] : inodes)
+    if (e.first > e.second.size() && !is_immutable_path(e.second.front()))
+      out.push_back(e.second.front());
   return out;
 }
 
@@ -105,6 +149,19 @@ ProgramResult GuestTest::vserver(const std::vector<std::string>& args, int timeo
   std::vector<std::string> argv{VSERVER_BIN};
   argv.insert(argv.end(), args.begin(), args.end());
   return run_program(argv, m_env, timeout_s);
+}
+
+bool GuestTest::kill_and_check(KillDelay& delay, const std::vector<std::string>& argv,
+                               const std::string& guest, int round) {
+  pid_t pid = spawn_quiet(argv, m_env);
+  EXPECT_GT(pid, 0);
+  if (pid <= 0) return false;
+  const bool killed = delay.kill_after_delay(pid);
+  for (int i = 0; i < 100 && !processes_in(root(guest)).empty(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_TRUE(processes_in(root(guest)).empty()) << "round " << round;
+  EXPECT_EQ(writable_shared_files(root(guest)), std::vector<std::string>{}) << "round " << round;
+  return killed;
 }
 
 } // namespace vu::test

@@ -23,6 +23,15 @@ void put(const std::string& path, const std::string& content);
 // Processes whose root directory is `root` (a guest's, seen from the host).
 std::vector<pid_t> processes_in(const std::string& root);
 
+// Length and hash of a file's content, to see that it did not change.
+std::string file_digest(const std::string& path);
+// uid of `user` in a passwd file; -1 when absent.
+long uid_in(const std::string& passwd, const std::string& user);
+uid_t owner_of(const std::string& path);
+// Files of the tree linked from outside it (another guest, the hash
+// store) that are not immutable: a unified guest must have none.
+std::vector<std::string> writable_shared_files(const std::string& root);
+
 class GuestTest : public ::testing::Test {
 protected:
   static void SetUpTestSuite();
@@ -38,6 +47,12 @@ protected:
   void make_guest(const std::string& name, unsigned context, const std::string& iface = "");
 
   ProgramResult vserver(const std::vector<std::string>& args, int timeout_s = 180);
+
+  // kill -9 of `argv` after the next delay, then: nothing of `guest` keeps
+  // running (within 5 s) and no shared file of it is writable. True when
+  // the kill ended the run.
+  bool kill_and_check(KillDelay& delay, const std::vector<std::string>& argv,
+                      const std::string& guest, int round);
 
   TempTree t;
   std::vector<std::string> m_env; // VSERVER_CONFDIR, VSERVER_RUNDIR, VSERVER_CGROUP

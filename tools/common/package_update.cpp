@@ -1,0 +1,410 @@
+// The update of unified guests that vapt-get and vrpm share (see
+// package_update.h).
+#include "tools/common/package_update.h"
+
+#include "core/runtime.h"
+#include "kernel/fs.h"
+#include "kernel/ns.h"
+#include "tools/common/cli.h"
+#include "tools/common/guest_selection.h"
+#include "unify/deunify.h"
+#include "version.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <iostream>
+#include <memory>
+#include <optional>
+
+namespace vu {
+
+namespace {
+// Set when the program starts; the preparing children inherit it.
+const auto k_started = std::chrono::steady_clock::now();
+} // namespace
+
+void update_stage(const UpdateOptions& o, const std::string& guest, const std::string& what) {
+  const auto t0 = k_started;
+  if (o.debug) {
+    const auto ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
+            .count();
+    std::cerr << o.prog << ": " << guest << ": +" << ms << " ms: " << what << "\n";
+  } else if (!o.quiet && !o.json && ::isatty(STDERR_FILENO)) {
+    std::cerr << o.prog << ": " << guest << ": " << what << "\n";
+  }
+}
+
+Result<ProgramOutput> collect_in_guest(const VServerConfig& c,
+                                       const std::vector<std::string>& argv) {
+  ProgramOutput r;
+  auto code = run_in_guest_reading(c, argv, [&](std::string_view s) -> Status {
+    if (r.out.size() + s.size() > (16u << 20))
+      return described_error(EFBIG, argv.front() + " in the guest wrote more than 16 MiB");
+    r.out.append(s);
+    return {};
+  });
+  if (!code.ok()) return code.error();
+  r.exit_code = *code;
+  return r;
+}
+
+namespace {
+
+// The candidates that are regular files; with `shared_only`, only those
+// linked from elsewhere or immutable (what step 2 has to copy).
+std::vector<std::string> files_in(int root, std::vector<std::string> candidates, bool shared_only) {
+  std::sort(candidates.begin(), candidates.end());
+  candidates.erase(std::unique(candidates.begin(), candidates.end()), candidates.end());
+  std::vector<std::string> out;
+  for (const auto& path : candidates) {
+    if (path.size() < 2 || path.front() != '/') continue;
+    auto fd = open_beneath(root, path.substr(1), O_PATH);
+    auto st = fd.ok() ? stat_fd(fd->get()) : Result<FileStat>(fd.error());
+    if (!st.ok() || !st->is_regular()) continue;
+    if (shared_only && st->nlink < 2 && !st->immutable) continue;
+    out.push_back(path);
+  }
+  return out;
+}
+
+} // namespace
+
+std::vector<std::string> regular_files_in(int root, std::vector<std::string> candidates) {
+  return files_in(root, std::move(candidates), false);
+}
+
+namespace {
+
+// Step 2: the planned names that are shared get private copies.
+Status make_private(const PackageTool& tool, const UpdateOptions& o, const VServerConfig& c,
+                    int root, std::vector<std::string> planned, UpdateOutcome& out) {
+  const auto paths = files_in(root, std::move(planned), true);
+  if (paths.empty()) return {}; // (no paths would mean the whole guest)
+  GuestSelection sel;
+  sel.args = {c.guest.name};
+  sel.confdir = o.confdir;
+  sel.no_pkgmgmt = true;
+  sel.classic_refservers = false;
+  VU_TRY_ASSIGN(selected, select_guests(sel));
+  if (selected.guests.empty())
+    return described_error(ENOENT, "guest '" + c.guest.name + "' has no usable root");
+  DeunifyOptions d;
+  d.dry_run = o.dry_run;
+  d.lock_holder = tool.prog;
+  update_stage(o, c.guest.name, "making " + std::to_string(paths.size()) + " files private");
+  VU_TRY_ASSIGN(report, run_deunify(selected.guests.front(), paths, d));
+  out.files_private = report.files_deunified;
+  if (report.failed())
+    return described_error(EIO, std::to_string(report.failure_count()) +
+                                    " files could not be made private (vunify -R --path on them "
+                                    "says why); " +
+                                    tool.manager + " was not run");
+  return {};
+}
+
+// Step 4, started: vhashify for the guest, its report read when it ends.
+struct PendingShare {
+  StartedProgram program;
+  size_t index = 0; // of the outcome
+};
+
+Result<PendingShare> start_share(const UpdateOptions& o, const std::string& name, size_t index) {
+  std::vector<std::string> argv{sibling_program("vhashify"), "--json"};
+  if (!o.confdir.empty()) argv.insert(argv.end(), {"--confdir", o.confdir});
+  argv.push_back(name);
+  VU_TRY_ASSIGN(started, start_host_program(argv));
+  return PendingShare{std::move(started), index};
+}
+
+void finish_share(const UpdateOptions& o, PendingShare& p, UpdateOutcome& out) {
+  auto run = finish_host_program(p.program);
+  update_stage(o, out.name, "vhashify done");
+  std::string problem;
+  if (!run.ok()) {
+    problem = run.error().message();
+  } else {
+    try {
+      out.files_shared = nlohmann::json::parse(run->out).value("files_linked", uint64_t{0});
+    } catch (const std::exception&) {
+      problem = "vhashify " + out.name + " gave no report";
+    }
+    if (run->exit_code != 0)
+      problem = "vhashify " + out.name + " exited with " + std::to_string(run->exit_code) +
+                " (run it to see why)";
+  }
+  if (!problem.empty() && out.error.empty()) out.error = problem;
+}
+
+// A guest after steps 1 and 2: `config` is set when step 3 may run.
+struct Prepared {
+  UpdateOutcome out;
+  std::optional<VServerConfig> config;
+};
+
+// Steps 1 and 2 for one guest; the outcome says what failed.
+Prepared prepare_guest(const PackageTool& tool, const UpdateOptions& o, const std::string& name) {
+  Prepared p;
+  UpdateOutcome& out = p.out;
+  out.name = name;
+  auto fail = [&](const Error& e) {
+    out.error = e.message();
+    return std::move(p);
+  };
+  auto c = load_vserver_config(ConfigBase(o.confdir), name);
+  if (!c.ok()) return fail(c.error());
+  auto st = guest_status(name);
+  out.running = st.ok() && st->running;
+  int fd = ::open(c->guest.root.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return fail(make_error(errno, "guest root " + c->guest.root));
+  UniqueFd root(fd);
+  out.changes = tool.changes(o.args);
+  if (out.changes) {
+    auto planned = tool.plan(o, *c, root.get(), out);
+    if (!planned.ok()) return fail(planned.error());
+    out.files_planned = files_in(root.get(), *planned, false).size();
+    if (auto r = make_private(tool, o, *c, root.get(), std::move(*planned), out); !r.ok())
+      return fail(r.error());
+  }
+  p.config = std::move(*c);
+  return p;
+}
+
+// Step 3, with its output relayed.
+void run_guest(const PackageTool& tool, const UpdateOptions& o, Prepared& p) {
+  UpdateOutcome& out = p.out;
+  if (!out.output.empty()) {
+    std::cerr << out.output;
+    std::cerr.flush();
+  }
+  if (!p.config || o.dry_run) return;
+  update_stage(o, out.name, tool.manager);
+  std::fflush(nullptr);
+  auto code =
+      run_in_guest_context(*p.config, tool.command(o.args), RuntimeIo{o.json ? 2 : 1, true, {}});
+  if (!code.ok()) {
+    out.error = code.error().message();
+    return;
+  }
+  out.exit_status = *code;
+  if (out.exit_status != 0)
+    out.error = std::string(tool.manager) + " exited with " + std::to_string(out.exit_status);
+}
+
+nlohmann::json outcome_json(const UpdateOutcome& r) {
+  nlohmann::json j{{"name", r.name},
+                   {"running", r.running},
+                   {"installs", r.installs},
+                   {"removals", r.removals},
+                   {"files_planned", r.files_planned},
+                   {"files_made_private", r.files_private},
+                   {"ok", r.error.empty()}};
+  j["exit_status"] = r.exit_status >= 0 ? nlohmann::json(r.exit_status) : nlohmann::json(nullptr);
+  j["files_shared_again"] =
+      r.files_shared != -1ull ? nlohmann::json(r.files_shared) : nlohmann::json(nullptr);
+  if (!r.error.empty()) j["error"] = r.error;
+  return j;
+}
+
+void print_summary(const PackageTool& tool, const UpdateOptions& o,
+                   const std::vector<UpdateOutcome>& results) {
+  size_t failed = 0;
+  for (const auto& r : results) failed += !r.error.empty();
+  if (o.json) {
+    nlohmann::json j{{"dry_run", o.dry_run}, {"failed", failed}};
+    auto& guests = j["guests"] = nlohmann::json::array();
+    for (const auto& r : results) guests.push_back(outcome_json(r));
+    std::cout << j.dump(2) << "\n";
+    return;
+  }
+  for (const auto& r : results) {
+    if (!r.error.empty()) print_error(tool.prog, r.name + ": " + r.error);
+    if (o.quiet || (!r.changes && r.exit_status < 0)) continue;
+    std::string line = std::string(tool.prog) + ": " + r.name + ": ";
+    if (r.changes)
+      line += fmt::format("{} to install, {} to remove; {} of {} files of the update{} made "
+                          "private",
+                          r.installs, r.removals, r.files_private, r.files_planned,
+                          o.dry_run ? " would be" : "");
+    if (r.files_shared != -1ull) line += fmt::format("; {} shared again", r.files_shared);
+    if (r.exit_status >= 0)
+      line += fmt::format("{}{} exit {}", r.changes ? "; " : "", tool.manager, r.exit_status);
+    std::cerr << line << "\n";
+  }
+}
+
+// The whole outcome, to pass it from the preparing child to the program.
+nlohmann::json outcome_state(const UpdateOutcome& r) {
+  return {{"name", r.name},
+          {"running", r.running},
+          {"changes", r.changes},
+          {"installs", r.installs},
+          {"removals", r.removals},
+          {"files_planned", r.files_planned},
+          {"files_private", r.files_private},
+          {"error", r.error},
+          {"output", r.output}};
+}
+
+UpdateOutcome outcome_of_state(const nlohmann::json& j) {
+  UpdateOutcome r;
+  r.name = j.at("name").get<std::string>();
+  r.running = j.at("running").get<bool>();
+  r.changes = j.at("changes").get<bool>();
+  r.installs = j.at("installs").get<size_t>();
+  r.removals = j.at("removals").get<size_t>();
+  r.files_planned = j.at("files_planned").get<uint64_t>();
+  r.files_private = j.at("files_private").get<uint64_t>();
+  r.error = j.at("error").get<std::string>();
+  r.output = j.at("output").get<std::string>();
+  return r;
+}
+
+// Steps 1 and 2 run in a child process: the program stays single-threaded
+// while it clones a guest's processes (see core/runtime.h, RuntimeIo::sink),
+// and the child dies with it. Its result is its outcome, as JSON.
+Result<StartedProgram> start_prepare(const PackageTool& tool, const UpdateOptions& o,
+                                     const std::string& name) {
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC) != 0) return make_error(errno, "pipe");
+  UniqueFd r(p[0]), w(p[1]);
+  const pid_t parent = ::getpid();
+  std::fflush(nullptr);
+  pid_t pid = ::fork();
+  if (pid < 0) return make_error(errno, "fork");
+  if (pid == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::_exit(1);
+    r.reset();
+    Prepared prepared = prepare_guest(tool, o, name);
+    auto state = outcome_state(prepared.out);
+    state["ready"] = prepared.config.has_value();
+    (void)write_all(w.get(), state.dump());
+    ::_exit(0);
+  }
+  return StartedProgram{"the preparation of " + name, pid, std::move(r)};
+}
+
+Prepared finish_prepare(const UpdateOptions& o, const std::string& name, StartedProgram& child) {
+  Prepared p;
+  p.out.name = name;
+  auto done = finish_host_program(child, 64u << 20);
+  try {
+    if (!done.ok()) throw std::runtime_error(done.error().message());
+    auto state = nlohmann::json::parse(done->out);
+    p.out = outcome_of_state(state);
+    if (state.at("ready").get<bool>()) {
+      auto c = load_vserver_config(ConfigBase(o.confdir), name);
+      if (c.ok())
+        p.config = std::move(*c);
+      else
+        p.out.error = c.error().message();
+    }
+  } catch (const std::exception& e) {
+    p.out.error = std::string("preparing the update failed: ") + e.what() +
+                  (done.ok() ? " (exit " + std::to_string(done->exit_code) + ")" : "");
+  }
+  return p;
+}
+
+// Every guest in turn. While one guest's package manager runs (step 3),
+// the next guest is planned and prepared (steps 1 and 2, whose output is
+// held back until its turn) and the previous one's vhashify runs (one at
+// a time: they would wait for the store's lock anyway).
+std::vector<UpdateOutcome> update_all(const PackageTool& tool, const UpdateOptions& o) {
+  std::vector<UpdateOutcome> results;
+  std::unique_ptr<PendingShare> pending;
+  auto finish_pending = [&] {
+    if (pending) finish_share(o, *pending, results[pending->index]);
+    pending.reset();
+  };
+  auto ahead = start_prepare(tool, o, o.names[0]);
+  for (size_t i = 0; i < o.names.size(); ++i) {
+    Prepared p;
+    if (ahead.ok()) {
+      p = finish_prepare(o, o.names[i], *ahead);
+    } else {
+      p.out.name = o.names[i];
+      p.out.error = ahead.error().message();
+    }
+    if (i + 1 < o.names.size()) ahead = start_prepare(tool, o, o.names[i + 1]);
+    run_guest(tool, o, p);
+    results.push_back(std::move(p.out));
+    finish_pending();
+    const auto& r = results.back();
+    const bool touched = r.installs + r.removals > 0 || r.files_private > 0;
+    if (!r.changes || !touched || o.dry_run || o.no_reunify || r.exit_status < 0) continue;
+    update_stage(o, r.name, "vhashify");
+    auto started = start_share(o, r.name, results.size() - 1);
+    if (started.ok())
+      pending = std::make_unique<PendingShare>(std::move(*started));
+    else if (results.back().error.empty())
+      results.back().error = started.error().message();
+  }
+  finish_pending();
+  return results;
+}
+
+} // namespace
+
+int run_package_tool(const PackageTool& tool, int argc, char** argv) {
+  const std::string prog = tool.prog;
+  CLI::App app{std::string(tool.description) + "\n\nusage: " + prog + " [options] NAME... -- " +
+                   tool.manager + "-ARGUMENTS",
+               prog};
+  app.set_version_flag("--version", prog + " " + k_version);
+  UpdateOptions o;
+  o.prog = prog;
+  app.add_option("names", o.names, "the guests, one after the other")->check(non_empty());
+  app.add_flag("--all", o.all, "every guest of the configuration base");
+  add_confdir_option(app, o.confdir);
+  app.add_flag("-n,--dry-run", o.dry_run,
+               "plan in each guest and count the files the update would make private; "
+               "download, change and run nothing else");
+  app.add_flag("--no-reunify", o.no_reunify, "do not run vhashify for the guests afterwards");
+  app.add_flag("--json", o.json,
+               std::string("a JSON summary on stdout (") + tool.manager + "'s output on stderr)");
+  app.add_flag("-q,--quiet", o.quiet, "no summary lines; errors only");
+  app.add_flag("--debug", o.debug, "each step on stderr, with its time");
+  int ours = argc; // everything after "--" is the package manager's
+  for (int i = 1; i < argc; ++i)
+    if (std::string_view(argv[i]) == "--") {
+      ours = i;
+      break;
+    }
+  for (int i = ours + 1; i < argc; ++i) o.args.emplace_back(argv[i]);
+  if (auto done = parse_command_line(app, ours, argv)) return *done;
+  if (o.args.empty()) {
+    print_error(prog, std::string("no ") + tool.manager + " arguments: " + prog +
+                          " NAME... -- ARGS (see " + prog + " --help)");
+    return exit_status(ExitCode::usage);
+  }
+  if (o.all) {
+    auto all = ConfigBase(o.confdir).all();
+    if (!all.ok()) throw std::runtime_error(all.error().message());
+    for (const auto& g : all->guests) o.names.push_back(g.name);
+  }
+  // Each guest once: the next guest is prepared while one runs.
+  std::vector<std::string> unique;
+  for (const auto& n : o.names)
+    if (std::find(unique.begin(), unique.end(), n) == unique.end()) unique.push_back(n);
+  o.names = std::move(unique);
+  if (o.names.empty()) {
+    print_error(prog, "no guests given (name them, or --all; see " + prog + " --help)");
+    return exit_status(ExitCode::usage);
+  }
+  const auto results = update_all(tool, o);
+  print_summary(tool, o, results);
+  const bool failed = std::any_of(results.begin(), results.end(),
+                                  [](const UpdateOutcome& r) { return !r.error.empty(); });
+  return exit_status(failed ? ExitCode::partial : ExitCode::ok);
+}
+
+} // namespace vu

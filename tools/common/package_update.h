@@ -1,0 +1,83 @@
+// What vapt-get and vrpm share: util-vserver's command line (NAME... --
+// ARGS, --all), and for each guest in turn the four steps of an update
+// of a unified guest:
+//   1. plan (when the command changes packages): the package manager's
+//      own tools, run in the guest, say which paths the transaction
+//      replaces or removes (PackageTool::plan);
+//   2. those of them that are shared get private copies
+//      (unify/deunify.h with those paths): dpkg links and rpm renames over
+//      every file it replaces, which a shared, immutable inode refuses;
+//   3. the package manager runs in the guest's context (core/runtime.h:
+//      exec when the guest runs, else a context made for the call);
+//   4. vhashify links the guest to its hash store again, so files the
+//      update made identical to other guests' are shared at once.
+// Guests go one after the other, but while one guest's package manager
+// runs, the next guest is planned and prepared (steps 1 and 2, their
+// output held back until its turn) and the previous guest's vhashify runs.
+// Every command runs inside the guest with its capabilities: nothing of
+// the guest runs on the host, and what it prints only chooses which of
+// its own files are made private.
+#pragma once
+
+#include "core/vserver_config.h"
+#include "kernel/result.h"
+#include "tools/common/programs.h"
+
+#include <string>
+#include <vector>
+
+namespace vu {
+
+struct UpdateOptions {
+  std::string prog; // the program's name, in messages
+  std::vector<std::string> names;
+  bool all = false;
+  std::string confdir;
+  bool json = false, quiet = false, dry_run = false, no_reunify = false, debug = false;
+  std::vector<std::string> args; // the package manager's
+};
+
+// What happened in one guest.
+struct UpdateOutcome {
+  std::string name;
+  bool running = false;
+  bool changes = false; // the command changes packages (steps 1, 2, 4)
+  size_t installs = 0, removals = 0;
+  uint64_t files_planned = 0;    // names the plan touches
+  uint64_t files_private = 0;    // shared names made private
+  int exit_status = -1;          // the package manager's; -1: it did not run
+  uint64_t files_shared = -1ull; // linked again by vhashify; -1: not run
+  std::string error;             // empty: everything succeeded
+  std::string output;            // of a planning command that failed, shown at the guest's turn
+};
+
+struct PackageTool {
+  const char* prog;        // "vapt-get"
+  const char* manager;     // "apt-get", in messages
+  const char* description; // the first line of --help
+  // Whether the command line changes installed packages.
+  bool (*changes)(const std::vector<std::string>& args);
+  // Step 1: the absolute guest paths the transaction replaces or removes
+  // (any order, repeats allowed); counts installs and removals into `out`.
+  Result<std::vector<std::string>> (*plan)(const UpdateOptions& o, const VServerConfig& c, int root,
+                                           UpdateOutcome& out);
+  // Step 3's command in the guest.
+  std::vector<std::string> (*command)(const std::vector<std::string>& args);
+};
+
+// The program: arguments, every guest in turn, the summary; the exit
+// status (0, 1 when anything failed in any guest, 2 on a usage error).
+int run_package_tool(const PackageTool& tool, int argc, char** argv);
+
+// For the plans: a step announced (on a terminal, or with its time under
+// --debug).
+void update_stage(const UpdateOptions& o, const std::string& guest, const std::string& what);
+// A command in the guest with at most 16 MiB of its output (stdout and
+// stderr) collected.
+Result<ProgramOutput> collect_in_guest(const VServerConfig& c,
+                                       const std::vector<std::string>& argv);
+// The candidates (absolute guest paths) that are regular files beneath the
+// guest root, reached without symlinks; sorted, unique.
+std::vector<std::string> regular_files_in(int root, std::vector<std::string> candidates);
+
+} // namespace vu

@@ -1,0 +1,5 @@
+#pragma once
+
+namespace vu {
+int run_vrpm(int argc, char** argv);
+}
