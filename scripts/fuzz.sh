@@ -5,7 +5,7 @@
 #   scripts/fuzz.sh                  every target for 10,000,000 executions;
 #                                    new inputs that add coverage are merged
 #                                    into the corpus in the repository
-#   scripts/fuzz.sh --seconds 10     every target for 10 s (what CI runs);
+#   scripts/fuzz.sh --seconds 5      every target for 5 s (what CI runs);
 #                                    the repository's corpus is only read
 #   scripts/fuzz.sh --runs N [name...]
 #

@@ -509,7 +509,7 @@ TEST_F(VServer, KillNineDuringStartAndStopLeavesAStateTheNextCommandHandles) {
 }
 
 TEST_F(VServer, CgroupLimitsAreApplied) {
-  make_guest("l", 40070);
+  make_guest("l", 40079);
   put(conf("l") + "/cgroup/pids.max", "321\n");
   auto r = vserver({"l", "start"});
   if (r.status != 0 && r.err.find("no pids controller") != std::string::npos)
