@@ -28,7 +28,7 @@ if ! command -v clang++ >/dev/null; then
   echo "fuzz: skipped (clang++ not installed)"
   exit 0
 fi
-all=(dpkg_status exclude config hash_cache store_names conffiles proc_locks run_state package_plans)
+all=(dpkg_status exclude config hash_cache store_names conffiles proc_locks run_state package_plans passwd)
 [ ${#targets[@]} -gt 0 ] || targets=("${all[@]}")
 
 # The sanitizer build (build-san, shared with scripts/test.sh): clang,
