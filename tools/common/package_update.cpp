@@ -58,19 +58,24 @@ Result<ProgramOutput> collect_in_guest(const VServerConfig& c,
 
 namespace {
 
-// The candidates that are regular files; with `shared_only`, only those
-// linked from elsewhere or immutable (what step 2 has to copy).
-std::vector<std::string> files_in(int root, std::vector<std::string> candidates, bool shared_only) {
+// The planned paths (absolute guest paths) that are regular files beneath
+// the root, sorted and unique, and of those the ones linked from elsewhere
+// or immutable (what step 2 has to copy); each is looked at once.
+struct PlannedFiles {
+  std::vector<std::string> regular, shared;
+};
+
+PlannedFiles planned_files(int root, std::vector<std::string> candidates) {
   std::sort(candidates.begin(), candidates.end());
   candidates.erase(std::unique(candidates.begin(), candidates.end()), candidates.end());
-  std::vector<std::string> out;
+  PlannedFiles out;
   for (const auto& path : candidates) {
     if (path.size() < 2 || path.front() != '/') continue;
     auto fd = open_beneath(root, path.substr(1), O_PATH);
     auto st = fd.ok() ? stat_fd(fd->get()) : Result<FileStat>(fd.error());
     if (!st.ok() || !st->is_regular()) continue;
-    if (shared_only && st->nlink < 2 && !st->immutable) continue;
-    out.push_back(path);
+    out.regular.push_back(path);
+    if (st->nlink > 1 || st->immutable) out.shared.push_back(path);
   }
   return out;
 }
@@ -78,15 +83,15 @@ std::vector<std::string> files_in(int root, std::vector<std::string> candidates,
 } // namespace
 
 std::vector<std::string> regular_files_in(int root, std::vector<std::string> candidates) {
-  return files_in(root, std::move(candidates), false);
+  return planned_files(root, std::move(candidates)).regular;
 }
 
 namespace {
 
-// Step 2: the planned names that are shared get private copies.
+// Step 2: the planned names that are shared (PlannedFiles::shared) get
+// private copies.
 Status make_private(const PackageTool& tool, const UpdateOptions& o, const VServerConfig& c,
-                    int root, std::vector<std::string> planned, UpdateOutcome& out) {
-  const auto paths = files_in(root, std::move(planned), true);
+                    const std::vector<std::string>& paths, UpdateOutcome& out) {
   if (paths.empty()) return {}; // (no paths would mean the whole guest)
   GuestSelection sel;
   sel.args = {c.guest.name};
@@ -169,9 +174,9 @@ Prepared prepare_guest(const PackageTool& tool, const UpdateOptions& o, const st
   if (out.changes) {
     auto planned = tool.plan(o, *c, root.get(), out);
     if (!planned.ok()) return fail(planned.error());
-    out.files_planned = files_in(root.get(), *planned, false).size();
-    if (auto r = make_private(tool, o, *c, root.get(), std::move(*planned), out); !r.ok())
-      return fail(r.error());
+    const auto files = planned_files(root.get(), std::move(*planned));
+    out.files_planned = files.regular.size();
+    if (auto r = make_private(tool, o, *c, files.shared, out); !r.ok()) return fail(r.error());
   }
   p.config = std::move(*c);
   return p;
