@@ -694,11 +694,10 @@ Result<int> run_once(const VServerConfig& guest, const GuestRunDir& dir,
 } // namespace
 
 Result<int> run_in_guest_context(const VServerConfig& c, const std::vector<std::string>& argv,
-                                 const RuntimeIo& io, bool* was_running) {
+                                 const RuntimeIo& io) {
   VU_TRY_ASSIGN(dir, GuestRunDir::open(c.guest.name));
   VU_TRY_ASSIGN(lock, take_lock(dir, c.guest.name, LockWait::no));
   VU_TRY_ASSIGN(running, running_state(dir, nullptr));
-  if (was_running) *was_running = running.has_value();
   if (!running) return run_once(c, dir, argv, io);
   lock.reset(); // stopping the guest meanwhile ends the command, as with exec
   OutputRelay relay(io);

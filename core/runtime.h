@@ -76,10 +76,10 @@ Result<int> exec_in_guest(const VServerConfig& config, const std::vector<std::st
 // alone - the guest's namespaces, cgroups, root, network and confinement,
 // with the command as the only thing its init runs, and everything the
 // command leaves behind ended afterwards (the guest's lock is held for the
-// duration: a start waits for it). stdin is /dev/null; stdout and stderr
-// go to io.output_fd or io.sink. Returns the command's exit status (128 +
-// signal when killed); `was_running` tells which way it ran.
+// duration: a start meanwhile is refused as busy). stdin is /dev/null;
+// stdout and stderr go to io.output_fd or io.sink. Returns the command's
+// exit status (128 + signal when killed).
 Result<int> run_in_guest_context(const VServerConfig& config, const std::vector<std::string>& argv,
-                                 const RuntimeIo& io, bool* was_running = nullptr);
+                                 const RuntimeIo& io);
 
 } // namespace vu
