@@ -100,7 +100,19 @@ Status mount_dev(int root, int host_null) {
 
 } // namespace
 
-Status enter_guest_root(int root) {
+Status attach_context_mount(int root, const ContextMount& m) {
+  auto point = open_beneath(root, m.target, O_PATH | O_DIRECTORY);
+  if (!point.ok())
+    return described_error(point.code(), "/" + m.target +
+                                             " in the guest: " + point.error().message() +
+                                             " (it must be a directory, not a symlink)");
+  auto r = attach_mount(m.tree, point->get());
+  if (!r.ok())
+    return described_error(r.code(), "mount on /" + m.target + ": " + r.error().message());
+  return {};
+}
+
+Status enter_guest_root(int root, const std::vector<ContextMount>& extra) {
   int null_raw = ::open("/dev/null", O_PATH | O_CLOEXEC);
   if (null_raw < 0) return make_error(errno, "open /dev/null");
   UniqueFd host_null(null_raw);
@@ -112,6 +124,7 @@ Status enter_guest_root(int root) {
   VU_TRY(mount_dev(tree.get(), host_null.get()));
   VU_TRY_ASSIGN(sys, new_mount("sysfs", {}, k_plain | MOUNT_ATTR_RDONLY));
   VU_TRY(mount_at(tree.get(), "sys", sys.get()));
+  for (const auto& m : extra) VU_TRY(attach_context_mount(tree.get(), m));
   return pivot_to(tree.get());
 }
 

@@ -21,10 +21,38 @@
 
 #include "kernel/result.h"
 
+#include <string>
+#include <vector>
+
 namespace vu {
 
+// A directory of the host's shown in a guest's context for one command
+// (core/runtime.h, run_in_guest_context): `tree` is a detached mount of it
+// (kernel/mount.h: clone_mount, then set_mount_attr), attached over
+// `target`, a directory beneath the guest's root given relative to it and
+// reached without following symlinks (it must exist). A tree is attached
+// once: run_in_guest_context makes the trees from ContextDir each call.
+struct ContextMount {
+  int tree = -1;
+  std::string target;
+};
+
+// What a caller of run_in_guest_context gives: the host's directory `dir`
+// (an open descriptor) to show at `target` with the mount attributes `attr`
+// (MOUNT_ATTR_*).
+struct ContextDir {
+  int dir = -1;
+  std::string target;
+  unsigned attr = 0;
+};
+
+// `point` the mount point beneath `root` (relative path), without symlinks;
+// then attaches `tree` over it.
+Status attach_context_mount(int root, const ContextMount& m);
+
 // In the new mount namespace (its mounts private), `root` an O_PATH
-// descriptor of the guest's root directory. Afterwards "/" is the guest.
-Status enter_guest_root(int root);
+// descriptor of the guest's root directory; `extra` is attached after
+// /proc, /dev and /sys. Afterwards "/" is the guest.
+Status enter_guest_root(int root, const std::vector<ContextMount>& extra = {});
 
 } // namespace vu

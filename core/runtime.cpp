@@ -7,6 +7,7 @@
 #include "core/guest_root.h"
 #include "core/pty.h"
 #include "kernel/fs.h"
+#include "kernel/mount.h"
 #include "kernel/ns.h"
 
 #include <fcntl.h>
@@ -14,6 +15,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -123,9 +125,11 @@ int run_and_reap(const std::vector<std::string>& cmd, const std::vector<std::str
   }
 }
 
-// The descriptors the guest's first process keeps (numbers 3 to 7 in it).
+// The descriptors the guest's first process keeps (numbers 3 to 7 in it,
+// then the trees of the context mounts).
 struct InitFds {
   int root, go, status, out_w, out_r;
+  std::vector<ContextMount> mounts;
 };
 
 // After the start: waits until the host has read the start's output (it
@@ -192,11 +196,12 @@ Result<UniqueFd> reopen_root(const VServerConfig& c, int root) {
   return here;
 }
 
-Status become_guest(const VServerConfig& c, int root) {
+Status become_guest(const VServerConfig& c, int root, const std::vector<ContextMount>& mounts) {
   {
     VU_TRY_ASSIGN(here, reopen_root(c, root));
     ::close(root);
-    VU_TRY(enter_guest_root(here.get()));
+    VU_TRY(enter_guest_root(here.get(), mounts));
+    for (const auto& m : mounts) ::close(m.tree);
   }
   if (::sethostname(c.nodename.data(), c.nodename.size()) != 0)
     return make_error(errno, "sethostname " + c.nodename);
@@ -221,7 +226,7 @@ Status become_guest(const VServerConfig& c, int root) {
 [[noreturn]] void guest_child(const VServerConfig& c, const InitFds& fds) {
   char byte = 0;
   if (::read(fds.go, &byte, 1) != 1 || byte != 'g') ::_exit(1);
-  auto r = become_guest(c, fds.root);
+  auto r = become_guest(c, fds.root, fds.mounts);
   if (!r.ok()) child_fail(fds.status, r.error().message());
   (void)write_all(fds.status, "ready\n");
   if (c.style == InitStyle::plain) {
@@ -253,20 +258,27 @@ Result<UniqueFd> open_guest_root(const VServerConfig& c) {
 }
 
 Result<Launched> launch_init(const VServerConfig& c, int root, const GuestCgroups& groups,
-                             DieWithParent die) {
+                             DieWithParent die, const std::vector<ContextMount>& mounts) {
   VU_TRY_ASSIGN(go, make_pipe());
   VU_TRY_ASSIGN(status, make_pipe());
   VU_TRY_ASSIGN(out, make_pipe());
   std::fflush(nullptr);
   VU_TRY_ASSIGN(child, clone_into(k_guest_namespaces, groups.v2.fd(), die));
   if (child.pid == 0) {
-    // Only what the child needs stays open: the root and four pipe ends.
-    int keep[] = {root, go.r.get(), status.w.get(), out.w.get(), out.r.get()};
-    for (int i = 0; i < 5; ++i) keep[i] = ::fcntl(keep[i], F_DUPFD, 10 + i);
-    for (int i = 0; i < 5; ++i) ::dup2(keep[i], 3 + i);
-    close_descriptors_from(8);
-    for (int fd : {4, 5, 6, 7}) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
-    guest_child(c, InitFds{3, 4, 5, 6, 7});
+    // Only what the child needs stays open: the root, four pipe ends and
+    // the mounts' trees.
+    std::vector<int> keep{root, go.r.get(), status.w.get(), out.w.get(), out.r.get()};
+    for (const auto& m : mounts) keep.push_back(m.tree);
+    const int n = static_cast<int>(keep.size());
+    const int high = 10 + n;
+    for (int i = 0; i < n; ++i) keep[i] = ::fcntl(keep[i], F_DUPFD, high + i);
+    for (int i = 0; i < n; ++i) ::dup2(keep[i], 3 + i);
+    close_descriptors_from(3 + n);
+    for (int fd = 4; fd < 3 + n; ++fd) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+    InitFds fds{3, 4, 5, 6, 7, {}};
+    for (size_t i = 0; i < mounts.size(); ++i)
+      fds.mounts.push_back({8 + static_cast<int>(i), mounts[i].target});
+    guest_child(c, fds);
   }
   return Launched{std::move(child), std::move(go.w), std::move(status.r), std::move(out.r)};
 }
@@ -337,10 +349,11 @@ struct LaunchedGuest {
   Launched launched;
 };
 
-Result<LaunchedGuest> launch_guest(const VServerConfig& c, DieWithParent die) {
+Result<LaunchedGuest> launch_guest(const VServerConfig& c, DieWithParent die,
+                                   const std::vector<ContextMount>& mounts = {}) {
   VU_TRY_ASSIGN(root, open_guest_root(c));
   VU_TRY_ASSIGN(groups, make_guest_cgroups(c));
-  auto launched = launch_init(c, root.get(), groups, die);
+  auto launched = launch_init(c, root.get(), groups, die, mounts);
   if (!launched.ok()) {
     (void)remove_guest_cgroups(groups);
     return launched.error();
@@ -458,7 +471,8 @@ void run_kill_sequence(const VServerConfig& c, const GuestCgroups& g, pid_t init
 
 Result<int> run_in_guest(const VServerConfig& c, const RunState& s,
                          const std::vector<std::string>& argv, Terminal terminal, int output_fd,
-                         OutputRelay* relay = nullptr);
+                         OutputRelay* relay = nullptr,
+                         const std::vector<ContextMount>& mounts = {});
 
 } // namespace
 
@@ -554,14 +568,37 @@ std::vector<std::string> default_shell(const VServerConfig& c) {
   ::_exit(r.code() == ENOENT ? 127 : 126);
 }
 
+// Context mounts in a running guest: in a copy of the guest's mount
+// namespace of this process alone (and of what it starts), from which they
+// are detached again (detach_context_mounts) when the command has ended -
+// a daemon it left keeps the copy, but not the mounts.
+Status attach_private_mounts(const std::vector<ContextMount>& mounts) {
+  if (mounts.empty()) return {};
+  if (::unshare(CLONE_NEWNS) != 0) return make_error(errno, "unshare(CLONE_NEWNS)");
+  VU_TRY(make_mounts_private());
+  int root = ::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (root < 0) return make_error(errno, "open / in the guest");
+  UniqueFd guard(root);
+  for (const auto& m : mounts) VU_TRY(attach_context_mount(root, m));
+  return {};
+}
+
+// Each tree's descriptor is its mount, attached now: detached through it.
+void detach_context_mounts(const std::vector<ContextMount>& mounts) {
+  for (auto it = mounts.rbegin(); it != mounts.rend(); ++it)
+    if (::fchdir(it->tree) == 0) (void)::umount2(".", MNT_DETACH);
+}
+
 // The first child: joins the guest's cgroups and namespaces (the PID
 // namespace applies to its children), forks the second and passes on its
 // exit status.
 [[noreturn]] void join_child(const VServerConfig& c, const RunState& s, int pidfd,
-                             const std::vector<std::string>& argv, int tty_socket, int output_fd) {
+                             const std::vector<std::string>& argv, int tty_socket, int output_fd,
+                             const std::vector<ContextMount>& mounts) {
   auto groups = open_guest_cgroups(s.cgroup2, s.cgroup1);
   Status joined = groups.ok() ? join_guest_cgroups(*groups, ::getpid()) : Status(groups.error());
   if (joined.ok()) joined = join_namespaces(pidfd, k_guest_namespaces);
+  if (joined.ok()) joined = attach_private_mounts(mounts);
   if (!joined.ok()) {
     (void)write_all(2, "vserver: cannot enter '" + c.guest.name + "': " + joined.error().message() +
                            "\n");
@@ -572,6 +609,7 @@ std::vector<std::string> default_shell(const VServerConfig& c) {
   if (pid < 0) ::_exit(126);
   if (tty_socket >= 0) ::close(tty_socket);
   auto code = wait_exit_code(pid);
+  detach_context_mounts(mounts);
   ::_exit(code.ok() ? *code : 126);
 }
 
@@ -598,7 +636,7 @@ void read_until_exit(int out, pid_t pid, OutputRelay& relay) {
 
 Result<int> run_in_guest(const VServerConfig& c, const RunState& s,
                          const std::vector<std::string>& argv, Terminal terminal, int output_fd,
-                         OutputRelay* relay) {
+                         OutputRelay* relay, const std::vector<ContextMount>& mounts) {
   UniqueFd relay_r, relay_w;
   if (relay) {
     VU_TRY_ASSIGN(p, make_pipe());
@@ -626,7 +664,7 @@ Result<int> run_in_guest(const VServerConfig& c, const RunState& s,
   if (pid == 0) {
     ours.reset();
     relay_r.reset();
-    join_child(c, s, pidfd.get(), argv, theirs.valid() ? theirs.get() : -1, output_fd);
+    join_child(c, s, pidfd.get(), argv, theirs.valid() ? theirs.get() : -1, output_fd, mounts);
   }
   if (relay) {
     relay_w.reset();
@@ -663,12 +701,13 @@ namespace {
 // next command cleans up the state); the lock is held throughout, so no
 // start or stop comes between.
 Result<int> run_once(const VServerConfig& guest, const GuestRunDir& dir,
-                     const std::vector<std::string>& argv, const RuntimeIo& io) {
+                     const std::vector<std::string>& argv, const RuntimeIo& io,
+                     const std::vector<ContextMount>& mounts) {
   VServerConfig c = guest;
   c.style = InitStyle::commands;
   c.cmd_prepare.clear();
   c.cmd_start = argv;
-  VU_TRY_ASSIGN(init, launch_guest(c, DieWithParent::yes));
+  VU_TRY_ASSIGN(init, launch_guest(c, DieWithParent::yes, mounts));
   auto& groups = init.groups;
   auto* launched = &init.launched;
   Result<int> code = Error{};
@@ -694,15 +733,23 @@ Result<int> run_once(const VServerConfig& guest, const GuestRunDir& dir,
 } // namespace
 
 Result<int> run_in_guest_context(const VServerConfig& c, const std::vector<std::string>& argv,
-                                 const RuntimeIo& io) {
+                                 const RuntimeIo& io, const std::vector<ContextDir>& dirs) {
+  std::vector<UniqueFd> trees;
+  std::vector<ContextMount> mounts;
+  for (const auto& d : dirs) {
+    VU_TRY_ASSIGN(tree, clone_mount(d.dir, Recursive::no));
+    VU_TRY(set_mount_attr(tree.get(), d.attr, 0));
+    mounts.push_back({tree.get(), d.target});
+    trees.push_back(std::move(tree));
+  }
   VU_TRY_ASSIGN(dir, GuestRunDir::open(c.guest.name));
   VU_TRY_ASSIGN(lock, take_lock(dir, c.guest.name, LockWait::no));
   VU_TRY_ASSIGN(running, running_state(dir, nullptr));
-  if (!running) return run_once(c, dir, argv, io);
+  if (!running) return run_once(c, dir, argv, io, mounts);
   lock.reset(); // stopping the guest meanwhile ends the command, as with exec
   OutputRelay relay(io);
   VU_TRY_ASSIGN(code, run_in_guest(c, *running, argv, Terminal::none, io.output_fd,
-                                   io.sink ? &relay : nullptr));
+                                   io.sink ? &relay : nullptr, mounts));
   if (!relay.status().ok()) return relay.status().error();
   return code;
 }

@@ -28,6 +28,7 @@
 // the host relays, so the guest never holds the caller's terminal.
 #pragma once
 
+#include "core/guest_root.h"
 #include "core/run_state.h"
 #include "core/vserver_config.h"
 
@@ -79,7 +80,14 @@ Result<int> exec_in_guest(const VServerConfig& config, const std::vector<std::st
 // duration: a start meanwhile is refused as busy). stdin is /dev/null;
 // stdout and stderr go to io.output_fd or io.sink. Returns the command's
 // exit status (128 + signal when killed).
+//
+// `dirs` (core/guest_root.h) are seen by this command and what it starts
+// alone: in the context made for the call, or in a running guest in a copy
+// of its mount namespace made for the command, from which they are
+// detached when it ends (a daemon it started keeps that copy, not them).
+// This is how a package database kept outside the guest is shown to the
+// guest's package manager for one transaction.
 Result<int> run_in_guest_context(const VServerConfig& config, const std::vector<std::string>& argv,
-                                 const RuntimeIo& io);
+                                 const RuntimeIo& io, const std::vector<ContextDir>& dirs = {});
 
 } // namespace vu
