@@ -184,7 +184,8 @@ Result<std::string> percent_decoded(std::string_view s, const std::string& where
 
 } // namespace
 
-Result<std::vector<std::string>> parse_apt_print_uris(std::string_view text, size_t max_entries) {
+Result<std::vector<std::string>>
+parse_apt_print_uris(std::string_view text, const std::string& archives_dir, size_t max_entries) {
   std::vector<std::string> out;
   Status parsed = for_each_line(text, [&](std::string_view line, size_t line_no) -> Status {
     if (line.empty() || line.front() != '\'') return {};
@@ -198,7 +199,7 @@ Result<std::vector<std::string>> parse_apt_print_uris(std::string_view text, siz
     if (!is_plain_file_name(name)) return described_error(EINVAL, where + ": bad archive name");
     if (out.size() >= max_entries) return described_error(E2BIG, where + ": too many archives");
     if (uri.rfind("file:", 0) != 0) {
-      out.push_back("/var/cache/apt/archives/" + std::string(name));
+      out.push_back(archives_dir + "/" + std::string(name));
       return {};
     }
     VU_TRY_ASSIGN(path, percent_decoded(uri.substr(5), where));

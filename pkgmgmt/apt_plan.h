@@ -47,11 +47,14 @@ std::string apt_archive_name(const AptStep& step);
 
 // The local archives of `apt-get --print-uris` output: lines "'URI'
 // NAME SIZE HASH"; for a file: URI the path it names (percent-decoded),
-// else "/var/cache/apt/archives/NAME" (where apt keeps what it fetched).
-// A line that starts with a quote but does not parse, a path that is not
-// absolute or has a NUL, is an error naming the line.
-Result<std::vector<std::string>> parse_apt_print_uris(std::string_view text,
-                                                      size_t max_entries = 100'000);
+// else "ARCHIVES_DIR/NAME" (where apt keeps what it fetched: by default
+// /var/cache/apt/archives). A line that starts with a quote but does not
+// parse, a path that is not absolute or has a NUL, is an error naming the
+// line.
+Result<std::vector<std::string>>
+parse_apt_print_uris(std::string_view text,
+                     const std::string& archives_dir = "/var/cache/apt/archives",
+                     size_t max_entries = 100'000);
 
 // The paths dpkg lists for an installed package in admin_fd's
 // info/<package>.list, and info/<package>:<arch>.list for every arch when

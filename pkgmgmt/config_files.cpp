@@ -126,7 +126,7 @@ PackageDbLocation locate_package_dbs(const Guest& guest, const ConfigBase& confi
   std::string base = app + "/base";
   if (!is_dir(base)) {
     auto def = real_path(config.dir() + "/.defaults/apps/pkgmgmt/base");
-    base = def.ok() ? def.value() + "/" + guest.name : std::string();
+    base = def.ok() ? def.value() + "/" + guest.name : config.vdirbase() + "/.pkg/" + guest.name;
   }
   auto pick = [&](const std::string& own, const std::string& sub) -> std::string {
     if (is_dir(app + "/" + own)) return real_path(app + "/" + own).value();

@@ -28,9 +28,10 @@ struct PackageDbLocation {
 };
 
 // util-vserver layout: external when apps/pkgmgmt/internal does not exist
-// and apps/pkgmgmt/{dpkgstate,rpmstate} or apps/pkgmgmt/base (or the
-// default .defaults/apps/pkgmgmt/base/<name>) has base/dpkg/state or
-// base/rpm/state. Only directories that exist are returned.
+// and apps/pkgmgmt/{dpkgstate,rpmstate} or apps/pkgmgmt/base (else
+// .defaults/apps/pkgmgmt/base/<name>, else <vdirbase>/.pkg/<name>) has
+// base/dpkg/state or base/rpm/state. Only directories that exist are
+// returned.
 PackageDbLocation locate_package_dbs(const Guest& guest, const ConfigBase& config);
 
 // One database that was read.

@@ -37,7 +37,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (auto steps = vu::parse_apt_simulation(text, 1000); steps.ok())
     for (const auto& s : *steps)
       if (s.package.empty() || s.package.find('/') != std::string::npos) __builtin_trap();
-  if (auto uris = vu::parse_apt_print_uris(text, 1000); uris.ok())
+  if (auto uris = vu::parse_apt_print_uris(text, "/var/cache/apt/archives", 1000); uris.ok())
     for (const auto& p : *uris) check_path(p);
   if (auto list = vu::parse_dpkg_file_list(text, "fuzz", 1000); list.ok())
     for (const auto& p : *list) check_path(p);

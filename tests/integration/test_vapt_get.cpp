@@ -381,3 +381,149 @@ TEST_F(VAptGet, DryRunChangesNothingAndErrorsAreReported) {
   EXPECT_EQ(r.err.find("vapt-get: error: d:"), std::string::npos) << r.err;
   EXPECT_NE(read_all(copyright).find("second build"), std::string::npos);
 }
+
+namespace {
+
+class VAptGetExternal : public VAptGet {
+protected:
+  // Guest `name` with apps/pkgmgmt/base in the test's tree, and a host
+  // repository holding `debs`.
+  void make_external_guest(const std::string& name, unsigned context,
+                           const std::vector<std::string>& debs) {
+    make_apt_guest(name, context, debs);
+    fs::create_directories(conf(name) + "/apps/pkgmgmt");
+    fs::create_directories(base(name));
+    fs::create_symlink(base(name), conf(name) + "/apps/pkgmgmt/base");
+    host_publish(debs);
+  }
+  std::string base(const std::string& name) { return t.path("vservers/.pkg/" + name); }
+  std::string host_repo() { return t.path("hostrepo"); }
+
+  void host_publish(const std::vector<std::string>& debs) {
+    fs::create_directories(host_repo());
+    for (const auto& d : debs)
+      fs::copy_file(d, host_repo() + "/" + fs::path(d).filename().string(),
+                    fs::copy_options::overwrite_existing);
+    ASSERT_EQ(sh("cd " + host_repo() + " && dpkg-scanpackages -m . > Packages 2>/dev/null"), 0);
+  }
+  // Exactly one copy of the dpkg database: in the guest or outside it.
+  void expect_one_database(const std::string& name, const std::string& when) {
+    const bool inside = fs_exists(root(name) + "/var/lib/dpkg/status");
+    const bool outside = fs_exists(base(name) + "/dpkg/state/status");
+    EXPECT_NE(inside, outside) << when;
+  }
+};
+
+} // namespace
+
+// An external dpkg database (vserver NAME pkgmgmt externalize): the host's
+// apt resolves and downloads with the host's directories, the guest's dpkg
+// installs, upgrades and removes with the database shown to it for that
+// step alone - in a running and in a stopped guest; a hostile layout is
+// refused; internalize gives the guest its database back; kill -9 during
+// either move leaves exactly one copy.
+TEST_F(VAptGetExternal, ExternalDatabaseInstallUpgradeRemove) {
+  make_external_guest("e", 4251, {m_hello, m_probe_deb});
+  make_apt_guest("f", 4252, {m_hello});
+  const std::vector<std::string> host_files{"/etc/passwd", "/etc/group", "/var/lib/dpkg/status"};
+  std::vector<std::string> host_before;
+  for (const auto& f : host_files) host_before.push_back(file_digest(f));
+  ASSERT_EQ(vapt_get({"f", "--", "update"}).status, 0);
+  ASSERT_EQ(vapt_get({"f", "--", "install", "-y", "hello"}).status, 0);
+
+  auto r = vserver({"e", "pkgmgmt", "externalize"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  expect_one_database("e", "externalized");
+  EXPECT_TRUE(fs::is_empty(root("e") + "/var/lib/dpkg"));
+  // The guest's file: source names a path the host's apt would read on the
+  // host: not copied.
+  EXPECT_EQ(read_all(base("e") + "/apt/etc/sources.list").find("file:"), std::string::npos);
+  EXPECT_NE(r.err.find("not copied"), std::string::npos) << r.err;
+  EXPECT_EQ(vserver({"e", "pkgmgmt", "externalize"}).status, 0); // already: nothing to do
+  put(base("e") + "/apt/etc/sources.list", "deb [trusted=yes] file:" + host_repo() + " ./\n");
+
+  r = vapt_get({"e", "--", "update"}); // the host's apt, the host's lists
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  ASSERT_FALSE(fs::is_empty(base("e") + "/apt/state/lists"));
+  ASSERT_EQ(vserver({"e", "start"}).status, 0);
+  r = vapt_get({"e", "--", "install", "-y", "hello", "vu-script-probe"});
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_TRUE(fs_exists(root("e") + "/usr/bin/hello"));
+  std::string probe = read_all(root("e") + "/var/lib/vu-script-probe.out");
+  EXPECT_EQ(probe.substr(0, probe.find('\n')), "e-host") << probe;
+  EXPECT_NE(read_all(base("e") + "/dpkg/state/status").find("Package: hello\n"), std::string::npos);
+  // The running guest does not see its database outside the transaction.
+  auto seen = vserver({"e", "exec", "ls", "-A", "/var/lib/dpkg", "/var/cache/apt/archives"});
+  EXPECT_EQ(seen.out.find("status"), std::string::npos) << seen.out;
+  EXPECT_EQ(seen.out.find("000-hello"), std::string::npos) << seen.out;
+
+  // Upgrade, with f sharing hello's files: f keeps its copy, e's
+  // unchanged files are shared with f again afterwards.
+  ASSERT_EQ(vserver({"e", "stop"}).status, 0);
+  hashify({"e", "f"});
+  const std::string f_copyright = root("f") + "/usr/share/doc/hello/copyright";
+  const std::string f_before = file_digest(f_copyright);
+  host_publish({m_hello2});
+  ASSERT_EQ(vapt_get({"e", "--", "update"}).status, 0);
+  r = vapt_get({"e", "--", "install", "-y", "hello"}); // the stopped guest
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_NE(read_all(root("e") + "/usr/share/doc/hello/copyright").find("second build"),
+            std::string::npos);
+  EXPECT_EQ(file_digest(f_copyright), f_before);
+  struct stat st {};
+  ASSERT_EQ(::stat((root("e") + "/usr/bin/hello").c_str(), &st), 0);
+  EXPECT_GT(st.st_nlink, 1u); // shared again
+  EXPECT_EQ(writable_shared_files(root("e")), std::vector<std::string>{});
+  r = vapt_get({"e", "--", "remove", "-y", "hello"});
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_FALSE(fs_exists(root("e") + "/usr/bin/hello"));
+  EXPECT_TRUE(fs_exists(root("f") + "/usr/bin/hello"));
+
+  // Hostile layouts: a status file that is a symlink to the host's shadow
+  // (what the guest's dpkg could leave there), a state directory in the
+  // guest's own tree.
+  const std::string status = base("e") + "/dpkg/state/status";
+  fs::rename(status, status + ".real");
+  fs::create_symlink("/etc/shadow", status);
+  r = vapt_get({"e", "--", "install", "-y", "hello"});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("status"), std::string::npos) << r.err;
+  fs::remove(status);
+  fs::rename(status + ".real", status);
+  fs::create_directories(root("e") + "/var/lib/fake-state");
+  fs::create_symlink(root("e") + "/var/lib/fake-state", conf("e") + "/apps/pkgmgmt/dpkgstate");
+  r = vapt_get({"e", "--", "install", "-y", "hello"});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("guest's root"), std::string::npos) << r.err;
+  fs::remove(conf("e") + "/apps/pkgmgmt/dpkgstate");
+  // The guest's mount point a symlink to the host's /etc (seen from the
+  // host): refused, not followed.
+  const std::string point = root("e") + "/var/lib/dpkg";
+  fs::rename(point, point + ".away");
+  fs::create_symlink("/etc", point);
+  const std::string host_etc = file_digest("/etc/passwd");
+  r = vapt_get({"e", "--", "install", "-y", "hello"});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("not a symlink"), std::string::npos) << r.err;
+  EXPECT_EQ(file_digest("/etc/passwd"), host_etc);
+  fs::remove(point);
+  fs::rename(point + ".away", point);
+
+  // kill -9 at random moments of the moves: one copy, always.
+  KillDelay delay(3000, 1.0, 99);
+  for (int round = 0; round < 6; ++round) {
+    std::vector<std::string> argv{VSERVER_BIN, "e", "pkgmgmt",
+                                  round % 2 ? "externalize" : "internalize"};
+    auto pid = spawn_quiet(argv, m_env);
+    delay.kill_after_delay(pid);
+    expect_one_database("e", "round " + std::to_string(round));
+  }
+  r = vserver({"e", "pkgmgmt", "internalize"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  expect_one_database("e", "internalized");
+  EXPECT_FALSE(fs_exists(base("e") + "/dpkg/state"));
+  EXPECT_NE(read_all(root("e") + "/var/lib/dpkg/status").find("Package: vu-script-probe\n"),
+            std::string::npos);
+  for (size_t i = 0; i < host_files.size(); ++i)
+    EXPECT_EQ(file_digest(host_files[i]), host_before[i]) << host_files[i];
+}

@@ -172,3 +172,53 @@ TEST_F(VRpm, KillNineLeavesADatabaseRpmRebuilds) {
 }
 
 } // namespace
+
+// An external rpm database (vserver NAME pkgmgmt externalize): rpm runs in
+// the guest with the database shown to it for the call alone; install in a
+// stopped guest, upgrade in a running one, erase; internalize brings it
+// back into the guest.
+TEST_F(VRpm, ExternalDatabase) {
+  make_rpm_guest("x", 4311);
+  const std::string base = t.path("vservers/.pkg/x");
+  fs::create_directories(base);
+  fs::create_directories(conf("x") + "/apps/pkgmgmt");
+  fs::create_symlink(base, conf("x") + "/apps/pkgmgmt/base");
+  ASSERT_EQ(vrpm({"x", "--", "--initdb"}).status, 0);
+  auto r = vserver({"x", "pkgmgmt", "externalize"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  ASSERT_TRUE(fs::is_empty(root("x") + "/var/lib/rpm"));
+  ASSERT_FALSE(fs::is_empty(base + "/rpm/state"));
+
+  r = vrpm({"x", "--", "-ivh", "--nodeps", m_v10});
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_GT(uid_in(root("x") + "/etc/passwd", "vuc"), 0);
+  ASSERT_EQ(vserver({"x", "start"}).status, 0);
+  r = vrpm({"x", "--", "-Uvh", "--nodeps", m_v11});
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  r = vrpm({"x", "--", "-q", "vu-test-c"});
+  EXPECT_EQ(r.status, 0);
+  EXPECT_NE(r.out.find("vu-test-c-1.1-1"), std::string::npos) << r.out << r.err;
+  // Outside the calls the guest's rpm has no database (it makes an empty
+  // one of its own in the mount point, which internalize refuses to cover).
+  auto own = vserver({"x", "exec", "rpm", "-q", "vu-test-c"});
+  EXPECT_NE(own.status, 0) << own.out;
+  ASSERT_EQ(vserver({"x", "stop"}).status, 0);
+  r = vserver({"x", "pkgmgmt", "internalize"});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("must be empty"), std::string::npos) << r.err;
+  fs::remove_all(root("x") + "/var/lib/rpm");
+  r = vrpm({"x", "--", "-e", "vu-test-c"});
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_FALSE(fs_exists(root("x") + "/usr/share/vu-c/data.bin"));
+  r = vrpm({"x", "--", "-ivh", "--nodeps", m_v10});
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+
+  r = vserver({"x", "pkgmgmt", "internalize"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_FALSE(fs_exists(base + "/rpm/state"));
+  ASSERT_EQ(vserver({"x", "start"}).status, 0);
+  own = vserver({"x", "exec", "rpm", "-q", "vu-test-c"});
+  EXPECT_EQ(own.status, 0) << own.out << own.err;
+  EXPECT_NE(own.out.find("vu-test-c-1.0-1"), std::string::npos) << own.out;
+  EXPECT_EQ(writable_shared_files(root("x")), std::vector<std::string>{});
+}

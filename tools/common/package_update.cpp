@@ -4,6 +4,7 @@
 
 #include "core/runtime.h"
 #include "kernel/fs.h"
+#include "kernel/mount.h"
 #include "kernel/ns.h"
 #include "tools/common/cli.h"
 #include "tools/common/guest_selection.h"
@@ -14,11 +15,14 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -42,18 +46,67 @@ void update_stage(const UpdateOptions& o, const std::string& guest, const std::s
   }
 }
 
-Result<ProgramOutput> collect_in_guest(const VServerConfig& c,
-                                       const std::vector<std::string>& argv) {
+Result<ProgramOutput> collect_in_guest(const VServerConfig& c, const std::vector<std::string>& argv,
+                                       const std::vector<ContextDir>& mounts) {
   ProgramOutput r;
-  auto code = run_in_guest_reading(c, argv, [&](std::string_view s) -> Status {
-    if (r.out.size() + s.size() > (16u << 20))
-      return described_error(EFBIG, argv.front() + " in the guest wrote more than 16 MiB");
-    r.out.append(s);
-    return {};
-  });
+  auto code = run_in_guest_reading(
+      c, argv,
+      [&](std::string_view s) -> Status {
+        if (r.out.size() + s.size() > (16u << 20))
+          return described_error(EFBIG, argv.front() + " in the guest wrote more than 16 MiB");
+        r.out.append(s);
+        return {};
+      },
+      mounts);
   if (!code.ok()) return code.error();
   r.exit_code = *code;
   return r;
+}
+
+DbPlace database_place(const UpdateOptions& o, const VServerConfig& c, PackageDb kind) {
+  DbPlace db;
+  db.kind = kind;
+  db.layout = pkgmgmt_layout(ConfigBase(o.confdir), c.guest);
+  db.external = database_is_external(db.layout, kind);
+  return db;
+}
+
+namespace {
+
+// The directory `path` (relative) beneath the guest root, made (0755)
+// when missing; without following symlinks.
+Result<UniqueFd> mount_point_in_guest(int root, const std::string& path) {
+  const auto slash = path.rfind('/');
+  VU_TRY_ASSIGN(parent, open_beneath(root, path.substr(0, slash), O_PATH | O_DIRECTORY));
+  const std::string leaf = path.substr(slash + 1);
+  if (::mkdirat(parent.get(), leaf.c_str(), 0755) != 0 && errno != EEXIST)
+    return make_error(errno, "mkdir /" + path + " in the guest");
+  auto point = open_beneath(parent.get(), leaf, O_PATH | O_DIRECTORY);
+  if (!point.ok())
+    return described_error(point.code(), "/" + path + " in the guest: " + point.error().message() +
+                                             " (it must be a directory, not a symlink)");
+  return point;
+}
+
+Status add_mount(OwnedMounts& m, UniqueFd dir, int root, const std::string& target, bool writable) {
+  VU_TRY(mount_point_in_guest(root, target));
+  // Not noexec: dpkg runs the maintainer scripts it keeps in its database.
+  unsigned attr = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+  if (!writable) attr |= MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOEXEC;
+  m.mounts.push_back({dir.get(), target, attr});
+  m.dirs.push_back(std::move(dir));
+  return {};
+}
+
+} // namespace
+
+Result<OwnedMounts> database_mounts(const DbPlace& db, const VServerConfig& c, int root,
+                                    bool writable) {
+  OwnedMounts m;
+  if (!db.external) return m;
+  VU_TRY_ASSIGN(state, open_layout_dir(db.layout.state(db.kind), c.guest));
+  VU_TRY(add_mount(m, std::move(state), root, database_path_in_guest(db.kind), writable));
+  return m;
 }
 
 namespace {
@@ -172,7 +225,7 @@ Prepared prepare_guest(const PackageTool& tool, const UpdateOptions& o, const st
   UniqueFd root(fd);
   out.changes = tool.changes(o.args);
   if (out.changes) {
-    auto planned = tool.plan(o, *c, root.get(), out);
+    auto planned = tool.plan(o, *c, root.get(), database_place(o, *c, tool.db), out);
     if (!planned.ok()) return fail(planned.error());
     const auto files = planned_files(root.get(), std::move(*planned));
     out.files_planned = files.regular.size();
@@ -180,6 +233,72 @@ Prepared prepare_guest(const PackageTool& tool, const UpdateOptions& o, const st
   }
   p.config = std::move(*c);
   return p;
+}
+
+// The archives an external database's transaction installs, linked (else
+// copied) into a directory made for it in the host's apt cache, which the
+// guest sees read-only as /var/cache/apt/archives; removed afterwards, and
+// what a killed run left at the next one.
+struct StagedArchives {
+  std::string path;
+  UniqueFd dir;
+  ~StagedArchives() {
+    std::error_code ignored;
+    if (!path.empty()) std::filesystem::remove_all(path, ignored);
+  }
+};
+
+Result<std::unique_ptr<StagedArchives>> stage_archives(const DbPlace& db, const VServerConfig& c,
+                                                       const std::vector<std::string>& archives) {
+  VU_TRY_ASSIGN(cache, open_layout_dir(db.layout.apt_cache, c.guest, true));
+  std::error_code ignored;
+  for (const auto& e : std::filesystem::directory_iterator(db.layout.apt_cache, ignored))
+    if (e.path().filename().string().rfind("vunify-install.", 0) == 0)
+      std::filesystem::remove_all(e.path(), ignored);
+  auto staged = std::make_unique<StagedArchives>();
+  std::string templ = db.layout.apt_cache + "/vunify-install.XXXXXX";
+  if (!::mkdtemp(templ.data())) return make_error(errno, "mkdtemp " + templ);
+  staged->path = templ;
+  for (size_t i = 0; i < archives.size(); ++i) {
+    const std::string to = templ + "/" + fmt::format("{:03}-", i) +
+                           std::filesystem::path(archives[i]).filename().string();
+    if (::link(archives[i].c_str(), to.c_str()) != 0 &&
+        !std::filesystem::copy_file(archives[i], to, ignored))
+      return described_error(EIO, "cannot stage " + archives[i] + " in " + templ);
+  }
+  int fd = ::open(templ.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return make_error(errno, templ);
+  staged->dir = UniqueFd(fd);
+  return staged;
+}
+
+// Step 3's commands in order, each until one fails; its exit status.
+Result<int> run_commands(const PackageTool& tool, const UpdateOptions& o, const VServerConfig& c,
+                         const UpdateOutcome& out) {
+  const DbPlace db = database_place(o, c, tool.db);
+  std::fflush(nullptr);
+  if (db.external && !out.changes && tool.on_host) return tool.on_host(o, c, db);
+  int fd = ::open(c.guest.root.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return make_error(errno, "guest root " + c.guest.root);
+  UniqueFd root(fd);
+  VU_TRY_ASSIGN(mounts, database_mounts(db, c, root.get(), true));
+  std::unique_ptr<StagedArchives> staged;
+  if (db.external && !out.archives.empty()) {
+    VU_TRY_ASSIGN(s, stage_archives(db, c, out.archives));
+    staged = std::move(s);
+    int dup = ::fcntl(staged->dir.get(), F_DUPFD_CLOEXEC, 3);
+    if (dup < 0) return make_error(errno, "dup");
+    VU_TRY(add_mount(mounts, UniqueFd(dup), root.get(), "var/cache/apt/archives", false));
+  }
+  auto commands = out.guest_commands;
+  if (commands.empty()) commands.push_back(tool.command(o.args));
+  int code = 0;
+  for (const auto& argv : commands) {
+    VU_TRY_ASSIGN(
+        c_code, run_in_guest_context(c, argv, RuntimeIo{o.json ? 2 : 1, true, {}}, mounts.mounts));
+    if ((code = c_code) != 0) break;
+  }
+  return code;
 }
 
 // Step 3, with its output relayed.
@@ -191,9 +310,7 @@ void run_guest(const PackageTool& tool, const UpdateOptions& o, Prepared& p) {
   }
   if (!p.config || o.dry_run) return;
   update_stage(o, out.name, tool.manager);
-  std::fflush(nullptr);
-  auto code =
-      run_in_guest_context(*p.config, tool.command(o.args), RuntimeIo{o.json ? 2 : 1, true, {}});
+  auto code = run_commands(tool, o, *p.config, out);
   if (!code.ok()) {
     out.error = code.error().message();
     return;
@@ -255,7 +372,9 @@ nlohmann::json outcome_state(const UpdateOutcome& r) {
           {"files_planned", r.files_planned},
           {"files_private", r.files_private},
           {"error", r.error},
-          {"output", r.output}};
+          {"output", r.output},
+          {"guest_commands", r.guest_commands},
+          {"archives", r.archives}};
 }
 
 UpdateOutcome outcome_of_state(const nlohmann::json& j) {
@@ -269,6 +388,8 @@ UpdateOutcome outcome_of_state(const nlohmann::json& j) {
   r.files_private = j.at("files_private").get<uint64_t>();
   r.error = j.at("error").get<std::string>();
   r.output = j.at("output").get<std::string>();
+  r.guest_commands = j.at("guest_commands").get<std::vector<std::vector<std::string>>>();
+  r.archives = j.at("archives").get<std::vector<std::string>>();
   return r;
 }
 

@@ -21,6 +21,7 @@
 
 #include "core/vserver_config.h"
 #include "kernel/result.h"
+#include "tools/common/pkgmgmt_layout.h"
 #include "tools/common/programs.h"
 
 #include <string>
@@ -49,20 +50,49 @@ struct UpdateOutcome {
   uint64_t files_shared = -1ull; // linked again by vhashify; -1: not run
   std::string error;             // empty: everything succeeded
   std::string output;            // of a planning command that failed, shown at the guest's turn
+  // Set by a plan for an external database: step 3's commands in the guest
+  // (else PackageTool::command), and the host's archives they install,
+  // shown to them read-only as /var/cache/apt/archives/NNN-<name>.
+  std::vector<std::vector<std::string>> guest_commands;
+  std::vector<std::string> archives;
 };
+
+// Where the guest's package database is (tools/common/pkgmgmt_layout.h).
+struct DbPlace {
+  PackageDb kind = PackageDb::dpkg;
+  bool external = false;
+  PkgmgmtLayout layout;
+};
+DbPlace database_place(const UpdateOptions& o, const VServerConfig& c, PackageDb kind);
+
+// Directories to show in the guest's context, with their descriptors.
+struct OwnedMounts {
+  std::vector<UniqueFd> dirs;
+  std::vector<ContextDir> mounts;
+};
+// The external database's state directory over its place in the guest
+// (made there, an empty directory, when missing): read-write for the
+// transaction, read-only for planning. Nothing for an internal database.
+Result<OwnedMounts> database_mounts(const DbPlace& db, const VServerConfig& c, int root,
+                                    bool writable);
 
 struct PackageTool {
   const char* prog;        // "vapt-get"
   const char* manager;     // "apt-get", in messages
   const char* description; // the first line of --help
+  PackageDb db;
   // Whether the command line changes installed packages.
   bool (*changes)(const std::vector<std::string>& args);
   // Step 1: the absolute guest paths the transaction replaces or removes
   // (any order, repeats allowed); counts installs and removals into `out`.
   Result<std::vector<std::string>> (*plan)(const UpdateOptions& o, const VServerConfig& c, int root,
-                                           UpdateOutcome& out);
+                                           const DbPlace& db, UpdateOutcome& out);
   // Step 3's command in the guest.
   std::vector<std::string> (*command)(const std::vector<std::string>& args);
+  // With an external database, a command that changes no package runs on
+  // the host instead, when this is set (apt-get update with the host's
+  // apt); returns its exit status.
+  Result<int> (*on_host)(const UpdateOptions& o, const VServerConfig& c, const DbPlace& db);
 };
 
 // The program: arguments, every guest in turn, the summary; the exit
@@ -74,8 +104,8 @@ int run_package_tool(const PackageTool& tool, int argc, char** argv);
 void update_stage(const UpdateOptions& o, const std::string& guest, const std::string& what);
 // A command in the guest with at most 16 MiB of its output (stdout and
 // stderr) collected.
-Result<ProgramOutput> collect_in_guest(const VServerConfig& c,
-                                       const std::vector<std::string>& argv);
+Result<ProgramOutput> collect_in_guest(const VServerConfig& c, const std::vector<std::string>& argv,
+                                       const std::vector<ContextDir>& mounts = {});
 // The candidates (absolute guest paths) that are regular files beneath the
 // guest root, reached without symlinks; sorted, unique.
 std::vector<std::string> regular_files_in(int root, std::vector<std::string> candidates);

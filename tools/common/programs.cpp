@@ -43,24 +43,34 @@ Result<StartedProgram> start_host_program(const std::vector<std::string>& argv) 
   return StartedProgram{argv[0], pid, std::move(r)};
 }
 
-Result<ProgramOutput> finish_host_program(StartedProgram& started, size_t max_bytes) {
-  ProgramOutput result;
-  bool too_much = false;
+Result<int> finish_host_program_into(StartedProgram& started,
+                                     const std::function<Status(std::string_view)>& sink) {
+  Status delivered;
   char buf[65536];
   for (ssize_t n; (n = ::read(started.out.get(), buf, sizeof buf)) != 0;) {
     if (n < 0) {
       if (errno == EINTR) continue;
       break;
     }
-    if (result.out.size() + static_cast<size_t>(n) > max_bytes) too_much = true;
-    if (!too_much) result.out.append(buf, static_cast<size_t>(n));
+    if (delivered.ok()) delivered = sink(std::string_view(buf, static_cast<size_t>(n)));
   }
   started.out.reset();
   VU_TRY_ASSIGN(code, wait_exit_code(started.pid));
-  result.exit_code = code;
-  if (too_much)
-    return described_error(EFBIG, started.name + " wrote more than " + std::to_string(max_bytes) +
-                                      " bytes");
+  if (!delivered.ok()) return delivered.error();
+  return code;
+}
+
+Result<ProgramOutput> finish_host_program(StartedProgram& started, size_t max_bytes) {
+  ProgramOutput result;
+  auto code = finish_host_program_into(started, [&](std::string_view s) -> Status {
+    if (result.out.size() + s.size() > max_bytes)
+      return described_error(EFBIG, started.name + " wrote more than " + std::to_string(max_bytes) +
+                                        " bytes");
+    result.out.append(s);
+    return {};
+  });
+  if (!code.ok()) return code.error();
+  result.exit_code = *code;
   return result;
 }
 
@@ -70,10 +80,11 @@ Result<ProgramOutput> run_host_program(const std::vector<std::string>& argv, siz
 }
 
 Result<int> run_in_guest_reading(const VServerConfig& config, const std::vector<std::string>& argv,
-                                 const std::function<Status(std::string_view)>& sink) {
+                                 const std::function<Status(std::string_view)>& sink,
+                                 const std::vector<ContextDir>& mounts) {
   RuntimeIo io;
   io.sink = sink;
-  return run_in_guest_context(config, argv, io);
+  return run_in_guest_context(config, argv, io, mounts);
 }
 
 } // namespace vu

@@ -2,6 +2,7 @@
 // commands inside guests whose output the caller reads.
 #pragma once
 
+#include "core/guest_root.h"
 #include "core/vserver_config.h"
 #include "kernel/fd.h"
 #include "kernel/result.h"
@@ -37,13 +38,19 @@ struct StartedProgram {
 };
 Result<StartedProgram> start_host_program(const std::vector<std::string>& argv);
 Result<ProgramOutput> finish_host_program(StartedProgram& started, size_t max_bytes = 16 << 20);
+// finish_host_program handing the output to `sink` as it comes (a sink
+// error ends the delivery, the rest is read and dropped, and the error is
+// returned); the exit status.
+Result<int> finish_host_program_into(StartedProgram& started,
+                                     const std::function<Status(std::string_view)>& sink);
 
 // Runs `argv` in the guest's context (core/runtime.h run_in_guest_context)
 // and hands its output (stdout and stderr) to `sink` while it runs, on
 // this thread; a sink error ends the delivery (the rest is read and
 // dropped) and is returned. Output a process of the guest still writes
-// after the command has ended is not read.
+// after the command has ended is not read. `mounts`: core/runtime.h.
 Result<int> run_in_guest_reading(const VServerConfig& config, const std::vector<std::string>& argv,
-                                 const std::function<Status(std::string_view)>& sink);
+                                 const std::function<Status(std::string_view)>& sink,
+                                 const std::vector<ContextDir>& mounts = {});
 
 } // namespace vu

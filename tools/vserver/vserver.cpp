@@ -6,6 +6,7 @@
 #include "tools/common/cli.h"
 #include "tools/common/programs.h"
 #include "tools/vserver/build.h"
+#include "tools/vserver/pkgmgmt.h"
 #include "version.h"
 
 #include <nlohmann/json.hpp>
@@ -27,7 +28,8 @@ struct Globals {
 
 const char* k_commands =
     "commands: start, stop, restart, condrestart, status, running, enter, exec CMD [ARGS], "
-    "unify [vunify options], hashify [vhashify options], build -m debootstrap|skeleton ...";
+    "unify [vunify options], hashify [vhashify options], build -m debootstrap|skeleton ..., "
+    "pkgmgmt externalize|internalize";
 
 Result<VServerConfig> load(const Globals& g, const std::string& name) {
   auto c = load_vserver_config(ConfigBase(g.confdir), name);
@@ -143,6 +145,7 @@ int run(int argc, char** argv) {
   }
   std::vector<std::string> args(rest.begin() + 2, rest.end());
   if (cmd == "build") return run_build(g.confdir, name, args);
+  if (cmd == "pkgmgmt") return run_pkgmgmt(g.confdir, name, args, g.quiet);
   return guest_command(g, name, cmd, args);
 }
 
