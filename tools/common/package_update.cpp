@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -238,10 +239,11 @@ Prepared prepare_guest(const PackageTool& tool, const UpdateOptions& o, const st
 // The archives an external database's transaction installs, linked (else
 // copied) into a directory made for it in the host's apt cache, which the
 // guest sees read-only as /var/cache/apt/archives; removed afterwards, and
-// what a killed run left at the next one.
+// what a killed run left at the next one. The cache directory stays locked
+// (flock) meanwhile: one transaction of a guest at a time.
 struct StagedArchives {
   std::string path;
-  UniqueFd dir;
+  UniqueFd cache, dir;
   ~StagedArchives() {
     std::error_code ignored;
     if (!path.empty()) std::filesystem::remove_all(path, ignored);
@@ -251,11 +253,14 @@ struct StagedArchives {
 Result<std::unique_ptr<StagedArchives>> stage_archives(const DbPlace& db, const VServerConfig& c,
                                                        const std::vector<std::string>& archives) {
   VU_TRY_ASSIGN(cache, open_layout_dir(db.layout.apt_cache, c.guest, true));
+  while (::flock(cache.get(), LOCK_EX) != 0)
+    if (errno != EINTR) return make_error(errno, "flock " + db.layout.apt_cache);
   std::error_code ignored;
   for (const auto& e : std::filesystem::directory_iterator(db.layout.apt_cache, ignored))
     if (e.path().filename().string().rfind("vunify-install.", 0) == 0)
       std::filesystem::remove_all(e.path(), ignored);
   auto staged = std::make_unique<StagedArchives>();
+  staged->cache = std::move(cache);
   std::string templ = db.layout.apt_cache + "/vunify-install.XXXXXX";
   if (!::mkdtemp(templ.data())) return make_error(errno, "mkdtemp " + templ);
   staged->path = templ;
