@@ -46,4 +46,9 @@ std::string boot_id();
 // Closes every descriptor from `first` up (close_range).
 void close_descriptors_from(int first);
 
+// fork(2), stdio flushed first, with a child that is killed (SIGKILL) when
+// this process ends (PR_SET_PDEATHSIG; one whose parent is already gone
+// exits at once with 126). 0 in the child, its pid in the parent.
+Result<pid_t> fork_dying_with_parent();
+
 } // namespace vu

@@ -15,11 +15,24 @@
  *    absolute path) an exec fails with EACCES: nothing of the guest runs
  *    on the host. popen fails with EACCES too (glibc starts its shell
  *    through an internal call no library can wrap).
+ * With VU_PRELOAD_BROKER also set (the number of an inherited AF_UNIX
+ * SOCK_SEQPACKET socket; vrpm --host-rpm), the broker mode: an exec is
+ * not an exec at all. The calling process sends the command (PATH ARGV1
+ * ...) with its standard descriptors and a reply socket to the broker,
+ * which runs it in the guest's context, waits for the status and exits
+ * with it - so for its parent it is the command that ended. posix_spawn
+ * fails with EACCES in this mode. When the library is loaded (before the
+ * program's main) it makes the guest's root the process's root (chroot),
+ * keeps only the capabilities a package manager needs to write files
+ * (chown, dac_override, dac_read_search, fowner, fsetid, setfcap - not
+ * sys_chroot, so the chroot holds), and forbids execve and execveat for
+ * the process and its children with a seccomp filter (EPERM): every path
+ * the program opens resolves inside the guest, and a direct system call
+ * runs nothing. If any of that fails the process exits with 126.
  * Without VU_PRELOAD_ROOT every function is the C library's.
  * Limits (fail safe only where the caller checks): a static or set-uid
- * program ignores LD_PRELOAD, and a direct system call bypasses it; the
- * tools that use this library run only dynamically linked, not set-uid
- * package managers. */
+ * program ignores LD_PRELOAD; the tools that use this library run only
+ * dynamically linked, not set-uid package managers. */
 #define _GNU_SOURCE
 #include "pkgmgmt/preload/passwd_parse.h"
 
@@ -27,14 +40,21 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/audit.h>
+#include <linux/capability.h>
+#include <linux/filter.h>
 #include <linux/openat2.h>
+#include <linux/seccomp.h>
 #include <pthread.h>
 #include <pwd.h>
 #include <spawn.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -50,6 +70,9 @@ static const char* guest_root(void) {
   return root && root[0] == '/' ? root : NULL;
 }
 
+/* Set once the broker mode has made the guest's root this process's. */
+static int s_chrooted;
+
 /* ---- the guest's files ---- */
 
 /* The content of `rel` beneath the guest root (NUL-terminated), or NULL
@@ -60,7 +83,7 @@ static char* read_guest_file(const char* rel, size_t* len) {
     errno = ENOENT;
     return NULL;
   }
-  int rootfd = open(root, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  int rootfd = open(s_chrooted ? "/" : root, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (rootfd < 0) return NULL;
   struct open_how how = {.flags = O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC,
                          .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS};
@@ -438,6 +461,136 @@ VU_EXPORT int initgroups(const char* user, gid_t group) {
   return rc;
 }
 
+/* ---- the broker mode ---- */
+
+#define VU_MAX_REQUEST 65536
+
+/* The broker's socket, or -1 when not in the broker mode. */
+static int broker_fd(void) {
+  const char* s = getenv("VU_PRELOAD_BROKER");
+  if (!guest_root() || !s || !*s) return -1;
+  char* end = NULL;
+  long fd = strtol(s, &end, 10);
+  return *end == '\0' && fd >= 3 && fd < 65536 ? (int)fd : -1;
+}
+
+#if defined(__x86_64__)
+#define VU_AUDIT_ARCH AUDIT_ARCH_X86_64
+#elif defined(__aarch64__)
+#define VU_AUDIT_ARCH AUDIT_ARCH_AARCH64
+#else
+#error "the broker mode's seccomp filter knows x86_64 and aarch64"
+#endif
+
+/* execve and execveat fail with EPERM; another architecture's system
+ * calls (and x32's) end the process. */
+static int forbid_exec(void) {
+  struct sock_filter f[] = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, VU_AUDIT_ARCH, 1, 0),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+      BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000u, 3, 0),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_execve, 2, 0),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_execveat, 1, 0),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+  };
+  struct sock_fprog prog = {(unsigned short)(sizeof f / sizeof f[0]), f};
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return -1;
+  return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog);
+}
+
+/* Everything but the capabilities for writing files, from every set. */
+static int keep_file_capabilities(void) {
+  const unsigned long keep = (1ul << CAP_CHOWN) | (1ul << CAP_DAC_OVERRIDE) |
+                             (1ul << CAP_DAC_READ_SEARCH) | (1ul << CAP_FOWNER) |
+                             (1ul << CAP_FSETID) | (1ul << CAP_SETFCAP);
+  for (unsigned long cap = 0; cap <= 63; ++cap)
+    if (!(keep & (1ul << cap)) && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL)
+      return -1;
+  struct __user_cap_header_struct head = {_LINUX_CAPABILITY_VERSION_3, 0};
+  struct __user_cap_data_struct data[2];
+  if (syscall(SYS_capget, &head, data) != 0) return -1;
+  for (int i = 0; i < 2; ++i) {
+    const unsigned mask = (unsigned)(keep >> (32 * i));
+    data[i].effective &= mask;
+    data[i].permitted &= mask;
+    data[i].inheritable = 0;
+  }
+  return (int)syscall(SYS_capset, &head, data);
+}
+
+static void broker_mode_failed(const char* what) {
+  char msg[160];
+  int n = snprintf(msg, sizeof msg, "libvu-preload: %s: %s; stopping\n", what, strerror(errno));
+  if (n > 0) (void)!write(2, msg, (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1);
+  _exit(126);
+}
+
+__attribute__((constructor)) static void enter_broker_mode(void) {
+  if (broker_fd() < 0) return;
+  int root = open(guest_root(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (root < 0 || fchdir(root) != 0 || chroot(".") != 0 || chdir("/") != 0)
+    broker_mode_failed("cannot enter the guest's root");
+  close(root);
+  s_chrooted = 1;
+  if (keep_file_capabilities() != 0) broker_mode_failed("cannot drop capabilities");
+  if (forbid_exec() != 0) broker_mode_failed("cannot forbid exec (seccomp)");
+}
+
+/* Sends `path` and argv[1..] with the standard descriptors to the broker
+ * and exits with the command's status; returns -1 (errno set) when the
+ * request cannot be made. */
+static int broker_exec(int broker, const char* path, char* const argv[]) {
+  char* blob = malloc(VU_MAX_REQUEST);
+  if (!blob) return -1;
+  size_t len = 0;
+  for (size_t i = 0; i == 0 || (argv && argv[i]); ++i) {
+    const char* a = i == 0 ? path : argv[i];
+    size_t n = strlen(a) + 1;
+    if (len + n > VU_MAX_REQUEST) {
+      free(blob);
+      errno = E2BIG;
+      return -1;
+    }
+    memcpy(blob + len, a, n);
+    len += n;
+  }
+  int pair[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) {
+    free(blob);
+    return -1;
+  }
+  int fds[4] = {pair[1], 0, 1, 2};
+  char control[CMSG_SPACE(sizeof fds)];
+  memset(control, 0, sizeof control);
+  struct iovec iov = {blob, len};
+  struct msghdr msg = {0};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof fds);
+  memcpy(CMSG_DATA(c), fds, sizeof fds);
+  ssize_t sent = sendmsg(broker, &msg, MSG_NOSIGNAL);
+  int saved = errno;
+  free(blob);
+  close(pair[1]);
+  if (sent < 0) {
+    close(pair[0]);
+    errno = saved;
+    return -1;
+  }
+  int status = 127;
+  while (recv(pair[0], &status, sizeof status, 0) < 0 && errno == EINTR) {
+  }
+  _exit(status & 0xff);
+}
+
 /* ---- exec: into the guest through VU_PRELOAD_EXEC ---- */
 
 static int is_ours(const char* entry) {
@@ -490,6 +643,8 @@ static void drop_redirect(struct redirect* r) {
 
 VU_EXPORT int execve(const char* path, char* const argv[], char* const envp[]) {
   if (!guest_root()) return (int)syscall(SYS_execve, path, argv, envp);
+  int broker = broker_fd();
+  if (broker >= 0) return broker_exec(broker, path, argv);
   struct redirect r;
   if (make_redirect(path, argv, envp, &r) != 0) return -1;
   int rc = (int)syscall(SYS_execve, r.argv[0], r.argv, r.envp);
@@ -571,6 +726,7 @@ static int spawn(const char* name, pid_t* pid, const char* path,
                  const posix_spawn_file_actions_t* fa, const posix_spawnattr_t* attr,
                  char* const argv[], char* const envp[]) {
   if (!guest_root()) return ((spawn_fn)dlsym(RTLD_NEXT, name))(pid, path, fa, attr, argv, envp);
+  if (broker_fd() >= 0) return EACCES;
   struct redirect r;
   if (make_redirect(path, argv, envp, &r) != 0) return errno;
   int rc = ((spawn_fn)dlsym(RTLD_NEXT, "posix_spawn"))(pid, r.argv[0], fa, attr, r.argv, r.envp);

@@ -222,3 +222,107 @@ TEST_F(VRpm, ExternalDatabase) {
   EXPECT_NE(own.out.find("vu-test-c-1.0-1"), std::string::npos) << own.out;
   EXPECT_EQ(writable_shared_files(root("x")), std::vector<std::string>{});
 }
+
+namespace {
+
+// A C program built for a test, owned by root, mode 0755.
+std::string build_program(TempTree& t, const std::string& name, const std::string& source,
+                          const std::string& flags) {
+  const std::string src = t.path(name + ".c"), bin = t.path(name);
+  put(src, source);
+  if (sh("cc " + flags + " -o " + bin + " " + src + " 2>/dev/null") != 0) return {};
+  ::chmod(bin.c_str(), 0755);
+  return bin;
+}
+
+} // namespace
+
+// --host-rpm: the host's rpm on a guest without rpm of its own, under
+// libvu-preload.so: %pre ran in the guest (its user, its host name), files
+// belong to the guest's user, shared files are made private first; the
+// host's passwd and rpm databases are unchanged. Fail safe: a static or
+// set-uid program is refused, a running guest is refused, and a direct
+// execve system call is refused (EPERM) while libc's system() runs its
+// command in the guest.
+TEST_F(VRpm, HostRpmOnAGuestWithoutRpm) {
+  make_guest("n", 4321);
+  fs::create_directories(root("n") + "/var/lib/rpm");
+  ASSERT_EQ(run_vhashify({"n"}, m_env).status, 0);
+  std::string v10, v11;
+  for (const auto& p : m_rpms) (p.find("1.0-1") != std::string::npos ? v10 : v11) = p;
+  const std::string host_passwd = file_digest("/etc/passwd");
+  const bool host_rpmdb = fs_exists("/root/.rpmdb");
+  auto r = vrpm({"--host-rpm", "/usr/bin/rpm", "n", "--", "-ivh", "--nodeps", v10});
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  const long vuc = uid_in(root("n") + "/etc/passwd", "vuc");
+  ASSERT_GT(vuc, 0);
+  EXPECT_EQ(static_cast<long>(owner_of(root("n") + "/var/lib/vu-c/state")), vuc);
+  const std::string pre = read_all(root("n") + "/var/tmp/vu-c.pre");
+  EXPECT_EQ(pre.substr(0, pre.find('\n')), "n-host") << pre;
+  ASSERT_EQ(run_vhashify({"n"}, m_env).status, 0);
+  r = vrpm({"--host-rpm", "/usr/bin/rpm", "n", "--", "-Uvh", "--nodeps", v11});
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_EQ(read_all(root("n") + "/usr/share/vu-c/data.bin").substr(0, 1), "d");
+  r = vrpm({"--host-rpm", "/usr/bin/rpm", "n", "--", "-q", "vu-test-c"});
+  EXPECT_NE(r.out.find("vu-test-c-1.1-1"), std::string::npos) << r.out << r.err;
+  r = vrpm({"--host-rpm", "/usr/bin/rpm", "n", "--", "-e", "vu-test-c"});
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_FALSE(fs_exists(root("n") + "/usr/share/vu-c/data.bin"));
+  EXPECT_EQ(writable_shared_files(root("n")), std::vector<std::string>{});
+  EXPECT_EQ(file_digest("/etc/passwd"), host_passwd);
+  EXPECT_EQ(fs_exists("/root/.rpmdb"), host_rpmdb);
+  EXPECT_EQ(uid_in("/etc/passwd", "vuc"), -1);
+
+  // Fail safe.
+  const std::string marker = "/tmp/vu-raw-exec-" + std::to_string(::getpid());
+  const std::string probe = build_program(
+      t, "raw-exec-probe",
+      "#include <errno.h>\n#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n"
+      "#include <spawn.h>\n#include <sys/syscall.h>\n#include <unistd.h>\n"
+      "int main(void) {\n"
+      "  char* a[] = {\"/bin/sh\", \"-c\", \"echo host > " +
+          marker +
+          "\", NULL};\n"
+          "  long r = syscall(SYS_execve, \"/bin/sh\", a, NULL);\n"
+          "  printf(\"raw execve %ld %s\\n\", r, strerror(errno));\n"
+          "  fflush(stdout);\n"
+          "  int rc = system(\"hostname > /var/tmp/vu-broker-probe\");\n"
+          "  printf(\"system %d\\n\", rc);\n"
+          "  pid_t pid;\n"
+          "  rc = posix_spawn(&pid, \"/bin/true\", NULL, NULL, a, NULL);\n"
+          "  printf(\"posix_spawn %s\\n\", strerror(rc));\n"
+          "  return 0;\n}\n",
+      "");
+  ASSERT_FALSE(probe.empty()) << "no C compiler";
+  r = vrpm({"--host-rpm", probe, "n", "--", "-qa"});
+  EXPECT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("raw execve -1 Operation not permitted"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("system 0"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("posix_spawn Permission denied"), std::string::npos) << r.out;
+  EXPECT_FALSE(fs_exists(marker));
+  EXPECT_EQ(read_all(root("n") + "/var/tmp/vu-broker-probe"), "n-host\n");
+  const std::string fixed =
+      build_program(t, "static-probe", "int main(void) { return 0; }\n", "-static");
+  if (!fixed.empty()) {
+    r = vrpm({"--host-rpm", fixed, "n", "--", "-qa"});
+    EXPECT_EQ(r.status, 1);
+    EXPECT_NE(r.err.find("statically linked"), std::string::npos) << r.err;
+  }
+  ASSERT_EQ(sh("cp /usr/bin/rpm " + t.path("rpm-suid") + " && chmod 4755 " + t.path("rpm-suid")),
+            0);
+  r = vrpm({"--host-rpm", t.path("rpm-suid"), "n", "--", "-qa"});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("set-uid"), std::string::npos) << r.err;
+  // The guest's database a symlink to a host directory: the host's rpm
+  // resolves it inside the guest and never writes there.
+  const std::string victim = t.path("victim");
+  fs::create_directories(victim);
+  fs::rename(root("n") + "/var/lib/rpm", root("n") + "/var/lib/rpm.away");
+  fs::create_symlink(victim, root("n") + "/var/lib/rpm");
+  r = vrpm({"--host-rpm", "/usr/bin/rpm", "n", "--", "-ivh", "--nodeps", v10});
+  EXPECT_TRUE(fs::is_empty(victim)) << r.out << r.err;
+  ASSERT_EQ(vserver({"n", "start"}).status, 0);
+  r = vrpm({"--host-rpm", "/usr/bin/rpm", "n", "--", "-qa"});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("running"), std::string::npos) << r.err;
+}

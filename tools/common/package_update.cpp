@@ -89,7 +89,10 @@ Result<UniqueFd> mount_point_in_guest(int root, const std::string& path) {
   return point;
 }
 
-Status add_mount(OwnedMounts& m, UniqueFd dir, int root, const std::string& target, bool writable) {
+} // namespace
+
+Status add_context_dir(OwnedMounts& m, UniqueFd dir, int root, const std::string& target,
+                       bool writable) {
   VU_TRY(mount_point_in_guest(root, target));
   // Not noexec: dpkg runs the maintainer scripts it keeps in its database.
   unsigned attr = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
@@ -99,14 +102,12 @@ Status add_mount(OwnedMounts& m, UniqueFd dir, int root, const std::string& targ
   return {};
 }
 
-} // namespace
-
 Result<OwnedMounts> database_mounts(const DbPlace& db, const VServerConfig& c, int root,
                                     bool writable) {
   OwnedMounts m;
   if (!db.external) return m;
   VU_TRY_ASSIGN(state, open_layout_dir(db.layout.state(db.kind), c.guest));
-  VU_TRY(add_mount(m, std::move(state), root, database_path_in_guest(db.kind), writable));
+  VU_TRY(add_context_dir(m, std::move(state), root, database_path_in_guest(db.kind), writable));
   return m;
 }
 
@@ -283,6 +284,7 @@ Result<int> run_commands(const PackageTool& tool, const UpdateOptions& o, const 
   const DbPlace db = database_place(o, c, tool.db);
   std::fflush(nullptr);
   if (db.external && !out.changes && tool.on_host) return tool.on_host(o, c, db);
+  if (!o.host_program.empty() && tool.host_run) return tool.host_run(o, c, db);
   int fd = ::open(c.guest.root.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) return make_error(errno, "guest root " + c.guest.root);
   UniqueFd root(fd);
@@ -293,7 +295,7 @@ Result<int> run_commands(const PackageTool& tool, const UpdateOptions& o, const 
     staged = std::move(s);
     int dup = ::fcntl(staged->dir.get(), F_DUPFD_CLOEXEC, 3);
     if (dup < 0) return make_error(errno, "dup");
-    VU_TRY(add_mount(mounts, UniqueFd(dup), root.get(), "var/cache/apt/archives", false));
+    VU_TRY(add_context_dir(mounts, UniqueFd(dup), root.get(), "var/cache/apt/archives", false));
   }
   auto commands = out.guest_commands;
   if (commands.empty()) commands.push_back(tool.command(o.args));
@@ -406,13 +408,8 @@ Result<StartedProgram> start_prepare(const PackageTool& tool, const UpdateOption
   int p[2];
   if (::pipe2(p, O_CLOEXEC) != 0) return make_error(errno, "pipe");
   UniqueFd r(p[0]), w(p[1]);
-  const pid_t parent = ::getpid();
-  std::fflush(nullptr);
-  pid_t pid = ::fork();
-  if (pid < 0) return make_error(errno, "fork");
+  VU_TRY_ASSIGN(pid, fork_dying_with_parent());
   if (pid == 0) {
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != parent) ::_exit(1);
     r.reset();
     Prepared prepared = prepare_guest(tool, o, name);
     auto state = outcome_state(prepared.out);
@@ -504,6 +501,18 @@ int run_package_tool(const PackageTool& tool, int argc, char** argv) {
                std::string("a JSON summary on stdout (") + tool.manager + "'s output on stderr)");
   app.add_flag("-q,--quiet", o.quiet, "no summary lines; errors only");
   app.add_flag("--debug", o.debug, "each step on stderr, with its time");
+  if (tool.host_option)
+    app.add_option(tool.host_option, o.host_program,
+                   std::string("run this program of the host's (absolute path) on stopped guests "
+                               "instead of their own ") +
+                       tool.manager + ", under libvu-preload.so")
+        ->check(CLI::Validator(
+            [](std::string& v) {
+              return !v.empty() && v.front() == '/' ? std::string()
+                                                    : std::string("an absolute path is needed");
+            },
+            ""))
+        ->type_name("PATH");
   int ours = argc; // everything after "--" is the package manager's
   for (int i = 1; i < argc; ++i)
     if (std::string_view(argv[i]) == "--") {

@@ -35,6 +35,7 @@ struct UpdateOptions {
   bool all = false;
   std::string confdir;
   bool json = false, quiet = false, dry_run = false, no_reunify = false, debug = false;
+  std::string host_program;      // PackageTool::host_option's value
   std::vector<std::string> args; // the package manager's
 };
 
@@ -75,6 +76,11 @@ struct OwnedMounts {
 // transaction, read-only for planning. Nothing for an internal database.
 Result<OwnedMounts> database_mounts(const DbPlace& db, const VServerConfig& c, int root,
                                     bool writable);
+// Adds the host's directory `dir` at `target` (relative, made in the guest
+// when missing; never through a symlink); read-only and noexec unless
+// `writable`.
+Status add_context_dir(OwnedMounts& m, UniqueFd dir, int root, const std::string& target,
+                       bool writable);
 
 struct PackageTool {
   const char* prog;        // "vapt-get"
@@ -93,6 +99,11 @@ struct PackageTool {
   // the host instead, when this is set (apt-get update with the host's
   // apt); returns its exit status.
   Result<int> (*on_host)(const UpdateOptions& o, const VServerConfig& c, const DbPlace& db);
+  // When set ("--host-rpm"), an option naming a package manager of the
+  // host's that step 3 runs instead (tools/common/host_manager.h), through
+  // host_run; the plan sees it in UpdateOptions::host_program.
+  const char* host_option;
+  Result<int> (*host_run)(const UpdateOptions& o, const VServerConfig& c, const DbPlace& db);
 };
 
 // The program: arguments, every guest in turn, the summary; the exit

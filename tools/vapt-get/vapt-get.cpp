@@ -267,7 +267,9 @@ const PackageTool k_vapt_get{"vapt-get",
                              apt_command_changes_packages,
                              plan,
                              apt_get,
-                             on_host};
+                             on_host,
+                             nullptr,
+                             nullptr};
 
 int run(int argc, char** argv) {
   return run_package_tool(k_vapt_get, argc, argv);
