@@ -423,7 +423,7 @@ protected:
 // refused; internalize gives the guest its database back; kill -9 during
 // either move leaves exactly one copy.
 TEST_F(VAptGetExternal, ExternalDatabaseInstallUpgradeRemove) {
-  make_external_guest("e", 4251, {m_hello, m_probe_deb});
+  make_external_guest("e", 4251, {m_hello, m_probe_deb, m_uuid});
   make_apt_guest("f", 4252, {m_hello});
   const std::vector<std::string> host_files{"/etc/passwd", "/etc/group", "/var/lib/dpkg/status"};
   std::vector<std::string> host_before;
@@ -446,8 +446,12 @@ TEST_F(VAptGetExternal, ExternalDatabaseInstallUpgradeRemove) {
   ASSERT_EQ(r.status, 0) << r.out << r.err;
   ASSERT_FALSE(fs::is_empty(base("e") + "/apt/state/lists"));
   ASSERT_EQ(vserver({"e", "start"}).status, 0);
-  r = vapt_get({"e", "--", "install", "-y", "hello", "vu-script-probe"});
+  r = vapt_get({"e", "--", "install", "-y", "hello", "vu-script-probe", "uuid-runtime"});
   ASSERT_EQ(r.status, 0) << r.out << r.err;
+  // uuid-runtime's postinst added uuidd to the guest, which owns its files.
+  const long uuidd = uid_in(root("e") + "/etc/passwd", "uuidd");
+  ASSERT_GT(uuidd, 0);
+  EXPECT_EQ(static_cast<long>(owner_of(root("e") + "/var/lib/libuuid")), uuidd);
   EXPECT_TRUE(fs_exists(root("e") + "/usr/bin/hello"));
   std::string probe = read_all(root("e") + "/var/lib/vu-script-probe.out");
   EXPECT_EQ(probe.substr(0, probe.find('\n')), "e-host") << probe;
@@ -509,6 +513,21 @@ TEST_F(VAptGetExternal, ExternalDatabaseInstallUpgradeRemove) {
   fs::remove(point);
   fs::rename(point + ".away", point);
 
+  // kill -9 at random moments of updates: nothing keeps running, no shared
+  // file is writable (the guest's dpkg repairs the rest, below).
+  const std::vector<std::string> update{
+      VAPT_GET_BIN, "-q", "e", "--", "install", "-y", "--allow-downgrades", "hello=2.10-3"};
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_EQ(run_program(update, m_env).status, 0);
+  KillDelay update_delay(
+      std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count(), 1.0,
+      4321);
+  for (int round = 0; round < 4; ++round) {
+    auto a = update;
+    if (round % 2) a.back() = "hello=2.10-3+vu1";
+    kill_and_check(update_delay, a, "e", round);
+  }
+
   // kill -9 at random moments of the moves: one copy, always.
   KillDelay delay(3000, 1.0, 99);
   for (int round = 0; round < 6; ++round) {
@@ -524,6 +543,24 @@ TEST_F(VAptGetExternal, ExternalDatabaseInstallUpgradeRemove) {
   EXPECT_FALSE(fs_exists(base("e") + "/dpkg/state"));
   EXPECT_NE(read_all(root("e") + "/var/lib/dpkg/status").find("Package: vu-script-probe\n"),
             std::string::npos);
+  // The guest's own tools put right what the kills left: a package killed
+  // while dpkg unpacked it is reinstalled, dpkg --configure -a and
+  // --audit find nothing more.
+  ASSERT_EQ(vapt_get({"e", "--", "update"}).status, 0);
+  ASSERT_EQ(vserver({"e", "start"}).status, 0);
+  auto fix = vserver({"e", "exec", "dpkg", "--configure", "-a"});
+  auto audit = vserver({"e", "exec", "dpkg", "--audit"});
+  if (fix.status != 0 || !audit.out.empty()) {
+    EXPECT_NE((fix.err + audit.out).find("reinstall"), std::string::npos) << fix.err << audit.out;
+    auto again = vserver(
+        {"e", "exec", "apt-get", "install", "-y", "--reinstall", "--allow-downgrades", "hello"});
+    EXPECT_EQ(again.status, 0) << again.out << again.err;
+    fix = vserver({"e", "exec", "dpkg", "--configure", "-a"});
+    audit = vserver({"e", "exec", "dpkg", "--audit"});
+  }
+  EXPECT_EQ(fix.status, 0) << fix.out << fix.err;
+  EXPECT_EQ(audit.out, "");
+  EXPECT_EQ(writable_shared_files(root("e")), std::vector<std::string>{});
   for (size_t i = 0; i < host_files.size(); ++i)
     EXPECT_EQ(file_digest(host_files[i]), host_before[i]) << host_files[i];
 }
