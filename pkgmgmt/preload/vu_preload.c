@@ -482,8 +482,8 @@ static int broker_fd(void) {
 #error "the broker mode's seccomp filter knows x86_64 and aarch64"
 #endif
 
-/* execve and execveat fail with EPERM; another architecture's system
- * calls (and x32's) end the process. */
+/* execve, execveat and every x32 system call fail with EPERM; another
+ * architecture's system calls end the process. */
 static int forbid_exec(void) {
   struct sock_filter f[] = {
       BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),

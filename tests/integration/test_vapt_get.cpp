@@ -67,6 +67,36 @@ protected:
     return deb;
   }
 
+  // In the running guest `g`, its own dpkg --configure -a, and where dpkg
+  // asks for it (a package killed while it was unpacked), its own apt-get
+  // install --reinstall hello, leave dpkg --audit with nothing to say.
+  void expect_own_dpkg_repairs(const std::string& g, const std::string& when) {
+    auto fix = vserver({g, "exec", "dpkg", "--configure", "-a"});
+    auto audit = vserver({g, "exec", "dpkg", "--audit"});
+    if (fix.status != 0 || !audit.out.empty()) {
+      EXPECT_NE((fix.err + audit.out).find("reinstall"), std::string::npos) << fix.err << audit.out;
+      auto again = vserver(
+          {g, "exec", "apt-get", "install", "-y", "--reinstall", "--allow-downgrades", "hello"});
+      EXPECT_EQ(again.status, 0) << when << ": " << again.out << again.err;
+      fix = vserver({g, "exec", "dpkg", "--configure", "-a"});
+      audit = vserver({g, "exec", "dpkg", "--audit"});
+    }
+    EXPECT_EQ(fix.status, 0) << when << ": " << fix.out << fix.err;
+    EXPECT_EQ(audit.out, "") << when;
+  }
+
+  // An empty package `name` with `fields` (e.g. "Depends: hello\n").
+  std::string build_deb(const std::string& name, const std::string& fields) {
+    const std::string d = t.path("debs/" + name);
+    put(d + "/DEBIAN/control", "Package: " + name + "\nVersion: 1.0\nArchitecture: all\n" + fields +
+                                   "Maintainer: vunify tests <root@localhost>\n" +
+                                   "Description: a test package\n");
+    put(d + "/usr/share/doc/" + name + "/README", name + "\n");
+    const std::string deb = t.path("debs/" + name + "_1.0_all.deb");
+    EXPECT_EQ(sh("dpkg-deb -b " + d + " " + deb + " >/dev/null"), 0);
+    return deb;
+  }
+
   // A guest whose only apt source is /srv/repo holding `debs`.
   void make_apt_guest(const std::string& name, unsigned context,
                       const std::vector<std::string>& debs) {
@@ -328,18 +358,7 @@ TEST_F(VAptGet, KillNineLeavesAStateDpkgRecoversFrom) {
     // (the files of the update are private by then).
     auto started = vserver({"k", "start"});
     ASSERT_EQ(started.status, 0) << "round " << round << ": " << started.out << started.err;
-    auto fix = vserver({"k", "exec", "dpkg", "--configure", "-a"});
-    auto audit = vserver({"k", "exec", "dpkg", "--audit"});
-    if (fix.status != 0 || !audit.out.empty()) {
-      EXPECT_NE((fix.err + audit.out).find("reinstall"), std::string::npos) << fix.err << audit.out;
-      auto again = vserver(
-          {"k", "exec", "apt-get", "install", "-y", "--reinstall", "--allow-downgrades", "hello"});
-      EXPECT_EQ(again.status, 0) << "round " << round << ": " << again.out << again.err;
-      fix = vserver({"k", "exec", "dpkg", "--configure", "-a"});
-      audit = vserver({"k", "exec", "dpkg", "--audit"});
-    }
-    EXPECT_EQ(fix.status, 0) << "round " << round << ": " << fix.out << fix.err;
-    EXPECT_EQ(audit.out, "") << "round " << round;
+    expect_own_dpkg_repairs("k", "round " + std::to_string(round));
     ASSERT_EQ(vserver({"k", "stop"}).status, 0);
   }
   EXPECT_GE(killed, 3);
@@ -423,7 +442,13 @@ protected:
 // refused; internalize gives the guest its database back; kill -9 during
 // either move leaves exactly one copy.
 TEST_F(VAptGetExternal, ExternalDatabaseInstallUpgradeRemove) {
-  make_external_guest("e", 4251, {m_hello, m_probe_deb, m_uuid});
+  const std::string needs_hello = build_deb("vu-needs-hello", "Depends: hello\n");
+  make_external_guest("e", 4251, {m_hello, m_probe_deb, m_uuid, needs_hello});
+  // A guest apt.conf.d file that would run a hook and move apt's cache:
+  // the host's apt never reads the guest's configuration.
+  const std::string hook = "/tmp/vu-external-hook-" + std::to_string(::getpid());
+  put(root("e") + "/etc/apt/apt.conf.d/99hostile",
+      "DPkg::Pre-Invoke {\"touch " + hook + "\";};\nDir::Cache \"/tmp\";\n");
   make_apt_guest("f", 4252, {m_hello});
   const std::vector<std::string> host_files{"/etc/passwd", "/etc/group", "/var/lib/dpkg/status"};
   std::vector<std::string> host_before;
@@ -455,6 +480,11 @@ TEST_F(VAptGetExternal, ExternalDatabaseInstallUpgradeRemove) {
   EXPECT_TRUE(fs_exists(root("e") + "/usr/bin/hello"));
   std::string probe = read_all(root("e") + "/var/lib/vu-script-probe.out");
   EXPECT_EQ(probe.substr(0, probe.find('\n')), "e-host") << probe;
+  char host_ns[64] = {};
+  ASSERT_GT(::readlink("/proc/self/ns/pid", host_ns, sizeof host_ns - 1), 0);
+  EXPECT_EQ(probe.find(host_ns), std::string::npos) << probe;
+  EXPECT_FALSE(fs_exists(hook));
+  EXPECT_FALSE(fs_exists(root("e") + hook));
   EXPECT_NE(read_all(base("e") + "/dpkg/state/status").find("Package: hello\n"), std::string::npos);
   // The running guest does not see its database outside the transaction.
   auto seen = vserver({"e", "exec", "ls", "-A", "/var/lib/dpkg", "/var/cache/apt/archives"});
@@ -482,6 +512,15 @@ TEST_F(VAptGetExternal, ExternalDatabaseInstallUpgradeRemove) {
   ASSERT_EQ(r.status, 0) << r.out << r.err;
   EXPECT_FALSE(fs_exists(root("e") + "/usr/bin/hello"));
   EXPECT_TRUE(fs_exists(root("f") + "/usr/bin/hello"));
+  // A dependency apt pulls in is marked automatic in the host's state, as
+  // apt marks it, and autoremove takes it away with what needed it.
+  r = vapt_get({"e", "--", "install", "-y", "vu-needs-hello"});
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_NE(read_all(base("e") + "/apt/state/extended_states").find("Package: hello\n"),
+            std::string::npos);
+  r = vapt_get({"e", "--", "purge", "-y", "--autoremove", "vu-needs-hello"});
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_FALSE(fs_exists(root("e") + "/usr/bin/hello"));
 
   // Hostile layouts: a status file that is a symlink to the host's shadow
   // (what the guest's dpkg could leave there), a state directory in the
@@ -528,6 +567,9 @@ TEST_F(VAptGetExternal, ExternalDatabaseInstallUpgradeRemove) {
     kill_and_check(update_delay, a, "e", round);
   }
 
+  EXPECT_FALSE(fs_exists(hook));
+  fs::remove(root("e") + "/etc/apt/apt.conf.d/99hostile"); // the guest's own apt comes next
+
   // kill -9 at random moments of the moves: one copy, always.
   KillDelay delay(3000, 1.0, 99);
   for (int round = 0; round < 6; ++round) {
@@ -544,22 +586,13 @@ TEST_F(VAptGetExternal, ExternalDatabaseInstallUpgradeRemove) {
   EXPECT_NE(read_all(root("e") + "/var/lib/dpkg/status").find("Package: vu-script-probe\n"),
             std::string::npos);
   // The guest's own tools put right what the kills left: a package killed
-  // while dpkg unpacked it is reinstalled, dpkg --configure -a and
-  // --audit find nothing more.
+  // while dpkg unpacked it is reinstalled (from the guest's own source,
+  // which now has both versions), dpkg --configure -a and --audit find
+  // nothing more.
+  publish("e", {m_hello, m_hello2});
   ASSERT_EQ(vapt_get({"e", "--", "update"}).status, 0);
   ASSERT_EQ(vserver({"e", "start"}).status, 0);
-  auto fix = vserver({"e", "exec", "dpkg", "--configure", "-a"});
-  auto audit = vserver({"e", "exec", "dpkg", "--audit"});
-  if (fix.status != 0 || !audit.out.empty()) {
-    EXPECT_NE((fix.err + audit.out).find("reinstall"), std::string::npos) << fix.err << audit.out;
-    auto again = vserver(
-        {"e", "exec", "apt-get", "install", "-y", "--reinstall", "--allow-downgrades", "hello"});
-    EXPECT_EQ(again.status, 0) << again.out << again.err;
-    fix = vserver({"e", "exec", "dpkg", "--configure", "-a"});
-    audit = vserver({"e", "exec", "dpkg", "--audit"});
-  }
-  EXPECT_EQ(fix.status, 0) << fix.out << fix.err;
-  EXPECT_EQ(audit.out, "");
+  expect_own_dpkg_repairs("e", "after the kills");
   EXPECT_EQ(writable_shared_files(root("e")), std::vector<std::string>{});
   for (size_t i = 0; i < host_files.size(); ++i)
     EXPECT_EQ(file_digest(host_files[i]), host_before[i]) << host_files[i];

@@ -305,6 +305,7 @@ Result<int> run_commands(const PackageTool& tool, const UpdateOptions& o, const 
         c_code, run_in_guest_context(c, argv, RuntimeIo{o.json ? 2 : 1, true, {}}, mounts.mounts));
     if ((code = c_code) != 0) break;
   }
+  if (code == 0 && db.external && tool.after) VU_TRY(tool.after(o, c, db, out));
   return code;
 }
 
@@ -381,7 +382,8 @@ nlohmann::json outcome_state(const UpdateOutcome& r) {
           {"error", r.error},
           {"output", r.output},
           {"guest_commands", r.guest_commands},
-          {"archives", r.archives}};
+          {"archives", r.archives},
+          {"automatic", r.automatic}};
 }
 
 UpdateOutcome outcome_of_state(const nlohmann::json& j) {
@@ -397,6 +399,7 @@ UpdateOutcome outcome_of_state(const nlohmann::json& j) {
   r.output = j.at("output").get<std::string>();
   r.guest_commands = j.at("guest_commands").get<std::vector<std::vector<std::string>>>();
   r.archives = j.at("archives").get<std::vector<std::string>>();
+  r.automatic = j.at("automatic").get<std::vector<std::string>>();
   return r;
 }
 

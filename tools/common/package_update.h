@@ -56,6 +56,8 @@ struct UpdateOutcome {
   // shown to them read-only as /var/cache/apt/archives/NNN-<name>.
   std::vector<std::vector<std::string>> guest_commands;
   std::vector<std::string> archives;
+  // Packages installed only as dependencies (for PackageTool::after).
+  std::vector<std::string> automatic;
 };
 
 // Where the guest's package database is (tools/common/pkgmgmt_layout.h).
@@ -99,6 +101,10 @@ struct PackageTool {
   // the host instead, when this is set (apt-get update with the host's
   // apt); returns its exit status.
   Result<int> (*on_host)(const UpdateOptions& o, const VServerConfig& c, const DbPlace& db);
+  // With an external database, after step 3's commands succeeded (the
+  // host's apt marks the dependencies it installed as automatic).
+  Status (*after)(const UpdateOptions& o, const VServerConfig& c, const DbPlace& db,
+                  const UpdateOutcome& out);
   // When set ("--host-rpm"), an option naming a package manager of the
   // host's that step 3 runs instead (tools/common/host_manager.h), through
   // host_run; the plan sees it in UpdateOptions::host_program.

@@ -71,9 +71,11 @@ public:
     std::error_code ignored;
     if (!m_dir.empty()) std::filesystem::remove_all(m_dir, ignored);
   }
-  // apt-get `first` ARGS on the host, its stderr with its stdout.
+  // apt-get (or `program`) `first` ARGS on the host, its stderr with its
+  // stdout.
   std::vector<std::string> command(const std::vector<std::string>& first,
-                                   const std::vector<std::string>& args) const {
+                                   const std::vector<std::string>& args,
+                                   const char* program = "apt-get") const {
     std::vector<std::string> argv{"/bin/sh",
                                   "-c",
                                   "exec \"$@\" 2>&1",
@@ -81,7 +83,7 @@ public:
                                   "/usr/bin/env",
                                   "APT_CONFIG=" + m_dir + "/apt.conf",
                                   "DEBIAN_FRONTEND=noninteractive",
-                                  "apt-get"};
+                                  program};
     argv.insert(argv.end(), first.begin(), first.end());
     argv.insert(argv.end(), args.begin(), args.end());
     return argv;
@@ -200,6 +202,24 @@ Result<std::vector<std::string>> installed_names(int root, const std::vector<Apt
   return out;
 }
 
+// The packages the steps install that were not installed before and are
+// not named on the command line (NAME, NAME=VERSION, NAME/RELEASE,
+// NAME:ARCH): dependencies, which apt marks as installed automatically.
+std::vector<std::string> automatic_installs(const std::vector<AptStep>& steps,
+                                            const std::vector<std::string>& args) {
+  auto bare = [](std::string s) {
+    s = s.substr(0, s.find_first_of("=/:"));
+    return s;
+  };
+  std::vector<std::string> named, out;
+  for (const auto& a : args) named.push_back(bare(a));
+  for (const auto& s : steps)
+    if (s.action == AptAction::install && s.old_version.empty() &&
+        std::find(named.begin(), named.end(), bare(s.package)) == named.end())
+      out.push_back(s.package);
+  return out;
+}
+
 // Step 3 with an external database: the guest's dpkg removes, purges,
 // then installs the staged archives (run_package_tool stages them).
 void external_commands(const std::vector<AptStep>& steps, const std::vector<std::string>& archives,
@@ -246,8 +266,27 @@ Result<std::vector<std::string>> plan(const UpdateOptions& o, const VServerConfi
   }
   VU_TRY_ASSIGN(old, installed_names(root, steps, c, db));
   paths.insert(paths.end(), old.begin(), old.end());
-  if (db.external) external_commands(steps, archives, out);
+  if (db.external) {
+    external_commands(steps, archives, out);
+    out.automatic = automatic_installs(steps, o.args);
+  }
   return paths;
+}
+
+// After the guest's dpkg installed with an external database: what apt
+// installed as dependencies is marked automatic in the host's state
+// (apt-mark auto, with a copy of the status file as it is now), as apt
+// itself would, so that autoremove finds it later.
+Status mark_automatic(const UpdateOptions& o, const VServerConfig& c, const DbPlace& db,
+                      const UpdateOutcome& out) {
+  if (out.automatic.empty()) return {};
+  update_stage(o, c.guest.name, "host apt-mark auto");
+  VU_TRY_ASSIGN(host, HostApt::make(db, c));
+  VU_TRY_ASSIGN(r, run_host_program(host->command({"auto"}, out.automatic, "apt-mark")));
+  if (r.exit_code != 0)
+    return described_error(EIO, "apt-mark auto exited with " + std::to_string(r.exit_code) + ": " +
+                                    r.out);
+  return {};
 }
 
 // A command that changes no package, for an external database: the host's
@@ -268,6 +307,7 @@ const PackageTool k_vapt_get{"vapt-get",
                              plan,
                              apt_get,
                              on_host,
+                             mark_automatic,
                              nullptr,
                              nullptr};
 

@@ -192,6 +192,7 @@ const PackageTool k_vrpm{"vrpm",
                          plan,
                          rpm,
                          nullptr,
+                         nullptr,
                          "--host-rpm",
                          host_run};
 
