@@ -138,16 +138,23 @@ bool apt_command_changes_packages(const std::vector<std::string>& args) {
   static const std::vector<std::string> k_changing = {
       "install",      "remove",     "purge",     "upgrade",   "dist-upgrade",
       "full-upgrade", "autoremove", "autopurge", "reinstall", "build-dep"};
+  // Options after which apt-get changes nothing installed.
+  static const std::vector<std::string> k_no_change = {
+      "-s",       "--simulate", "--just-print",    "--dry-run",   "--recon",
+      "--no-act", "-d",         "--download-only", "--print-uris"};
+  std::string command; // the first word that is no option
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     if (std::find(k_valued.begin(), k_valued.end(), a) != k_valued.end()) {
       ++i;
       continue;
     }
-    if (!a.empty() && a.front() == '-') continue;
-    return std::find(k_changing.begin(), k_changing.end(), a) != k_changing.end();
+    if (std::find(k_no_change.begin(), k_no_change.end(), a) != k_no_change.end()) return false;
+    if (a.size() > 1 && a[0] == '-' && a[1] != '-' && a.find_first_of("sd", 1) != std::string::npos)
+      return false; // in a cluster such as -ys
+    if (command.empty() && !a.empty() && a.front() != '-') command = a;
   }
-  return false;
+  return std::find(k_changing.begin(), k_changing.end(), command) != k_changing.end();
 }
 
 std::string apt_archive_name(const AptStep& step) {

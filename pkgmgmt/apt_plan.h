@@ -37,8 +37,11 @@ Result<std::vector<AptStep>> parse_apt_simulation(std::string_view text,
 // Whether an apt-get command line changes installed packages (its first
 // word that is not an option is install, remove, purge, upgrade,
 // dist-upgrade, full-upgrade, autoremove, autopurge, reinstall or
-// build-dep; -f/--fix-broken install too). Options that take a value (-o,
-// -c, -t, ...) are skipped with it.
+// build-dep; -f/--fix-broken install too), unless an option says it only
+// simulates or downloads (-s, --simulate, --just-print, --dry-run,
+// --recon, --no-act, -d, --download-only, --print-uris; also inside a
+// cluster such as -ys). Options that take a value (-o, -c, -t, ...) are
+// skipped with it.
 bool apt_command_changes_packages(const std::vector<std::string>& args);
 
 // The file name apt gives an archive in /var/cache/apt/archives:

@@ -444,6 +444,9 @@ protected:
 TEST_F(VAptGetExternal, ExternalDatabaseInstallUpgradeRemove) {
   const std::string needs_hello = build_deb("vu-needs-hello", "Depends: hello\n");
   make_external_guest("e", 4251, {m_hello, m_probe_deb, m_uuid, needs_hello});
+  put(root("e") + "/etc/apt/sources.list.d/web.list",
+      "deb [signed-by=/etc/shadow trusted=yes arch=amd64] http://deb.debian.org/debian bookworm "
+      "main\n");
   // A guest apt.conf.d file that would run a hook and move apt's cache:
   // the host's apt never reads the guest's configuration.
   const std::string hook = "/tmp/vu-external-hook-" + std::to_string(::getpid());
@@ -462,7 +465,8 @@ TEST_F(VAptGetExternal, ExternalDatabaseInstallUpgradeRemove) {
   EXPECT_TRUE(fs::is_empty(root("e") + "/var/lib/dpkg"));
   // The guest's file: source names a path the host's apt would read on the
   // host: not copied.
-  EXPECT_EQ(read_all(base("e") + "/apt/etc/sources.list").find("file:"), std::string::npos);
+  EXPECT_EQ(read_all(base("e") + "/apt/etc/sources.list"),
+            "deb [arch=amd64] http://deb.debian.org/debian bookworm main\n");
   EXPECT_NE(r.err.find("not copied"), std::string::npos) << r.err;
   EXPECT_EQ(vserver({"e", "pkgmgmt", "externalize"}).status, 0); // already: nothing to do
   put(base("e") + "/apt/etc/sources.list", "deb [trusted=yes] file:" + host_repo() + " ./\n");
@@ -520,6 +524,11 @@ TEST_F(VAptGetExternal, ExternalDatabaseInstallUpgradeRemove) {
             std::string::npos);
   r = vapt_get({"e", "--", "purge", "-y", "--autoremove", "vu-needs-hello"});
   ASSERT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_FALSE(fs_exists(root("e") + "/usr/bin/hello"));
+  // A simulation is the host's apt alone: nothing is installed.
+  r = vapt_get({"e", "--", "install", "-s", "vu-needs-hello"});
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("Inst hello"), std::string::npos) << r.out;
   EXPECT_FALSE(fs_exists(root("e") + "/usr/bin/hello"));
 
   // Hostile layouts: a status file that is a symlink to the host's shadow

@@ -78,7 +78,9 @@ TEST(AptPlan, KnowsWhichCommandsChangePackages) {
                        V{"autoremove"}, V{"reinstall", "x"}, V{"full-upgrade"}})
     EXPECT_TRUE(apt_command_changes_packages(yes)) << yes.back();
   for (const V& no : {V{"update"}, V{"-q", "clean"}, V{"download", "hello"}, V{"-o", "install"},
-                      V{"source", "hello"}, V{}})
+                      V{"source", "hello"}, V{}, V{"install", "-s", "hello"}, V{"-ys", "upgrade"},
+                      V{"--download-only", "install", "x"}, V{"remove", "--dry-run", "x"},
+                      V{"-d", "dist-upgrade"}})
     EXPECT_FALSE(apt_command_changes_packages(no));
 }
 

@@ -39,20 +39,31 @@ std::string leaf_of(const std::string& path) {
   return path.substr(path.rfind('/') + 1);
 }
 
-// The lines of a one-line-style sources file whose URI is http or https.
+// The lines of a one-line-style sources file whose URI is http or https,
+// with no option but arch= (signed-by= would name a keyring on the host,
+// trusted=yes would turn verification off).
 std::string web_sources(const std::string& text, size_t* dropped) {
   std::istringstream in(text);
   std::string line, out;
   while (std::getline(in, line)) {
     std::istringstream words(line);
-    std::string type, word;
+    std::string type, word, arch;
     words >> type;
     if (type != "deb" && type != "deb-src") continue;
-    while (words >> word && word.front() == '[')
-      while (word.back() != ']' && words >> word) {
-      }
+    words >> word;
+    if (!word.empty() && word.front() == '[') {
+      std::string options = word;
+      while (options.back() != ']' && words >> word) options += " " + word;
+      std::istringstream each(options.substr(1, options.size() - 2));
+      for (std::string o; each >> o;)
+        if (o.rfind("arch=", 0) == 0) arch = " [" + o + "]";
+      word.clear();
+      words >> word;
+    }
+    std::string rest;
+    std::getline(words, rest);
     if (word.rfind("http://", 0) == 0 || word.rfind("https://", 0) == 0)
-      out += line + "\n";
+      out += type + arch + " " + word + rest + "\n";
     else
       ++*dropped;
   }

@@ -10,9 +10,9 @@
 // Externalizing dpkg's database also gives the host's apt its directories
 // and, when the layout has no sources.list yet, the guest's sources
 // (sources.list and sources.list.d/*.list lines with http or https URIs
-// only: a file: source would make the host's apt read the host's files)
-// and its keys (trusted.gpg.d), read beneath the guest's /etc/apt with
-// bounds. The guest's apt.conf.d is never copied.
+// only - a file: source would make the host's apt read the host's files -
+// and no option but arch=) and its keys (trusted.gpg.d), read beneath the
+// guest's /etc/apt with bounds. The guest's apt.conf.d is never copied.
 #pragma once
 
 #include <string>
