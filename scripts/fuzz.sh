@@ -5,8 +5,9 @@
 #   scripts/fuzz.sh                  every target for 10,000,000 executions;
 #                                    new inputs that add coverage are merged
 #                                    into the corpus in the repository
-#   scripts/fuzz.sh --seconds 5      every target for 5 s (what CI runs);
-#                                    the repository's corpus is only read
+#   scripts/fuzz.sh --seconds 5      every target for 5 s, one per core at a
+#                                    time (what CI runs); the repository's
+#                                    corpus is only read
 #   scripts/fuzz.sh --runs N [name...]
 #
 # Exits non-zero as soon as a target crashes, hangs (10 s per input) or
@@ -35,11 +36,13 @@ all=(dpkg_status exclude config hash_cache store_names conffiles proc_locks run_
 # ASan and UBSan (no recovery) on everything, coverage for the fuzzers.
 ./scripts/build.sh --sanitize --target $(printf 'fuzz_%s ' "${targets[@]}") >/dev/null
 
-for name in "${targets[@]}"; do
-  scratch="build-san/corpus/$name"
+# One target: its run, then (long runs only) the merge into the corpus.
+fuzz_one() {
+  local name="$1"
+  local scratch="build-san/corpus/$name"
   mkdir -p "$scratch"
-  log="build-san/fuzz-$name.log"
-  limit=(-runs="$runs")
+  local log="build-san/fuzz-$name.log"
+  local limit=(-runs="$runs")
   [ -z "$seconds" ] || limit=(-max_total_time="$seconds")
   # The scratch directory first: libFuzzer writes new inputs there, the
   # repository's corpus is read.
@@ -47,11 +50,28 @@ for name in "${targets[@]}"; do
        -artifact_prefix="build-san/crash-$name-" "$scratch" "tests/fuzz/corpus/$name" >"$log" 2>&1; then
     echo "fuzz: $name FAILED; the input is build-san/crash-$name-*; log: $log" >&2
     grep -E "ERROR|SUMMARY|==[0-9]+==|Test unit written" "$log" | head -20 >&2 || true
-    exit 1
+    return 1
   fi
   echo "fuzz: $name: $(grep -E '^Done' "$log" || tail -1 "$log")"
   if [ -z "$seconds" ]; then
     # A long run keeps what it found: merged (minimised) into the repository.
     "build-san/tests/fuzz_$name" -merge=1 "tests/fuzz/corpus/$name" "$scratch" >>"$log" 2>&1
   fi
+}
+
+# Timed runs (CI) go one per core at a time; counted runs one after the
+# other.
+jobs=1
+[ -z "$seconds" ] || jobs="$(nproc)"
+pids=()
+for name in "${targets[@]}"; do
+  fuzz_one "$name" &
+  pids+=($!)
+  if [ ${#pids[@]} -ge "$jobs" ]; then
+    wait "${pids[0]}" || { kill "${pids[@]}" 2>/dev/null || true; exit 1; }
+    pids=("${pids[@]:1}")
+  fi
+done
+for pid in "${pids[@]}"; do
+  wait "$pid" || { kill "${pids[@]}" 2>/dev/null || true; exit 1; }
 done
