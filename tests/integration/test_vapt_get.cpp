@@ -575,6 +575,10 @@ TEST_F(VAptGetExternal, ExternalDatabaseInstallUpgradeRemove) {
     if (round % 2) a.back() = "hello=2.10-3+vu1";
     kill_and_check(update_delay, a, "e", round);
   }
+  // The next run removes the directories the killed ones left.
+  ASSERT_EQ(vapt_get({"e", "--", "update"}).status, 0);
+  for (const auto& entry : fs::directory_iterator(base("e") + "/apt/state"))
+    EXPECT_NE(entry.path().filename().string().rfind("vunify-apt.", 0), 0u) << entry.path();
 
   EXPECT_FALSE(fs_exists(hook));
   fs::remove(root("e") + "/etc/apt/apt.conf.d/99hostile"); // the guest's own apt comes next

@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <signal.h>
+#include <stdlib.h>
 #include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
@@ -62,6 +63,22 @@ Result<ProgramOutput> collect_in_guest(const VServerConfig& c, const std::vector
   if (!code.ok()) return code.error();
   r.exit_code = *code;
   return r;
+}
+
+Result<std::string> make_run_dir(const std::string& parent, const std::string& prefix) {
+  std::error_code ignored;
+  for (const auto& e : std::filesystem::directory_iterator(parent, ignored)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind(prefix + ".", 0) != 0) continue;
+    const long pid = std::strtol(name.c_str() + prefix.size() + 1, nullptr, 10);
+    // A zombie counts as gone (kernel/ns.h): a killed run's children may
+    // never be reaped.
+    if (pid > 0 && !process_start_ticks(static_cast<pid_t>(pid)).ok())
+      std::filesystem::remove_all(e.path(), ignored);
+  }
+  std::string dir = parent + "/" + prefix + "." + std::to_string(::getpid()) + ".XXXXXX";
+  if (!::mkdtemp(dir.data())) return make_error(errno, "mkdtemp " + dir);
+  return dir;
 }
 
 DbPlace database_place(const UpdateOptions& o, const VServerConfig& c, PackageDb kind) {

@@ -68,6 +68,11 @@ struct DbPlace {
 };
 DbPlace database_place(const UpdateOptions& o, const VServerConfig& c, PackageDb kind);
 
+// A new private directory `parent`/`prefix`.<pid>.XXXXXX for this run;
+// the ones a killed run of a process that no longer exists (or is a
+// zombie) left there are removed first.
+Result<std::string> make_run_dir(const std::string& parent, const std::string& prefix);
+
 // Directories to show in the guest's context, with their descriptors.
 struct OwnedMounts {
   std::vector<UniqueFd> dirs;

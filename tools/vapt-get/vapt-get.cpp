@@ -35,12 +35,11 @@ namespace {
 
 constexpr uint64_t k_max_status_bytes = 256ull << 20;
 
-// The host's apt for a guest with an external database: a temporary
-// directory with its configuration (APT_CONFIG: Dir::Etc, Dir::State,
-// Dir::Cache and the archives are the layout's, apps/pkgmgmt/apt.conf is
-// included) and a copy of the guest's dpkg status file, read beneath the
-// database without symlinks and with a size limit. It reads nothing of
-// the host's /etc/apt and nothing of the guest's but that copy.
+// The host's apt for a guest with an external database: a directory of
+// the run in the layout's apt state directory with its configuration (APT_CONFIG: Dir::Etc,
+// Dir::State, Dir::Cache and the archives are the layout's, apps/pkgmgmt/apt.conf is included) and
+// a copy of the guest's dpkg status file, read beneath the database without symlinks and with a
+// size limit. It reads nothing of the host's /etc/apt and nothing of the guest's but that copy.
 class HostApt {
 public:
   static Result<std::unique_ptr<HostApt>> make(const DbPlace& db, const VServerConfig& c) {
@@ -54,9 +53,7 @@ public:
       VU_TRY(open_layout_dir(*p, c.guest, true));
     VU_TRY(open_layout_dir(l.apt_state + "/lists", c.guest, true)); // apt makes partial/
     auto apt = std::unique_ptr<HostApt>(new HostApt);
-    const char* tmp = ::getenv("TMPDIR");
-    std::string dir = std::string(tmp && *tmp == '/' ? tmp : "/tmp") + "/vapt-get.XXXXXX";
-    if (!::mkdtemp(dir.data())) return make_error(errno, "mkdtemp " + dir);
+    VU_TRY_ASSIGN(dir, make_run_dir(l.apt_state, "vunify-apt"));
     apt->m_dir = dir;
     VU_TRY(write_file_atomic(dir + "/status", status, 0644));
     std::string conf = "Dir::Etc \"" + l.apt_etc + "/\";\nDir::State \"" + l.apt_state +

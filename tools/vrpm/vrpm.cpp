@@ -51,8 +51,7 @@ public:
     h->m_mounts = std::move(m);
     VU_TRY(h->add(root.get(), "/usr/lib/rpm", "usr/lib/rpm"));
     const char* tmp = ::getenv("TMPDIR");
-    std::string dir = std::string(tmp && *tmp == '/' ? tmp : "/tmp") + "/vrpm.XXXXXX";
-    if (!::mkdtemp(dir.data())) return make_error(errno, "mkdtemp " + dir);
+    VU_TRY_ASSIGN(dir, make_run_dir(tmp && *tmp == '/' ? tmp : "/tmp", "vrpm"));
     h->m_staging = dir;
     for (const auto& a : o.args) {
       if (!is_package_arg(a)) {
