@@ -5,6 +5,7 @@
 #include "kernel/fs.h"
 #include "kernel/mount.h"
 #include "kernel/ns.h"
+#include "tools/common/programs.h"
 #include "version.h"
 
 #include <elf.h>
@@ -41,13 +42,6 @@ Result<bool> has_interpreter(int fd, const std::string& program) {
     if (ph.p_type == PT_INTERP) return true;
   }
   return false;
-}
-
-std::string exe_dir() {
-  char self[4096];
-  ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
-  std::string dir = n > 0 ? std::string(self, static_cast<size_t>(n)) : std::string();
-  return dir.substr(0, dir.rfind('/'));
 }
 
 // The child: its own mount namespace with the mounts attached beneath the
@@ -176,7 +170,7 @@ Status check_host_program(const std::string& program) {
 }
 
 Result<std::string> preload_library() {
-  std::vector<std::string> candidates{exe_dir() + "/../pkgmgmt/libvu-preload.so",
+  std::vector<std::string> candidates{program_dir() + "/../pkgmgmt/libvu-preload.so",
                                       k_preload_installed};
   for (const auto& path : candidates) {
     struct stat st {};

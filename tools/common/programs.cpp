@@ -12,11 +12,15 @@
 
 namespace vu {
 
-std::string sibling_program(const std::string& tool) {
+std::string program_dir() {
   char self[4096];
   ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
   std::string dir = n > 0 ? std::string(self, static_cast<size_t>(n)) : std::string();
-  dir = dir.substr(0, dir.rfind('/'));
+  return dir.substr(0, dir.rfind('/'));
+}
+
+std::string sibling_program(const std::string& tool) {
+  const std::string dir = program_dir();
   std::string bin = dir + "/" + tool;
   if (dir.empty() || ::access(bin.c_str(), X_OK) != 0) bin = "/usr/sbin/" + tool;
   return bin;

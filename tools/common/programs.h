@@ -15,6 +15,10 @@
 
 namespace vu {
 
+// The directory of the running program (empty when /proc/self/exe cannot
+// be read).
+std::string program_dir();
+
 // The suite's program `tool` in the directory of the running program,
 // else /usr/sbin/<tool>.
 std::string sibling_program(const std::string& tool);
