@@ -2,6 +2,7 @@
 #include "core/guest_cgroup.h"
 
 #include "core/run_state.h"
+#include "kernel/bpf_lsm.h"
 #include "kernel/fs.h"
 
 #include <algorithm>
@@ -80,10 +81,21 @@ std::pair<std::string, std::string> cgroup2_knob(const std::string& knob,
   return {};
 }
 
+Result<Cgroup> guests_parent_cgroup() {
+  VU_TRY_ASSIGN(root_path, cgroup2_root(run_directory() + "/.cgroup2"));
+  return Cgroup::open(root_path + "/" + parent_name(), true);
+}
+
 Result<GuestCgroups> make_guest_cgroups(const VServerConfig& config) {
   VU_TRY_ASSIGN(root_path, cgroup2_root(run_directory() + "/.cgroup2"));
   VU_TRY_ASSIGN(root, Cgroup::open(root_path, false));
-  VU_TRY_ASSIGN(parent, Cgroup::open(root_path + "/" + parent_name(), true));
+  VU_TRY_ASSIGN(parent, guests_parent_cgroup());
+  // The bpf back end's barrier holds for the processes under the parent:
+  // named again on every start (the group may have been made anew).
+  if (bpf_lsm_loaded())
+    if (auto r = bpf_lsm_set_guests_cgroup(parent.fd()); !r.ok())
+      return described_error(r.code(), "the BPF LSM program cannot be told the guests' cgroup " +
+                                           parent.path() + ": " + r.error().message());
   // Controllers cgroup2 has (none on a host whose controllers are all in
   // v1 hierarchies) are handed down to the guests' groups.
   std::set<std::string> wanted;

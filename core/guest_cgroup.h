@@ -20,6 +20,9 @@ struct GuestCgroups {
   std::vector<std::string> notices;
 };
 
+// The cgroup2 group every guest's group is in (made when missing).
+Result<Cgroup> guests_parent_cgroup();
+
 // Makes (or reuses, when empty) the guest's groups and writes its limits.
 // Refuses a group that still has processes: the guest runs, or a
 // previous run left processes behind.

@@ -1,6 +1,8 @@
 // Attribute back ends (see attr.h).
 #include "kernel/attr.h"
 
+#include "kernel/bpf_lsm.h"
+
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <sys/stat.h>
@@ -40,6 +42,16 @@ std::string unsupported_names(uint32_t bits) {
   return out;
 }
 
+// EOPNOTSUPP naming every bit of `wanted` that `cur` does not support.
+Status check_supported(const AttrState& cur, uint32_t wanted, const char* backend) {
+  uint32_t unsupported = wanted & ~cur.supported;
+  if (!unsupported) return {};
+  return described_error(EOPNOTSUPP, unsupported_names(unsupported) + " not supported here (" +
+                                         backend + " back end)");
+}
+
+Result<UniqueFd> open_entry(int dirfd, const std::string& name, const FileStat& st);
+
 class MainlineBackend : public AttrBackend {
 public:
   const char* name() const override { return "mainline"; }
@@ -65,10 +77,7 @@ public:
   Status set(int dirfd, const std::string& name, const FileStat& st, uint32_t set,
              uint32_t clear) override {
     VU_TRY_ASSIGN(cur, get(dirfd, name, st));
-    uint32_t unsupported = (set | clear) & ~cur.supported;
-    if (unsupported)
-      return described_error(EOPNOTSUPP, unsupported_names(unsupported) +
-                                             " not supported here (mainline back end)");
+    VU_TRY(check_supported(cur, set | clear, "mainline"));
     if ((set | clear) & k_attr_immutable) {
       VU_TRY_ASSIGN(fd, open_entry(dirfd, name, st));
       VU_TRY(set_immutable(fd.get(),
@@ -84,16 +93,83 @@ public:
   Status protect(int fd, int, const std::string&, Protection p) override {
     return set_immutable(fd, p);
   }
+  Result<bool> is_protected(int fd) override { return is_immutable(fd); }
+};
 
-private:
-  static Result<UniqueFd> open_entry(int dirfd, const std::string& name, const FileStat& st) {
-    int flags = O_RDONLY | O_NONBLOCK | O_NOCTTY | (st.is_directory() ? O_DIRECTORY : 0);
-    VU_TRY_ASSIGN(fd, open_beneath(dirfd, name.empty() ? "." : name, flags));
-    VU_TRY_ASSIGN(now, stat_fd(fd.get()));
-    if (now.dev != st.dev || now.ino != st.ino)
-      return described_error(ESTALE, name + " changed while being opened");
-    return fd;
+// The entry (dirfd, name) as it was stat'ed: a regular file or directory,
+// opened without following anything, the same inode as `st`.
+Result<UniqueFd> open_entry(int dirfd, const std::string& name, const FileStat& st) {
+  int flags = O_RDONLY | O_NONBLOCK | O_NOCTTY | (st.is_directory() ? O_DIRECTORY : 0);
+  VU_TRY_ASSIGN(fd, open_beneath(dirfd, name.empty() ? "." : name, flags));
+  VU_TRY_ASSIGN(now, stat_fd(fd.get()));
+  if (now.dev != st.dev || now.ino != st.ino)
+    return described_error(ESTALE, name + " changed while being opened");
+  return fd;
+}
+
+// Sets `on` and clears `off` among an open inode's flags, in one call.
+Status change_inode_flags(int fd, uint32_t on, uint32_t off) {
+  VU_TRY_ASSIGN(flags, get_inode_flags(fd));
+  uint32_t wanted = (flags | on) & ~off;
+  if (wanted == flags) return {};
+  return set_inode_flags(fd, wanted);
+}
+
+// On a file the mark is util-vserver's IMMUTABLE|IUNLINK (read-only
+// content, names free), shown as both bits; FS_IMMUTABLE_FL alone is
+// IMMUTABLE. On a directory the mark is the barrier.
+class BpfBackend : public AttrBackend {
+public:
+  const char* name() const override { return "bpf"; }
+
+  Result<AttrState> get(int dirfd, const std::string& name, const FileStat& st) override {
+    AttrState s;
+    if (!st.is_regular() && !st.is_directory()) return s;
+    VU_TRY_ASSIGN(fd, open_entry(dirfd, name, st));
+    VU_TRY_ASSIGN(flags, get_inode_flags(fd.get()));
+    const bool marked = (flags & k_bpf_mark) == k_bpf_mark;
+    s.supported = k_attr_immutable | (st.is_directory() ? k_attr_barrier : k_attr_iunlink);
+    if (flags & FS_IMMUTABLE_FL) s.flags |= k_attr_immutable;
+    if (marked) s.flags |= st.is_directory() ? k_attr_barrier : k_attr_immutable | k_attr_iunlink;
+    return s;
   }
+
+  // iunlink (with or without immutable) sets the mark; immutable alone
+  // sets FS_IMMUTABLE_FL; clearing either clears the mark.
+  Status set(int dirfd, const std::string& name, const FileStat& st, uint32_t set,
+             uint32_t clear) override {
+    VU_TRY_ASSIGN(cur, get(dirfd, name, st));
+    VU_TRY(check_supported(cur, set | clear, "bpf"));
+    const uint32_t mark_bits = k_attr_iunlink | k_attr_barrier;
+    uint32_t on = 0, off = 0;
+    if (set & mark_bits)
+      on |= k_bpf_mark;
+    else if (set & k_attr_immutable)
+      on |= FS_IMMUTABLE_FL;
+    if (clear & (mark_bits | k_attr_immutable)) off |= k_bpf_mark;
+    if (clear & k_attr_immutable) off |= FS_IMMUTABLE_FL;
+    VU_TRY_ASSIGN(fd, open_entry(dirfd, name, st));
+    VU_TRY(change_inode_flags(fd.get(), on, off & ~on));
+    // A barrier keeps mode 000 too: it holds (for processes without
+    // CAP_DAC_OVERRIDE) while the program is not loaded.
+    if ((set | clear) & k_attr_barrier)
+      if (::fchmod(fd.get(), (set & k_attr_barrier) ? 0 : 0755) != 0)
+        return errno_error("chmod " + name);
+    return {};
+  }
+
+  // A shared inode gets the iunlink mark and loses FS_IMMUTABLE_FL (which
+  // a mainline run gave it, and which would refuse link and rename).
+  Status protect(int fd, int, const std::string&, Protection p) override {
+    if (p == Protection::on) return change_inode_flags(fd, k_bpf_mark, FS_IMMUTABLE_FL);
+    return change_inode_flags(fd, 0, k_bpf_mark | FS_IMMUTABLE_FL);
+  }
+  Result<bool> is_protected(int fd) override {
+    VU_TRY_ASSIGN(flags, get_inode_flags(fd));
+    return (flags & k_bpf_mark) == k_bpf_mark;
+  }
+  bool looks_protected(const FileStat& st) const override { return st.nodump || st.immutable; }
+  bool names_while_protected() const override { return true; }
 };
 
 // The VServer calls name files by path. The path given is relative to the
@@ -130,6 +206,7 @@ public:
     return set(dirfd, name, FileStat{}, on ? bits : 0, on ? 0 : bits);
   }
   bool protect_needs_path() const override { return true; }
+  Result<bool> is_protected(int fd) override { return is_immutable(fd); }
 
 private:
   Status call(int dirfd, uint32_t cmd, vserver_abi::IattrV1* attr) {
@@ -158,16 +235,48 @@ std::unique_ptr<AttrBackend> make_vserver_attr_backend(long nr) {
   return std::make_unique<VServerBackend>(nr);
 }
 
-std::unique_ptr<AttrBackend> detect_attr_backend() {
-  const char* force = std::getenv("VU_ATTR_BACKEND");
+std::unique_ptr<AttrBackend> make_bpf_attr_backend() {
+  return std::make_unique<BpfBackend>();
+}
+
+namespace {
+
+// Whether the kernel is Linux-VServer's: probed only where the number is
+// known to be unassigned on mainline (x86_64: 236 answers ENOSYS);
+// elsewhere it may be another system call.
+bool vserver_kernel() {
   long nr = vserver_abi::syscall_number();
-  // Probe only where the number is known to be unassigned on mainline
-  // (x86_64: 236 answers ENOSYS); elsewhere it may be another system call.
-  if ((!force || std::string(force) != "mainline") && nr == 236) {
-    long version = ::syscall(nr, vserver_abi::k_get_version, 0, nullptr);
-    if (version > 0) return make_vserver_attr_backend(nr);
+  return nr == 236 && ::syscall(nr, vserver_abi::k_get_version, 0, nullptr) > 0;
+}
+
+} // namespace
+
+std::unique_ptr<AttrBackend> select_attr_backend(const std::string& wanted, std::string* notice) {
+  std::string choice = wanted;
+  if (choice.empty() || choice == "auto") {
+    const char* env = std::getenv("VU_ATTR_BACKEND");
+    choice = env && *env ? env : "auto";
   }
+  if (choice == "mainline") return make_mainline_attr_backend();
+  if (choice == "bpf") {
+    auto state = bpf_lsm_state();
+    if (!state.loaded && notice)
+      *notice = "bpf back end: marks are set but not enforced until the program is loaded: " +
+                state.why_not;
+    return make_bpf_attr_backend();
+  }
+  if (choice == "linux-vserver") {
+    if (vserver_kernel()) return make_vserver_attr_backend(vserver_abi::syscall_number());
+    if (notice) *notice = "this kernel is not Linux-VServer's; shared files are made immutable";
+    return make_mainline_attr_backend();
+  }
+  if (vserver_kernel()) return make_vserver_attr_backend(vserver_abi::syscall_number());
+  if (bpf_lsm_loaded()) return make_bpf_attr_backend();
   return make_mainline_attr_backend();
+}
+
+std::unique_ptr<AttrBackend> detect_attr_backend() {
+  return select_attr_backend("auto", nullptr);
 }
 
 long vserver_abi::syscall_number() {

@@ -84,12 +84,30 @@ public:
   // directory and name (protect_needs_path()).
   virtual Status protect(int fd, int dirfd, const std::string& name, Protection p) = 0;
   virtual bool protect_needs_path() const { return false; }
+  // Whether the open inode carries this back end's protection.
+  virtual Result<bool> is_protected(int fd) = 0;
+  // Whether a scan's statx says the inode is (probably) protected; acting
+  // on it re-checks with is_protected.
+  virtual bool looks_protected(const FileStat& st) const { return st.immutable; }
+  // Whether link(2), rename(2) and unlink(2) work on a protected inode (so
+  // adding names needs no thaw).
+  virtual bool names_while_protected() const { return false; }
 };
 
 std::unique_ptr<AttrBackend> make_mainline_attr_backend();
 std::unique_ptr<AttrBackend> make_vserver_attr_backend(long syscall_nr);
-// The Linux-VServer back end when the kernel answers VCMD_get_version,
-// else mainline. $VU_ATTR_BACKEND=mainline forces mainline.
+std::unique_ptr<AttrBackend> make_bpf_attr_backend();
+
+// The back ends by name, for --attr-backend and the configuration.
+inline constexpr const char* k_attr_backend_names[] = {"auto", "mainline", "bpf", "linux-vserver"};
+
+// `wanted` is "auto" (or empty): the Linux-VServer back end when the kernel
+// answers VCMD_get_version, else bpf when its program is loaded, else
+// mainline. A named back end is used as it is, except "linux-vserver"
+// where the kernel lacks it (mainline then, `notice` says why). "bpf"
+// works without the program (marks are set, not enforced: `notice` says
+// so). $VU_ATTR_BACKEND, when set, replaces "auto".
+std::unique_ptr<AttrBackend> select_attr_backend(const std::string& wanted, std::string* notice);
 std::unique_ptr<AttrBackend> detect_attr_backend();
 
 // The Linux-VServer kernel ABI (util-vserver's lib/ and the kernel's

@@ -42,6 +42,8 @@ FileStat from_statx(const struct statx& sx) {
   st.ctime_ns = to_ns(sx.stx_ctime);
   st.immutable =
       (sx.stx_attributes_mask & STATX_ATTR_IMMUTABLE) && (sx.stx_attributes & STATX_ATTR_IMMUTABLE);
+  st.nodump =
+      (sx.stx_attributes_mask & STATX_ATTR_NODUMP) && (sx.stx_attributes & STATX_ATTR_NODUMP);
   return st;
 }
 

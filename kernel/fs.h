@@ -28,6 +28,7 @@ struct FileStat {
   int64_t mtime_ns = 0;
   int64_t ctime_ns = 0;
   bool immutable = false; // STATX_ATTR_IMMUTABLE (FS_IMMUTABLE_FL)
+  bool nodump = false;    // STATX_ATTR_NODUMP (FS_NODUMP_FL; part of the bpf back end's mark)
 
   bool is_regular() const;
   bool is_directory() const;

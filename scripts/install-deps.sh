@@ -13,7 +13,7 @@ pkgs=(
   attr acl e2fsprogs xfsprogs btrfs-progs util-linux
   debootstrap cpio bc
   libapt-pkg-dev librpm-dev rpm clang libclang-rt-14-dev clang-format-14
-  libseccomp-dev iproute2 procps
+  libseccomp-dev iproute2 procps libbpf-dev bpftool
   chromium
 )
 if [ "${1:-}" = "--bench" ]; then

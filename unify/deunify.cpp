@@ -70,7 +70,7 @@ public:
         m_rc.log.add(Failure::open, where, lease.error().message());
       return;
     }
-    const bool frozen = s.immutable;
+    const bool frozen = s.frozen && m_rc.needs_thaw(s.st);
     std::vector<uint32_t> names(s.names.begin(), s.names.end());
     for (size_t from = 0; from < names.size(); from += m_rc.budget.names_per_batch) {
       size_t to = std::min(names.size(), from + m_rc.budget.names_per_batch);
@@ -255,7 +255,7 @@ Result<Report> deunify_on_workers(const UnifyGuest& guest, const std::vector<std
   if (!options.dry_run) rc->report.temporaries_removed = remove_temporaries(*rc);
   std::vector<const InodeRec*> shared;
   for (const auto& rec : rc->inodes)
-    if (rec.st.nlink > rec.names.size() || rec.immutable) shared.push_back(&rec);
+    if (rec.st.nlink > rec.names.size() || rec.frozen) shared.push_back(&rec);
   if (options.dry_run) {
     for (const auto* s : shared) {
       rc->report.files_deunified += s->names.size();

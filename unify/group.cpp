@@ -181,7 +181,7 @@ void plan_pass(RunContext& rc, std::vector<std::vector<uint32_t>>& buckets) {
   auto rank_less = [&](uint32_t a, uint32_t b) {
     const InodeRec& x = inodes[a];
     const InodeRec& y = inodes[b];
-    if (x.immutable != y.immutable) return x.immutable;
+    if (x.frozen != y.frozen) return x.frozen;
     if (x.names.size() != y.names.size()) return x.names.size() > y.names.size();
     const FileRec& fx = first_name(a);
     const FileRec& fy = first_name(b);
@@ -190,9 +190,8 @@ void plan_pass(RunContext& rc, std::vector<std::vector<uint32_t>>& buckets) {
   rc.groups.clear();
   for (auto& b : buckets) {
     std::sort(b.begin(), b.end(), rank_less);
-    auto canon = std::find_if(b.begin(), b.end(), [&](uint32_t i) {
-      return inodes[i].fully_seen || inodes[i].immutable;
-    });
+    auto canon = std::find_if(b.begin(), b.end(),
+                              [&](uint32_t i) { return inodes[i].fully_seen || inodes[i].frozen; });
     if (canon == b.end()) {
       for (size_t k = 0; k < b.size(); ++k) rc.log.skip(Skip::partial);
       continue;
@@ -240,7 +239,7 @@ void protect_pass(RunContext& rc) {
   std::vector<uint32_t> todo;
   for (uint32_t i = 0; i < rc.inodes.size(); ++i) {
     const InodeRec& rec = rc.inodes[i];
-    if (rec.immutable || !rec.fully_seen || rec.names.size() < 2) continue;
+    if (rec.frozen || !rec.fully_seen || rec.names.size() < 2) continue;
     uint32_t g0 = rc.scan.files[rec.names.front()].guest;
     bool cross = std::any_of(rec.names.begin(), rec.names.end(),
                              [&](uint32_t n) { return rc.scan.files[n].guest != g0; });
@@ -249,7 +248,7 @@ void protect_pass(RunContext& rc) {
   tbb::parallel_for_each(todo.begin(), todo.end(), [&](uint32_t i) {
     auto fd = open_inode(rc, rc.inodes[i]);
     if (!fd.ok()) return;
-    auto now = is_immutable(fd->get());
+    auto now = rc.is_protected(fd->get());
     if (now.ok() && *now) return; // protected by the link pass meanwhile
     const FileRec& f = rc.scan.files[rc.inodes[i].names.front()];
     auto s = rc.protect(fd->get(), f.guest, std::string(f.path), Protection::on);

@@ -151,7 +151,7 @@ void classify_pass(StoreRun& sr) {
     if (entry) {
       sr.keys[entry->first].entries.push_back({entry->second, i});
       rc.report.files_in_store += guest_names;
-      if (!rec.immutable) sr.unprotected.push_back(i);
+      if (!rec.frozen) sr.unprotected.push_back(i);
       continue;
     }
     if (guest_names == 0 || rec.config) continue;
@@ -401,7 +401,7 @@ void protect_entries(StoreRun& sr) {
     const InodeRec& rec = rc.inodes[i];
     auto fd = open_inode(rc, rec);
     if (!fd.ok()) continue;
-    if (is_immutable(fd->get()).value_or(false)) continue; // frozen by link_group
+    if (rc.is_protected(fd->get()).value_or(false)) continue; // frozen by link_group
     const FileRec& f = rc.scan.files[rec.names.front()];
     auto p = rc.protect(fd->get(), f.guest, std::string(f.path), Protection::on);
     if (!p.ok())

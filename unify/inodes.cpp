@@ -96,7 +96,7 @@ void inodes_pass(RunContext& rc, const ConfigFiles& config) {
     rec.names = std::span<const uint32_t>(order.data() + i, j - i);
     auto tl = temp_links.find({rec.st.dev, rec.st.ino});
     rec.fully_seen = rec.names.size() + (tl == temp_links.end() ? 0 : tl->second) >= rec.st.nlink;
-    rec.immutable = rec.st.immutable;
+    rec.frozen = rc.attrs->looks_protected(rec.st);
     if (rec.names.size() >= 2) rc.report.files_already_shared += rec.names.size();
     if (config.inodes.count({rec.st.dev, rec.st.ino})) {
       rec.config = true;

@@ -21,6 +21,11 @@
 //  5. Commit: unlink the temporaries, which held the targets' old inodes;
 //     a freed inode's last descriptor goes to the reaper.
 //
+// Under the bpf attribute back end, C's protection is the iunlink mark,
+// which link(2) and rename(2) accept: C is marked in step 1 and stays
+// marked, so there is no thaw in steps 3 and 4 and no moment at which a
+// process could open it for writing.
+//
 // A kill -9 at any instant leaves every name in place with its content;
 // leftover temporaries (links to C, or old inodes) carry this host's
 // signature and are removed by the next run (remove_temporaries). If C runs
@@ -60,7 +65,8 @@ struct Canonical {
   uint32_t inode;
   UniqueFd fd;
   std::optional<LeasedInode> lease;
-  bool protect = false;        // we freeze and thaw it
+  bool protect = false;        // we freeze it
+  bool thaw = false;           // and thaw it to add names (mainline)
   bool was_immutable = false;  // it was frozen before this round
   FileStat before;             // after freezing, before any window
   std::vector<char> bytes;     // the whole content, when small
@@ -143,14 +149,19 @@ std::optional<Canonical> prepare_canonical(RunContext& rc, uint32_t canon, bool&
   }
   c.lease = std::move(*lease);
   c.protect = rc.options.protect == Protect::immutable;
+  auto prot = rc.is_protected(c.fd.get());
+  // Under bpf, a mainline run's FS_IMMUTABLE_FL also means shared; setting
+  // the protection converts it (link and rename need that).
   auto imm = is_immutable(c.fd.get());
-  c.was_immutable = imm.ok() && *imm;
-  if (!imm.ok()) {
+  const bool marked = prot.ok() && *prot;
+  c.was_immutable = marked || (imm.ok() && *imm);
+  if (!prot.ok()) {
     // No inode flags on this file system (e.g. some FUSE or NFS mounts).
-    if (c.protect) rc.log.add(Failure::attr, c.name, imm.error().message());
+    if (c.protect) rc.log.add(Failure::attr, c.name, prot.error().message());
     c.protect = false;
   }
-  if (c.protect && !c.was_immutable && !set_flag(rc, c, Protection::on)) return std::nullopt;
+  c.thaw = c.protect && !rc.attrs->names_while_protected();
+  if (c.protect && !marked && !set_flag(rc, c, Protection::on)) return std::nullopt;
   auto before = stat_fd(c.fd.get());
   if (!before.ok()) {
     rc.log.add(Failure::stat, c.name, before.error().message());
@@ -235,9 +246,9 @@ CanonicalWriters handle_writers_of_canonical(RunContext& rc, Canonical& c,
                "a process outside the guests opened this shared inode for writing while it was "
                "thawed; its writes show in every guest that shared it before this run; this "
                "round's links undone");
-    if (c.protect) set_flag(rc, c, Protection::off);
+    if (c.thaw) set_flag(rc, c, Protection::off);
     for (auto& v : batch) undo_all(rc, v);
-    if (c.protect) set_flag(rc, c, Protection::on);
+    if (c.thaw) set_flag(rc, c, Protection::on);
     return CanonicalWriters::host;
   }
   std::vector<NameAt> names;
@@ -257,9 +268,9 @@ bool commit_target(RunContext& rc, Canonical& c, Verified& v) {
   if (v.lease && v.lease->writer_seen()) {
     rc.log.skip(Skip::busy, rc.display(t.names.front()),
                 "opened for writing during the run: left alone");
-    if (c.protect) set_flag(rc, c, Protection::off);
+    if (c.thaw) set_flag(rc, c, Protection::off);
     undo_all(rc, v);
-    if (c.protect) set_flag(rc, c, Protection::on);
+    if (c.thaw) set_flag(rc, c, Protection::on);
     return true;
   }
   if (v.swapped.empty()) return v.abandoned || v.next == t.names.size();
@@ -316,7 +327,8 @@ bool swap_window(RunContext& rc, Canonical& c, std::vector<Verified>& live,
     Verified& v = live[k];
     const InodeRec& t = rc.inodes[v.inode];
     const FileRec& tf = rc.scan.files[t.names.front()];
-    if (t.immutable && v.next == 0) { // a shared inode of its own: thawed to lose its names
+    const bool thaw = t.frozen && rc.needs_thaw(t.st);
+    if (thaw && v.next == 0) { // a shared inode of its own: thawed to lose its names
       auto s = rc.protect(v.fd.get(), tf.guest, std::string(tf.path), Protection::off);
       if (!s.ok()) {
         rc.log.add(Failure::attr, rc.display(t.names.front()), s.error().message());
@@ -328,7 +340,7 @@ bool swap_window(RunContext& rc, Canonical& c, std::vector<Verified>& live,
     bool emlink = false;
     bool ok = swap_target(rc, c, v, room, emlink);
     room -= std::min(room, v.next - before);
-    if (!ok && t.immutable && before == 0)
+    if (!ok && thaw && before == 0)
       (void)rc.protect(v.fd.get(), tf.guest, std::string(tf.path), Protection::on);
     if (emlink) {
       // C is full. The targets not started go to the next canonical, the
@@ -360,7 +372,7 @@ enum class WindowEnd {
 // Step 4: freezes C again and deals with whoever came while it was thawed.
 WindowEnd close_window(RunContext& rc, Canonical& c, std::vector<Verified>& live,
                        size_t committed) {
-  if (c.protect && !set_flag(rc, c, Protection::on)) {
+  if (c.thaw && !set_flag(rc, c, Protection::on)) {
     set_flag(rc, c, Protection::off);
     for (auto& v : live) undo_all(rc, v);
     return WindowEnd::stop;
@@ -375,9 +387,12 @@ WindowEnd close_window(RunContext& rc, Canonical& c, std::vector<Verified>& live
   if (why.empty()) return WindowEnd::fine;
   rc.log.add(Failure::verify, c.name,
              "shared inode " + why + " while links were added; links undone");
-  if (c.protect) set_flag(rc, c, Protection::off);
+  // C keeps its protection when it was shared before or still is.
+  const bool keep = c.was_immutable || committed > 0;
+  if (c.thaw) set_flag(rc, c, Protection::off);
   for (auto& v : live) undo_all(rc, v);
-  if (c.protect && (c.was_immutable || committed > 0)) set_flag(rc, c, Protection::on);
+  if (c.protect && (c.thaw ? keep : !keep))
+    set_flag(rc, c, keep ? Protection::on : Protection::off);
   return WindowEnd::undone;
 }
 
@@ -404,7 +419,7 @@ std::optional<uint32_t> link_round(RunContext& rc, uint32_t canon, std::deque<ui
   while (end == WindowEnd::fine && !overflow && (!pending.empty() || !live.empty())) {
     verify_more(rc, c, pending, live);
     if (live.empty()) continue;
-    if (c.protect && !set_flag(rc, c, Protection::off)) break; // 3. thaw
+    if (c.thaw && !set_flag(rc, c, Protection::off)) break; // 3. thaw (mainline)
     swap_window(rc, c, live, pending, overflow);
     end = close_window(rc, c, live, committed()); // 4.
     if (end == WindowEnd::undone) {
@@ -429,8 +444,8 @@ std::optional<uint32_t> link_round(RunContext& rc, uint32_t canon, std::deque<ui
       rc.inodes_protected.fetch_add(1, std::memory_order_relaxed);
   }
   if (overflow) {
-    rc.inodes[c.inode].immutable = true;
-    rc.inodes[*overflow].immutable = false;
+    rc.inodes[c.inode].frozen = true;
+    rc.inodes[*overflow].frozen = false;
   }
   return overflow;
 }
@@ -568,7 +583,9 @@ uint64_t remove_temporaries(RunContext& rc) {
       InodeRec& rec = rc.inodes[k->second];
       rec.st.ctime_ns = now->ctime_ns;
       rec.st.nlink = now->nlink;
-      rec.immutable = rec.st.immutable = now->immutable;
+      rec.st.immutable = now->immutable;
+      rec.st.nodump = now->nodump;
+      rec.frozen = rc.attrs->looks_protected(rec.st);
     }
   }
   return removed;

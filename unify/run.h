@@ -31,7 +31,9 @@ struct InodeRec {
   std::span<const uint32_t> names;
   bool fully_seen = false; // every link of the inode was scanned
   bool member_only = true; // every name lies in a member (not reference) guest
-  bool immutable = false;
+  // Protected already (a shared inode): the back end's looks_protected -
+  // FS_IMMUTABLE_FL on mainline, the mark under bpf.
+  bool frozen = false;
   bool failed = false; // could not be opened/hashed; left alone
   bool config = false; // a package-manager configuration file
   Hash128 xattrs;      // fingerprint of all xattrs (incl. ACLs, capabilities)
@@ -101,6 +103,14 @@ public:
   // The same for an inode known by its descriptor only (its name is gone
   // or elsewhere); ENOTSUP from back ends that address files by path.
   Status protect_fd(int fd, Protection p);
+  // Whether names can be added to or taken from the protected inode `st`
+  // only after thawing it: always on mainline (FS_IMMUTABLE_FL refuses
+  // link and rename); under bpf only for an inode a mainline run froze.
+  bool needs_thaw(const FileStat& st) const {
+    return !attrs->names_while_protected() || st.immutable;
+  }
+  // Whether the open inode is protected (the back end's own check).
+  Result<bool> is_protected(int fd) const { return attrs->is_protected(fd); }
   // Records, for every guest, the names of `inode` in it when there are
   // two or more (they were one inode before the suite linked them).
   void record_prelinks(const InodeRec& inode);

@@ -184,3 +184,47 @@ TEST(Vbarrier, CheckAndSet) {
   EXPECT_EQ(vbarrier({"frobnicate"}).status, 2);
   ::chmod(t.path("vservers").c_str(), 0755);
 }
+
+// The bpf back end where its program cannot run (this machine's kernel is
+// locked down): vattr-bpf says why in one line, a forced bpf back end
+// still sets marks, and a host configured for bpf falls back to immutable
+// with a warning - and starts no guest (tests/integration/test_vserver.cpp).
+// The program itself is tested in a VM (tests/vm).
+TEST(VattrBpf, RefusedKernelAndForcedOrConfiguredBackEnd) {
+  TempTree t;
+  t.file("f", "content of a file to mark");
+  t.file("g", "content of another file");
+  t.mkdirs("conf/.defaults/apps/vunify");
+  t.file("conf/.defaults/apps/vunify/attr-backend", "bpf\n");
+  const std::string pins = "VU_BPF_PIN_DIR=" + t.path("pins");
+  auto load = run_program({VATTR_BPF_BIN, "load"}, {pins}, 30);
+  if (load.status == 0) GTEST_SKIP() << "this kernel runs BPF LSM programs: the VM tests apply";
+  EXPECT_EQ(load.status, 1);
+  EXPECT_EQ(std::count(load.err.begin(), load.err.end(), '\n'), 1) << load.err;
+  EXPECT_EQ(load.err.rfind("vattr-bpf: error: ", 0), 0u) << load.err;
+  auto status = run_program({VATTR_BPF_BIN, "status", "--json"}, {pins}, 30);
+  EXPECT_EQ(status.status, 1);
+  auto j = nlohmann::json::parse(status.out);
+  EXPECT_FALSE(j["loaded"].get<bool>());
+  EXPECT_NE(j["why_not"].get<std::string>().find("not loaded"), std::string::npos);
+  // Forced: the mark is set (S, A, d), with a warning that it is not
+  // enforced; showattr shows iunlink with the same back end.
+  auto set = setattr({"--attr-backend", "bpf", "--iunlink", t.path("f")});
+  ASSERT_EQ(set.status, 0) << set.err;
+  EXPECT_NE(set.err.find("not enforced"), std::string::npos) << set.err;
+  auto shown = showattr({"--attr-backend", "bpf", t.path("f")});
+  EXPECT_EQ(shown.out.rfind("-----UI-- ", 0), 0u) << shown.out;
+  EXPECT_FALSE(is_immutable_path(t.path("f")));
+  EXPECT_EQ(run_setattr({"--attr-backend", "bpf", "--~iunlink", t.path("f")}).status, 0);
+  // Configured but unavailable: one warning line, and the immutable flag.
+  auto conf = run_program({SETATTR_BIN, "--iunlink", t.path("g")},
+                          {"VSERVER_CONFDIR=" + t.path("conf"), pins}, 30);
+  ASSERT_EQ(conf.status, 0) << conf.err;
+  EXPECT_NE(conf.err.find("the configured bpf attribute back end is unavailable"),
+            std::string::npos)
+      << conf.err;
+  EXPECT_TRUE(is_immutable_path(t.path("g")));
+  ASSERT_EQ(run_setattr({"--~immutable", t.path("g")}).status, 0);
+  auto bad = setattr({"--attr-backend", "selinux", "--iunlink", t.path("g")});
+  EXPECT_EQ(bad.status, 2);
+}

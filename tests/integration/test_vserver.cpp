@@ -194,6 +194,24 @@ TEST_F(VServer, TwoGuestsDoNotSeeEachOther) {
   ::waitpid(server, nullptr, 0);
 }
 
+TEST_F(VServer, AHostConfiguredForTheBpfBackEndStartsNoGuestWithoutItsProgram) {
+  // This machine's kernel refuses BPF LSM programs, so the program cannot
+  // be loaded: guests whose shared files it should protect stay stopped.
+  make_guest("f", 40031);
+  put(t.path("etc/.defaults/apps/vunify/attr-backend"), "bpf\n");
+  auto start = vserver({"f", "start"});
+  EXPECT_EQ(start.status, 1);
+  EXPECT_NE(start.err.find("vattr-bpf load"), std::string::npos) << start.err;
+  EXPECT_EQ(vserver({"f", "status"}).status, 3);
+  std::vector<std::string> argv{START_VSERVERS_BIN, "-c", t.path("etc"), "--all", "--start"};
+  auto all = run_program(argv, m_env, 60);
+  EXPECT_NE(all.status, 0);
+  EXPECT_NE(all.err.find("vattr-bpf load"), std::string::npos) << all.err;
+  put(t.path("etc/.defaults/apps/vunify/attr-backend"), "mainline\n");
+  EXPECT_EQ(vserver({"f", "start"}).status, 0);
+  EXPECT_EQ(vserver({"f", "stop"}).status, 0);
+}
+
 TEST_F(VServer, ExecPassesExitStatusAndRefusesAStoppedGuest) {
   make_guest("e", 40030);
   auto stopped = vserver({"e", "exec", "/bin/true"});

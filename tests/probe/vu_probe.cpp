@@ -23,6 +23,7 @@
 #include <sys/un.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -96,6 +97,100 @@ int clear_immutable(const char* path) {
   if (::ioctl(fd, FS_IOC_SETFLAGS, &flags) != 0)
     return refused("clearing the immutable flag", errno);
   return escaped(std::string("the immutable flag of ") + path + " was cleared");
+}
+
+// Every way to change a shared (iunlink) file's content or attributes;
+// each must be refused. Then the ways to change its names, which must work
+// (dpkg's backup link and rename): "allowed: ..." or "FAILED: ...".
+int change_shared(const std::string& path) {
+  int bad = 0;
+  auto attempt = [&](const char* what, int rc) {
+    if (rc < 0) {
+      refused(what, errno);
+    } else {
+      bad |= escaped(std::string(what) + " of " + path + " worked");
+    }
+  };
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return refused("stat", errno), 2;
+  for (int mode : {O_WRONLY, O_RDWR, O_WRONLY | O_APPEND, O_RDONLY | O_TRUNC}) {
+    int fd = ::open(path.c_str(), mode);
+    attempt(mode == O_WRONLY                ? "open for writing"
+            : mode == O_RDWR                ? "open for reading and writing"
+            : mode == (O_WRONLY | O_APPEND) ? "open for appending"
+                                            : "open with O_TRUNC",
+            fd);
+    if (fd >= 0) ::close(fd);
+  }
+  attempt("truncate", ::truncate(path.c_str(), 0));
+  attempt("chmod", ::chmod(path.c_str(), st.st_mode & 07777));
+  attempt("chown", ::chown(path.c_str(), st.st_uid, st.st_gid));
+  attempt("utimes", ::utimensat(AT_FDCWD, path.c_str(), nullptr, 0));
+  attempt("setxattr user.*", ::setxattr(path.c_str(), "user.vu-probe", "1", 1, 0));
+  // A valid access ACL (version 2: user::rw- group::r-- other::r--).
+  struct {
+    uint32_t version;
+    struct {
+      uint16_t tag, perm;
+      uint32_t id;
+    } e[3];
+  } acl{2, {{0x01, 6, ~0u}, {0x04, 4, ~0u}, {0x20, 4, ~0u}}};
+  attempt("setfacl", ::setxattr(path.c_str(), "system.posix_acl_access", &acl, sizeof(acl), 0));
+  attempt("removexattr", ::removexattr(path.c_str(), "security.capability"));
+  int fd = ::open(path.c_str(), O_RDONLY);
+  int flags = 0;
+  if (fd >= 0 && ::ioctl(fd, FS_IOC_GETFLAGS, &flags) == 0) {
+    int cleared = 0;
+    attempt("clearing its inode flags", ::ioctl(fd, FS_IOC_SETFLAGS, &cleared));
+  }
+  if (fd >= 0) ::close(fd);
+  const std::string linked = path + ".vu-probe-link", renamed = path + ".vu-probe-renamed";
+  const char* step = "link";
+  if (::link(path.c_str(), linked.c_str()) == 0 &&
+      (step = "rename", ::rename(linked.c_str(), renamed.c_str()) == 0) &&
+      (step = "unlink", ::unlink(renamed.c_str()) == 0)) {
+    std::printf("allowed: link, rename and unlink\n");
+  } else {
+    std::printf("FAILED: %s: %s\n", step, std::strerror(errno));
+    bad = 1;
+  }
+  return bad;
+}
+
+// A process that joins a guest's cgroup (writing its pid to
+// `cgroup_procs`) after opening the barrier directory and chrooting into
+// `inside` (a directory below it), keeping every capability: it must not
+// climb out through "..", fchdir to the barrier, nor open anything through
+// the barrier's descriptor.
+int barrier_walk(const char* barrier, const char* inside, const char* cgroup_procs) {
+  int bfd = ::open(barrier, O_RDONLY | O_DIRECTORY);
+  int procs = ::open(cgroup_procs, O_WRONLY);
+  struct stat bst {};
+  if (bfd < 0 || procs < 0 || ::fstat(bfd, &bst) != 0) return refused("set-up", errno), 2;
+  if (::chdir(inside) != 0 || ::chroot(".") != 0) return refused("chroot set-up", errno), 2;
+  const std::string pid = std::to_string(::getpid());
+  if (::write(procs, pid.data(), pid.size()) < 0) return refused("joining the cgroup", errno), 2;
+  int bad = 0;
+  for (int i = 0; i < 64; ++i)
+    if (::chdir("..") != 0) break;
+  struct stat here {};
+  ::stat(".", &here);
+  if (here.st_dev == bst.st_dev && here.st_ino == bst.st_ino)
+    bad |= escaped("climbing with .. reached the barrier");
+  else
+    refused("climbing with .. stops below the barrier", 0);
+  if (::fchdir(bfd) == 0)
+    bad |= escaped("fchdir to the barrier");
+  else
+    refused("fchdir to the barrier", errno);
+  std::string first = std::string(inside).substr(std::strlen(barrier) + 1);
+  first = first.substr(0, first.find('/'));
+  int fd = ::openat(bfd, first.c_str(), O_RDONLY | O_DIRECTORY);
+  if (fd >= 0)
+    bad |= escaped("openat through the barrier's descriptor");
+  else
+    refused("openat through the barrier's descriptor", errno);
+  return bad;
 }
 
 int load_module() {
@@ -269,6 +364,8 @@ int main(int argc, char** argv) {
   if (cmd == "mknod-disk") return mknod_disk();
   if (cmd == "clear-immutable") return clear_immutable(arg);
   if (cmd == "load-module") return load_module();
+  if (cmd == "change-shared") return change_shared(arg);
+  if (cmd == "barrier-walk" && argc > 4) return barrier_walk(argv[2], argv[3], argv[4]);
   if (cmd == "sysrq") return sysrq();
   if (cmd == "processes") return processes();
   if (cmd == "kill-all") return kill_all();

@@ -254,13 +254,18 @@ std::pair<uint64_t, uint64_t> inode_of(const std::string& path) {
   return {st.st_dev, st.st_ino};
 }
 
-bool is_immutable_path(const std::string& path) {
+uint32_t inode_flags_of(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
-  if (fd < 0) return false;
+  if (fd < 0) return ~0u;
   int flags = 0;
-  bool r = ::ioctl(fd, FS_IOC_GETFLAGS, &flags) == 0 && (flags & FS_IMMUTABLE_FL);
+  bool ok = ::ioctl(fd, FS_IOC_GETFLAGS, &flags) == 0;
   ::close(fd);
-  return r;
+  return ok ? static_cast<uint32_t>(flags) : ~0u;
+}
+
+bool is_immutable_path(const std::string& path) {
+  uint32_t flags = inode_flags_of(path);
+  return flags != ~0u && (flags & FS_IMMUTABLE_FL);
 }
 
 int sh(const std::string& command) {

@@ -58,6 +58,8 @@ void remove_tree(const std::string& path);
 // (dev, ino) of a path, without following symlinks.
 std::pair<uint64_t, uint64_t> inode_of(const std::string& path);
 bool is_immutable_path(const std::string& path);
+// FS_IOC_GETFLAGS of a path (~0 when it cannot be read).
+uint32_t inode_flags_of(const std::string& path);
 
 // Runs a shell command; returns its exit status.
 int sh(const std::string& command);

@@ -1,8 +1,11 @@
 #include "kernel/attr.h"
+#include "kernel/bpf_lsm.h"
 #include "tests/support/temp_tree.h"
 
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <linux/fs.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -134,4 +137,78 @@ TEST(Attr, UnsupportedFlagsChangeNothing) {
   ASSERT_EQ(r.code(), EOPNOTSUPP);
   EXPECT_NE(r.error().message().find("iunlink"), std::string::npos);
   EXPECT_FALSE(vu::test::is_immutable_path(t.path("f")));
+}
+
+// The bpf back end's marks are plain inode flags: they can be set and read
+// here, where no BPF LSM program can run (the kernel enforces them in the
+// VM tests, tests/vm).
+TEST(Attr, BpfMarksAreThreeInodeFlags) {
+  TempTree t;
+  t.file("f", "content of a shared file");
+  t.mkdirs("base/guest");
+  auto be = make_bpf_attr_backend();
+  EXPECT_TRUE(be->names_while_protected());
+  auto d = open_directory(t.root());
+  auto st = stat_at(d->get(), "f");
+  EXPECT_EQ(render_attrs(*be->get(d->get(), "f", *st)), "-----ui--");
+  // util-vserver's --iunlink is immutable + iunlink: the mark alone.
+  ASSERT_TRUE(be->set(d->get(), "f", *st, k_attr_immutable | k_attr_iunlink, 0).ok());
+  EXPECT_EQ(render_attrs(*be->get(d->get(), "f", *st)), "-----UI--");
+  // lsattr's S, A and d; never i (FS_IMMUTABLE_FL), so link and rename work.
+  EXPECT_EQ(vu::test::inode_flags_of(t.path("f")) & (k_bpf_mark | FS_IMMUTABLE_FL), k_bpf_mark);
+  EXPECT_TRUE(stat_at(d->get(), "f")->nodump) << "statx shows the mark";
+  // Names change freely (no FS_IMMUTABLE_FL); the content is the program's
+  // to protect (not loaded here).
+  EXPECT_EQ(::link(t.path("f").c_str(), t.path("g").c_str()), 0);
+  EXPECT_EQ(::rename(t.path("g").c_str(), t.path("h").c_str()), 0);
+  EXPECT_EQ(::unlink(t.path("h").c_str()), 0);
+  auto fd = open_beneath(d->get(), "f", O_RDONLY);
+  EXPECT_TRUE(*be->is_protected(fd->get()));
+  ASSERT_TRUE(be->set(d->get(), "f", *st, 0, k_attr_iunlink).ok());
+  EXPECT_FALSE(*be->is_protected(fd->get()));
+  EXPECT_EQ(render_attrs(*be->get(d->get(), "f", *st)), "-----ui--");
+  // immutable alone is FS_IMMUTABLE_FL, as on mainline.
+  ASSERT_TRUE(be->set(d->get(), "f", *st, k_attr_immutable, 0).ok());
+  EXPECT_EQ(render_attrs(*be->get(d->get(), "f", *st)), "-----uI--");
+  EXPECT_TRUE(vu::test::is_immutable_path(t.path("f")));
+  ASSERT_TRUE(be->set(d->get(), "f", *st, 0, k_attr_immutable).ok());
+  // A directory's mark is the barrier, with mode 000 for kernels without
+  // the program.
+  auto bst = stat_at(d->get(), "base");
+  ASSERT_TRUE(be->set(d->get(), "base", *bst, k_attr_barrier, 0).ok());
+  EXPECT_EQ(stat_at(d->get(), "base")->mode & 07777, 0u);
+  EXPECT_EQ(render_attrs(*be->get(d->get(), "base", *bst)), "----B-i--");
+  ASSERT_TRUE(be->set(d->get(), "base", *bst, 0, k_attr_barrier).ok());
+  EXPECT_EQ(stat_at(d->get(), "base")->mode & 07777, 0755u);
+  EXPECT_EQ(vu::test::inode_flags_of(t.path("base")) & k_bpf_mark, 0u);
+}
+
+TEST(Attr, BpfProtectReplacesAMainlineImmutableFlag) {
+  // A shared inode a mainline run froze becomes a marked one.
+  TempTree t;
+  t.file("f", "content of a shared file");
+  auto fd = open_beneath(open_directory(t.root())->get(), "f", O_RDONLY);
+  ASSERT_TRUE(set_immutable(fd->get(), Protection::on).ok());
+  auto be = make_bpf_attr_backend();
+  ASSERT_TRUE(be->protect(fd->get(), -1, "", Protection::on).ok());
+  EXPECT_TRUE(*be->is_protected(fd->get()));
+  EXPECT_FALSE(vu::test::is_immutable_path(t.path("f")));
+  ASSERT_TRUE(be->protect(fd->get(), -1, "", Protection::off).ok());
+  EXPECT_FALSE(*be->is_protected(fd->get()));
+  EXPECT_EQ(vu::test::inode_flags_of(t.path("f")) & (k_bpf_mark | FS_IMMUTABLE_FL), 0u);
+}
+
+TEST(Attr, BpfProgramIsNotLoadedHere) {
+  // This machine's kernel is locked down: no pinned program, and asking
+  // for the bpf back end by name still works (marks set, not enforced).
+  ASSERT_FALSE(bpf_lsm_loaded());
+  EXPECT_FALSE(bpf_lsm_state().why_not.empty());
+  std::string notice;
+  auto be = select_attr_backend("bpf", &notice);
+  EXPECT_STREQ(be->name(), "bpf");
+  EXPECT_NE(notice.find("not enforced"), std::string::npos) << notice;
+  EXPECT_STREQ(select_attr_backend("auto", nullptr)->name(), "mainline");
+  notice.clear();
+  EXPECT_STREQ(select_attr_backend("linux-vserver", &notice)->name(), "mainline");
+  EXPECT_FALSE(notice.empty());
 }

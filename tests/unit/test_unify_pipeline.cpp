@@ -1,6 +1,7 @@
 // The unify pipeline on small trees built by TempTree: one test per case
 // that separates groups, plus the safety rules.
 #include "kernel/attr.h"
+#include "kernel/bpf_lsm.h"
 #include "kernel/proc.h"
 #include "tests/support/temp_tree.h"
 #include "unify/state.h"
@@ -11,6 +12,7 @@
 #include <fcntl.h>
 #include <fstream>
 #include <linux/capability.h>
+#include <linux/fs.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -494,11 +496,14 @@ TEST_F(Pipeline, ConfigFilesStayPrivateByPathAndByInode) {
 }
 
 namespace {
-// Delegates to mainline and records protect() calls; optionally asks for
-// the file's directory and name, as the Linux-VServer back end does.
+// Delegates to a real back end (mainline unless given) and records
+// protect() calls; optionally asks for the file's directory and name, as
+// the Linux-VServer back end does.
 class RecordingBackend : public AttrBackend {
 public:
-  explicit RecordingBackend(bool by_path) : m_by_path(by_path) {}
+  explicit RecordingBackend(bool by_path,
+                            std::unique_ptr<AttrBackend> real = make_mainline_attr_backend())
+      : m_by_path(by_path), m_real(std::move(real)) {}
   const char* name() const override { return "recording"; }
   Result<AttrState> get(int d, const std::string& n, const FileStat& st) override {
     return m_real->get(d, n, st);
@@ -514,12 +519,16 @@ public:
     return m_real->protect(fd, dirfd, name, p);
   }
   bool protect_needs_path() const override { return m_by_path; }
+  Result<bool> is_protected(int fd) override { return m_real->is_protected(fd); }
+  bool looks_protected(const FileStat& st) const override { return m_real->looks_protected(st); }
+  bool names_while_protected() const override { return m_real->names_while_protected(); }
   std::vector<std::string> calls;
 
 private:
   bool m_by_path;
-  std::unique_ptr<AttrBackend> m_real = make_mainline_attr_backend();
+  std::unique_ptr<AttrBackend> m_real;
 };
+
 } // namespace
 
 TEST_F(Pipeline, SharedInodesAreProtectedThroughTheAttributeBackend) {
@@ -538,4 +547,52 @@ TEST_F(Pipeline, SharedInodesAreProtectedThroughTheAttributeBackend) {
     std::string n = by_path ? "tool" : "usr/tool";
     EXPECT_EQ(backend.calls, (std::vector<std::string>{"+" + n, "-" + n, "+" + n})) << by_path;
   }
+}
+
+TEST_F(Pipeline, UnderTheBpfBackEndNamesAreAddedWithoutAThaw) {
+  // The mark (bpf_lsm.h) never refuses link or rename: the canonical is
+  // marked once and stays marked while names are swapped to it.
+  for (const char* g : {"b1", "b2", "b3"})
+    t.file(std::string(g) + "/usr/tool", vu::test::random_bytes(7000, 9));
+  RecordingBackend backend(false, make_bpf_attr_backend());
+  UnifyOptions o;
+  o.attrs = &backend;
+  int windows = 0;
+  o.hooks.in_link_window = [&](const std::string& canonical) {
+    ++windows;
+    EXPECT_EQ(vu::test::inode_flags_of(canonical) & (k_bpf_mark | FS_IMMUTABLE_FL), k_bpf_mark)
+        << canonical;
+  };
+  Report r = run({"b1", "b2", "b3"}, o);
+  EXPECT_EQ(r.files_linked, 2u);
+  EXPECT_GT(windows, 0);
+  EXPECT_EQ(backend.calls, (std::vector<std::string>{"+usr/tool"}));
+  EXPECT_EQ(inode_of(t.path("b1/usr/tool")), inode_of(t.path("b3/usr/tool")));
+  EXPECT_EQ(vu::test::inode_flags_of(t.path("b1/usr/tool")) & (k_bpf_mark | FS_IMMUTABLE_FL),
+            k_bpf_mark);
+  // A fourth guest joins: no protection call at all.
+  t.file("b4/usr/tool", vu::test::random_bytes(7000, 9));
+  RecordingBackend again(false, make_bpf_attr_backend());
+  o.attrs = &again;
+  r = run({"b1", "b2", "b3", "b4"}, o);
+  EXPECT_EQ(r.files_linked, 1u);
+  EXPECT_TRUE(again.calls.empty()) << again.calls.front();
+  EXPECT_EQ(inode_of(t.path("b4/usr/tool")), inode_of(t.path("b1/usr/tool")));
+}
+
+TEST_F(Pipeline, TheBpfBackEndTakesOverInodesAMainlineRunFroze) {
+  for (const char* g : {"m1", "m2"})
+    t.file(std::string(g) + "/usr/tool", vu::test::random_bytes(6000, 4));
+  Report r = run({"m1", "m2"}, UnifyOptions{});
+  ASSERT_EQ(r.files_linked, 1u);
+  ASSERT_TRUE(is_immutable_path(t.path("m1/usr/tool")));
+  t.file("m3/usr/tool", vu::test::random_bytes(6000, 4));
+  auto bpf = make_bpf_attr_backend();
+  UnifyOptions o;
+  o.attrs = bpf.get();
+  r = run({"m1", "m2", "m3"}, o);
+  EXPECT_EQ(r.files_linked, 1u);
+  EXPECT_EQ(inode_of(t.path("m3/usr/tool")), inode_of(t.path("m1/usr/tool")));
+  EXPECT_EQ(vu::test::inode_flags_of(t.path("m1/usr/tool")) & (k_bpf_mark | FS_IMMUTABLE_FL),
+            k_bpf_mark);
 }

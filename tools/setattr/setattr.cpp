@@ -5,6 +5,7 @@
 #include "tools/setattr/setattr.h"
 
 #include "kernel/attr.h"
+#include "tools/common/attr_choice.h"
 #include "tools/common/cli.h"
 #include "tools/common/tree_walk.h"
 #include "version.h"
@@ -84,12 +85,14 @@ int run(int argc, char** argv) {
       "--clear-flags", [&](const std::string& v) { clear |= parse_flags("--~flags", v); },
       "clear the attribute bits N (also --~flags N)");
   app.add_option("files", files, "files")->required()->check(non_empty());
+  std::string attr_backend;
+  add_attr_backend_option(app, attr_backend);
   if (auto done = parse_command_line(app, args)) return *done;
   if ((set | clear) == 0) {
     print_error("setattr", "no attribute to set or clear given (see setattr --help)");
     return exit_status(ExitCode::usage);
   }
-  auto backend = detect_attr_backend();
+  auto backend = choose_attr_backend("setattr", attr_backend, {});
   bool mainline = std::string(backend->name()) == "mainline";
   if (mainline && (set & k_attr_iunlink) && (set & k_attr_immutable)) {
     // util-vserver's --immu/--iunlink: mainline has no iunlink; the best it

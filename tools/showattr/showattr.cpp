@@ -2,6 +2,7 @@
 #include "tools/showattr/showattr.h"
 
 #include "kernel/attr.h"
+#include "tools/common/attr_choice.h"
 #include "tools/common/cli.h"
 #include "tools/common/tree_walk.h"
 #include "version.h"
@@ -22,11 +23,13 @@ int run(int argc, char** argv) {
   app.add_flag("-d", dirs, "list directories like other files instead of their content");
   app.add_flag("-x", one_fs, "do not cross file systems");
   app.add_option("files", files, "files (default: .)")->check(non_empty());
+  std::string attr_backend;
+  add_attr_backend_option(app, attr_backend);
   app.footer("Columns: a(dmin) w(atch) h(ide) m(write) b(arrier) u(iunlink) i(mmutable) c(ow) "
              "x(id);\nupper case: set, lower case: supported but clear, '-': not supported.");
   if (auto done = parse_command_line(app, argc, argv)) return *done;
   if (files.empty()) files.push_back(".");
-  auto backend = detect_attr_backend();
+  auto backend = choose_attr_backend("showattr", attr_backend, {});
   WalkOptions opt;
   opt.recurse = recurse;
   opt.one_file_system = one_fs;

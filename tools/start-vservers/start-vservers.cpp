@@ -13,6 +13,7 @@
 
 #include "core/runtime.h"
 #include "core/vserver_config.h"
+#include "tools/common/attr_choice.h"
 #include "tools/common/cli.h"
 #include "version.h"
 
@@ -176,6 +177,11 @@ int run(int argc, char** argv) {
     if (n.empty() || n.find('/') != std::string::npos || n[0] == '.') {
       print_error("start-vservers", "'" + n + "' is not a guest name");
       return exit_status(ExitCode::usage);
+    }
+  if (start)
+    if (auto r = check_attr_backend_for_start(confdir); !r.ok()) {
+      print_error("start-vservers", r.error().message());
+      return exit_status(ExitCode::partial);
     }
   ConfigBase base(confdir);
   Configs configs(base);

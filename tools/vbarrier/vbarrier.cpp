@@ -2,6 +2,7 @@
 #include "tools/vbarrier/vbarrier.h"
 
 #include "barrier/barrier.h"
+#include "tools/common/attr_choice.h"
 #include "tools/common/cli.h"
 #include "version.h"
 
@@ -17,6 +18,8 @@ int run(int argc, char** argv) {
   app.require_subcommand(1);
   std::string confdir, base, store;
   add_confdir_option(app, confdir);
+  std::string attr_backend;
+  add_attr_backend_option(app, attr_backend);
   auto* check = app.add_subcommand("check", "report every way the guest base is not a barrier");
   auto* set =
       app.add_subcommand("set", "make the guest base a barrier (mode 000, root, attribute)");
@@ -32,7 +35,7 @@ int run(int argc, char** argv) {
   if (base.empty()) base = config.vdirbase();
   std::vector<std::string> stores = store.empty() ? config.hash_stores() : std::vector{store};
   if (set->parsed()) {
-    auto backend = detect_attr_backend();
+    auto backend = choose_attr_backend("vbarrier", attr_backend, confdir);
     for (const auto& s : stores) {
       auto r = set_guest_base_barrier(base, s, *backend);
       if (!r.ok()) {

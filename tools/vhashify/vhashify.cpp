@@ -3,6 +3,7 @@
 #include "tools/vhashify/vhashify.h"
 
 #include "barrier/barrier.h"
+#include "tools/common/attr_choice.h"
 #include "tools/common/cli.h"
 #include "tools/common/guest_selection.h"
 #include "tools/common/progress_line.h"
@@ -28,6 +29,8 @@ struct CliOptions {
   int verbose = 0;
   bool quiet = false, json = false, stats = false, no_immutable = false, no_wait = false;
   bool insecure = false; // util-vserver's option; nothing here is less careful with it
+  std::string attr_backend;
+  std::unique_ptr<AttrBackend> attrs; // chosen after parsing
 };
 
 // A usage or set-up error: "vhashify: error: ...", exit status 2.
@@ -48,6 +51,7 @@ void add_options(CLI::App& app, CliOptions& o) {
                  "file system, or <vdirbase>/.hash)")
       ->check(non_empty());
   add_confdir_option(app, o.sel.confdir);
+  add_attr_backend_option(app, o.attr_backend);
   app.add_flag("-n,--dry-run", o.run.dry_run,
                "hash and report (the cache is updated); link nothing");
   app.add_flag("--refresh", o.run.refresh, "ignore the hash cache and read every candidate again");
@@ -201,6 +205,8 @@ int run(int argc, char** argv) {
   add_options(app, o);
   if (auto done = parse_command_line(app, argc, argv)) return *done;
   o.run.protect = o.no_immutable ? Protect::none : Protect::immutable;
+  o.attrs = choose_attr_backend("vhashify", o.attr_backend, o.sel.confdir);
+  o.run.attrs = o.attrs.get();
   o.run.wait_for_lock = !o.no_wait;
   o.run.log_actions = o.verbose >= 2 && !o.json;
   o.run.on_lock_wait = [quiet = o.quiet](const std::string& what, const std::string& holder) {

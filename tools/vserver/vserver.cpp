@@ -3,6 +3,7 @@
 #include "tools/vserver/vserver.h"
 
 #include "core/runtime.h"
+#include "tools/common/attr_choice.h"
 #include "tools/common/cli.h"
 #include "tools/common/programs.h"
 #include "tools/vserver/build.h"
@@ -100,8 +101,10 @@ int guest_command(const Globals& g, const std::string& name, const std::string& 
     }
     if (cmd != "start")
       if (auto r = stop_guest(*c, io); !r.ok()) return fail(r.error());
-    if (cmd != "stop")
+    if (cmd != "stop") {
+      if (auto r = check_attr_backend_for_start(g.confdir); !r.ok()) return fail(r.error());
       if (auto r = start_guest(*c, io); !r.ok()) return fail(r.error());
+    }
     return 0;
   }
   if (cmd == "enter" || cmd == "exec") {

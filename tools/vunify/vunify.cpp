@@ -3,6 +3,7 @@
 #include "tools/vunify/vunify.h"
 
 #include "barrier/barrier.h"
+#include "tools/common/attr_choice.h"
 #include "tools/common/guest_selection.h"
 #include "tools/common/progress_line.h"
 #include "unify/deunify.h"
@@ -44,6 +45,8 @@ struct CliOptions {
   std::string store;
   uint64_t min_size = 16;
   bool one_file_system = false;
+  std::string attr_backend;
+  std::unique_ptr<AttrBackend> attrs; // chosen after parsing
 };
 
 // A usage or set-up error: printed as "vunify: error: ...", exit status 2.
@@ -84,6 +87,7 @@ void add_options(CLI::App& app, CliOptions& o) {
   app.add_flag("--no-default-excludes", o.no_default_excludes,
                "do not use the built-in default exclude list");
   add_confdir_option(app, o.confdir);
+  add_attr_backend_option(app, o.attr_backend);
   app.add_flag("--no-pkgmgmt", o.no_pkgmgmt,
                "do not ask the package manager for configuration files (and unify guests "
                "whose package database cannot be read)");
@@ -106,6 +110,7 @@ RunOptions run_options(const CliOptions& o) {
   r.threads = o.threads;
   r.dry_run = o.dry_run;
   r.protect = o.no_immutable ? Protect::none : Protect::immutable;
+  r.attrs = o.attrs.get();
   r.min_size = o.min_size;
   r.ignore_mtime = o.ignore_mtime;
   r.one_file_system = o.one_file_system;
@@ -227,6 +232,7 @@ int run(int argc, char** argv) {
   CliOptions o;
   add_options(app, o);
   if (auto done = parse_command_line(app, argc, argv)) return *done;
+  o.attrs = choose_attr_backend("vunify", o.attr_backend, o.confdir);
   if (o.revert) return run_revert(o);
 
   GuestSelection sel;
