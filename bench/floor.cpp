@@ -10,6 +10,10 @@
 //       "link: S s, N names, CPU C s" (C: user + system time of the
 //       process). No byte comparison, no flags: the least the kernel has
 //       to do to link a tree.
+//   vu-floor open ROUNDS DIR...    open(2) by path and close(2) of every
+//       regular file, ROUNDS times over, one thread (bench/bpf-lsm.sh: what
+//       an LSM program costs the commonest file operation). Prints
+//       "open: S s, N opens".
 //   vu-floor link-reap THREADS DIR...   the same, but each old inode is
 //       opened before the rename and its last descriptor handed to
 //       vunify's reaper (unify/reaper.h: 4 closer threads), so the freeing
@@ -39,6 +43,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <filesystem>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -223,7 +228,35 @@ int link_floor(int threads, const std::vector<std::string>& roots, bool reap) {
   return 0;
 }
 
+// Every regular file below `dirs` (symlinks not followed), then `rounds`
+// passes of open + close over them, timed.
+static int open_floor(int rounds, const std::vector<std::string>& dirs) {
+  std::vector<std::string> files;
+  for (const auto& d : dirs)
+    for (const auto& e : std::filesystem::recursive_directory_iterator(
+             d, std::filesystem::directory_options::skip_permission_denied))
+      if (e.is_regular_file() && !e.is_symlink()) files.push_back(e.path().string());
+  auto start = std::chrono::steady_clock::now();
+  uint64_t opens = 0;
+  for (int r = 0; r < rounds; ++r)
+    for (const auto& f : files) {
+      int fd = ::open(f.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd >= 0) {
+        ::close(fd);
+        ++opens;
+      }
+    }
+  std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
+  std::printf("open: %.3f s, %llu opens\n", took.count(), static_cast<unsigned long long>(opens));
+  return 0;
+}
+
 int main(int argc, char** argv) {
+  if (argc >= 4 && std::strcmp(argv[1], "open") == 0) {
+    int rounds = std::atoi(argv[2]);
+    if (rounds < 1) return 2;
+    return open_floor(rounds, std::vector<std::string>(argv + 3, argv + argc));
+  }
   bool reap = argc >= 4 && std::strcmp(argv[1], "link-reap") == 0;
   if (argc >= 4 && (reap || std::strcmp(argv[1], "link") == 0)) {
     int threads = std::atoi(argv[2]);
@@ -231,7 +264,8 @@ int main(int argc, char** argv) {
     return link_floor(threads, std::vector<std::string>(argv + 3, argv + argc), reap);
   }
   if (argc < 4 || (std::strcmp(argv[1], "statx") != 0 && std::strcmp(argv[1], "read") != 0)) {
-    std::fprintf(stderr, "usage: vu-floor statx|read|link|link-reap THREADS DIR...\n");
+    std::fprintf(stderr, "usage: vu-floor statx|read|link|link-reap THREADS DIR...\n"
+                         "       vu-floor open ROUNDS DIR...\n");
     return 2;
   }
   bool read_all = std::strcmp(argv[1], "read") == 0;

@@ -17,9 +17,10 @@
 
 namespace vu {
 
-const std::vector<std::string> k_bpf_lsm_hooks = {
-    "vu_file_open",         "vu_path_truncate", "vu_inode_setattr",   "vu_inode_setxattr",
-    "vu_inode_removexattr", "vu_file_ioctl",    "vu_inode_permission"};
+const std::vector<std::string> k_bpf_lsm_hooks = {"vu_file_open",         "vu_path_truncate",
+                                                  "vu_inode_setattr",     "vu_inode_setxattr",
+                                                  "vu_inode_removexattr", "vu_file_ioctl"};
+const char* const k_bpf_lsm_barrier_hook = "vu_inode_permission";
 
 const std::vector<std::string> k_bpf_lsm_newer_hooks = {"vu_inode_set_acl", "vu_inode_remove_acl",
                                                         "vu_file_truncate", "vu_file_ioctl_compat"};
@@ -95,23 +96,29 @@ void read_refusals(int fd, BpfLsmState& s) {
 
 } // namespace
 
+namespace {
+
+// Whether `dir`/`hook` is a pinned LSM link attached to a program; why not
+// otherwise.
+std::string check_link(const std::string& dir, const std::string& hook) {
+  auto fd = obj_get(dir + "/" + hook);
+  bpf_link_info info{};
+  if (!fd.ok() || !obj_info(fd->get(), info).ok())
+    return "the BPF LSM program is not loaded (no " + dir + "/" + hook + "; run vattr-bpf load)";
+  if (info.type != BPF_LINK_TYPE_TRACING || info.prog_id == 0)
+    return dir + "/" + hook + " is not an attached LSM link (run vattr-bpf load)";
+  return {};
+}
+
+} // namespace
+
 BpfLsmState bpf_lsm_state() {
   BpfLsmState s;
   const std::string dir = bpf_lsm_pin_dir();
-  for (const auto& hook : k_bpf_lsm_hooks) {
-    auto fd = obj_get(dir + "/" + hook);
-    bpf_link_info info{};
-    if (!fd.ok() || !obj_info(fd->get(), info).ok()) {
-      s.why_not =
-          "the BPF LSM program is not loaded (no " + dir + "/" + hook + "; run vattr-bpf load)";
-      return s;
-    }
-    if (info.type != BPF_LINK_TYPE_TRACING || info.prog_id == 0) {
-      s.why_not = dir + "/" + hook + " is not an attached LSM link (run vattr-bpf load)";
-      return s;
-    }
-  }
+  for (const auto& hook : k_bpf_lsm_hooks)
+    if (s.why_not = check_link(dir, hook); !s.why_not.empty()) return s;
   s.loaded = true;
+  s.barrier = check_link(dir, k_bpf_lsm_barrier_hook).empty();
   if (auto cfg = obj_get(dir + "/config"); cfg.ok()) {
     Config c{};
     if (map_lookup(cfg->get(), 0, &c).ok()) {

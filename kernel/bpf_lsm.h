@@ -28,16 +28,19 @@ inline constexpr uint32_t k_bpf_mark = 0x00000008u    // FS_SYNC_FL
 std::string bpf_lsm_pin_dir();
 
 // The program's hooks, each pinned as a link named after it: those every
-// kernel has (from Linux 6.1), and those only newer kernels have (pinned
-// where they exist).
+// kernel has (from Linux 6.1), those only newer kernels have (pinned where
+// they exist), and the barrier's (inode_permission: every lookup of every
+// path component pays for it; `vattr-bpf load --no-barrier` leaves it out).
 extern const std::vector<std::string> k_bpf_lsm_hooks;
 extern const std::vector<std::string> k_bpf_lsm_newer_hooks;
+extern const char* const k_bpf_lsm_barrier_hook;
 
 // The refusal counters, in the program's order.
 extern const std::vector<std::string> k_bpf_lsm_refusals;
 
 struct BpfLsmState {
   bool loaded = false;        // every hook's link is pinned and attached
+  bool barrier = false;       // and the barrier's
   std::string why_not;        // when not loaded: one line
   uint64_t guests_cgroup = 0; // cgroup2 id of the guests' parent group
   uint32_t guests_level = 0;

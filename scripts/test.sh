@@ -10,9 +10,10 @@
 #
 # Time on two cores is mostly compiling: the GCC build here is -O2 without
 # debug information (a third less compile time than the demo's
-# RelWithDebInfo), and the sanitizer build compiles while the GCC build's
-# tests run (they mostly wait for copies, kills and processes). Each phase
-# prints how long it took.
+# RelWithDebInfo), the sanitizer build compiles while the GCC build's
+# tests run (they mostly wait for copies, kills and processes), and the
+# fuzz targets run beside the sanitizer build's tests. Each phase prints
+# how long it took.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -52,17 +53,24 @@ fi
 phase_done "the rest of the sanitizer build"
 [ "$gcc_status" = 0 ] || exit "$gcc_status"
 
-# Every fuzz target briefly (scripts/fuzz.sh alone runs 10M executions).
-./scripts/fuzz.sh --seconds "${VU_FUZZ_SECONDS:-5}"
-phase_done "fuzzing"
+# Every fuzz target briefly (scripts/fuzz.sh alone runs 10M executions),
+# beside the sanitizer build's tests (which mostly wait).
+./scripts/fuzz.sh --seconds "${VU_FUZZ_SECONDS:-5}" >build-san/fuzz.log 2>&1 &
+fuzz_pid=$!
 echo "sanitizers: the suite against build-san (ASan + UBSan)"
 # Not the kill -9 tests (a killed program's sanitizer never reports, and
 # they take four of the run's minutes under ASan) nor the debootstrap of a
 # new guest (debootstrap's time): the GCC build ran them.
 # tests/lsan.supp names the one leak inside a library (librpm's sqlite
 # handle on a refused database); everything else fails the run.
+san_status=0
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
   LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp:print_suppressions=0" \
-  ctest --test-dir build-san --output-on-failure -j3 --timeout 1800 \
-  -E '^(KillNine\.|VServer\.BuildDebootstrapsAGuest)' "$@"
-phase_done "the sanitizer build's tests"
+  ctest --test-dir build-san --output-on-failure -j4 --timeout 1800 \
+  -E '^(KillNine\.|VServer\.BuildDebootstrapsAGuest)' "$@" || san_status=$?
+fuzz_status=0
+wait "$fuzz_pid" || fuzz_status=$?
+cat build-san/fuzz.log
+phase_done "the sanitizer build's tests and fuzzing"
+[ "$fuzz_status" = 0 ] || { echo "test.sh: a fuzz target failed" >&2; exit 1; }
+exit "$san_status"

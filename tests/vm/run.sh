@@ -4,6 +4,9 @@
 #
 #   tests/vm/run.sh BUILD_DIR RESULTS_FILE
 #
+# ($VU_VM_CHECKS, $VU_VM_EXTRA and $VU_VM_BOOTS=1 let bench/bpf-lsm.sh run
+# its own script in the same VM, with more programs, booted once.)
+#
 # The VM: Debian 12's linux-image-amd64 (downloaded with apt-get, cached),
 # a busybox initramfs that loads the kernel's ext4 and virtio modules, and
 # an ext4 root made from a minbase bookworm tree (mmdebstrap, cached) with
@@ -140,6 +143,14 @@ for p in vunify vhashify setattr showattr vbarrier vserver vattr-bpf; do
   done
 done
 cp "$build/tests/vu-probe" "$root/vu-vm/bin/vu-probe"
+# More programs for another checks script ($VU_VM_EXTRA: paths; the
+# benchmark's vu-floor), with their libraries.
+for p in ${VU_VM_EXTRA:-}; do
+  cp "$p" "$root/vu-vm/bin/"
+  for lib in $(ldd "$p" | awk '/=> \// {print $3}'); do
+    [ -e "$root$lib" ] || install -D -m 0644 "$lib" "$root$lib"
+  done
+done
 install -m 0755 "$here/init" "$root/vu-vm/init"
 install -m 0755 "${VU_VM_CHECKS:-$here/checks.sh}" "$root/vu-vm/checks.sh" # another script: debugging
 mkfs.ext4 -q -F -d "$root" -L vuroot "$work/disk.img" 3G
@@ -181,5 +192,5 @@ boot() { # $1: which boot; the serial console goes to $work/boot$1.log
 }
 echo "vm: $kpkg, accel $accel"
 boot 1
-boot 2
+[ "${VU_VM_BOOTS:-2}" = 1 ] || boot 2
 cat "$results"

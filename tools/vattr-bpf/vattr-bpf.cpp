@@ -69,6 +69,7 @@ Status ensure_bpffs(const std::string& dir) {
 Status remove_pins(const std::string& dir) {
   for (const auto& name : k_bpf_lsm_hooks) ::unlink((dir + "/" + name).c_str());
   for (const auto& name : k_bpf_lsm_newer_hooks) ::unlink((dir + "/" + name).c_str());
+  ::unlink((dir + "/" + k_bpf_lsm_barrier_hook).c_str());
   for (const char* map : {"config", "refusals"}) ::unlink((dir + "/" + map).c_str());
   if (::rmdir(dir.c_str()) != 0 && errno != ENOENT) return errno_error("remove " + dir);
   return {};
@@ -120,7 +121,7 @@ std::string hook_param_type(const btf* vmlinux, const std::string& hook, unsigne
 
 // Chooses, from the kernel's BTF, the variant of each hook whose
 // arguments match, and loads the hooks of newer kernels where they exist.
-Status choose_variants(vunify_lsm* skel) {
+Status choose_variants(vunify_lsm* skel, bool barrier) {
   btf* vmlinux = btf__load_vmlinux_btf();
   if (!vmlinux) return described_error(ENOENT, "the kernel has no BTF (/sys/kernel/btf/vmlinux)");
   const bool plain_setattr = hook_param_type(vmlinux, "inode_setattr", 0) == "dentry";
@@ -134,6 +135,7 @@ Status choose_variants(vunify_lsm* skel) {
       {skel->progs.vu_file_ioctl_compat, "file_ioctl_compat"}};
   for (auto [prog, hook] : newer)
     bpf_program__set_autoload(prog, !hook_param_type(vmlinux, hook, 0).empty());
+  bpf_program__set_autoload(skel->progs.vu_inode_permission, barrier);
   btf__free(vmlinux);
   if (!xattr_dentry)
     return described_error(ENOTSUP, "this kernel's LSM hooks are older than Linux 5.12's");
@@ -141,10 +143,10 @@ Status choose_variants(vunify_lsm* skel) {
 }
 
 // Loads, attaches and pins everything into `fresh`.
-Status load_into(const std::string& fresh) {
+Status load_into(const std::string& fresh, bool barrier) {
   Skeleton s;
   if (!s.skel) return described_error(ENOMEM, "cannot open the BPF program");
-  VU_TRY(choose_variants(s.skel));
+  VU_TRY(choose_variants(s.skel, barrier));
   if (vunify_lsm__load(s.skel) != 0 || vunify_lsm__attach(s.skel) != 0)
     return described_error(EPERM, "the kernel refused the BPF LSM program: " + refusal_reason());
   if (::mkdir(fresh.c_str(), 0700) != 0) return errno_error("mkdir " + fresh);
@@ -163,7 +165,7 @@ Status load_into(const std::string& fresh) {
       {"vu_file_truncate", l.vu_file_truncate},
       {"vu_file_ioctl_compat", l.vu_file_ioctl_compat}};
   for (auto [name, link] : pins) {
-    if (!link) continue; // a hook of newer kernels
+    if (!link) continue; // a hook of newer kernels, or no barrier
     const std::string path = fresh + "/" + name;
     if (bpf_link__pin(link, path.c_str()) != 0) return errno_error("pin " + path);
   }
@@ -183,9 +185,9 @@ int fail(const std::string& what) {
   return exit_status(ExitCode::partial);
 }
 
-int load(bool quiet) {
+int load(bool quiet, bool barrier) {
   const std::string dir = bpf_lsm_pin_dir();
-  if (bpf_lsm_loaded()) {
+  if (auto state = bpf_lsm_state(); state.loaded && state.barrier == barrier) {
     if (auto r = name_guests_cgroup(); !r.ok()) return fail(r.error().message());
     if (!quiet) std::cout << "vattr-bpf: already loaded (" << dir << ")\n";
     return exit_status(ExitCode::ok);
@@ -194,19 +196,21 @@ int load(bool quiet) {
   // Not "vunify.new": a BPF file system refuses names with a dot (EPERM).
   const std::string fresh = dir + "-new";
   (void)remove_pins(fresh); // what a killed load left
-  auto r = load_into(fresh);
+  auto r = load_into(fresh, barrier);
   if (!r.ok()) {
     (void)remove_pins(fresh);
     return fail(r.error().message());
   }
-  (void)remove_pins(dir); // a broken set (a hook unpinned by hand)
+  (void)remove_pins(dir); // the other barrier choice, or a broken set
   if (::rename(fresh.c_str(), dir.c_str()) != 0) {
     int err = errno;
     (void)remove_pins(fresh);
     return fail("rename " + fresh + " to " + dir + ": " + std::strerror(err));
   }
   if (auto n = name_guests_cgroup(); !n.ok()) return fail(n.error().message());
-  if (!quiet) std::cout << "vattr-bpf: loaded; marks are enforced (" << dir << ")\n";
+  if (!quiet)
+    std::cout << "vattr-bpf: loaded; marks are enforced" << (barrier ? "" : " (not the barrier)")
+              << " (" << dir << ")\n";
   return exit_status(ExitCode::ok);
 }
 
@@ -223,6 +227,7 @@ int status(bool json) {
     nlohmann::json j{{"tool", "vattr-bpf"},
                      {"version", k_version},
                      {"loaded", s.loaded},
+                     {"barrier", s.barrier},
                      {"pin_dir", bpf_lsm_pin_dir()},
                      {"guests_cgroup_id", s.guests_cgroup},
                      {"guests_cgroup_level", s.guests_level}};
@@ -234,8 +239,9 @@ int status(bool json) {
   } else if (!s.loaded) {
     std::cout << "not loaded: " << s.why_not << "\n";
   } else {
-    std::cout << "loaded (" << bpf_lsm_pin_dir() << "); guests' cgroup id " << s.guests_cgroup
-              << " at level " << s.guests_level << "\nrefused:";
+    std::cout << "loaded (" << bpf_lsm_pin_dir() << "), barrier "
+              << (s.barrier ? "enforced" : "not enforced (--no-barrier)") << "; guests' cgroup id "
+              << s.guests_cgroup << " at level " << s.guests_level << "\nrefused:";
     for (size_t i = 0; i < s.refusals.size(); ++i)
       std::cout << " " << k_bpf_lsm_refusals[i] << "=" << s.refusals[i];
     std::cout << "\n";
@@ -249,10 +255,13 @@ int run(int argc, char** argv) {
                "vattr-bpf"};
   app.set_version_flag("--version", std::string("vattr-bpf ") + k_version);
   app.require_subcommand(1);
-  bool quiet = false, json = false;
+  bool quiet = false, json = false, no_barrier = false;
   app.add_flag("-v,--verbose", g_verbose, "show libbpf's messages (the verifier's log)");
   app.add_flag("-q,--quiet", quiet, "print nothing on success");
   auto* load_cmd = app.add_subcommand("load", "load and attach the program, pin it (idempotent)");
+  load_cmd->add_flag("--no-barrier", no_barrier,
+                     "leave the barrier's hook out: every path lookup costs less; barriers are "
+                     "then mode 000 alone");
   auto* unload_cmd = app.add_subcommand("unload", "remove the pins: marks are no longer enforced");
   auto* status_cmd = app.add_subcommand("status", "whether it is loaded, and what it refused");
   status_cmd->add_flag("--json", json, "one JSON object");
@@ -261,7 +270,7 @@ int run(int argc, char** argv) {
   libbpf_set_print(libbpf_message);
   if (::geteuid() != 0 && !status_cmd->parsed())
     return fail("must run as root (loading BPF LSM programs needs CAP_BPF and CAP_SYS_ADMIN)");
-  if (load_cmd->parsed()) return load(quiet);
+  if (load_cmd->parsed()) return load(quiet, !no_barrier);
   if (unload_cmd->parsed()) return unload(quiet);
   return status(json);
 }
