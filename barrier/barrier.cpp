@@ -61,18 +61,40 @@ Result<std::vector<std::string>> check_guest_base(const std::string& base,
   return problems;
 }
 
+namespace {
+
+// The base's parent, opened, and the base's name in it.
+struct BaseEntry {
+  UniqueFd dir;
+  std::string name;
+  FileStat st;
+};
+
+Result<BaseEntry> open_base_entry(const std::string& base) {
+  std::string parent = base.substr(0, base.rfind('/'));
+  if (parent.empty()) parent = "/";
+  VU_TRY_ASSIGN(dir, open_directory(parent));
+  std::string name = base.substr(base.rfind('/') + 1);
+  VU_TRY_ASSIGN(st, stat_at(dir.get(), name));
+  return BaseEntry{std::move(dir), std::move(name), st};
+}
+
+} // namespace
+
+Result<bool> has_barrier_attr(AttrBackend& backend, const std::string& base) {
+  VU_TRY_ASSIGN(e, open_base_entry(base));
+  VU_TRY_ASSIGN(attrs, backend.get(e.dir.get(), e.name, e.st));
+  return (attrs.flags & k_attr_barrier) != 0;
+}
+
 Status set_guest_base_barrier(const std::string& base, const std::string& store,
                               AttrBackend& backend) {
   struct stat st {};
   if (::lstat(base.c_str(), &st) != 0) return errno_error("lstat " + base);
   if (!S_ISDIR(st.st_mode)) return described_error(ENOTDIR, base + " is not a real directory");
   if (::lchown(base.c_str(), 0, 0) != 0) return errno_error("chown " + base);
-  std::string parent = base.substr(0, base.rfind('/'));
-  if (parent.empty()) parent = "/";
-  VU_TRY_ASSIGN(dir, open_directory(parent));
-  std::string name = base.substr(base.rfind('/') + 1);
-  VU_TRY_ASSIGN(fst, stat_at(dir.get(), name));
-  VU_TRY(backend.set(dir.get(), name, fst, k_attr_barrier, 0));
+  VU_TRY_ASSIGN(e, open_base_entry(base));
+  VU_TRY(backend.set(e.dir.get(), e.name, e.st, k_attr_barrier, 0));
   if (::chmod(base.c_str(), 0) != 0) return errno_error("chmod " + base);
   if (!store.empty() && ::stat(store.c_str(), &st) == 0) {
     if (::chown(store.c_str(), 0, 0) != 0) return errno_error("chown " + store);

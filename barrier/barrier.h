@@ -26,6 +26,10 @@ Result<std::vector<std::string>> check_guest_base(const std::string& base,
                                                   const std::vector<Guest>& guests,
                                                   const std::vector<std::string>& stores);
 
+// Whether `base` carries `backend`'s barrier attribute (mode 000 on
+// mainline; the mark too under bpf).
+Result<bool> has_barrier_attr(AttrBackend& backend, const std::string& base);
+
 // Makes `base` a barrier: owner root, mode 000, and the barrier attribute
 // where the back end has one; a hash store directory gets mode 0700.
 Status set_guest_base_barrier(const std::string& base, const std::string& store,

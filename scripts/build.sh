@@ -11,8 +11,12 @@ cd "$(dirname "$0")/.."
 case "${1:-}" in
   --sanitize)
     shift
+    # -O1 and line tables only, as the sanitizers' documentation suggests:
+    # stack traces keep file and line, compiling takes less time.
     cmake -S . -B build-san -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
       -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVU_BUILD_TESTS=ON -DVU_BUILD_FUZZERS=ON \
+      -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -gline-tables-only -DNDEBUG" \
+      -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -gline-tables-only -DNDEBUG" \
       "-DVU_SANITIZE=address;undefined" >/dev/null
     cmake --build build-san -j"$(nproc)" "$@"
     ;;

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fmt/format.h>
 #include <fstream>
+#include <functional>
 #include <random>
 #include <unistd.h>
 
@@ -161,6 +162,82 @@ TEST(Vhashify, NightlyJobLogsOneSummaryLine) {
   EXPECT_NE(line.find("vhashify: 10 files scanned"), std::string::npos) << line;
   EXPECT_NE(line.find("5 store entries created"), std::string::npos) << line;
   EXPECT_NE(line.find("0 errors"), std::string::npos) << line;
+}
+
+// The nightly job as installed (cmake --install with a prefix, below a
+// DESTDIR): the cron line and the unit's ExecStart, run as cron and systemd
+// would, exit with vhashify's status and print "FAILED: <why>" when the
+// binary is missing, the configuration base is missing, the store is held
+// by another run, or the base holds a stray directory.
+TEST(Vhashify, TheInstalledNightlyJobReportsEveryFailure) {
+  TempTree t;
+  const std::string prefix = t.path("p"), dest = t.path("d");
+  ASSERT_EQ(sh("DESTDIR=" + dest + " cmake --install " VU_BINARY_DIR " --prefix " + prefix + " >" +
+               t.path("install.log") + " 2>&1"),
+            0)
+      << t.read("install.log");
+  ASSERT_EQ(::symlink((dest + prefix).c_str(), prefix.c_str()), 0); // as if installed there
+  const std::string cron = dest + "/etc/cron.d/vhashify";
+  const std::string unit = prefix + "/lib/systemd/system/vhashify.service";
+  ASSERT_EQ(sh("sed -n 's/^[^#].* root //p' " + cron + " >" + t.path("cron.sh") +
+               " && sed -n 's/^ExecStart=//p' " + unit + " >" + t.path("unit.sh")),
+            0);
+  EXPECT_NE(t.read("cron.sh").find(prefix + "/share/vunify/vhashify-nightly"), std::string::npos)
+      << t.read("cron.sh");
+  make_guest(t, "vservers/g1", 5, 0);
+  make_guest(t, "vservers/g2", 5, 0);
+  t.file("etc/.defaults/vdirbase", "");
+  ASSERT_EQ(sh("rm " + t.path("etc/.defaults/vdirbase") + " && ln -s " + t.path("vservers") + " " +
+               t.path("etc/.defaults/vdirbase") + " && mkdir " + t.path("etc/g1") + " " +
+               t.path("etc/g2")),
+            0);
+  // Runs the job one way with the configuration base `conf`; its status,
+  // and what it printed on stdout in `line`.
+  auto job = [&](const std::string& how, const std::string& conf, std::string& line) {
+    int rc = sh("VSERVER_CONFDIR=" + conf + " sh " + t.path(how + ".sh") + " >" + t.path("out") +
+                " 2>/dev/null");
+    line = t.read("out");
+    return rc;
+  };
+  std::string line;
+  ASSERT_EQ(job("unit", t.path("etc"), line), 0) << line;
+  EXPECT_NE(line.find("vhashify: 10 files scanned"), std::string::npos) << line;
+  EXPECT_EQ(job("cron", t.path("etc"), line), 0);
+  EXPECT_EQ(line, "") << "cron mails what a successful job prints";
+  struct Case {
+    const char* what;
+    std::string conf;
+    std::string why;
+    std::function<void()> before, after;
+  };
+  const std::string bin = dest + prefix + "/sbin/vhashify";
+  const std::string lock = t.path("vservers/.hash/.lock");
+  const std::vector<Case> cases = {
+      {"binary missing", t.path("etc"), "is not installed",
+       [&] { ASSERT_EQ(::rename(bin.c_str(), (bin + ".gone").c_str()), 0); },
+       [&] { ASSERT_EQ(::rename((bin + ".gone").c_str(), bin.c_str()), 0); }},
+      {"config base missing", t.path("no-such-base"), "no-such-base", [] {}, [] {}},
+      {"store locked", t.path("etc"), "another run holds the lock",
+       [&] {
+         ASSERT_EQ(sh("(flock -x " + lock + " sleep 4 &) ; for i in $(seq 50); do flock -n " +
+                      lock + " true || exit 0; sleep 0.1; done; exit 1"),
+                   0);
+       },
+       [&] { sh("flock -x " + lock + " true"); }},
+      {"stray directory", t.path("etc"), "stray", [&] { t.mkdirs("etc/stray"); },
+       [&] { sh("rmdir " + t.path("etc/stray")); }},
+  };
+  for (const auto& c : cases) {
+    for (const char* how : {"unit", "cron"}) {
+      c.before();
+      int rc = job(how, c.conf, line);
+      c.after();
+      EXPECT_NE(rc, 0) << c.what << " (" << how << ")";
+      EXPECT_EQ(line.rfind("vhashify: FAILED: ", 0), 0u) << c.what << " (" << how << "): " << line;
+      EXPECT_NE(line.find(c.why), std::string::npos) << c.what << " (" << how << "): " << line;
+      EXPECT_EQ(std::count(line.begin(), line.end(), '\n'), 1) << line;
+    }
+  }
 }
 
 TEST(Vhashify, VunifyStoreOptionIsTheSameRun) {

@@ -170,7 +170,9 @@ case $phase in
   check write_open_fails_during_link_run writer_during_link_run
   check shared_again_after_vhashify same_inode $A$SHARED $B$SHARED
   check store_entry_marked has_mark $A$SHARED
+  check vbarrier_check_wants_the_mark sh -c "! vbarrier check && vbarrier check | grep -q 'barrier mark'"
   check vbarrier_set vbarrier set
+  check vbarrier_check vbarrier check
   check barrier_marked has_mark /vservers
   check guest_process_cannot_enter_barrier barrier_walk
   check host_enters_barrier ls $A/etc/hostname

@@ -160,7 +160,7 @@ accel=tcg
 if [ -w /dev/kvm ]; then
   probe_state=$cache/kvm-works-$(uname -r)
   if [ ! -f "$probe_state" ]; then
-    if timeout 20 qemu-system-x86_64 -accel kvm -cpu host -m 256 -kernel "$vmlinuz" \
+    if timeout 10 qemu-system-x86_64 -accel kvm -cpu host -m 256 -kernel "$vmlinuz" \
       -append "console=ttyS0 panic=-1 rdinit=/nothing" -nographic -no-reboot -nic none \
       2>/dev/null | grep -q 'Kernel panic'; then
       echo kvm >"$probe_state"

@@ -52,6 +52,14 @@ int run(int argc, char** argv) {
     print_error("vbarrier", problems.error().message());
     return exit_status(ExitCode::usage);
   }
+  // Under the bpf back end the barrier is also the mark its program
+  // enforces (processes of started guests, whatever their capabilities).
+  auto backend = choose_attr_backend("vbarrier", attr_backend, confdir);
+  if (std::string(backend->name()) == "bpf") {
+    auto marked = has_barrier_attr(*backend, base);
+    if (!marked.ok() || !*marked)
+      problems->push_back(base + " lacks the bpf back end's barrier mark (vbarrier set)");
+  }
   for (const auto& p : *problems) std::cout << p << "\n";
   if (problems->empty()) std::cout << base << " is a barrier\n";
   return exit_status(problems->empty() ? ExitCode::ok : ExitCode::partial);
