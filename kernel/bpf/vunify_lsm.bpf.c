@@ -11,8 +11,8 @@
 // unlinked by anyone, but never opened for writing, truncated, or have its
 // mode, owner, times, extended attributes (ACLs, capabilities) or flags
 // changed. On a directory it is the barrier: processes of a started guest
-// (see in_guest) cannot look up,
-// enter or open anything through it, whatever their capabilities.
+// (see in_guest) cannot look up, enter or open anything through it,
+// whatever their capabilities.
 //
 // Only a process outside the guests with CAP_LINUX_IMMUTABLE may change
 // the flags of a marked inode (so only the host's root clears a mark; a
@@ -141,7 +141,8 @@ static __always_inline int is_dir(const struct inode* inode) {
 // directory other than the host's. The core's own process that sets a
 // guest up joins its cgroup first and only then pivots into the guest's
 // root (reaching it by path through the barrier); a guest's process never
-// has the host's root.
+// has the host's root (it would take a descriptor of it and chroot: a
+// process with that is out of its guest already).
 static __always_inline int in_guest(void) {
   __u32 key = 0;
   struct config* c = bpf_map_lookup_elem(&config, &key);
