@@ -48,6 +48,9 @@ public:
   struct GuestList {
     std::vector<Guest> guests;
     std::vector<Skipped> skipped;
+    // Directories that are no guest at all: no `vdir`, and nothing at
+    // vdirbase/<name> (a stray directory; the tools warn and go on).
+    std::vector<Skipped> stray;
   };
   Result<GuestList> all() const;
   // The reference guests of `guest`: apps/vunify/refserver.* entries (each a

@@ -104,6 +104,7 @@ Status select_configured(const GuestSelection& sel, const ConfigBase& config,
     VU_TRY_ASSIGN(all, config.all());
     guests = std::move(all.guests);
     for (auto& s : all.skipped) out.skipped.push_back({s.name, s.reason});
+    for (auto& s : all.stray) out.stray.push_back({s.name, s.reason});
   }
   for (const auto& a : sel.args) {
     VU_TRY_ASSIGN(g, config.resolve(a));
@@ -185,6 +186,8 @@ void print_left_out(const std::string& prog, const SelectedGuests& selected) {
   for (const auto& g : selected.skipped)
     std::cerr << prog << ": guest '" << printable_path(g.name)
               << "' skipped: " << printable_path(g.message) << "\n";
+  for (const auto& g : selected.stray)
+    std::cerr << prog << ": warning: " << printable_path(g.message) << "\n";
 }
 
 } // namespace vu

@@ -39,6 +39,7 @@ struct SelectedGuests {
   std::vector<UnifyGuest> guests;     // references first, then members
   std::vector<LeftOutGuest> rejected; // package database unreadable: not unified
   std::vector<LeftOutGuest> skipped;  // --all: a configured guest without a usable root
+  std::vector<LeftOutGuest> stray;    // --all: a directory of the base that is no guest
 };
 
 // Errors are usage or set-up errors (unknown guest, bad exclude list,
@@ -50,7 +51,8 @@ Result<SelectedGuests> select_guests(const GuestSelection& sel);
 // Files the guests left out as failures of the report (pkgmgmt, config),
 // so the exit status is 1 and the report names them.
 void note_left_out(const SelectedGuests& selected, Report& report);
-// One line per guest left out, on stderr, prefixed with `prog`.
+// One line per guest left out, and a warning per stray directory, on
+// stderr, prefixed with `prog`.
 void print_left_out(const std::string& prog, const SelectedGuests& selected);
 
 // The ordered exclude list for a configured guest: its apps/vunify/exclude,
