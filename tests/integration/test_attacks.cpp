@@ -175,6 +175,14 @@ TEST(InputFiles, NeverBlockNeverReadWithoutBoundAndMustBeRegular) {
   ASSERT_EQ(::mkfifo(t.path("conf/.defaults/apps/vunify/exclude").c_str(), 0644), 0);
   expect_refused({VUNIFY_BIN, conf, "-n", "g1", "g2"}, "FIFO defaults exclude list");
   ASSERT_EQ(::unlink(t.path("conf/.defaults/apps/vunify/exclude").c_str()), 0);
+  // The attribute back end's configuration (every program that protects
+  // files reads it, and vserver start).
+  ASSERT_EQ(::mkfifo(t.path("conf/.defaults/apps/vunify/attr-backend").c_str(), 0644), 0);
+  expect_refused({VUNIFY_BIN, conf, "-n", "g1", "g2"}, "FIFO attr-backend");
+  expect_refused({VHASHIFY_BIN, conf, "-n", "--destination", t.path("store"), "g1"},
+                 "FIFO attr-backend (vhashify)");
+  expect_refused({VBARRIER_BIN, conf, "check", t.path("guests")}, "FIFO attr-backend (vbarrier)");
+  ASSERT_EQ(::unlink(t.path("conf/.defaults/apps/vunify/attr-backend").c_str()), 0);
   ASSERT_EQ(::mkfifo(t.path("conf/g3/apps/vunify/refserver.1").c_str(), 0644), 0);
   expect_refused({VUNIFY_BIN, conf, "-n", "g3"}, "FIFO refserver");
   // A device and a directory as --exclude-from.

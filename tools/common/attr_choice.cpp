@@ -5,9 +5,9 @@
 #include "kernel/bpf_lsm.h"
 
 #include <algorithm>
-#include <fstream>
 #include <iostream>
 #include <iterator>
+#include <stdexcept>
 
 namespace vu {
 
@@ -20,20 +20,26 @@ CLI::Option* add_attr_backend_option(CLI::App& app, std::string& choice) {
       ->check(CLI::IsMember(names));
 }
 
-std::string configured_attr_backend(const std::string& confdir) {
-  std::ifstream in(ConfigBase(confdir).dir() + "/.defaults/apps/vunify/attr-backend");
-  std::string word;
-  in >> word;
-  return word;
+namespace {
+
+std::string config_file(const std::string& confdir) {
+  return ConfigBase(confdir).dir() + "/.defaults/apps/vunify/attr-backend";
+}
+
+} // namespace
+
+Result<std::string> configured_attr_backend(const std::string& confdir) {
+  VU_TRY_ASSIGN(value, read_config_value(config_file(confdir)));
+  return value.value_or("");
 }
 
 Status check_attr_backend_for_start(const std::string& confdir) {
-  if (configured_attr_backend(confdir) != "bpf") return {};
+  VU_TRY_ASSIGN(conf, configured_attr_backend(confdir));
+  if (conf != "bpf") return {};
   auto state = bpf_lsm_state();
   if (state.loaded) return {};
   return described_error(EPERM, "this host is configured for the bpf attribute back end (" +
-                                    ConfigBase(confdir).dir() +
-                                    "/.defaults/apps/vunify/attr-backend), but " + state.why_not +
+                                    config_file(confdir) + "), but " + state.why_not +
                                     "; guests start only while it protects their shared files");
 }
 
@@ -43,7 +49,11 @@ std::unique_ptr<AttrBackend> choose_attr_backend(const char* prog, const std::st
   std::unique_ptr<AttrBackend> backend;
   if (!cli.empty()) {
     backend = select_attr_backend(cli, &notice);
-  } else if (std::string conf = configured_attr_backend(confdir); conf == "bpf") {
+  } else if (auto conf = configured_attr_backend(confdir); !conf.ok()) {
+    // A configuration that cannot be read (a FIFO, a directory, too big) is
+    // a set-up error, as for every other configuration file.
+    throw std::runtime_error(conf.error().message());
+  } else if (*conf == "bpf") {
     auto state = bpf_lsm_state();
     if (state.loaded) {
       backend = make_bpf_attr_backend();
@@ -54,12 +64,12 @@ std::unique_ptr<AttrBackend> choose_attr_backend(const char* prog, const std::st
     }
   } else {
     bool known =
-        conf.empty() || std::find(std::begin(k_attr_backend_names), std::end(k_attr_backend_names),
-                                  conf) != std::end(k_attr_backend_names);
+        conf->empty() || std::find(std::begin(k_attr_backend_names), std::end(k_attr_backend_names),
+                                   *conf) != std::end(k_attr_backend_names);
     if (!known)
-      notice = "unknown attribute back end '" + conf + "' in " + ConfigBase(confdir).dir() +
-               "/.defaults/apps/vunify/attr-backend ignored (auto, mainline, bpf, linux-vserver)";
-    backend = select_attr_backend(known ? conf : "auto", known ? &notice : nullptr);
+      notice = "unknown attribute back end '" + *conf + "' in " + config_file(confdir) +
+               " ignored (auto, mainline, bpf, linux-vserver)";
+    backend = select_attr_backend(known ? *conf : "auto", known ? &notice : nullptr);
   }
   if (!notice.empty()) std::cerr << prog << ": warning: " << notice << "\n";
   return backend;
