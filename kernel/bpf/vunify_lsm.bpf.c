@@ -25,7 +25,6 @@
 #include <linux/types.h>
 
 // libbpf's headers use the types above.
-#include <bpf/bpf_core_read.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 
@@ -57,10 +56,6 @@ struct fs_struct {
 struct file {
   struct inode* f_inode;
   unsigned int f_mode;
-} __attribute__((preserve_access_index));
-
-struct iattr {
-  unsigned int ia_valid;
 } __attribute__((preserve_access_index));
 
 // kernel_cap_t is { u32 cap[2] } before Linux 6.3 and { u64 val } since:
@@ -137,6 +132,12 @@ static __always_inline int is_dir(const struct inode* inode) {
   return (inode->i_mode & S_IFMT) == S_IFDIR;
 }
 
+// The iunlink rule: a marked inode other than a directory refuses `why`.
+static __always_inline int refuse_if_iunlink(const struct inode* inode, enum refusal why) {
+  if (marked(inode) && !is_dir(inode)) return refuse(why, EPERM);
+  return 0;
+}
+
 // A process of a started guest: in the guests' cgroup subtree, with a root
 // directory other than the host's. The core's own process that sets a
 // guest up joins its cgroup first and only then pivots into the guest's
@@ -166,76 +167,58 @@ static __always_inline int may_change_marks(void) {
 
 SEC("lsm/file_open")
 int BPF_PROG(vu_file_open, struct file* file) {
-  struct inode* inode = file->f_inode;
-  if (!marked(inode) || is_dir(inode)) return 0;
-  if (file->f_mode & FMODE_WRITE) return refuse(R_WRITE_OPEN, EPERM);
-  return 0;
+  if (!(file->f_mode & FMODE_WRITE)) return 0;
+  return refuse_if_iunlink(file->f_inode, R_WRITE_OPEN);
 }
 
 SEC("lsm/path_truncate")
 int BPF_PROG(vu_path_truncate, const struct path* path) {
-  struct inode* inode = path->dentry->d_inode;
-  if (marked(inode) && !is_dir(inode)) return refuse(R_TRUNCATE, EPERM);
-  return 0;
+  return refuse_if_iunlink(path->dentry->d_inode, R_TRUNCATE);
 }
 
 // Hooks whose arguments differ between kernels come in variants; the
 // loader (tools/vattr-bpf) reads the running kernel's BTF and loads the
 // one that matches (and the hooks only newer kernels have, where they
 // exist).
-static __always_inline int refuse_setattr(struct dentry* dentry) {
-  struct inode* inode = dentry->d_inode;
-  if (marked(inode) && !is_dir(inode)) return refuse(R_SETATTR, EPERM);
-  return 0;
-}
-
-static __always_inline int refuse_xattr(struct dentry* dentry) {
-  struct inode* inode = dentry->d_inode;
-  if (marked(inode) && !is_dir(inode)) return refuse(R_XATTR, EPERM);
-  return 0;
-}
-
 // Any attribute change: mode, owner, size, times (ctime changes that come
 // with link and unlink do not pass here). Up to Linux 6.x: (dentry, attr).
 SEC("lsm/inode_setattr")
 int BPF_PROG(vu_inode_setattr, struct dentry* dentry) {
-  return refuse_setattr(dentry);
+  return refuse_if_iunlink(dentry->d_inode, R_SETATTR);
 }
 
 // Later kernels: (idmap, dentry, attr).
 SEC("lsm/inode_setattr")
 int BPF_PROG(vu_inode_setattr_idmap, void* idmap, struct dentry* dentry) {
-  return refuse_setattr(dentry);
+  return refuse_if_iunlink(dentry->d_inode, R_SETATTR);
 }
 
 // (mount's user namespace or idmap, dentry, name, ...) since Linux 5.12.
 SEC("lsm/inode_setxattr")
 int BPF_PROG(vu_inode_setxattr, void* idmap, struct dentry* dentry) {
-  return refuse_xattr(dentry);
+  return refuse_if_iunlink(dentry->d_inode, R_XATTR);
 }
 
 SEC("lsm/inode_removexattr")
 int BPF_PROG(vu_inode_removexattr, void* idmap, struct dentry* dentry) {
-  return refuse_xattr(dentry);
+  return refuse_if_iunlink(dentry->d_inode, R_XATTR);
 }
 
 // ACLs have hooks of their own since Linux 6.2 (before, they are xattrs).
 SEC("lsm/inode_set_acl")
 int BPF_PROG(vu_inode_set_acl, void* idmap, struct dentry* dentry) {
-  return refuse_xattr(dentry);
+  return refuse_if_iunlink(dentry->d_inode, R_XATTR);
 }
 
 SEC("lsm/inode_remove_acl")
 int BPF_PROG(vu_inode_remove_acl, void* idmap, struct dentry* dentry) {
-  return refuse_xattr(dentry);
+  return refuse_if_iunlink(dentry->d_inode, R_XATTR);
 }
 
 // ftruncate has a hook of its own since Linux 6.2.
 SEC("lsm/file_truncate")
 int BPF_PROG(vu_file_truncate, struct file* file) {
-  struct inode* inode = file->f_inode;
-  if (marked(inode) && !is_dir(inode)) return refuse(R_TRUNCATE, EPERM);
-  return 0;
+  return refuse_if_iunlink(file->f_inode, R_TRUNCATE);
 }
 
 static __always_inline int refuse_flags(struct file* file, unsigned int cmd) {
