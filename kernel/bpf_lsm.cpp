@@ -65,13 +65,15 @@ Status map_lookup(int fd, uint32_t key, void* value) {
   return {};
 }
 
-// The layout of the program's `config` map value.
+// The layout of the program's `config` map value (struct config in
+// vunify_lsm.bpf.c).
 struct Config {
   uint64_t guests_cgroup;
   uint32_t guests_level;
   uint32_t host_root_dev; // the kernel's encoding: major << 20 | minor
   uint64_t host_root_ino;
 };
+static_assert(sizeof(Config) == 24);
 
 // Number of possible CPUs ("0-N" in sysfs): the size of a per-CPU value.
 unsigned possible_cpus() {
@@ -94,10 +96,6 @@ void read_refusals(int fd, BpfLsmState& s) {
   }
 }
 
-} // namespace
-
-namespace {
-
 // Whether `dir`/`hook` is a pinned LSM link attached to a program; why not
 // otherwise.
 std::string check_link(const std::string& dir, const std::string& hook) {
@@ -110,13 +108,20 @@ std::string check_link(const std::string& dir, const std::string& hook) {
   return {};
 }
 
+// Why the program is not loaded (every hook's link pinned and attached);
+// empty when it is.
+std::string why_not_loaded(const std::string& dir) {
+  for (const auto& hook : k_bpf_lsm_hooks)
+    if (auto why = check_link(dir, hook); !why.empty()) return why;
+  return {};
+}
+
 } // namespace
 
 BpfLsmState bpf_lsm_state() {
   BpfLsmState s;
   const std::string dir = bpf_lsm_pin_dir();
-  for (const auto& hook : k_bpf_lsm_hooks)
-    if (s.why_not = check_link(dir, hook); !s.why_not.empty()) return s;
+  if (s.why_not = why_not_loaded(dir); !s.why_not.empty()) return s;
   s.loaded = true;
   s.barrier = check_link(dir, k_bpf_lsm_barrier_hook).empty();
   if (auto cfg = obj_get(dir + "/config"); cfg.ok()) {
@@ -131,7 +136,7 @@ BpfLsmState bpf_lsm_state() {
 }
 
 bool bpf_lsm_loaded() {
-  return bpf_lsm_state().loaded;
+  return why_not_loaded(bpf_lsm_pin_dir()).empty(); // no counters read
 }
 
 Status bpf_lsm_set_guests_cgroup(int cgroup_dirfd) {
@@ -144,15 +149,16 @@ Status bpf_lsm_set_guests_cgroup(int cgroup_dirfd) {
   Config c{top.ino, 0, (major(root.dev) << 20) | minor(root.dev), root.ino};
   UniqueFd cur(::fcntl(cgroup_dirfd, F_DUPFD_CLOEXEC, 0));
   if (!cur.valid()) return errno_error("dup");
+  FileStat cst = top;
   for (;;) {
     int up = ::openat(cur.get(), "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (up < 0) return errno_error("open .. of the guests' cgroup");
     UniqueFd parent(up);
     VU_TRY_ASSIGN(pst, stat_fd(parent.get()));
-    VU_TRY_ASSIGN(cst, stat_fd(cur.get()));
     if (pst.dev != top.dev || (pst.ino == cst.ino && pst.dev == cst.dev)) break;
     ++c.guests_level;
     cur = std::move(parent);
+    cst = pst;
   }
   VU_TRY_ASSIGN(map, obj_get(bpf_lsm_pin_dir() + "/config"));
   uint32_t key = 0;
