@@ -144,14 +144,13 @@ Result<ConfigBase::GuestList> ConfigBase::all() const {
   GuestList out;
   const std::string base = vdirbase();
   for (const auto& n : names) {
-    if (!path_exists(m_dir + "/" + n + "/vdir") && !path_exists(base + "/" + n)) {
-      out.stray.push_back({n, m_dir + "/" + n + " has no vdir and there is no " + base + "/" + n +
-                                  ": not a guest, left alone"});
-      continue;
-    }
     auto g = from_confdir(m_dir + "/" + n, n);
     if (g.ok())
       out.guests.push_back(std::move(*g));
+    else if (g.code() == ENOENT && !path_exists(m_dir + "/" + n + "/vdir") &&
+             !path_exists(base + "/" + n))
+      out.stray.push_back({n, m_dir + "/" + n + " has no vdir and there is no " + base + "/" + n +
+                                  ": not a guest, left alone"});
     else
       out.skipped.push_back({n, g.error().message()});
   }

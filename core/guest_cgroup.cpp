@@ -19,6 +19,11 @@ std::string parent_name() {
   return is_plain_name(p) ? p : std::string("vservers");
 }
 
+// The group every guest's group is in, below the cgroup2 mount `cgroup2`.
+Result<Cgroup> open_guests_parent(const std::string& cgroup2) {
+  return Cgroup::open(cgroup2 + "/" + parent_name(), true);
+}
+
 std::string controller_of(const std::string& knob) {
   return knob.substr(0, knob.find('.'));
 }
@@ -83,13 +88,13 @@ std::pair<std::string, std::string> cgroup2_knob(const std::string& knob,
 
 Result<Cgroup> guests_parent_cgroup() {
   VU_TRY_ASSIGN(root_path, cgroup2_root(run_directory() + "/.cgroup2"));
-  return Cgroup::open(root_path + "/" + parent_name(), true);
+  return open_guests_parent(root_path);
 }
 
 Result<GuestCgroups> make_guest_cgroups(const VServerConfig& config) {
   VU_TRY_ASSIGN(root_path, cgroup2_root(run_directory() + "/.cgroup2"));
   VU_TRY_ASSIGN(root, Cgroup::open(root_path, false));
-  VU_TRY_ASSIGN(parent, guests_parent_cgroup());
+  VU_TRY_ASSIGN(parent, open_guests_parent(root_path));
   // The bpf back end's barrier holds for the processes under the parent:
   // named again on every start (the group may have been made anew).
   if (bpf_lsm_loaded())

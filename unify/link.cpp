@@ -150,11 +150,12 @@ std::optional<Canonical> prepare_canonical(RunContext& rc, uint32_t canon, bool&
   c.lease = std::move(*lease);
   c.protect = rc.options.protect == Protect::immutable;
   auto prot = rc.is_protected(c.fd.get());
-  // Under bpf, a mainline run's FS_IMMUTABLE_FL also means shared; setting
-  // the protection converts it (link and rename need that).
-  auto imm = is_immutable(c.fd.get());
   const bool marked = prot.ok() && *prot;
-  c.was_immutable = marked || (imm.ok() && *imm);
+  // Under bpf, a mainline run's FS_IMMUTABLE_FL also means shared; setting
+  // the protection converts it (link and rename need that). On mainline
+  // the protection is that flag: no second look.
+  c.was_immutable = marked || (rc.attrs->names_while_protected() && !marked &&
+                               is_immutable(c.fd.get()).value_or(false));
   if (!prot.ok()) {
     // No inode flags on this file system (e.g. some FUSE or NFS mounts).
     if (c.protect) rc.log.add(Failure::attr, c.name, prot.error().message());
