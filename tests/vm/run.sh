@@ -135,22 +135,22 @@ mkdir -p "$root/etc/vservers/.defaults/apps/vunify"
 echo bpf >"$root/etc/vservers/.defaults/apps/vunify/attr-backend"
 cp "$sed_deb" "$root/vservers/a/tmp/sed.deb"
 mkdir -p "$root/vu-vm/bin"
+# A program into /vu-vm/bin (without debug information), with the
+# libraries it links where the VM's root lacks them (the same release).
+add_program() {
+  local lib
+  objcopy --strip-debug "$1" "$root/vu-vm/bin/$(basename "$1")"
+  for lib in $(ldd "$1" | awk '/=> \// {print $3}'); do
+    [ -e "$root$lib" ] || install -D -m 0644 "$lib" "$root$lib"
+  done
+}
 for p in vunify vhashify setattr showattr vbarrier vserver vattr-bpf; do
-  objcopy --strip-debug "$build/tools/$p" "$root/vu-vm/bin/$p"
-  # The libraries it links, where the VM's root lacks them (same release).
-  for lib in $(ldd "$build/tools/$p" | awk '/=> \// {print $3}'); do
-    [ -e "$root$lib" ] || install -D -m 0644 "$lib" "$root$lib"
-  done
+  add_program "$build/tools/$p"
 done
-cp "$build/tests/vu-probe" "$root/vu-vm/bin/vu-probe"
+cp "$build/tests/vu-probe" "$root/vu-vm/bin/vu-probe" # static
 # More programs for another checks script ($VU_VM_EXTRA: paths; the
-# benchmark's vu-floor), with their libraries.
-for p in ${VU_VM_EXTRA:-}; do
-  cp "$p" "$root/vu-vm/bin/"
-  for lib in $(ldd "$p" | awk '/=> \// {print $3}'); do
-    [ -e "$root$lib" ] || install -D -m 0644 "$lib" "$root$lib"
-  done
-done
+# benchmark's vu-floor).
+for p in ${VU_VM_EXTRA:-}; do add_program "$p"; done
 install -m 0755 "$here/init" "$root/vu-vm/init"
 install -m 0755 "${VU_VM_CHECKS:-$here/checks.sh}" "$root/vu-vm/checks.sh" # another script: debugging
 mkfs.ext4 -q -F -d "$root" -L vuroot "$work/disk.img" 3G
