@@ -37,6 +37,12 @@ struct FileStat {
   bool same_version(const FileStat& other) const;
 };
 
+// The bytes a file's blocks take on disk (what du counts and what freeing
+// the inode gives back), as opposed to its size.
+inline uint64_t allocated_bytes(const FileStat& st) {
+  return st.blocks * 512;
+}
+
 // statx(dirfd, name, AT_SYMLINK_NOFOLLOW). An empty name stats dirfd itself.
 Result<FileStat> stat_at(int dirfd, const std::string& name);
 Result<FileStat> stat_fd(int fd);

@@ -219,8 +219,8 @@ void count_planned(RunContext& rc) {
     for (size_t k = 1; k < g.inodes.size(); ++k) {
       const InodeRec& rec = rc.inodes[g.inodes[k]];
       r.files_linked += rec.names.size();
-      r.bytes_saved += rec.st.size;
-      r.bytes_saved_by_guest[rc.scan.files[rec.names.front()].guest] += rec.st.size;
+      r.bytes_saved += allocated_bytes(rec.st);
+      r.bytes_saved_by_guest[rc.scan.files[rec.names.front()].guest] += allocated_bytes(rec.st);
       if (rc.options.log_actions)
         for (uint32_t n : rec.names)
           rc.log.action(

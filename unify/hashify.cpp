@@ -351,12 +351,12 @@ void count_store_plan(StoreRun& sr) {
   for (auto& [entry, cs] : sr.to_existing)
     for (uint32_t c : cs) {
       r.files_linked += inodes[c].names.size();
-      r.bytes_saved += inodes[c].st.size;
+      r.bytes_saved += allocated_bytes(inodes[c].st);
     }
   for (auto& e : sr.created) {
     for (uint32_t c : e.candidates) r.files_linked += inodes[c].names.size();
     for (size_t k = 1; k < e.candidates.size(); ++k)
-      r.bytes_saved += inodes[e.candidates[k]].st.size;
+      r.bytes_saved += allocated_bytes(inodes[e.candidates[k]].st);
   }
   r.duplicate_groups = sr.to_existing.size() + sr.created.size();
 }
@@ -475,6 +475,9 @@ Result<Report> hashify_on_workers(const std::vector<UnifyGuest>& guests, const H
   VU_TRY_ASSIGN(rc, RunContext::open(std::move(all), ro));
   StoreRun sr{o, *rc, store, static_cast<uint32_t>(guests.size()), {}, {}, {}, {}, {}, {}};
   const std::string cache_path = store.path + "/.cache";
+  // A dry run creates nothing (no store, lock or cache); it refreshes a
+  // cache that is there.
+  const bool save_cache = !o.dry_run || (store.dir.valid() && path_exists(cache_path));
   if (!o.refresh && store.dir.valid()) sr.cache.load(cache_path);
 
   ConfigFiles config = resolve_config_files(*rc);
@@ -501,11 +504,11 @@ Result<Report> hashify_on_workers(const std::vector<UnifyGuest>& guests, const H
     protect_entries(sr);
     // Net: the guests' freed inodes minus the store copies made for them.
     uint64_t copies = 0;
-    for (const auto& e : sr.created) copies += e.st.size;
+    for (const auto& e : sr.created) copies += allocated_bytes(e.st);
     uint64_t freed = rc->bytes_saved.exchange(0);
     rc->report.bytes_saved += freed > copies ? freed - copies : 0;
   }
-  if (store.dir.valid() && (sr.cache.dirty() || o.refresh)) {
+  if (save_cache && store.dir.valid() && (sr.cache.dirty() || o.refresh)) {
     auto saved = sr.cache.save(cache_path, now_ns());
     if (!saved.ok()) rc->log.add(Failure::cache, cache_path, saved.error().message());
   }

@@ -293,7 +293,7 @@ bool commit_target(RunContext& rc, Canonical& c, Verified& v) {
   v.lease.reset();                                           // released: the inode is going
   auto st = stat_fd(v.fd.get());
   if (st.ok() && st->nlink == 0) {
-    rc.bytes_saved.fetch_add(t.st.size, std::memory_order_relaxed);
+    rc.bytes_saved.fetch_add(allocated_bytes(t.st), std::memory_order_relaxed);
     rc.reaper.give(std::move(v.fd)); // the last reference: closing it frees the inode
   }
   return true;

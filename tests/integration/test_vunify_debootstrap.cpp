@@ -130,7 +130,7 @@ Expected independent_count(const std::vector<std::string>& roots, bool default_e
       auto& ino = classes[key][{st.st_dev, st.st_ino}];
       ++ino.names;
       ino.nlink = st.st_nlink;
-      class_size[key] = static_cast<uint64_t>(st.st_size);
+      class_size[key] = static_cast<uint64_t>(st.st_blocks) * 512; // what du sees freed
     }
   }
   Expected e;

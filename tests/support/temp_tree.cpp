@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <cstring>
 #include <dirent.h>
 #include <fcntl.h>
@@ -245,7 +246,13 @@ void remove_tree(const std::string& path) {
       },
       64, FTW_PHYS);
   std::string cmd = "rm -rf -- '" + path + "'";
-  (void)::system(cmd.c_str());
+  if (::system(cmd.c_str()) != 0) std::fprintf(stderr, "could not remove %s\n", path.c_str());
+}
+
+uint64_t allocated_of(const std::string& path) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) return 0;
+  return static_cast<uint64_t>(st.st_blocks) * 512;
 }
 
 std::pair<uint64_t, uint64_t> inode_of(const std::string& path) {

@@ -57,6 +57,9 @@ void remove_tree(const std::string& path);
 
 // (dev, ino) of a path, without following symlinks.
 std::pair<uint64_t, uint64_t> inode_of(const std::string& path);
+// The bytes `path`'s blocks take (st_blocks * 512): what du counts and what
+// the tools report as saved.
+uint64_t allocated_of(const std::string& path);
 bool is_immutable_path(const std::string& path);
 // FS_IOC_GETFLAGS of a path (~0 when it cannot be read).
 uint32_t inode_flags_of(const std::string& path);

@@ -78,8 +78,12 @@ TEST_F(Hashify, EditedInPlaceIsFoundThroughCtime) {
     t.file("g1/usr/f" + std::to_string(i), vu::test::random_bytes(3000, i));
   t.mkdirs(".hash"); // a dry run never creates the store...
   HashifyOptions o;
-  o.dry_run = true;       // ... but hashes and keeps its cache
+  o.dry_run = true;       // ... nor its cache, but refreshes one that is there
   o.cache_min_age_ns = 0; // (the guard has its own test)
+  EXPECT_EQ(run({"g1"}, o).files_hashed, 5u);
+  EXPECT_NE(::access(t.path(".hash/.cache").c_str(), F_OK), 0) << "a dry run made the cache";
+  EXPECT_NE(::access(t.path(".hash/.lock").c_str(), F_OK), 0) << "a dry run made the lock";
+  t.file(".hash/.cache", ""); // damaged: replaced
   Report first = run({"g1"}, o);
   EXPECT_EQ(first.files_hashed, 5u);
   Report second = run({"g1"}, o);
