@@ -14,7 +14,7 @@ pkgs=(
   debootstrap cpio bc
   libapt-pkg-dev librpm-dev rpm clang libclang-rt-14-dev clang-format-14
   libseccomp-dev iproute2 procps libbpf-dev bpftool
-  qemu-system-x86 mmdebstrap busybox-static
+  qemu-system-x86 mmdebstrap busybox-static debhelper lintian groff-base
   chromium
 )
 if [ "${1:-}" = "--bench" ]; then

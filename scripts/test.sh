@@ -10,7 +10,7 @@
 #
 # Time on two cores is mostly compiling: the GCC build here is -O2 without
 # debug information (a third less compile time than the demo's
-# RelWithDebInfo), the sanitizer build compiles while the GCC build's
+# RelWithDebInfo) and otherwise the Debian package's build, the sanitizer build compiles while the GCC build's
 # tests run (they mostly wait for copies, kills and processes), and the
 # fuzz targets run beside the sanitizer build's tests. Each phase prints
 # how long it took.
@@ -26,8 +26,11 @@ phase_done() {
 ./scripts/install-deps.sh
 phase_done "installing dependencies"
 
-./scripts/build.sh -DVU_WERROR=ON -DVU_BUILD_TESTS=ON -DCMAKE_BUILD_TYPE=Release \
-  -DCMAKE_CXX_FLAGS_RELEASE="-O2 -DNDEBUG" -DCMAKE_C_FLAGS_RELEASE="-O2 -DNDEBUG"
+# Configured as the Debian package's build (prefix /usr, Debian's
+# hardening flags; -g0: no debug information), so the programs tested are
+# the ones tests/package/run.sh packages and installs.
+mapfile -t deb_args < <(./scripts/deb-cmake-args -g0)
+./scripts/build.sh -DVU_WERROR=ON -DVU_BUILD_TESTS=ON "${deb_args[@]}"
 phase_done "the GCC build"
 
 san_pid=""

@@ -177,10 +177,24 @@ TEST(Vhashify, TheInstalledNightlyJobReportsEveryFailure) {
                t.path("install.log") + " 2>&1"),
             0)
       << t.read("install.log");
+  // The default exclude list goes where the tools read it, and an edited
+  // one is kept by the next install.
+  const std::string excl = "d/etc/vservers/.defaults/apps/vunify/exclude";
+  EXPECT_NE(t.read(excl).find("\n/etc/*\n"), std::string::npos);
+  t.file(excl, "# edited\n/usr/lib\n");
+  ASSERT_EQ(sh("DESTDIR=" + dest + " cmake --install " VU_BINARY_DIR " --prefix " + prefix + " >" +
+               t.path("install.log") + " 2>&1"),
+            0)
+      << t.read("install.log");
+  EXPECT_EQ(t.read(excl), "# edited\n/usr/lib\n");
   ASSERT_EQ(::symlink((dest + prefix).c_str(), prefix.c_str()), 0); // as if installed there
   const std::string cron = dest + "/etc/cron.d/vhashify";
-  const std::string unit = prefix + "/lib/systemd/system/vhashify.service";
-  ASSERT_EQ(sh("sed -n 's/^[^#].* root //p' " + cron + " >" + t.path("cron.sh") +
+  // Below the prefix, or where VU_SYSTEMD_UNIT_DIR names (the package's
+  // build: /lib/systemd/system).
+  std::string unit = prefix + "/lib/systemd/system/vhashify.service";
+  if (::access(unit.c_str(), F_OK) != 0) unit = dest + "/lib/systemd/system/vhashify.service";
+  // The job's line, with the '#' that keeps it off until enabled removed.
+  ASSERT_EQ(sh("sed -n 's/^#\\?[0-9].* root //p' " + cron + " >" + t.path("cron.sh") +
                " && sed -n 's/^ExecStart=//p' " + unit + " >" + t.path("unit.sh")),
             0);
   EXPECT_NE(t.read("cron.sh").find(prefix + "/share/vunify/vhashify-nightly"), std::string::npos)

@@ -100,17 +100,7 @@ chmod +x "$work/initrd/init"
 (cd "$work/initrd" && find . | cpio -o -H newc 2>/dev/null | gzip -1 >"$work/initrd.gz")
 
 # --- the root: minbase bookworm (cached), the suite, two guests -------------
-packages=acl,attr,e2fsprogs
-rootkey=$(echo "bookworm minbase $packages v1" | md5sum | cut -c1-12)
-roottar=$cache/root-$rootkey.tar
-if [ ! -f "$roottar" ]; then
-  mmdebstrap --quiet --variant=minbase --include=$packages \
-    --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
-    --dpkgopt='path-exclude=/usr/share/locale/*' \
-    bookworm "$roottar.tmp" http://deb.debian.org/debian >/dev/null 2>&1 ||
-    skip "mmdebstrap cannot build the VM's root"
-  mv "$roottar.tmp" "$roottar"
-fi
+roottar=$("$here/../support/bookworm-root.sh" "$cache") || skip "mmdebstrap cannot build the VM's root"
 sed_deb=$(ls "$cache"/sed_*.deb 2>/dev/null | head -1 || true)
 if [ -z "$sed_deb" ]; then
   (cd "$cache" && apt-get download -q sed >/dev/null 2>&1) || skip "cannot download sed"

@@ -6,6 +6,7 @@
 #include "core/guest_procs.h"
 #include "kernel/ns.h"
 #include "tools/common/cli.h"
+#include "version.h"
 
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -66,8 +67,10 @@ std::string with_context(const std::string& line, size_t end,
 int run(int argc, char** argv) {
   if (argc > 1 && (std::string(argv[1]) == "--help" || std::string(argv[1]) == "--version")) {
     std::cout << (std::string(argv[1]) == "--help"
-                      ? "vps [ps options]: ps with each process's context and guest\n"
-                      : "vps (vunify)\n");
+                      ? "vps [ps options]: ps with each process's context and guest\n\n"
+                        "Exit status: 0 done; 1 ps could not be run.\n"
+                        "Examples:\n  vps aux\n  vps -e -o pid,comm\n"
+                      : std::string("vps ") + k_version + "\n");
     return 0;
   }
   auto out = run_ps(argc, argv);
