@@ -3,6 +3,7 @@
 
 #include "kernel/fs.h"
 
+#include <cerrno>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -18,7 +19,11 @@ std::string mode_string(mode_t m) {
 Result<std::vector<std::string>> barrier_problems(const std::string& base) {
   std::vector<std::string> problems;
   struct stat st {};
-  if (::lstat(base.c_str(), &st) != 0) return errno_error("lstat " + base);
+  if (::lstat(base.c_str(), &st) != 0) {
+    if (errno != ENOENT) return errno_error("guest base " + base);
+    return described_error(ENOENT, "guest base " + base +
+                                       " does not exist (name it, or set .defaults/vdirbase)");
+  }
   if (S_ISLNK(st.st_mode)) {
     problems.push_back(base + " is a symlink; the barrier must be the real directory");
     if (::stat(base.c_str(), &st) != 0) return errno_error("stat " + base);
@@ -27,9 +32,10 @@ Result<std::vector<std::string>> barrier_problems(const std::string& base) {
     problems.push_back(base + " is not a directory");
     return problems;
   }
-  if (st.st_uid != 0) problems.push_back(base + " is not owned by root");
+  if (st.st_uid != 0) problems.push_back(base + " is not owned by root (vbarrier set fixes it)");
   if ((st.st_mode & 07777) != 0)
-    problems.push_back(base + " has mode " + mode_string(st.st_mode & 0777) + ", not 000");
+    problems.push_back(base + " has mode " + mode_string(st.st_mode & 0777) +
+                       ", not 000 (vbarrier set fixes it)");
   return problems;
 }
 
@@ -53,10 +59,11 @@ Result<std::vector<std::string>> check_guest_base(const std::string& base,
     for (const auto& g : guests)
       if (path_within(s, g.root))
         problems.push_back("hash store " + s + " is inside guest '" + g.name + "'");
-    if (st.st_uid != 0) problems.push_back("hash store " + s + " is not owned by root");
+    if (st.st_uid != 0)
+      problems.push_back("hash store " + s + " is not owned by root (vbarrier set fixes it)");
     if (st.st_mode & 0077)
       problems.push_back("hash store " + s + " has mode " + mode_string(st.st_mode & 0777) +
-                         ": accessible by others than root");
+                         ": accessible by others than root (vbarrier set fixes it)");
   }
   return problems;
 }

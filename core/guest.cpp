@@ -78,11 +78,27 @@ std::string parse_config_value(std::string_view text) {
 }
 
 ConfigBase::ConfigBase(std::string dir) : m_dir(std::move(dir)) {
+  m_named = !m_dir.empty();
   if (m_dir.empty()) {
     const char* env = std::getenv("VSERVER_CONFDIR");
-    m_dir = env && *env ? env : "/etc/vservers";
+    m_named = env && *env;
+    m_dir = m_named ? env : "/etc/vservers";
   }
   while (m_dir.size() > 1 && m_dir.back() == '/') m_dir.pop_back();
+}
+
+Status ConfigBase::check() const {
+  if (!path_exists(m_dir)) {
+    if (!m_named) return {};
+    return described_error(ENOENT, "configuration base " + m_dir + " does not exist");
+  }
+  if (!is_directory(m_dir))
+    return described_error(ENOTDIR, "configuration base " + m_dir + " is not a directory");
+  if (path_exists(m_dir + "/etc/passwd") && is_directory(m_dir + "/usr"))
+    return described_error(EINVAL, "configuration base " + m_dir +
+                                       " looks like a guest root (etc/passwd, usr/), not like "
+                                       "/etc/vservers; --confdir names the configuration base");
+  return {};
 }
 
 std::string ConfigBase::vdirbase() const {
@@ -98,7 +114,10 @@ Result<Guest> ConfigBase::from_confdir(const std::string& confdir, const std::st
   std::string vdir = conf + "/vdir";
   std::string root = path_exists(vdir) ? vdir : vdirbase() + "/" + name;
   auto r = real_path(root);
-  if (!r.ok()) return make_error(r.code(), "guest '" + name + "': root " + root + " not found");
+  if (!r.ok() && r.code() == ENOENT)
+    return described_error(ENOENT, "guest '" + name + "': root " + root +
+                                       " does not exist (no vdir in " + conf + ")");
+  if (!r.ok()) return make_error(r.code(), "guest '" + name + "': root " + root);
   if (!is_directory(r.value()))
     return described_error(ENOTDIR,
                            "guest '" + name + "': root " + r.value() + " is not a directory");
@@ -122,7 +141,9 @@ Result<Guest> ConfigBase::resolve(const std::string& arg) const {
   }
   if (path_exists(arg + "/vdir")) return from_confdir(arg, basename_of(arg));
   auto r = real_path(arg);
-  if (!r.ok()) return make_error(r.code(), "guest root " + arg + " not found");
+  if (!r.ok() && r.code() == ENOENT)
+    return described_error(ENOENT, "guest root " + arg + " does not exist");
+  if (!r.ok()) return make_error(r.code(), "guest root " + arg);
   if (!is_directory(r.value()))
     return described_error(ENOTDIR, "guest root " + arg + " is not a directory");
   if (r.value() == "/")

@@ -30,6 +30,11 @@ public:
   explicit ConfigBase(std::string dir = {});
 
   const std::string& dir() const { return m_dir; }
+  // Whether dir() can be a configuration base: an error when it is not a
+  // directory, when it was named (--confdir, $VSERVER_CONFDIR) but does not
+  // exist, or when it looks like a guest root (etc/passwd and usr/) - a
+  // mix-up of --confdir with a guest's path. The default's absence is fine.
+  Status check() const;
   // <dir>/.defaults/vdirbase resolved, else /vservers.
   std::string vdirbase() const;
 
@@ -73,6 +78,7 @@ public:
 private:
   Result<Guest> from_confdir(const std::string& confdir, const std::string& name) const;
   std::string m_dir;
+  bool m_named = false; // given, or from $VSERVER_CONFDIR
 };
 
 // Reads a one-value configuration file: the first line that is neither

@@ -248,6 +248,22 @@ TEST(Arguments, EmptyNamesArePlainUsageErrorsInEveryProgram) {
   EXPECT_FALSE(is_immutable_path(t.path("cwd"))) << "setattr --immutable '' changed something";
 }
 
+// Every program's --help ends with its exit codes and examples; --version
+// says the suite's version.
+TEST(Arguments, EveryProgramsHelpShowsExitCodesAndExamples) {
+  for (const char* prog :
+       {VUNIFY_BIN, VHASHIFY_BIN, VDU_BIN, SETATTR_BIN, SHOWATTR_BIN, VBARRIER_BIN, VSERVER_BIN,
+        VPS_BIN, VSERVER_STAT_BIN, START_VSERVERS_BIN, VAPT_GET_BIN, VRPM_BIN, VATTR_BPF_BIN}) {
+    auto help = run_program({prog, "--help"});
+    EXPECT_EQ(help.status, 0) << prog;
+    EXPECT_NE(help.out.find("Exit status: 0 "), std::string::npos) << prog << help.out;
+    EXPECT_NE(help.out.find("Examples:\n  "), std::string::npos) << prog << help.out;
+    auto version = run_program({prog, "--version"});
+    EXPECT_EQ(version.status, 0) << prog;
+    EXPECT_NE(version.out.find(" 0."), std::string::npos) << prog << ": " << version.out;
+  }
+}
+
 TEST(Arguments, SetattrFlagsNumbersAndClearing) {
   TempTree t;
   t.file("f", "some file content\n");

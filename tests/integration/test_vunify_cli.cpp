@@ -46,22 +46,129 @@ TEST(CliBasics, HelpVersionAndUsageErrors) {
   EXPECT_NE(version.out.find("vunify "), std::string::npos);
   auto bad = run_vunify({"--no-such-option"});
   EXPECT_EQ(bad.status, 2);
+  EXPECT_EQ(bad.err, "vunify: error: unknown option --no-such-option (see vunify --help)\n");
+  // A typo gets the nearest option, on the same one line.
+  for (const char* typo : {"--dry-rn", "--dryrun", "--ignore-mtim"}) {
+    auto near = run_vunify({typo, "a", "b"});
+    EXPECT_EQ(near.status, 2);
+    EXPECT_EQ(std::count(near.err.begin(), near.err.end(), '\n'), 1) << near.err;
+    EXPECT_NE(
+        near.err.find(std::string("vunify: error: unknown option ") + typo + "; did you mean --"),
+        std::string::npos)
+        << near.err;
+  }
+  EXPECT_NE(run_vunify({"--dry-rn"}).err.find("did you mean --dry-run?"), std::string::npos);
   auto none = run_vunify({});
   EXPECT_EQ(none.status, 2);
   EXPECT_NE(none.err.find("vunify: error:"), std::string::npos);
   auto missing = run_vunify({"--confdir=/nonexistent-vunify-conf", "nosuchguest", "other"});
   EXPECT_EQ(missing.status, 2);
-  EXPECT_NE(missing.err.find("nosuchguest"), std::string::npos);
+  EXPECT_EQ(missing.err,
+            "vunify: error: configuration base /nonexistent-vunify-conf does not exist\n");
+}
+
+// --confdir mixed up with a file or a guest's root: one line that says so,
+// in every program that reads the configuration base; a guest that does
+// not exist is named without a doubled errno text.
+TEST_F(Cli, AConfigurationBaseThatCannotBeOneIsNamed) {
+  const std::string file = "--confdir=" + t.path("guests/web1/usr/bin/tool");
+  const std::string root = "--confdir=" + t.path("guests/web1");
+  t.file("guests/web1/etc/passwd", "root:x:0:0::/root:/bin/sh\n");
+  for (const auto& argv :
+       std::vector<std::vector<std::string>>{{VUNIFY_BIN, file, "-n", "web1", "web2"},
+                                             {VHASHIFY_BIN, file, "-n", "web1"},
+                                             {VDU_BIN, file, "web1"},
+                                             {VBARRIER_BIN, file, "check"}}) {
+    auto r = run_program(argv);
+    EXPECT_EQ(r.status, 2) << argv[0];
+    EXPECT_NE(r.err.find("error: configuration base " + t.path("guests/web1/usr/bin/tool") +
+                         " is not a directory\n"),
+              std::string::npos)
+        << argv[0] << ": " << r.err;
+  }
+  auto guest = run_vunify({root, "-n", "--all"});
+  EXPECT_EQ(guest.status, 2);
+  EXPECT_NE(guest.err.find("looks like a guest root (etc/passwd, usr/)"), std::string::npos)
+      << guest.err;
+  t.mkdirs("conf/ghost"); // no vdir, nothing at vdirbase/ghost
+  auto ghost = run_vunify({conf(), "-n", "ghost", "web1"});
+  EXPECT_EQ(ghost.status, 2);
+  EXPECT_EQ(ghost.err.find("No such file or directory"), std::string::npos) << ghost.err;
+  EXPECT_NE(ghost.err.find("guest 'ghost': root "), std::string::npos) << ghost.err;
+  EXPECT_NE(ghost.err.find(" does not exist (no vdir in "), std::string::npos) << ghost.err;
+}
+
+// Without the capabilities a run that changes files needs, it is refused
+// before anything is read: one line saying what to do, exit 2, nothing
+// changed (vhashify creates no store). A dry run needs none of them.
+TEST_F(Cli, ARunWithoutTheCapabilitiesItNeedsIsRefusedFirst) {
+  const std::string setpriv = "/usr/bin/setpriv";
+  if (::access(setpriv.c_str(), X_OK) != 0) GTEST_SKIP() << "setpriv (util-linux) is missing";
+  auto before = content_snapshot(t.path("guests"));
+  auto r =
+      run_program({setpriv, "--bounding-set=-linux_immutable", VUNIFY_BIN, conf(), "web1", "web2"});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_EQ(r.err,
+            "vunify: error: run it as root: linking guests' files needs CAP_LINUX_IMMUTABLE; "
+            "-n (a dry run) works without\n");
+  auto h = run_program({setpriv, "--bounding-set=-fowner", VHASHIFY_BIN, conf(), "--destination",
+                        t.path("store"), "web1", "web2"});
+  EXPECT_EQ(h.status, 2);
+  EXPECT_NE(h.err.find("vhashify: error: run it as root: linking guests' files to the store needs "
+                       "CAP_FOWNER"),
+            std::string::npos)
+      << h.err;
+  EXPECT_NE(::access(t.path("store").c_str(), F_OK), 0) << "a store was created";
+  EXPECT_EQ(content_snapshot(t.path("guests")), before);
+  EXPECT_FALSE(same("guests/web1/usr/bin/tool", "guests/web2/usr/bin/tool"));
+  auto dry = run_program(
+      {setpriv, "--bounding-set=-linux_immutable", VUNIFY_BIN, conf(), "-n", "web1", "web2"});
+  EXPECT_EQ(dry.status, 0) << dry.err;
+}
+
+// vunify -R GUEST --path P in either order; a relative path, a path that
+// names no file, and --path without -R are errors, not silent no-ops.
+TEST_F(Cli, RevertPathsInEveryOrder) {
+  ASSERT_EQ(run_vunify({conf(), "web1", "web2", "db1"}).status, 0);
+  ASSERT_TRUE(same("guests/web1/usr/bin/tool", "guests/web2/usr/bin/tool"));
+  auto r = run_vunify({conf(), "-R", "--path", "/usr/bin/tool", "web2"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_FALSE(same("guests/web1/usr/bin/tool", "guests/web2/usr/bin/tool"));
+  EXPECT_TRUE(same("guests/web1/usr/bin/tool", "guests/db1/usr/bin/tool"));
+  EXPECT_TRUE(same("guests/web1/usr/lib/libx.so", "guests/web2/usr/lib/libx.so"))
+      << "not asked for";
+  auto after = run_vunify({conf(), "-R", "db1", "--path", "/usr/bin/tool"});
+  ASSERT_EQ(after.status, 0) << after.err;
+  EXPECT_FALSE(same("guests/web1/usr/bin/tool", "guests/db1/usr/bin/tool"));
+  auto relative = run_vunify({conf(), "-R", "web1", "--path", "usr/lib/libx.so"});
+  EXPECT_EQ(relative.status, 2);
+  EXPECT_EQ(relative.err, "vunify: error: --path 'usr/lib/libx.so': not an absolute path inside "
+                          "the guest (write /usr/lib/libx.so)\n");
+  auto absent = run_vunify({conf(), "-R", "web1", "--path", "/usr/bin/no-such-tool"});
+  EXPECT_EQ(absent.status, 1);
+  EXPECT_NE(absent.out.find("web1:/usr/bin/no-such-tool: no regular file of the guest"),
+            std::string::npos)
+      << absent.out << absent.err;
+  auto without = run_vunify({conf(), "--path", "/usr/bin/tool", "web1", "web2"});
+  EXPECT_EQ(without.status, 2);
+  EXPECT_NE(without.err.find("--path is for -R"), std::string::npos) << without.err;
+  EXPECT_TRUE(same("guests/web1/usr/lib/libx.so", "guests/web2/usr/lib/libx.so"));
 }
 
 TEST_F(Cli, NamedGuestsWithDefaultExcludes) {
   auto before = content_snapshot(t.path("guests"));
+  uint64_t freed = 0; // the blocks of the inodes that go: what du sees freed
+  for (const char* g : {"web2", "db1"})
+    for (const char* f :
+         {"usr/bin/tool", "usr/lib/libx.so", "etc/terminfo/x/xterm", "opt/app/data.bin"})
+      freed += allocated_of(t.path(std::string("guests/") + g + "/" + f));
+  ASSERT_GE(freed, 2u * (9000 + 20000 + 3000 + 5000));
   auto r = run_vunify({conf(), "--json", "web1", "web2", "db1"});
   ASSERT_EQ(r.status, 0) << r.err;
   auto j = json_of(r);
   EXPECT_EQ(j["guests"].size(), 3u);
   EXPECT_EQ(j["files_linked"], 8); // tool, libx.so, xterm, data.bin in web2 and db1
-  EXPECT_EQ(j["bytes_saved"], 2 * (9000 + 20000 + 3000 + 5000));
+  EXPECT_EQ(j["bytes_saved"], freed);
   EXPECT_EQ(j["error_count"], 0);
   for (const char* k : {"files_scanned", "bytes_scanned", "files_hashed", "bytes_hashed",
                         "files_linked", "bytes_saved", "errors", "dry_run"})
@@ -103,6 +210,7 @@ TEST_F(Cli, VerboseListsEveryLinkedName) {
       << r.out;
 }
 
+// A guest's own list comes first, then the base's .defaults list.
 TEST_F(Cli, GuestAndDefaultsExcludeFiles) {
   t.file("conf/web1/apps/vunify/exclude", "/opt/app\n");
   t.file("conf/.defaults/apps/vunify/exclude", "# shared by all guests\n/usr/lib\n");
@@ -112,6 +220,29 @@ TEST_F(Cli, GuestAndDefaultsExcludeFiles) {
   EXPECT_FALSE(same("guests/web1/opt/app/data.bin", "guests/web2/opt/app/data.bin"));
   EXPECT_TRUE(same("guests/web2/opt/app/data.bin", "guests/db1/opt/app/data.bin"));
   EXPECT_TRUE(same("guests/web1/usr/bin/tool", "guests/web2/usr/bin/tool"));
+  // The base's list replaces the built-in one, as in util-vserver (the
+  // package installs the built-in list there): /var is no longer excluded.
+  EXPECT_TRUE(same("guests/web1/var/lib/state", "guests/web2/var/lib/state"));
+}
+
+// A list written for util-vserver, whose '*' crossed '/': one warning per
+// list, naming the line and the '**' that means what it meant; a trailing
+// '*' (an excluded directory is not entered) and '**' are not warned about.
+TEST_F(Cli, OldListsWhoseStarCrossedSlashAreWarnedAboutOnce) {
+  t.file("conf/.defaults/apps/vunify/exclude", "/etc/*\n/var/**/x\n/usr/lib/*.so\n/usr/*/y\n");
+  auto r = run_vunify({conf(), "-n", "web1", "web2", "db1"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  const std::string w = "vunify: warning: " + t.path("conf/.defaults/apps/vunify/exclude") +
+                        ":3: '/usr/lib/*.so': '*' stays within one directory (util-vserver's "
+                        "crossed '/'); write '/usr/lib/**.so' if deeper paths were meant\n";
+  EXPECT_NE(r.err.find(w), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("warning: " + t.path("conf/.defaults/apps/vunify/exclude"),
+                       r.err.find(w) + w.size()),
+            std::string::npos)
+      << "once: " << r.err;
+  t.file("conf/.defaults/apps/vunify/exclude", "/etc/*\n/var/**/x\n/usr/lib/**.so\n");
+  auto quiet = run_vunify({conf(), "-n", "web1", "web2"});
+  EXPECT_EQ(quiet.err.find("stays within one directory"), std::string::npos) << quiet.err;
 }
 
 TEST_F(Cli, ExcludeFromReplacesTheDefaultList) {

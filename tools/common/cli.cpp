@@ -1,6 +1,12 @@
 #include "tools/common/cli.h"
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <iostream>
+#include <stdexcept>
+#include <string>
+#include <vector>
 
 namespace vu {
 
@@ -13,11 +19,74 @@ const CLI::Validator& non_empty() {
   return v;
 }
 
+void add_help_footer(CLI::App& app, const std::string& exit_codes,
+                     const std::vector<std::string>& examples) {
+  std::string text = app.get_footer();
+  if (!text.empty()) text += "\n\n";
+  text += "Exit status: " + exit_codes + ".\nExamples:";
+  for (const auto& e : examples) text += "\n  " + e;
+  app.footer(text);
+}
+
 void print_error(const std::string& prog, const std::string& message) {
   std::cerr << prog << ": error: " << message << "\n";
 }
 
 namespace {
+
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+// "--dry-rn" -> "--dry-run": the option of `app` nearest to an unknown
+// argument that looks like an option (at most two edits, or the start of
+// exactly one option's name); empty when there is none.
+std::string nearest_option(const CLI::App& app, std::string arg) {
+  if (arg.size() < 3 || arg.rfind("--", 0) != 0) return {};
+  arg = arg.substr(2, arg.find('=') == std::string::npos ? std::string::npos : arg.find('=') - 2);
+  std::string best;
+  size_t best_distance = 3;
+  std::vector<std::string> prefixed;
+  for (const CLI::Option* o : app.get_options()) {
+    for (const auto& name : o->get_lnames()) {
+      size_t d = edit_distance(arg, name);
+      if (d < best_distance) {
+        best_distance = d;
+        best = name;
+      }
+      if (name.rfind(arg, 0) == 0) prefixed.push_back(name);
+    }
+  }
+  if (best.empty() && prefixed.size() == 1) best = prefixed[0];
+  return best.empty() ? std::string() : "--" + best;
+}
+
+// CLI11's "The following argument was not expected: X" as one line that
+// says what to do.
+std::string usage_message(const CLI::App& app, const CLI::ParseError& e) {
+  std::string what = e.what();
+  while (!what.empty() && what.back() == '\n') what.pop_back();
+  if (dynamic_cast<const CLI::ExtrasError*>(&e)) {
+    std::string args = what.substr(what.find(": ") == std::string::npos ? 0 : what.find(": ") + 2);
+    std::string first = args.substr(0, args.find(' '));
+    what = (first.rfind("-", 0) == 0 ? "unknown option " : "unexpected argument ") + args;
+    std::string near = nearest_option(app, first);
+    if (!near.empty()) what += "; did you mean " + near + "?";
+  }
+  return what + " (see " + app.get_name() + " --help)";
+}
+
 template <typename Parse> std::optional<int> parse_with(CLI::App& app, Parse parse) {
   try {
     parse();
@@ -28,9 +97,7 @@ template <typename Parse> std::optional<int> parse_with(CLI::App& app, Parse par
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::string what = e.what();
-    while (!what.empty() && what.back() == '\n') what.pop_back();
-    print_error(app.get_name(), what + " (see " + app.get_name() + " --help)");
+    print_error(app.get_name(), usage_message(app, e));
     return exit_status(ExitCode::usage);
   }
   return std::nullopt;
@@ -50,6 +117,15 @@ std::optional<int> parse_command_line(CLI::App& app, int argc, char** argv) {
 
 std::optional<int> parse_command_line(CLI::App& app, std::vector<std::string> reversed_args) {
   return parse_with(app, [&] { app.parse(reversed_args); });
+}
+
+void require_capabilities(CapMask need, const std::string& what, const std::string& instead) {
+  auto effective = process_capabilities(::getpid(), "CapEff");
+  if (!effective.ok()) return; // no /proc: the calls themselves will say
+  CapMask missing = need & ~*effective;
+  if (!missing) return;
+  throw std::runtime_error("run it as root: " + what + " needs " + capability_list(missing) +
+                           (instead.empty() ? "" : "; " + instead));
 }
 
 int run_program(const char* prog, int (*run)(int, char**), int argc, char** argv) {

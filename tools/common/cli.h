@@ -2,10 +2,13 @@
 // name or path is never empty, and usage errors on one line.
 #pragma once
 
+#include "kernel/caps.h"
+
 #include <CLI/CLI.hpp>
 
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace vu {
 
@@ -35,8 +38,22 @@ CLI::Option* add_confdir_option(CLI::App& app, std::string& confdir);
 std::optional<int> parse_command_line(CLI::App& app, int argc, char** argv);
 std::optional<int> parse_command_line(CLI::App& app, std::vector<std::string> reversed_args);
 
+// The end of --help: the exit codes and a few examples, after whatever
+// footer the program has. k_common_exit_codes is what most programs use.
+inline constexpr const char* k_common_exit_codes =
+    "0 done; 1 something failed (each kind reported, the rest done); 2 usage or set-up error "
+    "(nothing changed)";
+void add_help_footer(CLI::App& app, const std::string& exit_codes,
+                     const std::vector<std::string>& examples);
+
 // Prints "<prog>: error: <message>" on stderr.
 void print_error(const std::string& prog, const std::string& message);
+
+// Checked before a run that changes files does any work (a run without
+// them would read everything and then fail file by file): throws "run it
+// as root: <what> needs CAP_...[; <instead>]" unless the effective set
+// holds `need`.
+void require_capabilities(CapMask need, const std::string& what, const std::string& instead);
 
 // The one top-level error handler of every program: runs `run` and turns
 // an exception that escapes it into one line on stderr and exit status 2.

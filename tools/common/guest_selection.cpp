@@ -10,9 +10,15 @@ namespace vu {
 
 namespace {
 
-Result<ExcludeList> base_excludes(const GuestSelection& s) {
+// The default list every configured guest's own list is followed by:
+// --exclude-from, none, the base's .defaults/apps/vunify/exclude (as in
+// util-vserver, it replaces the built-in list: the package installs the
+// built-in list there, so editing it edits the default), else built-in.
+Result<ExcludeList> base_excludes(const GuestSelection& s, const ConfigBase& config) {
   if (!s.exclude_from.empty()) return ExcludeList::load(s.exclude_from);
   if (s.no_default_excludes) return ExcludeList{};
+  std::string defaults = config.dir() + "/.defaults/apps/vunify/exclude";
+  if (path_exists(defaults)) return ExcludeList::load(defaults);
   return ExcludeList::parse(default_exclude_text(), "built-in default list");
 }
 
@@ -43,15 +49,21 @@ Status apply_pkgmgmt(UnifyGuest& u, const ConfigBase& config) {
 
 } // namespace
 
-Result<ExcludeList> guest_excludes(const Guest& guest, const ConfigBase& config,
-                                   const ExcludeList& base) {
+namespace {
+void note_warning(const ExcludeList& list, std::vector<std::string>& warnings) {
+  const std::string& w = list.crossing_warning();
+  if (!w.empty() && std::find(warnings.begin(), warnings.end(), w) == warnings.end())
+    warnings.push_back(w);
+}
+} // namespace
+
+Result<ExcludeList> guest_excludes(const Guest& guest, const ExcludeList& base,
+                                   std::vector<std::string>& warnings) {
   ExcludeList list;
-  std::vector<std::string> files;
-  if (!guest.confdir.empty()) files.push_back(guest.confdir + "/apps/vunify/exclude");
-  files.push_back(config.dir() + "/.defaults/apps/vunify/exclude");
-  for (const auto& f : files) {
-    if (!path_exists(f)) continue;
-    VU_TRY_ASSIGN(l, ExcludeList::load(f));
+  std::string own = guest.confdir + "/apps/vunify/exclude";
+  if (!guest.confdir.empty() && path_exists(own)) {
+    VU_TRY_ASSIGN(l, ExcludeList::load(own));
+    note_warning(l, warnings);
     list.append(l);
   }
   list.append(base);
@@ -84,6 +96,7 @@ Status select_manually(const GuestSelection& sel, SelectedGuests& out) {
   for (size_t i = 0; i < sel.args.size(); i += 2) {
     VU_TRY_ASSIGN(root, real_path(sel.args[i]));
     VU_TRY_ASSIGN(ex, ExcludeList::load(sel.args[i + 1]));
+    note_warning(ex, out.warnings);
     Guest g{root.substr(root.rfind('/') + 1), root, {}};
     bool reference = sel.min_manual_pairs == 2 && i > 0;
     out.guests.push_back(
@@ -113,7 +126,7 @@ Status select_configured(const GuestSelection& sel, const ConfigBase& config,
   if (guests.empty())
     return described_error(EINVAL, "no guests given (name guests, paths, or --all)");
   auto add = [&](const Guest& g, GuestRole role) -> Status {
-    VU_TRY_ASSIGN(ex, guest_excludes(g, config, base));
+    VU_TRY_ASSIGN(ex, guest_excludes(g, base, out.warnings));
     out.guests.push_back(make_guest(g, role, std::move(ex)));
     return {};
   };
@@ -153,8 +166,10 @@ void apply_config_files(const GuestSelection& sel, const ConfigBase& config, Sel
 
 Result<SelectedGuests> select_guests(const GuestSelection& sel) {
   ConfigBase config(sel.confdir);
+  if (!sel.manually) VU_TRY(config.check());
   SelectedGuests out;
-  VU_TRY_ASSIGN(base, base_excludes(sel));
+  VU_TRY_ASSIGN(base, base_excludes(sel, config));
+  note_warning(base, out.warnings);
   if (sel.manually)
     VU_TRY(select_manually(sel, out));
   else
@@ -188,6 +203,8 @@ void print_left_out(const std::string& prog, const SelectedGuests& selected) {
               << "' skipped: " << printable_path(g.message) << "\n";
   for (const auto& g : selected.stray)
     std::cerr << prog << ": warning: " << printable_path(g.message) << "\n";
+  for (const auto& w : selected.warnings)
+    std::cerr << prog << ": warning: " << printable_path(w) << "\n";
 }
 
 } // namespace vu

@@ -40,6 +40,7 @@ struct SelectedGuests {
   std::vector<LeftOutGuest> rejected; // package database unreadable: not unified
   std::vector<LeftOutGuest> skipped;  // --all: a configured guest without a usable root
   std::vector<LeftOutGuest> stray;    // --all: a directory of the base that is no guest
+  std::vector<std::string> warnings;  // exclude lists written for util-vserver's '*'
 };
 
 // Errors are usage or set-up errors (unknown guest, bad exclude list,
@@ -51,16 +52,18 @@ Result<SelectedGuests> select_guests(const GuestSelection& sel);
 // Files the guests left out as failures of the report (pkgmgmt, config),
 // so the exit status is 1 and the report names them.
 void note_left_out(const SelectedGuests& selected, Report& report);
-// One line per guest left out, and a warning per stray directory, on
-// stderr, prefixed with `prog`.
+// One line per guest left out, and a warning per stray directory and per
+// exclude list written for util-vserver's '*', on stderr, prefixed with
+// `prog`.
 void print_left_out(const std::string& prog, const SelectedGuests& selected);
 
 // The ordered exclude list for a configured guest: its apps/vunify/exclude,
-// then .defaults/apps/vunify/exclude of `config`, then `base` (the built-in
-// list or --exclude-from). Missing files are skipped; unreadable ones (not
-// a regular file, too large) are errors.
-Result<ExcludeList> guest_excludes(const Guest& guest, const ConfigBase& config,
-                                   const ExcludeList& base);
+// then `base` (--exclude-from, else the base's .defaults/apps/vunify/exclude,
+// else the built-in list). A missing file is skipped; an unreadable one (not
+// a regular file, too large) is an error.
+// Its crossing_warning, if any, is added to `warnings` once.
+Result<ExcludeList> guest_excludes(const Guest& guest, const ExcludeList& base,
+                                   std::vector<std::string>& warnings);
 
 // Whether the package manager is consulted for a guest: util-vserver's
 // apps/vunify/pkgmgmt-ignore, then pkgmgmt-force, then the same two files

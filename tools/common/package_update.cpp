@@ -540,6 +540,15 @@ int run_package_tool(const PackageTool& tool, int argc, char** argv) {
       break;
     }
   for (int i = ours + 1; i < argc; ++i) o.args.emplace_back(argv[i]);
+  const bool apt = std::string_view(tool.manager) == "apt-get";
+  add_help_footer(app,
+                  std::string("0 ") + tool.manager +
+                      " succeeded in every guest; 1 something failed in a guest (one line each; "
+                      "the others were still done); 2 usage error",
+                  apt ? std::vector<std::string>{"vapt-get web1 web2 -- install hello",
+                                                 "vapt-get -n --all -- upgrade   # plan only"}
+                      : std::vector<std::string>{prog + " web1 -- -Uvh /srv/rpms/hello.rpm",
+                                                 prog + " web1 -- -q hello"});
   if (auto done = parse_command_line(app, ours, argv)) return *done;
   if (o.args.empty()) {
     print_error(prog, std::string("no ") + tool.manager + " arguments: " + prog +

@@ -12,6 +12,7 @@
 #include <fcntl.h>
 
 #include <algorithm>
+#include <cstring>
 #include <iostream>
 #include <vector>
 
@@ -77,7 +78,7 @@ public:
         std::string shown = f.display == "/" ? "/" + name : f.display + "/" + name;
         auto st = stat_at(dir->get(), name);
         if (!st.ok()) {
-          fail(shown, st.error().message());
+          fail(shown, std::strerror(st.code())); // the name is shown already
           continue;
         }
         if (!m_visit({dir->get(), name, shown, *st})) ++m_failures;
@@ -139,7 +140,7 @@ WalkResult walk_path(const std::string& prog, const std::string& path, const Wal
   }
   auto st = stat_at(holder.get(), name);
   if (!st.ok()) {
-    w.fail(path, st.error().message());
+    w.fail(path, std::strerror(st.code())); // the name is shown already
     return {w.failures(), false};
   }
   result.reached = true;

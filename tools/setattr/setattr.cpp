@@ -87,6 +87,10 @@ int run(int argc, char** argv) {
   app.add_option("files", files, "files")->required()->check(non_empty());
   std::string attr_backend;
   add_attr_backend_option(app, attr_backend);
+  add_help_footer(
+      app, k_common_exit_codes,
+      {"setattr --iunlink /vservers/web1/usr/bin/x   # shared: replaceable, unchangeable",
+       "setattr -R --~immutable /vservers/web1/usr    # clear the flag below usr"});
   if (auto done = parse_command_line(app, args)) return *done;
   if ((set | clear) == 0) {
     print_error("setattr", "no attribute to set or clear given (see setattr --help)");

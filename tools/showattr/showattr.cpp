@@ -27,6 +27,10 @@ int run(int argc, char** argv) {
   add_attr_backend_option(app, attr_backend);
   app.footer("Columns: a(dmin) w(atch) h(ide) m(write) b(arrier) u(iunlink) i(mmutable) c(ow) "
              "x(id);\nupper case: set, lower case: supported but clear, '-': not supported.");
+  add_help_footer(app,
+                  "0 done; 1 some file could not be examined (its line shows ERR); 2 usage error",
+                  {"showattr -d /vservers                # the barrier on the guest base",
+                   "showattr -R /vservers/web1/usr/bin   # what unification protected"});
   if (auto done = parse_command_line(app, argc, argv)) return *done;
   if (files.empty()) files.push_back(".");
   auto backend = choose_attr_backend("showattr", attr_backend, {});

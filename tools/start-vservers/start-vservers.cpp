@@ -168,6 +168,12 @@ int run(int argc, char** argv) {
   app.add_flag("--stopped", s.stopped, "guests that do not run");
   app.add_flag("-q,--quiet", quiet, "no notices");
   app.add_option("names", s.names, "guests by name (after --)");
+  add_help_footer(
+      app,
+      "0 every guest that needed it was started or stopped; 1 none was, or a cycle; 2 "
+      "some were, or a usage error",
+      {"start-vservers -m default --start           # the guests marked default, at boot",
+       "start-vservers --all --running --stop       # stop every running guest"});
   if (auto done = parse_command_line(app, argc, argv)) return *done;
   if (start == stop) {
     print_error("start-vservers", "say --start or --stop (see start-vservers --help)");

@@ -265,7 +265,9 @@ int run(int argc, char** argv) {
   auto* unload_cmd = app.add_subcommand("unload", "remove the pins: marks are no longer enforced");
   auto* status_cmd = app.add_subcommand("status", "whether it is loaded, and what it refused");
   status_cmd->add_flag("--json", json, "one JSON object");
-  app.footer("Exit status: 0 done (status: loaded), 1 failed (status: not loaded), 2 usage.");
+  add_help_footer(
+      app, "0 done (status: loaded); 1 failed (status: not loaded); 2 usage error",
+      {"vattr-bpf load        # what vattr-bpf.service does at boot", "vattr-bpf status --json"});
   if (auto done = parse_command_line(app, argc, argv)) return *done;
   libbpf_set_print(libbpf_message);
   if (::geteuid() != 0 && !status_cmd->parsed())

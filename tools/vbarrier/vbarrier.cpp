@@ -30,8 +30,15 @@ int run(int argc, char** argv) {
                     "hash store (default: every store the configuration names, else <base>/.hash)")
         ->check(non_empty());
   }
+  add_help_footer(app, "0 a barrier (or set); 1 problems found (or setting failed); 2 usage error",
+                  {"vbarrier check     # every way /vservers is not a barrier",
+                   "vbarrier set       # make it one (mode 000, root, the attribute)"});
   if (auto done = parse_command_line(app, argc, argv)) return *done;
   ConfigBase config(confdir);
+  if (auto usable = config.check(); !usable.ok()) {
+    print_error("vbarrier", usable.error().message());
+    return exit_status(ExitCode::usage);
+  }
   if (base.empty()) base = config.vdirbase();
   std::vector<std::string> stores = store.empty() ? config.hash_stores() : std::vector{store};
   if (set->parsed()) {

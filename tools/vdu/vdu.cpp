@@ -367,6 +367,9 @@ int run(int argc, char** argv) {
   app.set_version_flag("--version", std::string("vdu ") + k_version);
   VduArgs a;
   add_options(app, a);
+  add_help_footer(app, k_common_exit_codes,
+                  {"vdu --all                      # every guest: used, shared, still possible",
+                   "vdu --html /tmp/vdu.html --all # the same as a page with charts"});
   if (auto done = parse_command_line(app, argc, argv)) return *done;
   if (!a.xid.empty()) {
     // Whole-tree numbers under --xid would be wrong data for the scripts

@@ -11,6 +11,7 @@
 #include "version.h"
 
 #include <fmt/format.h>
+#include <linux/capability.h>
 #include <nlohmann/json.hpp>
 #include <unistd.h>
 
@@ -53,7 +54,7 @@ void add_options(CLI::App& app, CliOptions& o) {
   add_confdir_option(app, o.sel.confdir);
   add_attr_backend_option(app, o.attr_backend);
   app.add_flag("-n,--dry-run", o.run.dry_run,
-               "hash and report (the cache is updated); link nothing");
+               "hash and report; create and link nothing (a cache that exists is refreshed)");
   app.add_flag("--refresh", o.run.refresh, "ignore the hash cache and read every candidate again");
   app.add_flag("--ignore-mtime", o.run.ignore_mtime,
                "also link files whose modification times differ (their names then show the "
@@ -68,9 +69,9 @@ void add_options(CLI::App& app, CliOptions& o) {
   app.add_option("--threads", o.run.threads, "worker threads (default: 8 per core, 8 to 32)")
       ->check(CLI::Range(1u, 256u));
   app.add_flag("--no-immutable", o.no_immutable, "do not set the immutable flag");
-  app.add_option("--exclude-from", o.sel.exclude_from, "exclude list replacing the built-in one")
+  app.add_option("--exclude-from", o.sel.exclude_from, "exclude list replacing the default list")
       ->check(non_empty());
-  app.add_flag("--no-default-excludes", o.sel.no_default_excludes, "no built-in exclude list");
+  app.add_flag("--no-default-excludes", o.sel.no_default_excludes, "no default exclude list");
   app.add_flag("--no-pkgmgmt", o.sel.no_pkgmgmt, "do not read package databases for config files");
   app.add_option("--min-size", o.run.min_size, "leave smaller files alone (default 16)")
       ->check(CLI::Range(uint64_t(1), uint64_t(1) << 62));
@@ -203,7 +204,14 @@ int run(int argc, char** argv) {
   o.sel.classic_refservers = false;
   o.sel.min_manual_pairs = 1;
   add_options(app, o);
+  add_help_footer(app, k_common_exit_codes,
+                  {"vhashify --all --gc             # what the nightly job runs",
+                   "vhashify -n --destination /srv/.hash web1 web2   # a dry run, store named"});
   if (auto done = parse_command_line(app, argc, argv)) return *done;
+  if (!o.run.dry_run)
+    require_capabilities(cap_bit(CAP_FOWNER) | cap_bit(CAP_DAC_OVERRIDE) |
+                             (o.no_immutable ? 0 : cap_bit(CAP_LINUX_IMMUTABLE)),
+                         "linking guests' files to the store", "-n (a dry run) works without");
   o.run.protect = o.no_immutable ? Protect::none : Protect::immutable;
   o.attrs = choose_attr_backend("vhashify", o.attr_backend, o.sel.confdir);
   o.run.attrs = o.attrs.get();

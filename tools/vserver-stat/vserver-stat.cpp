@@ -52,6 +52,9 @@ int run(int argc, char** argv) {
   app.set_version_flag("--version", std::string("vserver-stat ") + k_version);
   bool json = false;
   app.add_flag("--json", json, "one JSON array on stdout");
+  add_help_footer(app, "0 done; 2 usage error",
+                  {"vserver-stat          # one line per running guest",
+                   "vserver-stat --json   # the same for a program"});
   if (auto done = parse_command_line(app, argc, argv)) return *done;
   std::vector<Line> lines;
   const double hz = static_cast<double>(::sysconf(_SC_CLK_TCK));

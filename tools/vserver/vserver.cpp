@@ -135,6 +135,10 @@ int run(int argc, char** argv) {
   app.add_flag("-q,--quiet,--silent", g.quiet, "no notices on stderr");
   bool verbose = false; // accepted for util-vserver's scripts; notices are always shown
   app.add_flag("-v,--verbose", verbose, "accepted for util-vserver's scripts");
+  add_help_footer(app,
+                  "0 done; 1 failed (one line on stderr); 2 usage error; status: 0 running, 3 "
+                  "stopped; exec, enter: the command's status",
+                  {"vserver web1 start", "vserver web1 exec ps ax", "vserver web1 stop"});
   if (auto done = parse_command_line(app, argc, argv)) return *done;
   std::vector<std::string> rest = app.remaining();
   if (rest.size() < 2) {

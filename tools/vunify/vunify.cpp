@@ -12,6 +12,7 @@
 #include "version.h"
 
 #include <fmt/format.h>
+#include <linux/capability.h>
 #include <nlohmann/json.hpp>
 #include <unistd.h>
 
@@ -81,11 +82,11 @@ void add_options(CLI::App& app, CliOptions& o) {
                "also link files whose modification times differ (their names then show the "
                "shared inode's time)");
   app.add_flag("--no-wait", o.no_wait, "fail instead of waiting when another run holds a guest");
-  app.add_option("--exclude-from", o.exclude_from,
-                 "exclude list that replaces the built-in default list")
+  app.add_option(
+         "--exclude-from", o.exclude_from,
+         "exclude list that replaces the default list (.defaults/apps/vunify/exclude or built-in)")
       ->check(non_empty());
-  app.add_flag("--no-default-excludes", o.no_default_excludes,
-               "do not use the built-in default exclude list");
+  app.add_flag("--no-default-excludes", o.no_default_excludes, "use no default exclude list");
   add_confdir_option(app, o.confdir);
   add_attr_backend_option(app, o.attr_backend);
   app.add_flag("--no-pkgmgmt", o.no_pkgmgmt,
@@ -98,8 +99,10 @@ void add_options(CLI::App& app, CliOptions& o) {
       ->check(non_empty());
   app.add_flag("-R,--revert", o.revert,
                "de-unify: give each named guest private copies of the files it shares");
-  app.add_option("--path", o.paths, "with -R: only these absolute guest paths (repeatable)")
-      ->check(non_empty());
+  // One value per --path, so "-R --path P GUEST" leaves GUEST a guest.
+  app.add_option("--path", o.paths, "with -R: only this absolute guest path (repeatable)")
+      ->check(non_empty())
+      ->allow_extra_args(false);
   app.add_flag("-x,--one-file-system", o.one_file_system,
                "do not descend into directories on other file systems");
 }
@@ -187,6 +190,11 @@ int run_store(const CliOptions& o, const SelectedGuests& selected) {
 int run_revert(const CliOptions& o) {
   if (o.manually || o.all || o.args.empty())
     throw SetupError("-R needs guest names or paths (not --all or --manually)");
+  for (const auto& p : o.paths)
+    if (p.front() != '/')
+      throw SetupError("--path '" + printable_path(p) +
+                       "': not an absolute path inside the guest (write /" + printable_path(p) +
+                       ")");
   ConfigBase config(o.confdir);
   DeunifyOptions d;
   static_cast<RunOptions&>(d) = run_options(o);
@@ -231,9 +239,19 @@ int run(int argc, char** argv) {
   app.set_version_flag("--version", std::string("vunify ") + k_version);
   CliOptions o;
   add_options(app, o);
+  add_help_footer(app, k_common_exit_codes,
+                  {"vunify -n -v --all            # what would be shared, and the savings",
+                   "vunify --all                  # share identical files of every guest",
+                   "vunify -R web1 --path /usr/bin/x   # web1 gets its own copy of one file"});
   if (auto done = parse_command_line(app, argc, argv)) return *done;
+  if (!o.dry_run)
+    require_capabilities(cap_bit(CAP_FOWNER) | cap_bit(CAP_DAC_OVERRIDE) |
+                             (o.no_immutable ? 0 : cap_bit(CAP_LINUX_IMMUTABLE)),
+                         o.revert ? "giving guests their own copies" : "linking guests' files",
+                         o.revert ? "" : "-n (a dry run) works without");
   o.attrs = choose_attr_backend("vunify", o.attr_backend, o.confdir);
   if (o.revert) return run_revert(o);
+  if (!o.paths.empty()) throw SetupError("--path is for -R (vunify -R GUEST --path /usr/bin/x)");
 
   GuestSelection sel;
   sel.args = o.args;
