@@ -33,6 +33,7 @@
 #include <algorithm>
 #include <map>
 #include <mutex>
+#include <set>
 
 namespace vu {
 
@@ -245,9 +246,18 @@ Result<Report> deunify_on_workers(const UnifyGuest& guest, const std::vector<std
     }
     std::sort(wanted.begin(), wanted.end());
     std::vector<FileRec> keep;
+    std::set<std::string> found;
     for (auto& f : rc->scan.files)
-      if (std::binary_search(wanted.begin(), wanted.end(), std::string(f.path))) keep.push_back(f);
+      if (std::binary_search(wanted.begin(), wanted.end(), std::string(f.path))) {
+        keep.push_back(f);
+        found.insert(std::string(f.path));
+      }
     rc->scan.files = std::move(keep);
+    // A path that names no regular file of the guest is a failure, not a
+    // silent no-op (a typo would otherwise look like success).
+    for (const auto& w : wanted)
+      if (!found.count(w))
+        rc->log.add(Failure::open, guest.guest.name + ":/" + w, "no regular file of the guest");
   }
   // In path mode, names of the guest that were not asked for count as
   // outside: they keep the shared inode.

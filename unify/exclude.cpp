@@ -203,7 +203,24 @@ Result<ExcludeList> ExcludeList::parse(std::string_view text, const std::string&
 Result<ExcludeList> ExcludeList::load(const std::string& path) {
   auto text = read_host_file(path, k_max_list_bytes);
   if (!text.ok()) return described_error(text.code(), "exclude list: " + text.error().message());
-  return parse(*text, path);
+  VU_TRY_ASSIGN(list, parse(*text, path));
+  for (const auto& rule : list.m_rules) {
+    const std::string& p = rule.pattern;
+    for (size_t i = p.find('*'); i != std::string::npos; i = p.find('*', i + 1)) {
+      if (i + 1 < p.size() && p[i + 1] == '*') { // '**' crosses already
+        ++i;
+        continue;
+      }
+      if (i + 1 == p.size()) break; // a trailing '*': an excluded directory is not entered anyway
+      std::string deeper = p.substr(0, i) + "*" + p.substr(i);
+      list.m_crossing_warning = rule.origin + ": '" + p +
+                                "': '*' stays within one directory (util-vserver's crossed '/'); "
+                                "write '" +
+                                deeper + "' if deeper paths were meant";
+      return list;
+    }
+  }
+  return list;
 }
 
 void ExcludeList::append(const ExcludeList& other) {

@@ -92,9 +92,17 @@ public:
   const std::vector<ExcludeRule>& rules() const { return m_rules; }
   bool empty() const { return m_rules.empty(); }
 
+  // For a list written for util-vserver, whose '*' crossed '/': the first
+  // rule with a '*' that does not end the pattern (e.g. /usr/*.conf, which
+  // util-vserver also matched below /usr/lib), as a one-line warning naming
+  // the file, line and the '**' translation; empty when there is none or
+  // the list is not a file's. One per list: an old list says it once.
+  const std::string& crossing_warning() const { return m_crossing_warning; }
+
 private:
   friend const ExcludeList& secret_files();
   std::vector<ExcludeRule> m_rules;
+  std::string m_crossing_warning;
 };
 
 // Glob match with the semantics described above (compiles the pattern;
