@@ -39,7 +39,7 @@ plain() { # install|remove: the package in every guest, chroot apt-get
 }
 guest_list="${guests[*]}"
 allocated() {
-  "$bin/vdu" --json "${guests[@]}" | python3 -c "import json,sys; print(json.load(sys.stdin)['total']['allocated'])"
+  "$bin/vdu" --json "${guests[@]}" | python3 -c "import json,sys; print(json.load(sys.stdin)['total']['allocated_bytes'])"
 }
 
 declare -A mean

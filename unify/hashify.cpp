@@ -483,6 +483,8 @@ Result<Report> hashify_on_workers(const std::vector<UnifyGuest>& guests, const H
   ConfigFiles config = resolve_config_files(*rc);
   ScanOptions scan;
   scan.min_size = o.min_size;
+  scan.max_size = o.max_size;
+  scan.log_skips = o.log_skips;
   scan.skip_secrets = true;
   scan_pass(*rc, config, scan);
   inodes_pass(*rc, config);

@@ -34,11 +34,13 @@ struct RunOptions {
   bool dry_run = false; // read and report; change (and create) nothing
   Protect protect = Protect::immutable;
   uint64_t min_size = 16; // smaller regular files are left alone
+  uint64_t max_size = 0;  // larger regular files are left alone (0: no limit)
   // Link content-equal files whose mtimes differ (util-vserver's
   // --ignore-mtime; the names then show the shared inode's mtime).
   bool ignore_mtime = false;
   bool one_file_system = false; // do not enter other file systems than the root's
   bool log_actions = false;     // one line per changed name in Report::actions
+  bool log_skips = false;       // and one per name left alone, with the reason
   Progress* progress = nullptr;
   AttrBackend* attrs = nullptr; // how shared inodes are protected; null: detected
   // Guest locks (state directory): wait for another run, or fail at once.

@@ -161,6 +161,15 @@ std::string printable_path(const std::string& path) {
   return out;
 }
 
+nlohmann::json failures_to_json(const std::map<Failure, FailureInfo>& failures) {
+  auto errors = nlohmann::json::object();
+  for (const auto& [k, v] : failures)
+    errors[failure_name(k)] = {{"count", v.count},
+                               {"example", printable_path(v.first_path)},
+                               {"message", printable_path(v.first_message)}};
+  return errors;
+}
+
 nlohmann::json report_to_json(const Report& r) {
   nlohmann::json j;
   j["dry_run"] = r.dry_run;
@@ -181,6 +190,7 @@ nlohmann::json report_to_json(const Report& r) {
   j["files_excluded"] = r.files_excluded;
   j["files_config"] = r.files_config;
   j["files_small"] = r.files_small;
+  j["files_large"] = r.files_large;
   j["files_other"] = r.files_other;
   j["files_hashed"] = r.files_hashed;
   j["bytes_hashed"] = r.bytes_hashed;
@@ -208,11 +218,7 @@ nlohmann::json report_to_json(const Report& r) {
     notices[skip_name(k)] = {{"count", v.count},
                              {"example", printable_path(v.first_path)},
                              {"message", printable_path(v.first_message)}};
-  auto& errors = j["errors"] = nlohmann::json::object();
-  for (const auto& [k, v] : r.failures)
-    errors[failure_name(k)] = {{"count", v.count},
-                               {"example", printable_path(v.first_path)},
-                               {"message", printable_path(v.first_message)}};
+  j["errors"] = failures_to_json(r.failures);
   j["error_count"] = r.failure_count();
   auto& stages = j["stage_seconds"] = nlohmann::json::object();
   for (const auto& [k, v] : r.stage_seconds) stages[k] = v;
@@ -242,11 +248,10 @@ std::string report_to_text(const Report& r, int verbosity) {
                          g.config_files,
                          from.empty() ? "no package database found" : printable_path(from));
     }
-    out +=
-        fmt::format("{} config files, {} excluded, {} under the size limit, {} not regular files; "
-                    "{} inodes newly protected, {} temporaries removed\n",
-                    r.files_config, r.files_excluded, r.files_small, r.files_other,
-                    r.inodes_protected, r.temporaries_removed);
+    out += fmt::format("{} config files, {} excluded, {} under and {} over the size limits, {} not "
+                       "regular files; {} inodes newly protected, {} temporaries removed\n",
+                       r.files_config, r.files_excluded, r.files_small, r.files_large,
+                       r.files_other, r.inodes_protected, r.temporaries_removed);
     for (const auto& [k, v] : r.skipped) out += fmt::format("skipped ({}): {}\n", skip_name(k), v);
   }
   // Always shown: a guest writing to a shared file is an event to look at.

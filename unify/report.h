@@ -80,6 +80,7 @@ struct Report {
   uint64_t files_excluded = 0; // entries pruned by the exclude lists
   uint64_t files_config = 0;   // names kept private as package-manager config files
   uint64_t files_small = 0;    // regular files under the size threshold
+  uint64_t files_large = 0;    // regular files over --max-size
   uint64_t files_other = 0;    // symlinks, devices, FIFOs, sockets
   uint64_t files_hashed = 0;
   uint64_t bytes_hashed = 0;   // content bytes read while hashing
@@ -135,6 +136,8 @@ private:
 
 // JSON object with the documented keys (see man/vunify.8).
 nlohmann::json report_to_json(const Report& report);
+// "errors" in every tool's JSON: {kind: {count, example, message}}.
+nlohmann::json failures_to_json(const std::map<Failure, FailureInfo>& failures);
 // Human summary (several lines, ends with a newline).
 std::string report_to_text(const Report& report, int verbosity);
 // "1.5 GiB" style sizes.

@@ -66,7 +66,7 @@ struct Bin {
   std::vector<FileRec> files;
   std::vector<TempRec> temps;
   uint64_t dirs = 0, files_scanned = 0, bytes_scanned = 0, excluded = 0, config = 0, small = 0,
-           other = 0;
+           large = 0, other = 0;
 };
 
 bool by_guest_then_path(const FileRec& a, const FileRec& b) {
@@ -147,6 +147,7 @@ public:
       report.files_excluded += bin.excluded;
       report.files_config += bin.config;
       report.files_small += bin.small;
+      report.files_large += bin.large;
       report.files_other += bin.other;
       std::move(bin.files.begin(), bin.files.end(), std::back_inserter(out.files));
       out.paths.absorb(std::move(bin.paths));
@@ -159,6 +160,13 @@ public:
   }
 
 private:
+  // -vv: "left alone guest:/path: why".
+  void left_alone(uint32_t g, const std::string& abs, const std::string& why) {
+    if (m_options.log_skips)
+      m_log.action("left alone " + printable_path(m_guests[g].guest.name + ":" + abs) + ": " +
+                   printable_path(why));
+  }
+
   // Decides what one directory entry is: the suite's temporary, excluded,
   // a config file, a directory to walk, or a candidate file.
   void visit_entry(Bin& bin, OpenDir& dir, const DirEntry& e, const std::string& abs,
@@ -173,14 +181,23 @@ private:
       if (st.ok() && st->is_regular()) bin.temps.push_back({g, std::move(rel), *st});
       return;
     }
-    if ((m_secrets && m_secrets->match(abs) != MatchKind::include) ||
-        m_guests[g].excludes.match(abs) != MatchKind::include) {
+    if (m_secrets && m_secrets->match(abs) != MatchKind::include) {
       ++bin.excluded;
+      left_alone(g, abs, "a file that holds secrets (never read)");
+      return;
+    }
+    if (m_guests[g].excludes.match(abs) != MatchKind::include) {
+      ++bin.excluded;
+      if (m_options.log_skips) {
+        const ExcludeRule* r = m_guests[g].excludes.matching_rule(abs);
+        left_alone(g, abs, "excluded by " + r->origin + " (" + r->pattern + ")");
+      }
       return;
     }
     if (g < m_config_paths.size() &&
         std::binary_search(m_config_paths[g].begin(), m_config_paths[g].end(), abs)) {
       ++bin.config;
+      left_alone(g, abs, "a configuration file of the package manager");
       return;
     }
     if (e.type == DT_DIR && !m_options.one_file_system) {
@@ -218,6 +235,12 @@ private:
     }
     if (st->size < m_options.min_size) {
       ++bin.small;
+      left_alone(g, "/" + rel, "smaller than --min-size");
+      return;
+    }
+    if (m_options.max_size && st->size > m_options.max_size) {
+      ++bin.large;
+      left_alone(g, "/" + rel, "larger than --max-size");
       return;
     }
     ++bin.files_scanned;

@@ -73,11 +73,14 @@ struct TempRec {
 // What the walk keeps and where it stops.
 struct ScanOptions {
   uint64_t min_size = 16;       // smaller regular files are counted, not listed
+  uint64_t max_size = 0;        // so are larger ones (0: no limit)
   bool one_file_system = false; // do not enter directories on other file systems
   // Never list (nor stat) what secret_files() names: runs that read file
   // content set this; runs that only count or copy shared inodes do not.
   bool skip_secrets = false;
   Progress* progress = nullptr;
+  // One Report::actions line per name left alone and why (vunify -vv).
+  bool log_skips = false;
   // Names signed with this key are the suite's own temporaries: listed in
   // ScanResult::temporaries, not as files. Null or keyless: none is.
   const TempNames* temp_names = nullptr;

@@ -16,6 +16,8 @@ Result<Report> unify_on_workers(const std::vector<UnifyGuest>& guests,
   // Metadata of every candidate file; secrets are never listed.
   ScanOptions scan;
   scan.min_size = options.min_size;
+  scan.max_size = options.max_size;
+  scan.log_skips = options.log_skips;
   scan.one_file_system = options.one_file_system;
   scan.skip_secrets = true;
   scan_pass(*rc, config, scan);

@@ -115,7 +115,7 @@ Result<UsageReport> usage_on_workers(const std::vector<UnifyGuest>& guests,
   }
   out.saved = out.alone - out.allocated;
   if (options.top > 0) out.top = top_dirs(out, dir_private, options.top);
-  out.errors += rc->finish().failure_count();
+  merge_failures(out.problems, rc->finish());
   count_store(options.store, out);
 
   if (options.deep) {
@@ -129,8 +129,9 @@ Result<UsageReport> usage_on_workers(const std::vector<UnifyGuest>& guests,
     out.possible = r.bytes_saved;
     for (size_t g = 0; g < out.guests.size() && g < r.bytes_saved_by_guest.size(); ++g)
       out.guests[g].possible = r.bytes_saved_by_guest[g];
-    out.errors += r.failure_count();
+    merge_failures(out.problems, r);
   }
+  out.errors = out.problems.failure_count();
   std::chrono::duration<double> d = std::chrono::steady_clock::now() - start;
   out.seconds = d.count();
   return out;

@@ -49,7 +49,8 @@ struct UsageReport {
   uint64_t store_entries = 0;
   uint64_t store_bytes = 0;  // allocated bytes of the store's inodes
   std::vector<DirUsage> top; // directories by private bytes, largest first
-  uint64_t errors = 0;
+  Report problems;           // failures only: files that could not be examined
+  uint64_t errors = 0;       // problems.failure_count()
   double seconds = 0;
 };
 

@@ -247,12 +247,12 @@ TEST_F(VAptGet, AnUpdateOfFiveGuestsIsStoredOnce) {
   ASSERT_GT(package_bytes, 100u << 10);
   uint64_t private_growth = 0;
   for (size_t i = 0; i < names.size(); ++i) {
-    const int64_t grew = after["guests"][i]["private"].get<int64_t>() -
-                         before["guests"][i]["private"].get<int64_t>();
+    const int64_t grew = after["guests"][i]["private_bytes"].get<int64_t>() -
+                         before["guests"][i]["private_bytes"].get<int64_t>();
     private_growth += static_cast<uint64_t>(std::max<int64_t>(grew, 0));
   }
-  const int64_t total_growth =
-      after["total"]["allocated"].get<int64_t>() - before["total"]["allocated"].get<int64_t>();
+  const int64_t total_growth = after["total"]["allocated_bytes"].get<int64_t>() -
+                               before["total"]["allocated_bytes"].get<int64_t>();
   EXPECT_LE(total_growth, static_cast<int64_t>(package_bytes + private_growth + (64 << 10)))
       << "package " << package_bytes << ", private " << private_growth;
   // Far less than five copies.

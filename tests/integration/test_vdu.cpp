@@ -8,6 +8,7 @@
 
 #include <unistd.h>
 
+#include <map>
 #include <regex>
 
 using namespace vu::test;
@@ -59,6 +60,9 @@ TEST_F(Vdu, ExactNumbersAsJson) {
   auto r = vdu(with({"--json", "--deep", "--top", "3"}));
   ASSERT_EQ(r.status, 0) << r.err;
   auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["tool"], "vdu");
+  EXPECT_EQ(j["errors"], nlohmann::json::object()) << "the shape of every tool's errors";
+  EXPECT_EQ(j["error_count"], 0);
   auto g = j["guests"];
   ASSERT_EQ(g.size(), 3u);
   // name, files, private, shared (share), shared_full, alone, saved, possible
@@ -71,23 +75,24 @@ TEST_F(Vdu, ExactNumbersAsJson) {
   for (int i = 0; i < 3; ++i) {
     EXPECT_EQ(g[i]["name"], want[i].name);
     EXPECT_EQ(g[i]["files"], want[i].files) << i;
-    EXPECT_EQ(g[i]["private"], want[i].priv) << i;
-    EXPECT_EQ(g[i]["shared"], want[i].shared) << i;
-    EXPECT_EQ(g[i]["shared_full"], want[i].full) << i;
-    EXPECT_EQ(g[i]["alone"], want[i].alone) << i;
-    EXPECT_EQ(g[i]["saved"], want[i].saved) << i;
-    EXPECT_EQ(g[i]["possible"], want[i].possible) << i;
+    EXPECT_EQ(g[i]["private_bytes"], want[i].priv) << i;
+    EXPECT_EQ(g[i]["shared_bytes"], want[i].shared) << i;
+    EXPECT_EQ(g[i]["shared_full_bytes"], want[i].full) << i;
+    EXPECT_EQ(g[i]["alone_bytes"], want[i].alone) << i;
+    EXPECT_EQ(g[i]["saved_bytes"], want[i].saved) << i;
+    EXPECT_EQ(g[i]["possible_bytes"], want[i].possible) << i;
   }
-  EXPECT_EQ(g[0]["apparent"], 8192 + 12288 + 12288 + 4096 + 8192 + 1048576 + 4096);
-  EXPECT_EQ(j["total"]["allocated"], 57344) << "each inode once; private + shared add up to it";
-  EXPECT_EQ(j["total"]["alone"], 98304) << "every name as a file of its own";
-  EXPECT_EQ(j["total"]["saved"], 40960);
-  EXPECT_EQ(j["total"]["possible"], 4096);
+  EXPECT_EQ(g[0]["apparent_bytes"], 8192 + 12288 + 12288 + 4096 + 8192 + 1048576 + 4096);
+  EXPECT_EQ(j["total"]["allocated_bytes"], 57344)
+      << "each inode once; private + shared add up to it";
+  EXPECT_EQ(j["total"]["alone_bytes"], 98304) << "every name as a file of its own";
+  EXPECT_EQ(j["total"]["saved_bytes"], 40960);
+  EXPECT_EQ(j["total"]["possible_bytes"], 4096);
   EXPECT_EQ(j["store"]["entries"], 1);
-  EXPECT_EQ(j["store"]["bytes"], 8192);
+  EXPECT_EQ(j["store"]["allocated_bytes"], 8192);
   ASSERT_EQ(j["top"].size(), 3u);
   EXPECT_EQ(j["top"][0]["path"], "/usr/big");
-  EXPECT_EQ(j["top"][0]["private"], 8192);
+  EXPECT_EQ(j["top"][0]["private_bytes"], 8192);
   EXPECT_EQ(j["top"][1]["path"], "/usr/small");
   EXPECT_EQ(j["top"][2]["path"], "/var") << "ties sorted by guest, then path";
   EXPECT_EQ(j["top"][2]["guest"], "g1");
@@ -97,11 +102,12 @@ TEST_F(Vdu, CsvAndTable) {
   auto csv = vdu(with({"--csv"}));
   ASSERT_EQ(csv.status, 0) << csv.err;
   EXPECT_EQ(csv.out,
-            "guest,files,inodes,apparent,allocated,private,shared,shared_full,alone,saved\n"
-            "g1,7,6,1097728,49152,16384,18432,32768,53248,18432\n"
-            "g2,3,3,28672,28672,4096,10240,24576,28672,14336\n"
-            "g3,2,2,16384,16384,4096,4096,12288,16384,8192\n"
-            "TOTAL,12,,,57344,,,,98304,40960\n");
+            "row,guest,files,inodes,apparent_bytes,allocated_bytes,private_bytes,shared_bytes,"
+            "shared_full_bytes,alone_bytes,saved_bytes\n"
+            "guest,g1,7,6,1097728,49152,16384,18432,32768,53248,18432\n"
+            "guest,g2,3,3,28672,28672,4096,10240,24576,28672,14336\n"
+            "guest,g3,2,2,16384,16384,4096,4096,12288,16384,8192\n"
+            "total,,12,,,57344,,,,98304,40960\n");
   auto table = vdu(with({}));
   EXPECT_NE(table.out.find("GUEST  FILES  APPARENT  ALLOCATED  PRIVATE  SHARED  ALONE  SAVED\n"),
             std::string::npos)
@@ -131,7 +137,32 @@ TEST_F(Vdu, HtmlPageRendersInHeadlessChromium) {
   std::regex group("<g class=\"guest\" data-guest=\"(g[123])\">");
   EXPECT_EQ(
       std::distance(std::sregex_iterator(html.begin(), html.end(), group), std::sregex_iterator()),
-      3);
+      6)
+      << "a bar per guest in the disk-use chart and in the saved chart";
+  // Where and when.
+  char host[256] = {};
+  ASSERT_EQ(::gethostname(host, sizeof host - 1), 0);
+  EXPECT_NE(html.find("<p class=\"origin\">Host " + std::string(host) + ", "), std::string::npos);
+  EXPECT_NE(html.find(" UTC, vdu "), std::string::npos);
+  // Still possible is drawn inside private: each guest's bar is what it
+  // uses (private + shared), the longest exactly the chart's width (g3's
+  // private 4 KiB are all still possible).
+  const std::string chart = html.substr(0, html.find("id=\"saved\""));
+  std::regex rect("<g class=\"guest\" data-guest=\"(g[123])\">|<rect class=\"(private|possible|"
+                  "shared)\" x=\"[0-9.]+\" y=\"[0-9]+\" width=\"([0-9.]+)\"");
+  std::map<std::string, double> bar;
+  std::string current;
+  for (auto it = std::sregex_iterator(chart.begin(), chart.end(), rect);
+       it != std::sregex_iterator(); ++it) {
+    if ((*it)[1].matched)
+      current = (*it)[1];
+    else
+      bar[current] += std::stod((*it)[3]);
+  }
+  ASSERT_EQ(bar.size(), 3u);
+  EXPECT_NEAR(bar["g1"], 600.0, 0.5) << "g1 uses 16 KiB + 18 KiB, the most";
+  EXPECT_NEAR(bar["g3"], 600.0 * (4096 + 4096) / (16384 + 18432), 0.5) << "not private + possible";
+  EXPECT_NE(html.find("<rect class=\"saved\""), std::string::npos);
   if (sh("command -v chromium >/dev/null") != 0) GTEST_SKIP() << "chromium not installed";
   std::string flags = " --headless --no-sandbox --disable-gpu --disable-quic --no-first-run "
                       "--disable-background-networking --disable-component-update --disable-sync "
@@ -142,12 +173,12 @@ TEST_F(Vdu, HtmlPageRendersInHeadlessChromium) {
             0);
   std::string dom = t.read("dom.html");
   EXPECT_EQ(
-      std::distance(std::sregex_iterator(dom.begin(), dom.end(), group), std::sregex_iterator()), 3)
-      << "the rendered DOM has one bar group per guest";
+      std::distance(std::sregex_iterator(dom.begin(), dom.end(), group), std::sregex_iterator()), 6)
+      << "the rendered DOM has one bar group per guest in each chart";
   EXPECT_NE(dom.find("rect class=\"possible\""), std::string::npos);
   // The screenshot README refers to (build/vdu-report.png when run by ctest).
   std::string shot = t.path("vdu-report.png");
-  ASSERT_EQ(sh("timeout 120 chromium" + flags + "--window-size=900,420 --screenshot=" + shot +
+  ASSERT_EQ(sh("timeout 120 chromium" + flags + "--window-size=900,640 --screenshot=" + shot +
                " file://" + page + " >/dev/null 2>&1"),
             0);
   EXPECT_GT(t.read("vdu-report.png").size(), 5000u);
@@ -180,12 +211,12 @@ TEST_F(Vdu, ClassicFormCountsEachInodeOnce) {
 
 TEST_F(Vdu, DeepFindsExactlyTheUnlinkedDuplicates) {
   auto before = nlohmann::json::parse(vdu(with({"--json", "--deep"})).out);
-  EXPECT_EQ(before["total"]["possible"], 4096);
+  EXPECT_EQ(before["total"]["possible_bytes"], 4096);
   ASSERT_EQ(
       run_vunify({"-q", "--no-default-excludes", t.path("g1"), t.path("g2"), t.path("g3")}).status,
       0);
   auto after = nlohmann::json::parse(vdu(with({"--json", "--deep"})).out);
-  EXPECT_EQ(after["total"]["possible"], 0);
-  EXPECT_EQ(after["total"]["allocated"], 57344 - 4096);
-  EXPECT_EQ(after["total"]["saved"], 40960 + 4096);
+  EXPECT_EQ(after["total"]["possible_bytes"], 0);
+  EXPECT_EQ(after["total"]["allocated_bytes"], 57344 - 4096);
+  EXPECT_EQ(after["total"]["saved_bytes"], 40960 + 4096);
 }

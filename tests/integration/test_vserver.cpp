@@ -348,22 +348,24 @@ TEST_F(VServer, VpsAndVserverStatShowEachGuestsProcesses) {
   auto json = run_program({VSERVER_STAT_BIN, "--json"}, m_env, 30);
   ASSERT_EQ(json.status, 0) << json.err;
   auto j = nlohmann::json::parse(json.out);
-  ASSERT_EQ(j.size(), 2u) << json.out;
+  EXPECT_EQ(j["tool"], "vserver-stat");
+  EXPECT_TRUE(j.contains("version") && j.contains("timestamp")) << json.out;
+  ASSERT_EQ(j["guests"].size(), 2u) << json.out;
   std::map<std::string, nlohmann::json> by_name;
-  for (const auto& g : j) by_name[g["name"].get<std::string>()] = g;
+  for (const auto& g : j["guests"]) by_name[g["name"].get<std::string>()] = g;
   EXPECT_EQ(by_name["p"]["context"], 40070);
   EXPECT_EQ(by_name["q"]["context"], 40071);
   // Both run init and webfsd; p also the sleeper and the `vserver exec`
   // that waits for it inside p's cgroup.
   EXPECT_EQ(by_name["p"]["processes"].get<int>(), by_name["q"]["processes"].get<int>() + 2);
-  EXPECT_GT(by_name["p"]["rss"].get<long>(), 0);
+  EXPECT_GT(by_name["p"]["rss_bytes"].get<long>(), 0);
   EXPECT_NE(stat.out.find(" p\n"), std::string::npos) << stat.out;
   EXPECT_NE(stat.out.find(" q\n"), std::string::npos) << stat.out;
   ::kill(sleeper, SIGKILL);
   ::waitpid(sleeper, nullptr, 0);
   ASSERT_EQ(vserver({"q", "stop"}).status, 0);
   auto after = run_program({VSERVER_STAT_BIN, "--json"}, m_env, 30);
-  EXPECT_EQ(nlohmann::json::parse(after.out).size(), 1u) << after.out;
+  EXPECT_EQ(nlohmann::json::parse(after.out)["guests"].size(), 1u) << after.out;
 }
 
 TEST_F(VServer, UnifyAndHashifyRunTheSuiteForTheGuest) {

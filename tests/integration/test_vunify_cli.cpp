@@ -155,6 +155,37 @@ TEST_F(Cli, RevertPathsInEveryOrder) {
   EXPECT_TRUE(same("guests/web1/usr/lib/libx.so", "guests/web2/usr/lib/libx.so"));
 }
 
+// Size options take du's units; --max-size; --exclude and --include on
+// the command line come before every list, --include first.
+TEST_F(Cli, SizeUnitsAndCommandLinePatterns) {
+  auto sized =
+      run_vunify({conf(), "--json", "--min-size", "4K", "--max-size", "10K", "web1", "web2"});
+  ASSERT_EQ(sized.status, 0) << sized.err;
+  auto j = json_of(sized);
+  EXPECT_EQ(j["files_large"], 2) << "libx.so, 20000 bytes";
+  EXPECT_TRUE(same("guests/web1/usr/bin/tool", "guests/web2/usr/bin/tool")) << "9000 bytes";
+  EXPECT_FALSE(same("guests/web1/usr/lib/libx.so", "guests/web2/usr/lib/libx.so"));
+  EXPECT_FALSE(same("guests/web1/etc/terminfo/x/xterm", "guests/web2/etc/terminfo/x/xterm"))
+      << "3000 bytes, under 4 KiB";
+  auto bad = run_vunify({conf(), "--min-size", "4Q", "web1", "web2"});
+  EXPECT_EQ(bad.status, 2);
+  EXPECT_EQ(std::count(bad.err.begin(), bad.err.end(), '\n'), 1) << bad.err;
+
+  // /usr/lib left alone; /var (which the default list excludes) included;
+  // an --include wins over an --exclude of the same file.
+  auto pat =
+      run_vunify({conf(), "--exclude", "/usr/lib/**", "--exclude", "/usr/bin/tool", "--include",
+                  "/var", "--include", "/var/**", "--include", "/usr/bin/tool", "web1", "db1"});
+  ASSERT_EQ(pat.status, 0) << pat.err;
+  EXPECT_FALSE(same("guests/web1/usr/lib/libx.so", "guests/db1/usr/lib/libx.so"));
+  EXPECT_TRUE(same("guests/web1/var/lib/state", "guests/db1/var/lib/state"));
+  EXPECT_TRUE(same("guests/web1/usr/bin/tool", "guests/db1/usr/bin/tool"));
+  EXPECT_TRUE(same("guests/web1/opt/app/data.bin", "guests/db1/opt/app/data.bin"));
+  auto relative = run_vunify({conf(), "--exclude", "usr/lib", "web1", "db1"});
+  EXPECT_EQ(relative.status, 2);
+  EXPECT_NE(relative.err.find("must be an absolute guest path"), std::string::npos) << relative.err;
+}
+
 TEST_F(Cli, NamedGuestsWithDefaultExcludes) {
   auto before = content_snapshot(t.path("guests"));
   uint64_t freed = 0; // the blocks of the inodes that go: what du sees freed
@@ -166,6 +197,11 @@ TEST_F(Cli, NamedGuestsWithDefaultExcludes) {
   auto r = run_vunify({conf(), "--json", "web1", "web2", "db1"});
   ASSERT_EQ(r.status, 0) << r.err;
   auto j = json_of(r);
+  EXPECT_EQ(j["tool"], "vunify");
+  EXPECT_NE(j["version"].get<std::string>().find('.'), std::string::npos);
+  const std::string stamp = j["timestamp"].get<std::string>(); // 2026-11-30T16:54:29Z
+  EXPECT_EQ(stamp.size(), 20u) << stamp;
+  EXPECT_EQ(stamp.substr(10, 1) + stamp.substr(19), "TZ") << stamp;
   EXPECT_EQ(j["guests"].size(), 3u);
   EXPECT_EQ(j["files_linked"], 8); // tool, libx.so, xterm, data.bin in web2 and db1
   EXPECT_EQ(j["bytes_saved"], freed);
@@ -203,10 +239,23 @@ TEST_F(Cli, DryRunReportsAndChangesNothing) {
   EXPECT_EQ(snapshot(t.path("guests")), before);
 }
 
+// -v lists what is (or would be) linked, as util-vserver's -n did; -vv
+// adds every name left alone and why.
 TEST_F(Cli, VerboseListsEveryLinkedName) {
+  auto dry = run_vunify({conf(), "-n", "-v", "web1", "web2"});
+  ASSERT_EQ(dry.status, 0) << dry.err;
+  EXPECT_NE(dry.out.find("would link web2:/usr/bin/tool -> web1:/usr/bin/tool"), std::string::npos)
+      << dry.out;
+  EXPECT_EQ(dry.out.find("left alone"), std::string::npos) << dry.out;
   auto r = run_vunify({conf(), "-vv", "web1", "web2"});
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_NE(r.out.find("linked web2:/usr/bin/tool -> web1:/usr/bin/tool"), std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("left alone web2:/var: excluded by built-in default list:"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("left alone web1:/etc/hostname: excluded by built-in default list:"),
+            std::string::npos)
       << r.out;
 }
 

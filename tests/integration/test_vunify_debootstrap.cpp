@@ -183,7 +183,7 @@ TEST(RealGuests, TwoDebootstrappedGuestsSaveWhatAnIndependentCountExpects) {
   uint64_t du_before = du_bytes();
   auto vdu_before = vdu_json();
   uint64_t saved_before =
-      vdu_before["total"]["saved"].get<uint64_t>(); // the guests' own hard links
+      vdu_before["total"]["saved_bytes"].get<uint64_t>(); // the guests' own hard links
 
   auto r = run_vunify({"--json", t.path("g1"), t.path("g2")});
   ASSERT_EQ(r.status, 0) << r.err << r.out;
@@ -193,14 +193,14 @@ TEST(RealGuests, TwoDebootstrappedGuestsSaveWhatAnIndependentCountExpects) {
   // vdu sees the disk du sees disappear, and attributes it to the guests.
   uint64_t du_after = du_bytes();
   auto vdu_after = vdu_json();
-  uint64_t freed = vdu_before["total"]["allocated"].get<uint64_t>() -
-                   vdu_after["total"]["allocated"].get<uint64_t>();
+  uint64_t freed = vdu_before["total"]["allocated_bytes"].get<uint64_t>() -
+                   vdu_after["total"]["allocated_bytes"].get<uint64_t>();
   EXPECT_EQ(freed, du_before - du_after) << "vdu and du agree on what unification freed";
-  EXPECT_EQ(vdu_after["total"]["saved"].get<uint64_t>() - saved_before, freed);
+  EXPECT_EQ(vdu_after["total"]["saved_bytes"].get<uint64_t>() - saved_before, freed);
   uint64_t sum = 0;
   for (const auto& g : vdu_after["guests"])
-    sum += g["private"].get<uint64_t>() + g["shared"].get<uint64_t>();
-  EXPECT_EQ(sum, vdu_after["total"]["allocated"].get<uint64_t>());
+    sum += g["private_bytes"].get<uint64_t>() + g["shared_bytes"].get<uint64_t>();
+  EXPECT_EQ(sum, vdu_after["total"]["allocated_bytes"].get<uint64_t>());
   EXPECT_EQ(j["files_linked"].get<uint64_t>(), want.files_linked);
   EXPECT_EQ(j["error_count"], 0);
 

@@ -77,6 +77,7 @@ for f in /usr/sbin/{vunify,vhashify,vdu,setattr,showattr,vbarrier,vserver,vps,vs
   /lib/systemd/system/{vhashify.service,vhashify.timer,vattr-bpf.service} \
   /etc/cron.d/vhashify /etc/vservers/.defaults/apps/vunify/exclude \
   /usr/share/vunify/vhashify-nightly /usr/share/vunify/summarize-run \
+  /usr/share/bash-completion/completions/vunify /usr/share/bash-completion/completions/vserver \
   "/usr/lib/$(dpkg-architecture -qDEB_HOST_MULTIARCH)/vunify/libvu-preload.so" \
   /usr/share/doc/vunify/copyright; do
   grep -qx "$f" "$work/contents" || fail "$f is not in the package"

@@ -104,6 +104,27 @@ template <typename Parse> std::optional<int> parse_with(CLI::App& app, Parse par
 }
 } // namespace
 
+CLI::Option* add_size_option(CLI::App& app, const std::string& name, uint64_t& value,
+                             const std::string& what) {
+  return app.add_option(name, value, what)->transform(CLI::AsSizeValue(false))->type_name("SIZE");
+}
+
+void add_pattern_options(CLI::App& app, std::vector<std::string>& excludes,
+                         std::vector<std::string>& includes) {
+  app.add_option("--exclude", excludes,
+                 "leave paths matching PATTERN alone (e.g. '/usr/share/doc/**'; repeatable; "
+                 "before every exclude list)")
+      ->check(non_empty())
+      ->allow_extra_args(false)
+      ->type_name("PATTERN");
+  app.add_option("--include", includes,
+                 "consider paths matching PATTERN even where an --exclude or an exclude list "
+                 "leaves them alone (repeatable)")
+      ->check(non_empty())
+      ->allow_extra_args(false)
+      ->type_name("PATTERN");
+}
+
 CLI::Option* add_confdir_option(CLI::App& app, std::string& confdir) {
   return app
       .add_option("--confdir", confdir,

@@ -28,6 +28,17 @@ inline int exit_status(ExitCode c) {
 // a file.
 const CLI::Validator& non_empty();
 
+// --NAME SIZE: bytes, or a number with a unit as du and find take them:
+// K, M, G, T (powers of 1024; KB, KiB, MiB... alike), e.g. --min-size 1M.
+CLI::Option* add_size_option(CLI::App& app, const std::string& name, uint64_t& value,
+                             const std::string& what);
+
+// --exclude PATTERN and --include PATTERN (repeatable, util-vserver's
+// pattern syntax): rules before every exclude list, --include first (it
+// wins over --exclude, as in util-linux hardlink).
+void add_pattern_options(CLI::App& app, std::vector<std::string>& excludes,
+                         std::vector<std::string>& includes);
+
 // --confdir DIR: the configuration base, for every program that reads
 // guests' configuration.
 CLI::Option* add_confdir_option(CLI::App& app, std::string& confdir);

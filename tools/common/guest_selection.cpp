@@ -22,6 +22,18 @@ Result<ExcludeList> base_excludes(const GuestSelection& s, const ConfigBase& con
   return ExcludeList::parse(default_exclude_text(), "built-in default list");
 }
 
+// --include and --exclude as rules before every list, includes first.
+Result<ExcludeList> command_line_rules(const GuestSelection& s) {
+  std::string text;
+  for (const auto& [sign, patterns] : {std::pair{'+', &s.includes}, std::pair{'-', &s.excludes}})
+    for (const auto& p : *patterns) {
+      if (p.find('\n') != std::string::npos)
+        return described_error(EINVAL, "a pattern holds a line break");
+      text += sign + p + "\n";
+    }
+  return ExcludeList::parse(text, "--include/--exclude pattern");
+}
+
 UnifyGuest make_guest(Guest g, GuestRole role, ExcludeList excludes) {
   UnifyGuest u;
   u.guest = std::move(g);
@@ -57,9 +69,9 @@ void note_warning(const ExcludeList& list, std::vector<std::string>& warnings) {
 }
 } // namespace
 
-Result<ExcludeList> guest_excludes(const Guest& guest, const ExcludeList& base,
-                                   std::vector<std::string>& warnings) {
-  ExcludeList list;
+Result<ExcludeList> guest_excludes(const Guest& guest, const ExcludeList& first,
+                                   const ExcludeList& base, std::vector<std::string>& warnings) {
+  ExcludeList list = first;
   std::string own = guest.confdir + "/apps/vunify/exclude";
   if (!guest.confdir.empty() && path_exists(own)) {
     VU_TRY_ASSIGN(l, ExcludeList::load(own));
@@ -85,7 +97,7 @@ namespace {
 
 // util-vserver's manual form: <path> <excludelist> [<path> <excludelist>]+;
 // the first path is unified against the others, only the given lists apply.
-Status select_manually(const GuestSelection& sel, SelectedGuests& out) {
+Status select_manually(const GuestSelection& sel, const ExcludeList& first, SelectedGuests& out) {
   if (sel.args.size() % 2 != 0)
     return described_error(EINVAL, "--manually needs <path> <excludelist> pairs");
   if (sel.args.size() < 2 * sel.min_manual_pairs)
@@ -95,8 +107,10 @@ Status select_manually(const GuestSelection& sel, SelectedGuests& out) {
                                : "--manually needs at least two <path> <excludelist> pairs");
   for (size_t i = 0; i < sel.args.size(); i += 2) {
     VU_TRY_ASSIGN(root, real_path(sel.args[i]));
-    VU_TRY_ASSIGN(ex, ExcludeList::load(sel.args[i + 1]));
-    note_warning(ex, out.warnings);
+    VU_TRY_ASSIGN(own, ExcludeList::load(sel.args[i + 1]));
+    note_warning(own, out.warnings);
+    ExcludeList ex = first;
+    ex.append(own);
     Guest g{root.substr(root.rfind('/') + 1), root, {}};
     bool reference = sel.min_manual_pairs == 2 && i > 0;
     out.guests.push_back(
@@ -111,7 +125,7 @@ Status select_manually(const GuestSelection& sel, SelectedGuests& out) {
 // Guests by name or path, or --all; one guest alone in the classic form
 // is unified with its reference guests.
 Status select_configured(const GuestSelection& sel, const ConfigBase& config,
-                         const ExcludeList& base, SelectedGuests& out) {
+                         const ExcludeList& first, const ExcludeList& base, SelectedGuests& out) {
   std::vector<Guest> guests;
   if (sel.all) {
     VU_TRY_ASSIGN(all, config.all());
@@ -126,7 +140,7 @@ Status select_configured(const GuestSelection& sel, const ConfigBase& config,
   if (guests.empty())
     return described_error(EINVAL, "no guests given (name guests, paths, or --all)");
   auto add = [&](const Guest& g, GuestRole role) -> Status {
-    VU_TRY_ASSIGN(ex, guest_excludes(g, base, out.warnings));
+    VU_TRY_ASSIGN(ex, guest_excludes(g, first, base, out.warnings));
     out.guests.push_back(make_guest(g, role, std::move(ex)));
     return {};
   };
@@ -168,12 +182,13 @@ Result<SelectedGuests> select_guests(const GuestSelection& sel) {
   ConfigBase config(sel.confdir);
   if (!sel.manually) VU_TRY(config.check());
   SelectedGuests out;
+  VU_TRY_ASSIGN(first, command_line_rules(sel));
   VU_TRY_ASSIGN(base, base_excludes(sel, config));
   note_warning(base, out.warnings);
   if (sel.manually)
-    VU_TRY(select_manually(sel, out));
+    VU_TRY(select_manually(sel, first, out));
   else
-    VU_TRY(select_configured(sel, config, base, out));
+    VU_TRY(select_configured(sel, config, first, base, out));
   std::vector<Guest> roots;
   for (const auto& u : out.guests) roots.push_back(u.guest);
   VU_TRY(check_guest_roots(roots));

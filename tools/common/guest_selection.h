@@ -19,6 +19,8 @@ struct GuestSelection {
   std::string confdir;
   std::string exclude_from;
   bool no_default_excludes = false;
+  // --exclude, --include: before every list (includes first).
+  std::vector<std::string> excludes, includes;
   bool no_pkgmgmt = false;
   // One configured guest alone means util-vserver's "link it to its
   // refservers" (vunify); other programs just take the guest.
@@ -57,13 +59,14 @@ void note_left_out(const SelectedGuests& selected, Report& report);
 // `prog`.
 void print_left_out(const std::string& prog, const SelectedGuests& selected);
 
-// The ordered exclude list for a configured guest: its apps/vunify/exclude,
-// then `base` (--exclude-from, else the base's .defaults/apps/vunify/exclude,
-// else the built-in list). A missing file is skipped; an unreadable one (not
-// a regular file, too large) is an error.
-// Its crossing_warning, if any, is added to `warnings` once.
-Result<ExcludeList> guest_excludes(const Guest& guest, const ExcludeList& base,
-                                   std::vector<std::string>& warnings);
+// The ordered exclude list for a configured guest: `first` (--include and
+// --exclude), its apps/vunify/exclude, then `base` (--exclude-from, else
+// the base's .defaults/apps/vunify/exclude, else the built-in list). A
+// missing file is skipped; an unreadable one (not a regular file, too
+// large) is an error. Its crossing_warning, if any, is added to `warnings`
+// once.
+Result<ExcludeList> guest_excludes(const Guest& guest, const ExcludeList& first,
+                                   const ExcludeList& base, std::vector<std::string>& warnings);
 
 // Whether the package manager is consulted for a guest: util-vserver's
 // apps/vunify/pkgmgmt-ignore, then pkgmgmt-force, then the same two files

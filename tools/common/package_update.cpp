@@ -1,6 +1,7 @@
 // The update of unified guests that vapt-get and vrpm share (see
 // package_update.h).
 #include "tools/common/package_update.h"
+#include "tools/common/json_out.h"
 
 #include "core/runtime.h"
 #include "kernel/fs.h"
@@ -368,7 +369,7 @@ void print_summary(const PackageTool& tool, const UpdateOptions& o,
     nlohmann::json j{{"dry_run", o.dry_run}, {"failed", failed}};
     auto& guests = j["guests"] = nlohmann::json::array();
     for (const auto& r : results) guests.push_back(outcome_json(r));
-    std::cout << j.dump(2) << "\n";
+    std::cout << with_run_info(j, tool.prog).dump(2) << "\n";
     return;
   }
   for (const auto& r : results) {

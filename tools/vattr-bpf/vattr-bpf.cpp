@@ -12,6 +12,7 @@
 #include "core/guest_cgroup.h"
 #include "kernel/bpf_lsm.h"
 #include "tools/common/cli.h"
+#include "tools/common/json_out.h"
 #include "version.h"
 #include "vunify_lsm.skel.h"
 
@@ -224,9 +225,7 @@ int unload(bool quiet) {
 int status(bool json) {
   BpfLsmState s = bpf_lsm_state();
   if (json) {
-    nlohmann::json j{{"tool", "vattr-bpf"},
-                     {"version", k_version},
-                     {"loaded", s.loaded},
+    nlohmann::json j{{"loaded", s.loaded},
                      {"barrier", s.barrier},
                      {"pin_dir", bpf_lsm_pin_dir()},
                      {"guests_cgroup_id", s.guests_cgroup},
@@ -235,7 +234,7 @@ int status(bool json) {
     nlohmann::json counts = nlohmann::json::object();
     for (size_t i = 0; i < s.refusals.size(); ++i) counts[k_bpf_lsm_refusals[i]] = s.refusals[i];
     j["refusals"] = counts;
-    std::cout << j.dump(2) << "\n";
+    std::cout << with_run_info(j, "vattr-bpf").dump(2) << "\n";
   } else if (!s.loaded) {
     std::cout << "not loaded: " << s.why_not << "\n";
   } else {

@@ -5,12 +5,14 @@
 #include "barrier/barrier.h"
 #include "tools/common/cli.h"
 #include "tools/common/guest_selection.h"
+#include "tools/common/json_out.h"
 #include "tools/common/tree_walk.h"
 #include "unify/usage.h"
 #include "version.h"
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
+#include <unistd.h>
 
 #include <iostream>
 #include <set>
@@ -65,41 +67,48 @@ nlohmann::json to_json(const UsageReport& r) {
                      {"root", printable_path(g.root)},
                      {"files", g.files},
                      {"inodes", g.inodes},
-                     {"apparent", g.apparent},
-                     {"allocated", g.allocated},
-                     {"private", g.private_bytes},
-                     {"shared", g.shared},
-                     {"shared_full", g.shared_full},
-                     {"alone", g.alone},
-                     {"saved", g.saved}};
-    if (r.deep) o["possible"] = g.possible;
+                     {"apparent_bytes", g.apparent},
+                     {"allocated_bytes", g.allocated},
+                     {"private_bytes", g.private_bytes},
+                     {"shared_bytes", g.shared},
+                     {"shared_full_bytes", g.shared_full},
+                     {"alone_bytes", g.alone},
+                     {"saved_bytes", g.saved}};
+    if (r.deep) o["possible_bytes"] = g.possible;
     gs.push_back(o);
   }
-  j["total"] = {
-      {"files", r.files}, {"allocated", r.allocated}, {"alone", r.alone}, {"saved", r.saved}};
-  if (r.deep) j["total"]["possible"] = r.possible;
+  j["total"] = {{"files", r.files},
+                {"allocated_bytes", r.allocated},
+                {"alone_bytes", r.alone},
+                {"saved_bytes", r.saved}};
+  if (r.deep) j["total"]["possible_bytes"] = r.possible;
   if (r.store_present)
-    j["store"] = {{"path", r.store}, {"entries", r.store_entries}, {"bytes", r.store_bytes}};
+    j["store"] = {
+        {"path", r.store}, {"entries", r.store_entries}, {"allocated_bytes", r.store_bytes}};
   auto& top = j["top"] = nlohmann::json::array();
   for (const auto& d : r.top)
     top.push_back({{"guest", printable_path(d.guest)},
                    {"path", printable_path(d.path)},
-                   {"private", d.private_bytes}});
-  j["errors"] = r.errors;
+                   {"private_bytes", d.private_bytes}});
+  j["errors"] = failures_to_json(r.problems.failures);
+  j["error_count"] = r.errors;
   j["seconds"] = r.seconds;
   return j;
 }
 
+// The first column says what a row is ("guest" or "total"): a guest named
+// TOTAL is still a guest. Sizes are bytes.
 std::string to_csv(const UsageReport& r) {
-  std::string out = "guest,files,inodes,apparent,allocated,private,shared,shared_full,alone,saved";
-  out += r.deep ? ",possible\n" : "\n";
+  std::string out = "row,guest,files,inodes,apparent_bytes,allocated_bytes,private_bytes,"
+                    "shared_bytes,shared_full_bytes,alone_bytes,saved_bytes";
+  out += r.deep ? ",possible_bytes\n" : "\n";
   for (const auto& g : r.guests) {
-    out += fmt::format("{},{},{},{},{},{},{},{},{},{}", csv_field(printable_path(g.name)), g.files,
-                       g.inodes, g.apparent, g.allocated, g.private_bytes, g.shared, g.shared_full,
-                       g.alone, g.saved);
+    out += fmt::format("guest,{},{},{},{},{},{},{},{},{},{}", csv_field(printable_path(g.name)),
+                       g.files, g.inodes, g.apparent, g.allocated, g.private_bytes, g.shared,
+                       g.shared_full, g.alone, g.saved);
     out += r.deep ? fmt::format(",{}\n", g.possible) : "\n";
   }
-  out += fmt::format("TOTAL,{},,,{},,,,{},{}", r.files, r.allocated, r.alone, r.saved);
+  out += fmt::format("total,,{},,,{},,,,{},{}", r.files, r.allocated, r.alone, r.saved);
   out += r.deep ? fmt::format(",{}\n", r.possible) : "\n";
   return out;
 }
@@ -156,11 +165,19 @@ std::string to_table(const UsageReport& r, Units u) {
   return out;
 }
 
-// One self-contained page: an inline SVG stacked bar per guest (private,
-// shared share, still possible) and the table; no scripts, no network.
+std::string host_name() {
+  char name[256] = {};
+  if (::gethostname(name, sizeof name - 1) != 0) return "(unknown)";
+  return name;
+}
+
+// One self-contained page: where and when it was made, an inline SVG
+// stacked bar per guest (private - what could still be shared drawn inside
+// it - and its share of shared inodes), a second chart of what sharing
+// saved per guest, and the table; no scripts, no network.
 std::string to_html(const UsageReport& r) {
   uint64_t max = 1;
-  for (const auto& g : r.guests) max = std::max(max, g.private_bytes + g.shared + g.possible);
+  for (const auto& g : r.guests) max = std::max(max, g.private_bytes + g.shared);
   const int bar_w = 600, row_h = 28, left = 160;
   int height = static_cast<int>(r.guests.size()) * row_h + 50;
   std::string svg = fmt::format(
@@ -175,8 +192,11 @@ std::string to_html(const UsageReport& r) {
     svg += fmt::format("<g class=\"guest\" data-guest=\"{}\">\n", name);
     svg += fmt::format("  <text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>\n", left - 8,
                        y + 17, name);
+    // What unification could still free is part of the private bytes:
+    // drawn inside them, so a bar is always what the guest uses.
+    const uint64_t possible = std::min(g.possible, g.private_bytes);
     const std::pair<const char*, uint64_t> parts[] = {
-        {"private", g.private_bytes}, {"shared", g.shared}, {"possible", g.possible}};
+        {"private", g.private_bytes - possible}, {"possible", possible}, {"shared", g.shared}};
     for (const auto& [cls, v] : parts) {
       svg +=
           fmt::format("  <rect class=\"{}\" x=\"{:.1f}\" y=\"{}\" width=\"{:.1f}\" height=\"20\">"
@@ -194,9 +214,44 @@ std::string to_html(const UsageReport& r) {
       "<rect class=\"shared\" x=\"90\" width=\"12\" height=\"12\"/><text x=\"106\" y=\"11\">shared "
       "(its share)</text>"
       "<rect class=\"possible\" x=\"240\" width=\"12\" height=\"12\"/><text x=\"256\" "
-      "y=\"11\">still possible</text></g>\n",
+      "y=\"11\">private, could still be shared</text></g>\n",
       left, y + 8);
   svg += "</svg>\n";
+
+  // What sharing saved: per guest, what it uses and what it saves of what
+  // it would use alone.
+  uint64_t alone_max = 1;
+  for (const auto& g : r.guests) alone_max = std::max(alone_max, g.alone);
+  std::string saved_svg = fmt::format(
+      "<svg xmlns=\"http://www.w3.org/2000/svg\" id=\"saved\" width=\"{}\" height=\"{}\" "
+      "role=\"img\" aria-label=\"disk saved per guest\">\n",
+      left + bar_w + 120, height);
+  y = 10;
+  for (const auto& g : r.guests) {
+    auto w = [&](uint64_t v) {
+      return static_cast<double>(v) * bar_w / static_cast<double>(alone_max);
+    };
+    const uint64_t used = g.private_bytes + g.shared;
+    std::string name = html_escape(printable_path(g.name));
+    saved_svg += fmt::format("<g class=\"guest\" data-guest=\"{}\">\n", name);
+    saved_svg += fmt::format("  <text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>\n", left - 8,
+                             y + 17, name);
+    saved_svg += fmt::format("  <rect class=\"used\" x=\"{}\" y=\"{}\" width=\"{:.1f}\" "
+                             "height=\"20\"><title>used: {} bytes</title></rect>\n",
+                             left, y + 2, w(used), used);
+    saved_svg += fmt::format("  <rect class=\"saved\" x=\"{:.1f}\" y=\"{}\" width=\"{:.1f}\" "
+                             "height=\"20\"><title>saved: {} bytes</title></rect>\n",
+                             left + w(used), y + 2, w(g.saved), g.saved);
+    saved_svg += fmt::format("  <text x=\"{:.1f}\" y=\"{}\">{} saved</text>\n</g>\n",
+                             left + w(used + g.saved) + 6, y + 17, size_str(g.saved, Units::human));
+    y += row_h;
+  }
+  saved_svg += fmt::format(
+      "<g class=\"legend\" transform=\"translate({},{})\">"
+      "<rect class=\"used\" width=\"12\" height=\"12\"/><text x=\"16\" y=\"11\">used</text>"
+      "<rect class=\"saved\" x=\"90\" width=\"12\" height=\"12\"/><text x=\"106\" "
+      "y=\"11\">saved by sharing</text></g>\n</svg>\n",
+      left, y + 8);
 
   std::string table =
       "<table>\n<thead><tr><th>guest</th><th>files</th><th>allocated</th><th>private</th>"
@@ -220,17 +275,23 @@ std::string to_html(const UsageReport& r) {
          "<title>vdu: disk use of guests</title>\n<style>\n"
          "body{font-family:sans-serif;margin:2em;color:#222}\n"
          "rect.private{fill:#3b6fb6} rect.shared{fill:#5aa469} rect.possible{fill:#e8a33d}\n"
+         "rect.used{fill:#8a8a8a} rect.saved{fill:#5aa469}\n"
          "svg text{font-size:13px;fill:#222}\n"
          "table{border-collapse:collapse;margin-top:1.5em}\n"
          "td,th{border:1px solid #bbb;padding:4px 10px;text-align:right}\n"
          "td:first-child,th:first-child{text-align:left} tr.total{font-weight:bold}\n"
          "</style>\n</head>\n<body>\n<h1>Disk use of guests</h1>\n"
+         "<p class=\"origin\">Host " +
+         html_escape(printable_path(host_name())) + ", " +
+         html_escape(utc_now("%Y-%m-%d %H:%M UTC")) + ", vdu " + k_version +
+         ".</p>\n"
          "<p>Disk used by all guests: " +
          size_str(r.allocated, Units::human) +
          "; without sharing: " + size_str(r.alone, Units::human) +
          "; saved: " + size_str(r.saved, Units::human) +
          (r.deep ? "; still possible: " + size_str(r.possible, Units::human) : std::string()) +
-         ".</p>\n" + svg + table + "</body>\n</html>\n";
+         ".</p>\n<h2>Disk use</h2>\n" + svg + "<h2>Saved by sharing</h2>\n" + saved_svg + table +
+         "</body>\n</html>\n";
 }
 
 // util-vserver's form: per directory, blocks and inodes, each inode once,
@@ -341,7 +402,7 @@ int run_report(VduArgs& a) {
   }
   Units units = a.si ? Units::si : a.human ? Units::human : Units::bytes;
   if (a.json)
-    std::cout << to_json(*report).dump(2) << "\n";
+    std::cout << with_run_info(to_json(*report), "vdu").dump(2) << "\n";
   else if (a.csv)
     std::cout << to_csv(*report);
   else

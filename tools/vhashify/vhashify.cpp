@@ -6,6 +6,7 @@
 #include "tools/common/attr_choice.h"
 #include "tools/common/cli.h"
 #include "tools/common/guest_selection.h"
+#include "tools/common/json_out.h"
 #include "tools/common/progress_line.h"
 #include "unify/hashify.h"
 #include "version.h"
@@ -62,7 +63,8 @@ void add_options(CLI::App& app, CliOptions& o) {
   app.add_flag("--insecure", o.insecure, "accepted for compatibility; every safety check stays on");
   app.add_flag("--gc", o.run.gc, "remove store entries no guest links any more (alone: only that)");
   app.add_flag("--no-wait", o.no_wait, "fail instead of waiting when another run holds the store");
-  app.add_flag("-v,--verbose", o.verbose, "more output (twice: every linked name)");
+  app.add_flag("-v,--verbose", o.verbose,
+               "list what is (or would be) linked; twice: also what was left alone and why");
   app.add_flag("-q,--quiet", o.quiet, "print only errors");
   app.add_flag("--json", o.json, "one JSON object on stdout");
   app.add_flag("--stats", o.stats, "print the run time");
@@ -73,8 +75,11 @@ void add_options(CLI::App& app, CliOptions& o) {
       ->check(non_empty());
   app.add_flag("--no-default-excludes", o.sel.no_default_excludes, "no default exclude list");
   app.add_flag("--no-pkgmgmt", o.sel.no_pkgmgmt, "do not read package databases for config files");
-  app.add_option("--min-size", o.run.min_size, "leave smaller files alone (default 16)")
+  add_size_option(app, "--min-size", o.run.min_size,
+                  "leave smaller files alone (default 16; 1M = 1 MiB)")
       ->check(CLI::Range(uint64_t(1), uint64_t(1) << 62));
+  add_size_option(app, "--max-size", o.run.max_size, "leave larger files alone");
+  add_pattern_options(app, o.sel.excludes, o.sel.includes);
 }
 
 // The guests of each store: --destination for all, else each guest's own
@@ -104,6 +109,7 @@ void add_up(Report& total, const Report& r) {
                               {&Report::files_excluded, r.files_excluded},
                               {&Report::files_config, r.files_config},
                               {&Report::files_small, r.files_small},
+                              {&Report::files_large, r.files_large},
                               {&Report::files_other, r.files_other},
                               {&Report::files_hashed, r.files_hashed},
                               {&Report::bytes_hashed, r.bytes_hashed},
@@ -138,7 +144,7 @@ int gc_only(const CliOptions& o, const ConfigBase& config) {
     add_up(total, *gc);
   }
   if (o.json)
-    std::cout << report_to_json(total).dump(2) << "\n";
+    std::cout << with_run_info(report_to_json(total), "vhashify").dump(2) << "\n";
   else if (!o.quiet)
     std::cout << fmt::format("{} store entries removed, {} temporaries removed\n",
                              total.store_entries_removed, total.temporaries_removed);
@@ -180,7 +186,7 @@ void print_report(const CliOptions& o, const Report& total, const StoreGuests& b
   if (o.json) {
     auto j = report_to_json(total);
     j["store"] = by_store.size() == 1 ? by_store.front().first : stores;
-    std::cout << j.dump(2) << "\n";
+    std::cout << with_run_info(j, "vhashify").dump(2) << "\n";
     return;
   }
   for (const auto& a : total.actions) std::cout << a << "\n";
@@ -216,7 +222,8 @@ int run(int argc, char** argv) {
   o.attrs = choose_attr_backend("vhashify", o.attr_backend, o.sel.confdir);
   o.run.attrs = o.attrs.get();
   o.run.wait_for_lock = !o.no_wait;
-  o.run.log_actions = o.verbose >= 2 && !o.json;
+  o.run.log_actions = o.verbose >= 1 && !o.json;
+  o.run.log_skips = o.verbose >= 2 && !o.json;
   o.run.on_lock_wait = [quiet = o.quiet](const std::string& what, const std::string& holder) {
     if (!quiet)
       std::cerr << "vhashify: waiting: " << what << " is being changed by " << holder << "\n";

@@ -5,6 +5,7 @@
 
 #include "core/guest_procs.h"
 #include "tools/common/cli.h"
+#include "tools/common/json_out.h"
 #include "version.h"
 
 #include <fmt/format.h>
@@ -72,17 +73,18 @@ int run(int argc, char** argv) {
     lines.push_back(l);
   }
   if (json) {
-    nlohmann::json j = nlohmann::json::array();
+    nlohmann::json j = nlohmann::json::object();
+    auto& guests = j["guests"] = nlohmann::json::array();
     for (const auto& l : lines)
-      j.push_back({{"name", l.name},
-                   {"context", l.context},
-                   {"processes", l.procs},
-                   {"vsz", l.use.vsize},
-                   {"rss", l.use.rss},
-                   {"user_seconds", static_cast<double>(l.use.utime_ticks) / hz},
-                   {"system_seconds", static_cast<double>(l.use.stime_ticks) / hz},
-                   {"uptime_seconds", l.uptime}});
-    std::cout << j.dump(2) << "\n";
+      guests.push_back({{"name", l.name},
+                        {"context", l.context},
+                        {"processes", l.procs},
+                        {"vsz_bytes", l.use.vsize},
+                        {"rss_bytes", l.use.rss},
+                        {"user_seconds", static_cast<double>(l.use.utime_ticks) / hz},
+                        {"system_seconds", static_cast<double>(l.use.stime_ticks) / hz},
+                        {"uptime_seconds", l.uptime}});
+    std::cout << with_run_info(j, "vserver-stat").dump(2) << "\n";
     return 0;
   }
   std::cout << "CTX   PROC    VSZ    RSS  userTIME   sysTIME    UPTIME NAME\n";

@@ -5,6 +5,7 @@
 #include "core/runtime.h"
 #include "tools/common/attr_choice.h"
 #include "tools/common/cli.h"
+#include "tools/common/json_out.h"
 #include "tools/common/programs.h"
 #include "tools/vserver/build.h"
 #include "tools/vserver/pkgmgmt.h"
@@ -56,7 +57,7 @@ int status_command(const Globals& g, const std::string& name, bool quiet_form) {
       j["started"] = st->state.started;
       j["uptime_seconds"] = std::time(nullptr) - st->state.started;
     }
-    std::cout << j.dump(2) << "\n";
+    std::cout << with_run_info(j, "vserver").dump(2) << "\n";
   } else if (st->running) {
     std::cout << "Vserver '" << name << "' is running at context '" << st->state.context << "'\n"
               << "Number of processes: " << st->processes.size() << "\n"

@@ -5,6 +5,7 @@
 #include "barrier/barrier.h"
 #include "tools/common/attr_choice.h"
 #include "tools/common/guest_selection.h"
+#include "tools/common/json_out.h"
 #include "tools/common/progress_line.h"
 #include "unify/deunify.h"
 #include "unify/hashify.h"
@@ -45,6 +46,8 @@ struct CliOptions {
   std::vector<std::string> paths;
   std::string store;
   uint64_t min_size = 16;
+  uint64_t max_size = 0;
+  std::vector<std::string> excludes, includes; // --exclude, --include
   bool one_file_system = false;
   std::string attr_backend;
   std::unique_ptr<AttrBackend> attrs; // chosen after parsing
@@ -70,7 +73,8 @@ void add_options(CLI::App& app, CliOptions& o) {
                "util-vserver form: <path> <excludelist> [<path> <excludelist>]+; the first "
                "path is linked to the others");
   app.add_flag("-n,--dry-run", o.dry_run, "find duplicates and report; change nothing");
-  app.add_flag("-v,--verbose", o.verbose, "more output (repeat for each linked file)");
+  app.add_flag("-v,--verbose", o.verbose,
+               "list what is (or would be) linked; twice: also what was left alone and why");
   app.add_flag("-q,--quiet", o.quiet, "print only errors");
   app.add_flag("--json", o.json, "print the report as one JSON object on stdout");
   app.add_flag("--stats", o.stats, "print the time of each pass");
@@ -92,8 +96,11 @@ void add_options(CLI::App& app, CliOptions& o) {
   app.add_flag("--no-pkgmgmt", o.no_pkgmgmt,
                "do not ask the package manager for configuration files (and unify guests "
                "whose package database cannot be read)");
-  app.add_option("--min-size", o.min_size, "leave files smaller than this alone (default 16)")
+  add_size_option(app, "--min-size", o.min_size,
+                  "leave files smaller than this alone (default 16; 1M = 1 MiB)")
       ->check(CLI::Range(uint64_t(1), uint64_t(1) << 62));
+  add_size_option(app, "--max-size", o.max_size, "leave files larger than this alone");
+  add_pattern_options(app, o.excludes, o.includes);
   app.add_option("--store", o.store,
                  "link to the hash store DIR instead of to each other (what vhashify does)")
       ->check(non_empty());
@@ -115,9 +122,11 @@ RunOptions run_options(const CliOptions& o) {
   r.protect = o.no_immutable ? Protect::none : Protect::immutable;
   r.attrs = o.attrs.get();
   r.min_size = o.min_size;
+  r.max_size = o.max_size;
   r.ignore_mtime = o.ignore_mtime;
   r.one_file_system = o.one_file_system;
-  r.log_actions = o.verbose >= 2 && !o.json;
+  r.log_actions = o.verbose >= 1 && !o.json;
+  r.log_skips = o.verbose >= 2 && !o.json;
   r.wait_for_lock = !o.no_wait;
   r.on_lock_wait = [quiet = o.quiet](const std::string& what, const std::string& holder) {
     if (!quiet)
@@ -138,7 +147,7 @@ auto with_progress(const CliOptions& o, Progress& progress, const char* prog, F 
 // Prints the report as the options ask and returns the exit status.
 int finish(const CliOptions& o, const Report& r, const std::string& text) {
   if (o.json) {
-    std::cout << report_to_json(r).dump(2) << "\n";
+    std::cout << with_run_info(report_to_json(r), "vunify").dump(2) << "\n";
   } else {
     for (const auto& a : r.actions) std::cout << a << "\n";
     if (!o.quiet)
@@ -260,6 +269,8 @@ int run(int argc, char** argv) {
   sel.confdir = o.confdir;
   sel.exclude_from = o.exclude_from;
   sel.no_default_excludes = o.no_default_excludes;
+  sel.excludes = o.excludes;
+  sel.includes = o.includes;
   sel.no_pkgmgmt = o.no_pkgmgmt;
   auto selected = need(select_guests(sel));
   print_left_out("vunify", selected);
