@@ -178,7 +178,7 @@ TEST_F(Vdu, HtmlPageRendersInHeadlessChromium) {
   EXPECT_NE(dom.find("rect class=\"possible\""), std::string::npos);
   // The screenshot README refers to (build/vdu-report.png when run by ctest).
   std::string shot = t.path("vdu-report.png");
-  ASSERT_EQ(sh("timeout 120 chromium" + flags + "--window-size=900,640 --screenshot=" + shot +
+  ASSERT_EQ(sh("timeout 120 chromium" + flags + "--window-size=1000,640 --screenshot=" + shot +
                " file://" + page + " >/dev/null 2>&1"),
             0);
   EXPECT_GT(t.read("vdu-report.png").size(), 5000u);

@@ -275,7 +275,7 @@ std::string to_html(const UsageReport& r) {
          "<title>vdu: disk use of guests</title>\n<style>\n"
          "body{font-family:sans-serif;margin:2em;color:#222}\n"
          "rect.private{fill:#3b6fb6} rect.shared{fill:#5aa469} rect.possible{fill:#e8a33d}\n"
-         "rect.used{fill:#8a8a8a} rect.saved{fill:#5aa469}\n"
+         "rect.used{fill:#8a8a8a} rect.saved{fill:#2a9d8f}\n"
          "svg text{font-size:13px;fill:#222}\n"
          "table{border-collapse:collapse;margin-top:1.5em}\n"
          "td,th{border:1px solid #bbb;padding:4px 10px;text-align:right}\n"
