@@ -74,8 +74,8 @@ dpkg-deb -c "$deb" | awk '{print $6}' | sed 's|^\.||' >"$work/contents"
 for f in /usr/sbin/{vunify,vhashify,vdu,setattr,showattr,vbarrier,vserver,vps,vserver-stat} \
   /usr/sbin/{start-vservers,vapt-get,vrpm,vattr-bpf} \
   /usr/share/man/man8/{vunify,vhashify,vserver,vattr-bpf}.8.gz \
-  /lib/systemd/system/{vhashify.service,vhashify.timer,vattr-bpf.service} \
-  /etc/cron.d/vhashify /etc/vservers/.defaults/apps/vunify/exclude \
+  /lib/systemd/system/{vhashify.service,vhashify.timer,vattr-bpf.service,vservers-default.service} \
+  /etc/cron.d/vhashify /etc/vservers/.defaults/apps/vunify/exclude /etc/init.d/vservers-default \
   /usr/share/vunify/vhashify-nightly /usr/share/vunify/summarize-run \
   /usr/share/bash-completion/completions/vunify /usr/share/bash-completion/completions/vserver \
   "/usr/lib/$(dpkg-architecture -qDEB_HOST_MULTIARCH)/vunify/libvu-preload.so" \
@@ -84,7 +84,8 @@ for f in /usr/sbin/{vunify,vhashify,vdu,setattr,showattr,vbarrier,vserver,vps,vs
 done
 if grep -q '^/usr/local' "$work/contents"; then fail "files under /usr/local"; fi
 dpkg-deb -e "$deb" "$work/control"
-for f in /etc/cron.d/vhashify /etc/vservers/.defaults/apps/vunify/exclude; do
+for f in /etc/cron.d/vhashify /etc/vservers/.defaults/apps/vunify/exclude \
+  /etc/init.d/vservers-default; do
   grep -qx "$f" "$work/control/conffiles" || fail "$f is not a conffile"
 done
 dpkg-deb -x "$deb" "$work/unpacked"
@@ -135,6 +136,13 @@ cp -a "$root/var/lib/apt/lists/." "$cache/package/lists/"
 cp -a "$root/var/cache/apt/archives/." "$cache/package/archives/" 2>/dev/null || true
 [ "$(in_root dpkg-query -W -f='${Status}' vunify)" = "install ok installed" ] ||
   fail "vunify is not configured after apt-get -f install"
+# vservers-default.service is enabled (it starts only guests marked
+# "default"); the nightly timer and the BPF loader are the admin's choice.
+[ -L "$root/etc/systemd/system/multi-user.target.wants/vservers-default.service" ] ||
+  fail "vservers-default.service is not enabled"
+for u in timers.target.wants/vhashify.timer sysinit.target.wants/vattr-bpf.service; do
+  [ ! -e "$root/etc/systemd/system/$u" ] || fail "$u is enabled on install"
+done
 for p in vunify vhashify vdu setattr showattr vbarrier vserver vps vserver-stat start-vservers \
   vapt-get vrpm vattr-bpf; do
   out=$(in_root "/usr/sbin/$p" --version 2>&1) || fail "$p --version: $out"
@@ -177,6 +185,20 @@ in_root /usr/share/vunify/vhashify-nightly >"$work/nightly.log" 2>&1 || {
 }
 grep -q '^vhashify: [0-9]* files scanned' "$work/nightly.log" || fail "nightly: $(cat "$work/nightly.log")"
 in_root /usr/sbin/showattr "/vservers/a/usr/bin/dpkg" >/dev/null || fail "showattr failed"
+# The boot unit's command and the init script's: no guest is marked
+# "default", so nothing starts; status says none runs (3).
+in_root /etc/init.d/vservers-default start >"$work/boot.log" 2>&1 || {
+  cat "$work/boot.log"
+  fail "/etc/init.d/vservers-default start failed"
+}
+status=0
+in_root /etc/init.d/vservers-default status >/dev/null 2>&1 || status=$?
+[ "$status" = 3 ] || fail "/etc/init.d/vservers-default status: $status, want 3 (nothing runs)"
+start=$(sed -n 's/^ExecStart=//p' "$root/lib/systemd/system/vservers-default.service")
+in_root sh -c "$start" >"$work/boot.log" 2>&1 || {
+  cat "$work/boot.log"
+  fail "vservers-default.service's ExecStart ($start) failed"
+}
 
 # --- 4. the units -----------------------------------------------------------
 step "systemd-analyze verify and security (systemd installed in the root)"
@@ -187,7 +209,7 @@ in_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-re
 }
 cp -a "$root/var/cache/apt/archives/." "$cache/package/archives/" 2>/dev/null || true
 units=(/lib/systemd/system/vhashify.service /lib/systemd/system/vhashify.timer
-  /lib/systemd/system/vattr-bpf.service)
+  /lib/systemd/system/vattr-bpf.service /lib/systemd/system/vservers-default.service)
 if ! systemd-analyze verify --man=no --root="$root" "${units[@]/#/$root}" >"$work/verify.log" 2>&1; then
   cat "$work/verify.log"
   fail "systemd-analyze verify"
