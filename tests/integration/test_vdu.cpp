@@ -109,14 +109,18 @@ TEST_F(Vdu, CsvAndTable) {
             "guest,g3,2,2,16384,16384,4096,4096,12288,16384,8192\n"
             "total,,12,,,57344,,,,98304,40960\n");
   auto table = vdu(with({}));
-  EXPECT_NE(table.out.find("GUEST  FILES  APPARENT  ALLOCATED  PRIVATE  SHARED  ALONE  SAVED\n"),
+  // Without -h: KiB, as du counts, the unit in the header.
+  EXPECT_NE(table.out.find("GUEST  FILES  APPARENT(KiB)  ALLOCATED(KiB)  PRIVATE(KiB)  SHARED(KiB)  "
+                           "ALONE(KiB)  SAVED(KiB)\n"),
             std::string::npos)
       << table.out;
-  EXPECT_NE(table.out.find("g2         3     28672      28672     4096   10240  28672  14336\n"),
+  EXPECT_NE(table.out.find("g2         3             28              28             4           "
+                           "10          28          14\n"),
             std::string::npos)
       << table.out;
-  EXPECT_NE(table.out.find("hash store " + t.path("store") + ": 1 entries, 8192"),
-            std::string::npos);
+  EXPECT_NE(table.out.find("hash store " + t.path("store") + ": 1 entries, 8 KiB\n"),
+            std::string::npos)
+      << table.out;
   auto human = vdu(with({"-h"}));
   EXPECT_NE(human.out.find("g1         7      1.0M        48K      16K     18K    52K    18K"),
             std::string::npos)

@@ -21,10 +21,13 @@ namespace vu {
 
 namespace {
 
-enum class Units { bytes, human, si };
+// kib: KiB, rounded up as du counts 1K blocks (the table says the unit in
+// its header); human: du -h's 1.0M, 48K; si: powers of 1000; bytes: exact.
+enum class Units { bytes, kib, human, si };
 
 std::string size_str(uint64_t b, Units u) {
   if (u == Units::bytes) return std::to_string(b);
+  if (u == Units::kib) return std::to_string((b + 1023) / 1024);
   double base = u == Units::human ? 1024.0 : 1000.0;
   static const char* suffix[] = {"", "K", "M", "G", "T", "P"};
   double v = static_cast<double>(b);
@@ -118,6 +121,8 @@ std::string to_table(const UsageReport& r, Units u) {
   std::vector<std::string> head{"GUEST",   "FILES",  "APPARENT", "ALLOCATED",
                                 "PRIVATE", "SHARED", "ALONE",    "SAVED"};
   if (r.deep) head.push_back("POSSIBLE");
+  if (u == Units::kib)
+    for (size_t i = 2; i < head.size(); ++i) head[i] += "(KiB)";
   rows.push_back(head);
   for (const auto& g : r.guests) {
     std::vector<std::string> row{printable_path(g.name),       std::to_string(g.files),
@@ -153,14 +158,15 @@ std::string to_table(const UsageReport& r, Units u) {
   out += "ALLOCATED of TOTAL: disk used by all guests, each inode once; SHARED: each guest's "
          "share of inodes it shares\n(split evenly); ALONE: what a guest would use if no two "
          "names shared an inode; SAVED = ALONE - PRIVATE - SHARED.\n";
+  const char* unit = u == Units::kib ? " KiB" : "";
   if (r.store_present)
-    out += fmt::format("hash store {}: {} entries, {}\n", r.store, r.store_entries,
-                       size_str(r.store_bytes, u));
+    out += fmt::format("hash store {}: {} entries, {}{}\n", r.store, r.store_entries,
+                       size_str(r.store_bytes, u), unit);
   if (!r.top.empty()) {
     out += fmt::format("top {} directories by private bytes:\n", r.top.size());
     for (const auto& d : r.top)
-      out += fmt::format("  {:>10}  {}:{}\n", size_str(d.private_bytes, u), printable_path(d.guest),
-                         printable_path(d.path));
+      out += fmt::format("  {:>10}{}  {}:{}\n", size_str(d.private_bytes, u), unit,
+                         printable_path(d.guest), printable_path(d.path));
   }
   return out;
 }
@@ -400,7 +406,7 @@ int run_report(VduArgs& a) {
     print_error("vdu", report.error().message());
     return exit_status(ExitCode::usage);
   }
-  Units units = a.si ? Units::si : a.human ? Units::human : Units::bytes;
+  Units units = a.si ? Units::si : a.human ? Units::human : Units::kib;
   if (a.json)
     std::cout << with_run_info(to_json(*report), "vdu").dump(2) << "\n";
   else if (a.csv)
