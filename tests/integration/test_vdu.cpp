@@ -110,9 +110,10 @@ TEST_F(Vdu, CsvAndTable) {
             "total,,12,,,57344,,,,98304,40960\n");
   auto table = vdu(with({}));
   // Without -h: KiB, as du counts, the unit in the header.
-  EXPECT_NE(table.out.find("GUEST  FILES  APPARENT(KiB)  ALLOCATED(KiB)  PRIVATE(KiB)  SHARED(KiB)  "
-                           "ALONE(KiB)  SAVED(KiB)\n"),
-            std::string::npos)
+  EXPECT_NE(
+      table.out.find("GUEST  FILES  APPARENT(KiB)  ALLOCATED(KiB)  PRIVATE(KiB)  SHARED(KiB)  "
+                     "ALONE(KiB)  SAVED(KiB)\n"),
+      std::string::npos)
       << table.out;
   EXPECT_NE(table.out.find("g2         3             28              28             4           "
                            "10          28          14\n"),
