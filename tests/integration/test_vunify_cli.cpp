@@ -74,11 +74,14 @@ TEST_F(Cli, AConfigurationBaseThatCannotBeOneIsNamed) {
   const std::string file = "--confdir=" + t.path("guests/web1/usr/bin/tool");
   const std::string root = "--confdir=" + t.path("guests/web1");
   t.file("guests/web1/etc/passwd", "root:x:0:0::/root:/bin/sh\n");
-  for (const auto& argv :
-       std::vector<std::vector<std::string>>{{VUNIFY_BIN, file, "-n", "web1", "web2"},
-                                             {VHASHIFY_BIN, file, "-n", "web1"},
-                                             {VDU_BIN, file, "web1"},
-                                             {VBARRIER_BIN, file, "check"}}) {
+  for (const auto& argv : std::vector<std::vector<std::string>>{
+           {VUNIFY_BIN, file, "-n", "web1", "web2"},
+           {VHASHIFY_BIN, file, "-n", "web1"},
+           {VDU_BIN, file, "web1"},
+           {VBARRIER_BIN, file, "check"},
+           {VSERVER_BIN, file, "web1", "status"},
+           {START_VSERVERS_BIN, "-c", t.path("guests/web1/usr/bin/tool"), "--all", "--start"},
+           {VAPT_GET_BIN, file, "web1", "--", "update"}}) {
     auto r = run_program(argv);
     EXPECT_EQ(r.status, 2) << argv[0];
     EXPECT_NE(r.err.find("error: configuration base " + t.path("guests/web1/usr/bin/tool") +
