@@ -394,6 +394,14 @@ TEST_F(VAptGet, DryRunChangesNothingAndErrorsAreReported) {
   EXPECT_EQ(vapt_get({"d"}).status, 2);            // no apt-get arguments
   EXPECT_EQ(vapt_get({"--", "update"}).status, 2); // no guest
   EXPECT_EQ(vapt_get({"--no-such-option", "d", "--", "update"}).status, 2);
+  EXPECT_EQ(j["errors"], nlohmann::json::object());
+  EXPECT_EQ(j["error_count"], 0);
+  EXPECT_EQ(j["tool"], "vapt-get");
+  auto failed = vapt_get({"--json", "nope", "--", "install", "-y", "hello"});
+  EXPECT_EQ(failed.status, 1) << failed.err;
+  auto fj = json_of(failed);
+  EXPECT_EQ(fj["error_count"], 1);
+  EXPECT_EQ(fj["errors"]["guest"]["example"], "nope") << fj.dump();
   r = vapt_get({"nope", "d", "--", "install", "-y", "hello"});
   EXPECT_EQ(r.status, 1) << r.err;
   EXPECT_NE(r.err.find("nope"), std::string::npos) << r.err;

@@ -369,6 +369,13 @@ void print_summary(const PackageTool& tool, const UpdateOptions& o,
     nlohmann::json j{{"dry_run", o.dry_run}, {"failed", failed}};
     auto& guests = j["guests"] = nlohmann::json::array();
     for (const auto& r : results) guests.push_back(outcome_json(r));
+    // The shape every tool's "errors" has: by kind, a count, the first
+    // example and its message (here one kind: a guest's update failed).
+    j["errors"] = nlohmann::json::object();
+    for (const auto& r : results)
+      if (!r.error.empty() && !j["errors"].contains("guest"))
+        j["errors"]["guest"] = {{"count", failed}, {"example", r.name}, {"message", r.error}};
+    j["error_count"] = failed;
     std::cout << with_run_info(j, tool.prog).dump(2) << "\n";
     return;
   }
