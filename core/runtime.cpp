@@ -196,7 +196,19 @@ Result<UniqueFd> reopen_root(const VServerConfig& c, int root) {
   return here;
 }
 
+// ccapabilities RAW_ICMP: ping sockets for every group of the guest. Still
+// the host's /proc, but /proc/sys/net is the opener's network namespace:
+// the guest's own, made for this start.
+Status allow_ping_sockets() {
+  const char* knob = "/proc/sys/net/ipv4/ping_group_range";
+  int fd = ::open(knob, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return make_error(errno, std::string("open ") + knob);
+  UniqueFd owned(fd);
+  return write_all(fd, "0 2147483647\n");
+}
+
 Status become_guest(const VServerConfig& c, int root, const std::vector<ContextMount>& mounts) {
+  if (c.raw_icmp) VU_TRY(allow_ping_sockets());
   {
     VU_TRY_ASSIGN(here, reopen_root(c, root));
     ::close(root);

@@ -20,15 +20,14 @@ namespace {
 // util-vserver and reported as not applied on mainline Linux.
 const std::set<std::string>& applied_entries() {
   static const std::set<std::string> s{
-      "vdir",  "context",  "name",       "uts", "interfaces", "apps",  "bcapabilities", "cgroup",
-      "shell", "hostname", "domainname", "run", "run.rev",    "cache", "noisy",         "mark"};
+      "vdir",          "context", "name",  "uts",      "interfaces",    "apps",
+      "bcapabilities", "cgroup",  "shell", "hostname", "domainname",    "run",
+      "run.rev",       "cache",   "noisy", "mark",     "ccapabilities", "flags"};
   return s;
 }
 
 const std::set<std::string>& reported_entries() {
-  static const std::set<std::string> s{"flags",
-                                       "ccapabilities",
-                                       "capabilities",
+  static const std::set<std::string> s{"capabilities",
                                        "nflags",
                                        "ncapabilities",
                                        "ncontext",
@@ -278,6 +277,67 @@ Status load_capabilities(const Reader& r, VServerConfig& c) {
   return {};
 }
 
+// A ccapabilities/flags line as a name: upper case, and only [A-Z0-9_]
+// (a guest's configuration is not trusted to be printable).
+std::string flag_name(std::string name) {
+  for (auto& ch : name) {
+    ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '_') return "(an unreadable name)";
+  }
+  return name;
+}
+
+// "A, B, C" - at most ten, then how many more.
+std::string name_list(const std::vector<std::string>& names) {
+  std::string list;
+  for (size_t i = 0; i < names.size() && i < 10; ++i) list += (i ? ", " : "") + names[i];
+  if (names.size() > 10) list += " and " + std::to_string(names.size() - 10) + " more";
+  return list;
+}
+
+// util-vserver's context capabilities: RAW_ICMP has a mainline counterpart
+// (ping sockets for the guest's users, per network namespace); the others
+// would need CAP_SYS_ADMIN or the Linux-VServer kernel, and are named in a
+// notice. '~' or '!' before a name removes it (nothing to remove here).
+Status load_ccapabilities(const Reader& r, VServerConfig& c) {
+  VU_TRY_ASSIGN(lines, r.lines("ccapabilities"));
+  std::vector<std::string> not_applied;
+  for (std::string name : lines) {
+    if (name.empty()) continue;
+    bool remove = name[0] == '~' || name[0] == '!';
+    if (remove) name.erase(0, 1);
+    name = flag_name(name);
+    if (name == "RAW_ICMP")
+      c.raw_icmp = !remove;
+    else if (!remove)
+      not_applied.push_back(name);
+  }
+  if (!not_applied.empty())
+    c.notices.push_back(r.path("ccapabilities") + ": " + name_list(not_applied) +
+                        " not applied on mainline Linux (RAW_ICMP is)");
+  return {};
+}
+
+// util-vserver's context flags. What the guest's namespaces already do is
+// not worth a notice; the rest is named once.
+Status load_flags(const Reader& r, VServerConfig& c) {
+  static const std::set<std::string> given_by_namespaces{
+      "HIDE_NETIF",   "HIDE_MOUNT", "INIT_PID",  "PRIVATE",    "NAMESPACE",
+      "VIRT_UTSNAME", "STATE",      "SC_HELPER", "PERSISTENT", "HIDE_LOOPBACK"};
+  VU_TRY_ASSIGN(lines, r.lines("flags"));
+  std::vector<std::string> not_applied;
+  for (std::string name : lines) {
+    if (name.empty()) continue;
+    if (name[0] == '~' || name[0] == '!') continue; // clearing a flag: nothing set
+    name = flag_name(name);
+    if (!given_by_namespaces.count(name)) not_applied.push_back(name);
+  }
+  if (!not_applied.empty())
+    c.notices.push_back(r.path("flags") + ": " + name_list(not_applied) +
+                        " not applied on mainline Linux");
+  return {};
+}
+
 Status load_cgroup(const Reader& r, VServerConfig& c) {
   for (const auto& knob : r.entries("cgroup")) {
     if (knob.empty() || knob[0] == '.') continue;
@@ -406,6 +466,8 @@ Result<VServerConfig> load_vserver_config(const ConfigBase& base, const std::str
   VU_TRY(load_interfaces(r, c));
   VU_TRY(load_init(r, c));
   VU_TRY(load_capabilities(r, c));
+  VU_TRY(load_ccapabilities(r, c));
+  VU_TRY(load_flags(r, c));
   VU_TRY(load_cgroup(r, c));
   return c;
 }

@@ -60,6 +60,9 @@ struct VServerConfig {
   std::vector<std::string> environment;
   std::vector<int> killseq{15, 5, 9};
   CapMask capabilities = 0; // what the guest keeps
+  // ccapabilities RAW_ICMP: the guest's unprivileged users may ping (its
+  // network namespace's net.ipv4.ping_group_range opened to every group).
+  bool raw_icmp = false;
   std::vector<std::pair<std::string, std::string>> cgroup;
   std::vector<std::string> shell;
   std::string mark;                 // apps/init/mark: start-vservers -m

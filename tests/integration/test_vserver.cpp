@@ -158,10 +158,27 @@ TEST_F(VServer, AttacksFromInsideAGuestFail) {
 TEST_F(VServer, TwoGuestsDoNotSeeEachOther) {
   make_guest("a", 40021, "10.232.1.2/24");
   make_guest("b", 40022, "10.232.2.2/24");
+  // util-vserver's context capabilities and flags: RAW_ICMP is applied (a's
+  // users may ping, in a's network namespace only); the others are named.
+  put(conf("a") + "/ccapabilities", "RAW_ICMP\nSECURE_MOUNT\n");
+  put(conf("a") + "/flags", "HIDE_NETIF\nVIRT_MEM\n");
+  const std::string host_ping = read_all("/proc/sys/net/ipv4/ping_group_range");
+  std::string start_a;
   for (const char* g : {"a", "b"}) {
     auto r = vserver({g, "start"});
     ASSERT_EQ(r.status, 0) << g << ": " << r.out << r.err;
+    if (std::string(g) == "a") start_a = r.err;
   }
+  EXPECT_NE(start_a.find("ccapabilities: SECURE_MOUNT not applied on mainline Linux (RAW_ICMP is)"),
+            std::string::npos)
+      << start_a;
+  EXPECT_NE(start_a.find("flags: VIRT_MEM not applied"), std::string::npos) << start_a;
+  EXPECT_EQ(start_a.find("HIDE_NETIF"), std::string::npos) << "what the namespaces do: " << start_a;
+  EXPECT_EQ(vserver({"a", "exec", "cat", "/proc/sys/net/ipv4/ping_group_range"}).out,
+            "0\t2147483647\n");
+  EXPECT_EQ(vserver({"b", "exec", "cat", "/proc/sys/net/ipv4/ping_group_range"}).out, "1\t0\n");
+  EXPECT_EQ(read_all("/proc/sys/net/ipv4/ping_group_range"), host_ping)
+      << "the host's is untouched";
   EXPECT_EQ(probe("a", {"uname"}).out.rfind("a-host ", 0), 0u);
   EXPECT_EQ(probe("b", {"uname"}).out.rfind("b-host ", 0), 0u);
   auto addrs_b = probe("b", {"addrs"});

@@ -112,9 +112,36 @@ TEST_F(VServerConfigTest, UnknownAndUnappliedSettingsAreNoticesNotErrors) {
   ASSERT_EQ(c->notices.size(), 3u);
   std::string all;
   for (const auto& n : c->notices) all += n + "\n";
-  EXPECT_NE(all.find("flags: util-vserver setting not applied"), std::string::npos) << all;
+  EXPECT_NE(all.find("flags: FAKEINIT not applied on mainline Linux"), std::string::npos) << all;
   EXPECT_NE(all.find("frobnicate: unknown setting"), std::string::npos) << all;
   EXPECT_NE(all.find("wibble: unknown setting"), std::string::npos) << all;
+}
+
+// ccapabilities: RAW_ICMP is applied, '~' takes it back; other names are
+// named once (hostile bytes never printed, a long list cut); flags the
+// namespaces already give are no notice.
+TEST_F(VServerConfigTest, ContextCapabilitiesAndFlags) {
+  t.write("etc/g/ccapabilities", "raw_icmp\nSECURE_MOUNT\n\x1b[2Jevil\n");
+  std::string many;
+  for (int i = 0; i < 12; ++i) many += "VIRT_X" + std::to_string(i) + "\n";
+  t.write("etc/g/flags", "HIDE_NETIF\nINIT_PID\n~VIRT_MEM\n" + many);
+  auto c = load();
+  ASSERT_TRUE(c.ok()) << c.error().message();
+  EXPECT_TRUE(c->raw_icmp);
+  std::string all;
+  for (const auto& n : c->notices) all += n + "\n";
+  EXPECT_NE(all.find("ccapabilities: SECURE_MOUNT, (an unreadable name) not applied"),
+            std::string::npos)
+      << all;
+  EXPECT_EQ(all.find('\x1b'), std::string::npos) << all;
+  EXPECT_NE(all.find("flags: VIRT_X0, VIRT_X1"), std::string::npos) << all;
+  EXPECT_NE(all.find("VIRT_X9 and 2 more not applied"), std::string::npos) << all;
+  EXPECT_EQ(all.find("HIDE_NETIF"), std::string::npos) << all;
+  EXPECT_EQ(all.find("VIRT_MEM"), std::string::npos) << all;
+  t.write("etc/g/ccapabilities", "RAW_ICMP\n~RAW_ICMP\n");
+  auto off = load();
+  ASSERT_TRUE(off.ok());
+  EXPECT_FALSE(off->raw_icmp);
 }
 
 TEST_F(VServerConfigTest, MalformedValuesAreErrorsNamingTheFile) {
