@@ -3,6 +3,7 @@
 
 #include "core/guest.h"
 #include "kernel/bpf_lsm.h"
+#include "tools/common/cli.h"
 
 #include <algorithm>
 #include <iostream>
@@ -45,8 +46,7 @@ Status check_attr_backend_for_start(const std::string& confdir) {
 
 std::unique_ptr<AttrBackend> choose_attr_backend(const char* prog, const std::string& cli,
                                                  const std::string& confdir) {
-  if (auto usable = ConfigBase(confdir).check(); !usable.ok())
-    throw std::runtime_error(usable.error().message());
+  require_config_base(confdir);
   std::string notice;
   std::unique_ptr<AttrBackend> backend;
   if (!cli.empty()) {

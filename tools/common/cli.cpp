@@ -1,5 +1,7 @@
 #include "tools/common/cli.h"
 
+#include "core/guest.h"
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -138,6 +140,11 @@ std::optional<int> parse_command_line(CLI::App& app, int argc, char** argv) {
 
 std::optional<int> parse_command_line(CLI::App& app, std::vector<std::string> reversed_args) {
   return parse_with(app, [&] { app.parse(reversed_args); });
+}
+
+void require_config_base(const std::string& confdir) {
+  if (auto usable = ConfigBase(confdir).check(); !usable.ok())
+    throw std::runtime_error(usable.error().message());
 }
 
 void require_capabilities(CapMask need, const std::string& what, const std::string& instead) {

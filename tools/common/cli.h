@@ -60,6 +60,11 @@ void add_help_footer(CLI::App& app, const std::string& exit_codes,
 // Prints "<prog>: error: <message>" on stderr.
 void print_error(const std::string& prog, const std::string& message);
 
+// Throws (a set-up error: one line, exit status 2) unless `confdir` (empty:
+// $VSERVER_CONFDIR or /etc/vservers) can be a configuration base - see
+// ConfigBase::check. Every program that reads the base calls it first.
+void require_config_base(const std::string& confdir);
+
 // Checked before a run that changes files does any work (a run without
 // them would read everything and then fail file by file): throws "run it
 // as root: <what> needs CAP_...[; <instead>]" unless the effective set

@@ -558,10 +558,7 @@ int run_package_tool(const PackageTool& tool, int argc, char** argv) {
                       : std::vector<std::string>{prog + " web1 -- -Uvh /srv/rpms/hello.rpm",
                                                  prog + " web1 -- -q hello"});
   if (auto done = parse_command_line(app, ours, argv)) return *done;
-  if (auto usable = ConfigBase(o.confdir).check(); !usable.ok()) {
-    print_error(prog, usable.error().message());
-    return exit_status(ExitCode::usage);
-  }
+  require_config_base(o.confdir);
   if (o.args.empty()) {
     print_error(prog, std::string("no ") + tool.manager + " arguments: " + prog +
                           " NAME... -- ARGS (see " + prog + " --help)");

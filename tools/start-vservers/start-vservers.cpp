@@ -184,10 +184,7 @@ int run(int argc, char** argv) {
       print_error("start-vservers", "'" + n + "' is not a guest name");
       return exit_status(ExitCode::usage);
     }
-  if (auto usable = ConfigBase(confdir).check(); !usable.ok()) {
-    print_error("start-vservers", usable.error().message());
-    return exit_status(ExitCode::usage);
-  }
+  require_config_base(confdir);
   if (start)
     if (auto r = check_attr_backend_for_start(confdir); !r.ok()) {
       print_error("start-vservers", r.error().message());

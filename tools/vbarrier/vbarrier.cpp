@@ -34,11 +34,8 @@ int run(int argc, char** argv) {
                   {"vbarrier check     # every way /vservers is not a barrier",
                    "vbarrier set       # make it one (mode 000, root, the attribute)"});
   if (auto done = parse_command_line(app, argc, argv)) return *done;
+  require_config_base(confdir);
   ConfigBase config(confdir);
-  if (auto usable = config.check(); !usable.ok()) {
-    print_error("vbarrier", usable.error().message());
-    return exit_status(ExitCode::usage);
-  }
   if (base.empty()) base = config.vdirbase();
   std::vector<std::string> stores = store.empty() ? config.hash_stores() : std::vector{store};
   if (set->parsed()) {

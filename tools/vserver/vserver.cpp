@@ -141,10 +141,7 @@ int run(int argc, char** argv) {
                   "stopped; exec, enter: the command's status",
                   {"vserver web1 start", "vserver web1 exec ps ax", "vserver web1 stop"});
   if (auto done = parse_command_line(app, argc, argv)) return *done;
-  if (auto usable = ConfigBase(g.confdir).check(); !usable.ok()) {
-    print_error("vserver", usable.error().message());
-    return exit_status(ExitCode::usage);
-  }
+  require_config_base(g.confdir);
   std::vector<std::string> rest = app.remaining();
   if (rest.size() < 2) {
     print_error("vserver", "usage: vserver [options] NAME COMMAND [ARGS...] (see vserver --help)");
