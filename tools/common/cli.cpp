@@ -2,6 +2,7 @@
 
 #include "core/guest.h"
 
+#include <linux/capability.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -154,6 +155,11 @@ void require_capabilities(CapMask need, const std::string& what, const std::stri
   if (!missing) return;
   throw std::runtime_error("run it as root: " + what + " needs " + capability_list(missing) +
                            (instead.empty() ? "" : "; " + instead));
+}
+
+CapMask linking_capabilities(bool protect) {
+  return cap_bit(CAP_FOWNER) | cap_bit(CAP_DAC_OVERRIDE) |
+         (protect ? cap_bit(CAP_LINUX_IMMUTABLE) : 0);
 }
 
 int run_program(const char* prog, int (*run)(int, char**), int argc, char** argv) {

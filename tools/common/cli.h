@@ -70,6 +70,9 @@ void require_config_base(const std::string& confdir);
 // as root: <what> needs CAP_...[; <instead>]" unless the effective set
 // holds `need`.
 void require_capabilities(CapMask need, const std::string& what, const std::string& instead);
+// What linking guests' files needs (vunify, vhashify): CAP_FOWNER and
+// CAP_DAC_OVERRIDE, and CAP_LINUX_IMMUTABLE when shared inodes are protected.
+CapMask linking_capabilities(bool protect);
 
 // The one top-level error handler of every program: runs `run` and turns
 // an exception that escapes it into one line on stderr and exit status 2.

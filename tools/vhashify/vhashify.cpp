@@ -12,7 +12,6 @@
 #include "version.h"
 
 #include <fmt/format.h>
-#include <linux/capability.h>
 #include <nlohmann/json.hpp>
 #include <unistd.h>
 
@@ -215,8 +214,7 @@ int run(int argc, char** argv) {
                    "vhashify -n --destination /srv/.hash web1 web2   # a dry run, store named"});
   if (auto done = parse_command_line(app, argc, argv)) return *done;
   if (!o.run.dry_run)
-    require_capabilities(cap_bit(CAP_FOWNER) | cap_bit(CAP_DAC_OVERRIDE) |
-                             (o.no_immutable ? 0 : cap_bit(CAP_LINUX_IMMUTABLE)),
+    require_capabilities(linking_capabilities(!o.no_immutable),
                          "linking guests' files to the store", "-n (a dry run) works without");
   o.run.protect = o.no_immutable ? Protect::none : Protect::immutable;
   o.attrs = choose_attr_backend("vhashify", o.attr_backend, o.sel.confdir);

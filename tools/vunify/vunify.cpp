@@ -13,7 +13,6 @@
 #include "version.h"
 
 #include <fmt/format.h>
-#include <linux/capability.h>
 #include <nlohmann/json.hpp>
 #include <unistd.h>
 
@@ -254,8 +253,7 @@ int run(int argc, char** argv) {
                    "vunify -R web1 --path /usr/bin/x   # web1 gets its own copy of one file"});
   if (auto done = parse_command_line(app, argc, argv)) return *done;
   if (!o.dry_run)
-    require_capabilities(cap_bit(CAP_FOWNER) | cap_bit(CAP_DAC_OVERRIDE) |
-                             (o.no_immutable ? 0 : cap_bit(CAP_LINUX_IMMUTABLE)),
+    require_capabilities(linking_capabilities(!o.no_immutable),
                          o.revert ? "giving guests their own copies" : "linking guests' files",
                          o.revert ? "" : "-n (a dry run) works without");
   o.attrs = choose_attr_backend("vunify", o.attr_backend, o.confdir);
