@@ -287,12 +287,34 @@ std::string flag_name(std::string name) {
   return name;
 }
 
-// "A, B, C" - at most ten, then how many more.
-std::string name_list(const std::vector<std::string>& names) {
+// The names of a ccapabilities or flags file, each with whether it is
+// taken away ('~' or '!' before it).
+struct FlagLine {
+  std::string name;
+  bool removed = false;
+};
+
+Result<std::vector<FlagLine>> flag_lines(const Reader& r, const std::string& file) {
+  VU_TRY_ASSIGN(lines, r.lines(file));
+  std::vector<FlagLine> out;
+  for (std::string name : lines) {
+    if (name.empty()) continue;
+    bool removed = name[0] == '~' || name[0] == '!';
+    if (removed) name.erase(0, 1);
+    out.push_back({flag_name(name), removed});
+  }
+  return out;
+}
+
+// One notice naming what `file` asks for and mainline cannot give: at most
+// ten names, then how many more.
+void notice_not_applied(const Reader& r, VServerConfig& c, const std::string& file,
+                        const std::vector<std::string>& names, const std::string& tail) {
+  if (names.empty()) return;
   std::string list;
   for (size_t i = 0; i < names.size() && i < 10; ++i) list += (i ? ", " : "") + names[i];
   if (names.size() > 10) list += " and " + std::to_string(names.size() - 10) + " more";
-  return list;
+  c.notices.push_back(r.path(file) + ": " + list + " not applied on mainline Linux" + tail);
 }
 
 // util-vserver's context capabilities: RAW_ICMP has a mainline counterpart
@@ -300,21 +322,15 @@ std::string name_list(const std::vector<std::string>& names) {
 // would need CAP_SYS_ADMIN or the Linux-VServer kernel, and are named in a
 // notice. '~' or '!' before a name removes it (nothing to remove here).
 Status load_ccapabilities(const Reader& r, VServerConfig& c) {
-  VU_TRY_ASSIGN(lines, r.lines("ccapabilities"));
+  VU_TRY_ASSIGN(lines, flag_lines(r, "ccapabilities"));
   std::vector<std::string> not_applied;
-  for (std::string name : lines) {
-    if (name.empty()) continue;
-    bool remove = name[0] == '~' || name[0] == '!';
-    if (remove) name.erase(0, 1);
-    name = flag_name(name);
-    if (name == "RAW_ICMP")
-      c.raw_icmp = !remove;
-    else if (!remove)
-      not_applied.push_back(name);
+  for (const auto& l : lines) {
+    if (l.name == "RAW_ICMP")
+      c.raw_icmp = !l.removed;
+    else if (!l.removed)
+      not_applied.push_back(l.name);
   }
-  if (!not_applied.empty())
-    c.notices.push_back(r.path("ccapabilities") + ": " + name_list(not_applied) +
-                        " not applied on mainline Linux (RAW_ICMP is)");
+  notice_not_applied(r, c, "ccapabilities", not_applied, " (RAW_ICMP is)");
   return {};
 }
 
@@ -324,17 +340,11 @@ Status load_flags(const Reader& r, VServerConfig& c) {
   static const std::set<std::string> given_by_namespaces{
       "HIDE_NETIF",   "HIDE_MOUNT", "INIT_PID",  "PRIVATE",    "NAMESPACE",
       "VIRT_UTSNAME", "STATE",      "SC_HELPER", "PERSISTENT", "HIDE_LOOPBACK"};
-  VU_TRY_ASSIGN(lines, r.lines("flags"));
+  VU_TRY_ASSIGN(lines, flag_lines(r, "flags"));
   std::vector<std::string> not_applied;
-  for (std::string name : lines) {
-    if (name.empty()) continue;
-    if (name[0] == '~' || name[0] == '!') continue; // clearing a flag: nothing set
-    name = flag_name(name);
-    if (!given_by_namespaces.count(name)) not_applied.push_back(name);
-  }
-  if (!not_applied.empty())
-    c.notices.push_back(r.path("flags") + ": " + name_list(not_applied) +
-                        " not applied on mainline Linux");
+  for (const auto& l : lines) // clearing a flag sets nothing
+    if (!l.removed && !given_by_namespaces.count(l.name)) not_applied.push_back(l.name);
+  notice_not_applied(r, c, "flags", not_applied, "");
   return {};
 }
 

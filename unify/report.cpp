@@ -161,13 +161,22 @@ std::string printable_path(const std::string& path) {
   return out;
 }
 
+namespace {
+// {kind: {count, example, message}}: errors and notices alike.
+template <typename Kind>
+nlohmann::json examples_to_json(const std::map<Kind, FailureInfo>& examples,
+                                const char* (*name)(Kind)) {
+  auto out = nlohmann::json::object();
+  for (const auto& [k, v] : examples)
+    out[name(k)] = {{"count", v.count},
+                    {"example", printable_path(v.first_path)},
+                    {"message", printable_path(v.first_message)}};
+  return out;
+}
+} // namespace
+
 nlohmann::json failures_to_json(const std::map<Failure, FailureInfo>& failures) {
-  auto errors = nlohmann::json::object();
-  for (const auto& [k, v] : failures)
-    errors[failure_name(k)] = {{"count", v.count},
-                               {"example", printable_path(v.first_path)},
-                               {"message", printable_path(v.first_message)}};
-  return errors;
+  return examples_to_json(failures, failure_name);
 }
 
 nlohmann::json report_to_json(const Report& r) {
@@ -213,11 +222,7 @@ nlohmann::json report_to_json(const Report& r) {
   for (const auto& [k, v] : r.skipped) skipped[skip_name(k)] = v;
   // Skips worth an example: files left alone because a process had them
   // open for writing, shared files a guest process opened for writing.
-  auto& notices = j["notices"] = nlohmann::json::object();
-  for (const auto& [k, v] : r.skip_examples)
-    notices[skip_name(k)] = {{"count", v.count},
-                             {"example", printable_path(v.first_path)},
-                             {"message", printable_path(v.first_message)}};
+  j["notices"] = examples_to_json(r.skip_examples, skip_name);
   j["errors"] = failures_to_json(r.failures);
   j["error_count"] = r.failure_count();
   auto& stages = j["stage_seconds"] = nlohmann::json::object();

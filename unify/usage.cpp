@@ -131,7 +131,6 @@ Result<UsageReport> usage_on_workers(const std::vector<UnifyGuest>& guests,
       out.guests[g].possible = r.bytes_saved_by_guest[g];
     merge_failures(out.problems, r);
   }
-  out.errors = out.problems.failure_count();
   std::chrono::duration<double> d = std::chrono::steady_clock::now() - start;
   out.seconds = d.count();
   return out;

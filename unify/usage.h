@@ -50,7 +50,6 @@ struct UsageReport {
   uint64_t store_bytes = 0;  // allocated bytes of the store's inodes
   std::vector<DirUsage> top; // directories by private bytes, largest first
   Report problems;           // failures only: files that could not be examined
-  uint64_t errors = 0;       // problems.failure_count()
   double seconds = 0;
 };
 
@@ -64,7 +63,7 @@ struct UsageOptions {
 // Walks every guest once (all regular files, no excludes). With `deep`,
 // runs unify's dry run over the same guests (their own excludes and
 // config files apply) for the still-possible saving. Per-file failures are
-// counted in `errors`. Thread-safe with respect to other calls.
+// counted in `problems`. Thread-safe with respect to other calls.
 Result<UsageReport> compute_usage(const std::vector<UnifyGuest>& guests,
                                   const UsageOptions& options);
 

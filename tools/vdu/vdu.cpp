@@ -94,7 +94,7 @@ nlohmann::json to_json(const UsageReport& r) {
                    {"path", printable_path(d.path)},
                    {"private_bytes", d.private_bytes}});
   j["errors"] = failures_to_json(r.problems.failures);
-  j["error_count"] = r.errors;
+  j["error_count"] = r.problems.failure_count();
   j["seconds"] = r.seconds;
   return j;
 }
@@ -422,9 +422,9 @@ int run_report(VduArgs& a) {
       return exit_status(ExitCode::usage);
     }
   }
-  bool failed = report->errors > 0 || !selected->rejected.empty() || !selected->skipped.empty();
-  if (report->errors > 0)
-    std::cerr << "vdu: " << report->errors << " files could not be examined\n";
+  const uint64_t errors = report->problems.failure_count();
+  bool failed = errors > 0 || !selected->rejected.empty() || !selected->skipped.empty();
+  if (errors > 0) std::cerr << "vdu: " << errors << " files could not be examined\n";
   return exit_status(failed ? ExitCode::partial : ExitCode::ok);
 }
 
