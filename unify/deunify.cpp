@@ -33,7 +33,7 @@
 #include <algorithm>
 #include <map>
 #include <mutex>
-#include <set>
+#include <string_view>
 
 namespace vu {
 
@@ -245,19 +245,23 @@ Result<Report> deunify_on_workers(const UnifyGuest& guest, const std::vector<std
       wanted.push_back(p);
     }
     std::sort(wanted.begin(), wanted.end());
+    wanted.erase(std::unique(wanted.begin(), wanted.end()), wanted.end());
+    std::vector<bool> found(wanted.size());
     std::vector<FileRec> keep;
-    std::set<std::string> found;
-    for (auto& f : rc->scan.files)
-      if (std::binary_search(wanted.begin(), wanted.end(), std::string(f.path))) {
-        keep.push_back(f);
-        found.insert(std::string(f.path));
-      }
+    for (auto& f : rc->scan.files) {
+      const std::string_view path = f.path.view();
+      auto at = std::lower_bound(wanted.begin(), wanted.end(), path);
+      if (at == wanted.end() || *at != path) continue;
+      keep.push_back(f);
+      found[at - wanted.begin()] = true;
+    }
     rc->scan.files = std::move(keep);
     // A path that names no regular file of the guest is a failure, not a
     // silent no-op (a typo would otherwise look like success).
-    for (const auto& w : wanted)
-      if (!found.count(w))
-        rc->log.add(Failure::open, guest.guest.name + ":/" + w, "no regular file of the guest");
+    for (size_t i = 0; i < wanted.size(); ++i)
+      if (!found[i])
+        rc->log.add(Failure::open, guest.guest.name + ":/" + wanted[i],
+                    "no regular file of the guest");
   }
   // In path mode, names of the guest that were not asked for count as
   // outside: they keep the shared inode.

@@ -114,18 +114,19 @@ CLI::Option* add_size_option(CLI::App& app, const std::string& name, uint64_t& v
 
 void add_pattern_options(CLI::App& app, std::vector<std::string>& excludes,
                          std::vector<std::string>& includes) {
-  app.add_option("--exclude", excludes,
-                 "leave paths matching PATTERN alone (e.g. '/usr/share/doc/**'; repeatable; "
-                 "before every exclude list)")
-      ->check(non_empty())
-      ->allow_extra_args(false)
-      ->type_name("PATTERN");
-  app.add_option("--include", includes,
-                 "consider paths matching PATTERN even where an --exclude or an exclude list "
-                 "leaves them alone (repeatable)")
-      ->check(non_empty())
-      ->allow_extra_args(false)
-      ->type_name("PATTERN");
+  // One value per occurrence, so "--exclude P GUEST" leaves GUEST a guest.
+  auto pattern = [&](const char* name, std::vector<std::string>& into, const char* help) {
+    app.add_option(name, into, help)
+        ->check(non_empty())
+        ->allow_extra_args(false)
+        ->type_name("PATTERN");
+  };
+  pattern("--exclude", excludes,
+          "leave paths matching PATTERN alone (e.g. '/usr/share/doc/**'; repeatable; before every "
+          "exclude list)");
+  pattern("--include", includes,
+          "consider paths matching PATTERN even where an --exclude or an exclude list leaves them "
+          "alone (repeatable)");
 }
 
 CLI::Option* add_confdir_option(CLI::App& app, std::string& confdir) {
