@@ -234,6 +234,8 @@ TEST(Arguments, EmptyNamesArePlainUsageErrorsInEveryProgram) {
       {VUNIFY_BIN, conf, "-R", ""},
       {VUNIFY_BIN, conf, "-R", "g1", "--path", ""},
       {VUNIFY_BIN, conf, "--exclude-from", "", "g1", "g2"},
+      {VUNIFY_BIN, conf, "--exclude", "", "g1", "g2"},
+      {VHASHIFY_BIN, conf, "--include", "", "g1"},
       {VDU_BIN, conf, ""},
       {VDU_BIN, "--space", ""},
       {VDU_BIN, conf, "--html", "", "g1"},

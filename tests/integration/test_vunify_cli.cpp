@@ -184,6 +184,10 @@ TEST_F(Cli, SizeUnitsAndCommandLinePatterns) {
   EXPECT_TRUE(same("guests/web1/var/lib/state", "guests/db1/var/lib/state"));
   EXPECT_TRUE(same("guests/web1/usr/bin/tool", "guests/db1/usr/bin/tool"));
   EXPECT_TRUE(same("guests/web1/opt/app/data.bin", "guests/db1/opt/app/data.bin"));
+  // A pattern cannot smuggle a second rule in on another line.
+  auto two = run_vunify({conf(), "--exclude", "/usr/lib\n+/etc/**", "web1", "db1"});
+  EXPECT_EQ(two.status, 2);
+  EXPECT_NE(two.err.find("a pattern holds a line break"), std::string::npos) << two.err;
   auto relative = run_vunify({conf(), "--exclude", "usr/lib", "web1", "db1"});
   EXPECT_EQ(relative.status, 2);
   EXPECT_NE(relative.err.find("must be an absolute guest path"), std::string::npos) << relative.err;
