@@ -31,7 +31,9 @@ namespace vu {
 namespace {
 
 // What a link must preserve, from the walk's metadata.
-auto meta_key(const FileStat& st, bool with_mtime) {
+// With --reflink only the device and size: every name keeps its inode.
+auto meta_key(const FileStat& st, bool with_mtime, bool reflink) {
+  if (reflink) return std::make_tuple(st.dev, st.size, 0u, 0u, 0u, int64_t(0));
   return std::make_tuple(st.dev, st.size, st.mode, st.uid, st.gid, with_mtime ? st.mtime_ns : 0);
 }
 
@@ -96,15 +98,16 @@ std::vector<std::vector<uint32_t>> group_pass(RunContext& rc) {
   PassTimer timer(rc, "group");
   const auto& inodes = rc.inodes;
   const bool mtime = !rc.options.ignore_mtime;
+  const bool reflink = rc.options.reflink;
   std::vector<uint32_t> idx;
   for (uint32_t i = 0; i < inodes.size(); ++i)
     if (!inodes[i].config) idx.push_back(i);
   tbb::parallel_sort(idx.begin(), idx.end(), [&](uint32_t a, uint32_t b) {
-    return std::tuple_cat(meta_key(inodes[a].st, mtime), std::tie(a)) <
-           std::tuple_cat(meta_key(inodes[b].st, mtime), std::tie(b));
+    return std::tuple_cat(meta_key(inodes[a].st, mtime, reflink), std::tie(a)) <
+           std::tuple_cat(meta_key(inodes[b].st, mtime, reflink), std::tie(b));
   });
   return runs_of_two(idx, [&](uint32_t a, uint32_t b) {
-    return meta_key(inodes[a].st, mtime) == meta_key(inodes[b].st, mtime);
+    return meta_key(inodes[a].st, mtime, reflink) == meta_key(inodes[b].st, mtime, reflink);
   });
 }
 
@@ -120,9 +123,11 @@ void prefix_pass(RunContext& rc, std::vector<std::vector<uint32_t>>& buckets) {
       rec.failed = true;
       return;
     }
-    auto blob = xattr_blob(fd->get());
-    if (!blob.ok()) return fail(rc, rec, Failure::xattr, blob.error());
-    rec.xattrs = hash_bytes(blob->data(), blob->size(), rc.seed);
+    if (!rc.options.reflink) { // with --reflink each name keeps its own xattrs
+      auto blob = xattr_blob(fd->get());
+      if (!blob.ok()) return fail(rc, rec, Failure::xattr, blob.error());
+      rec.xattrs = hash_bytes(blob->data(), blob->size(), rc.seed);
+    }
     uint64_t n = 0;
     files.fetch_add(1, std::memory_order_relaxed);
     if (rec.st.size <= k_small_file) {

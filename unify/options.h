@@ -38,6 +38,9 @@ struct RunOptions {
   // Link content-equal files whose mtimes differ (util-vserver's
   // --ignore-mtime; the names then show the shared inode's mtime).
   bool ignore_mtime = false;
+  // Share extents (FIDEDUPERANGE, btrfs and XFS) instead of linking: every
+  // name keeps its own inode, nothing is frozen (reflink.cpp).
+  bool reflink = false;
   bool one_file_system = false; // do not enter other file systems than the root's
   bool log_actions = false;     // one line per changed name in Report::actions
   bool log_skips = false;       // and one per name left alone, with the reason

@@ -23,6 +23,7 @@ const char* failure_name(Failure f) {
   case Failure::pkgmgmt: return "pkgmgmt";
   case Failure::cache: return "cache";
   case Failure::store: return "store";
+  case Failure::dedupe: return "dedupe";
   }
   return "unknown";
 }
@@ -33,6 +34,7 @@ const char* skip_name(Skip s) {
   case Skip::partial: return "partial";
   case Skip::busy: return "busy";
   case Skip::written: return "written";
+  case Skip::immutable: return "immutable";
   }
   return "unknown";
 }
@@ -205,6 +207,7 @@ nlohmann::json report_to_json(const Report& r) {
   j["bytes_hashed"] = r.bytes_hashed;
   j["files_compared"] = r.files_compared;
   j["duplicate_groups"] = r.duplicate_groups;
+  j["mode"] = r.reflink ? "reflink" : "link";
   j["files_linked"] = r.files_linked;
   j["bytes_saved"] = r.bytes_saved;
   j["files_already_shared"] = r.files_already_shared;
@@ -237,9 +240,14 @@ std::string report_to_text(const Report& r, int verbosity) {
   out += fmt::format("{} guests, {} files ({}) scanned, {} files ({}) hashed\n", r.guests.size(),
                      r.files_scanned, human_bytes(r.bytes_scanned), r.files_hashed,
                      human_bytes(r.bytes_hashed));
-  out += fmt::format("{} files {}linked in {} groups, {} {}saved; {} already shared\n",
-                     r.files_linked, would, r.duplicate_groups, human_bytes(r.bytes_saved), would,
-                     r.files_already_shared);
+  if (r.reflink)
+    out += fmt::format("{} files {}sharing extents in {} groups, {} {}saved; {} already shared\n",
+                       r.files_linked, r.dry_run ? "would be " : "now ", r.duplicate_groups,
+                       human_bytes(r.bytes_saved), would, r.files_already_shared);
+  else
+    out += fmt::format("{} files {}linked in {} groups, {} {}saved; {} already shared\n",
+                       r.files_linked, would, r.duplicate_groups, human_bytes(r.bytes_saved), would,
+                       r.files_already_shared);
   if (verbosity > 0) {
     for (const auto& g : r.guests) {
       if (g.pkgmgmt == PkgmgmtUse::ignored) {

@@ -31,16 +31,18 @@ enum class Failure {
   pkgmgmt, // a guest's package database could not be read: guest not unified
   cache,   // the hash cache could not be saved (the next run hashes again)
   store,   // a hash-store directory could not be made, or a file is on another file system
+  dedupe,  // the kernel refused to share a file's extents (--reflink)
 };
 const char* failure_name(Failure f);
 
 // Reasons a file was left alone that are not failures.
 enum class Skip {
-  changed, // changed between scan/hash and link (or bytes differed)
-  partial, // inode has links outside the scanned, non-excluded paths
-  busy,    // open for writing by some process: its writes must not be lost
-  written, // a guest process opened a shared file for writing during the run;
-           // its guest keeps that inode, the others were moved to a copy
+  changed,   // changed between scan/hash and link (or bytes differed)
+  partial,   // inode has links outside the scanned, non-excluded paths
+  busy,      // open for writing by some process: its writes must not be lost
+  written,   // a guest process opened a shared file for writing during the run;
+             // its guest keeps that inode, the others were moved to a copy
+  immutable, // --reflink: an immutable file's extents cannot change
 };
 const char* skip_name(Skip s);
 
@@ -74,6 +76,7 @@ struct GuestSummary {
 struct Report {
   std::vector<GuestSummary> guests;
   bool dry_run = false;
+  bool reflink = false; // files share extents, not inodes (--reflink)
   uint64_t dirs_scanned = 0;
   uint64_t files_scanned = 0; // regular files seen, not excluded
   uint64_t bytes_scanned = 0;

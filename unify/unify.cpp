@@ -2,11 +2,26 @@
 #include "unify/unify.h"
 
 #include "unify/passes.h"
+#include "unify/reflink.h"
 #include "unify/workers.h"
 
 namespace vu {
 
 namespace {
+
+// vunify --reflink after the group pass (reflink.h): files with one extent
+// layout are hashed once, and the kernel shares extents instead of names.
+Result<Report> reflink_on_workers(RunContext& rc, std::vector<std::vector<uint32_t>>& buckets) {
+  Layouts lay = extents_pass(rc, buckets);
+  prefix_pass(rc, buckets);
+  hash_pass(rc, buckets);
+  reflink_plan_pass(rc, lay, buckets);
+  if (rc.options.dry_run)
+    count_planned_reflink(rc, lay);
+  else
+    reflink_pass(rc, lay);
+  return rc.finish();
+}
 
 Result<Report> unify_on_workers(const std::vector<UnifyGuest>& guests,
                                 const UnifyOptions& options) {
@@ -23,8 +38,12 @@ Result<Report> unify_on_workers(const std::vector<UnifyGuest>& guests,
   scan_pass(*rc, config, scan);
   // One record per inode: names that share one are handled together.
   inodes_pass(*rc, config);
-  // Only inodes equal in what a link preserves can be duplicates.
+  rc->report.reflink = options.reflink;
+  if (options.reflink) VU_TRY(check_reflink_roots(*rc));
+  // Only inodes equal in what a link preserves can be duplicates (with
+  // --reflink: equal in size).
   auto buckets = group_pass(*rc);
+  if (options.reflink) return reflink_on_workers(*rc, buckets);
   // 4 KiB (small files whole), then the rest of the survivors.
   prefix_pass(*rc, buckets);
   hash_pass(*rc, buckets);

@@ -7,10 +7,14 @@
 // but take no share. Only metadata is read, unless `deep`.
 #include "unify/usage.h"
 
+#include "kernel/extents.h"
 #include "kernel/path.h"
 #include "unify/passes.h"
 #include "unify/unify.h"
 #include "unify/workers.h"
+
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_for.h>
 
 #include <algorithm>
 #include <chrono>
@@ -69,6 +73,60 @@ top_dirs(const UsageReport& out,
   return dirs;
 }
 
+// Shared extents (btrfs, XFS): per guest the bytes of its files in shared
+// extents, and what the sharing saves among the guests - the bytes
+// referenced minus the distinct physical ranges (per device).
+void count_extents(RunContext& rc, UsageReport& out) {
+  std::vector<bool> on(rc.roots.size());
+  for (size_t g = 0; g < rc.roots.size(); ++g) on[g] = shares_extents(rc.roots[g].get());
+  if (std::find(on.begin(), on.end(), true) == on.end()) return;
+  out.extents = true;
+  std::vector<uint32_t> idx;
+  for (uint32_t i = 0; i < rc.inodes.size(); ++i)
+    if (on[rc.scan.files[rc.inodes[i].names.front()].guest] && rc.inodes[i].st.blocks > 0)
+      idx.push_back(i);
+  sort_by_path(rc, idx);
+  std::vector<uint64_t> shared(rc.inodes.size(), 0);
+  std::vector<std::vector<PhysicalExtent>> ranges(idx.size());
+  tbb::parallel_for(tbb::blocked_range<size_t>(0, idx.size(), 16),
+                    [&](const tbb::blocked_range<size_t>& r) {
+                      InodeOpener opener(rc);
+                      for (size_t k = r.begin(); k != r.end(); ++k) {
+                        auto fd = opener.open(rc.inodes[idx[k]]);
+                        if (!fd.ok()) continue; // logged as a problem
+                        auto e = file_extents(fd->get(), &ranges[k]);
+                        if (e.ok()) shared[idx[k]] = e->shared_bytes;
+                      }
+                    });
+  std::map<uint64_t, std::vector<PhysicalExtent>> by_dev;
+  for (size_t k = 0; k < idx.size(); ++k) {
+    const InodeRec& rec = rc.inodes[idx[k]];
+    if (shared[idx[k]] == 0) continue;
+    out.extents_shared += shared[idx[k]];
+    std::vector<uint32_t> seen;
+    for (uint32_t n : rec.names) {
+      uint32_t g = rc.scan.files[n].guest;
+      if (std::find(seen.begin(), seen.end(), g) != seen.end()) continue;
+      seen.push_back(g);
+      out.guests[g].extents_shared += shared[idx[k]];
+    }
+    auto& v = by_dev[rec.st.dev];
+    v.insert(v.end(), ranges[k].begin(), ranges[k].end());
+  }
+  uint64_t distinct = 0;
+  for (auto& [dev, v] : by_dev) {
+    std::sort(v.begin(), v.end());
+    uint64_t end = 0;
+    for (const auto& e : v) { // the union of the ranges
+      const uint64_t stop = e.physical + e.length;
+      if (stop <= end) continue;
+      distinct += stop - std::max(end, e.physical);
+      end = stop;
+    }
+  }
+  out.extents_saved = out.extents_shared > distinct ? out.extents_shared - distinct : 0;
+}
+
 // The hash store: its entries and their size (the same inodes guests link).
 void count_store(const std::string& store, UsageReport& out) {
   if (store.empty() || !path_exists(store)) return;
@@ -115,6 +173,7 @@ Result<UsageReport> usage_on_workers(const std::vector<UnifyGuest>& guests,
   }
   out.saved = out.alone - out.allocated;
   if (options.top > 0) out.top = top_dirs(out, dir_private, options.top);
+  count_extents(*rc, out);
   merge_failures(out.problems, rc->finish());
   count_store(options.store, out);
 

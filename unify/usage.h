@@ -28,6 +28,10 @@ struct GuestUsage {
   uint64_t alone = 0;    // what the guest would need if none of its names shared an inode
   uint64_t saved = 0;    // alone - private - shared
   uint64_t possible = 0; // deep only: bytes unify could still free in this guest
+  // On btrfs and XFS: bytes of this guest's files (each inode once) that
+  // lie in extents the file system marks shared (vunify --reflink, cp
+  // --reflink, snapshots).
+  uint64_t extents_shared = 0;
 };
 
 struct DirUsage {
@@ -44,6 +48,14 @@ struct UsageReport {
   uint64_t saved = 0;     // alone - allocated
   bool deep = false;
   uint64_t possible = 0;
+  // Some guest lies on a file system whose files can share extents: the
+  // extent figures below were taken (FIEMAP of every file).
+  bool extents = false;
+  uint64_t extents_shared = 0; // bytes of all guests' files in shared extents, each inode once
+  // What that sharing saves among these guests: extents_shared minus the
+  // bytes of the distinct shared physical ranges. Sharing with files
+  // outside the guests (snapshots, other trees) saves nothing here.
+  uint64_t extents_saved = 0;
   bool store_present = false;
   std::string store;
   uint64_t store_entries = 0;

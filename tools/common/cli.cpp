@@ -163,6 +163,10 @@ CapMask linking_capabilities(bool protect) {
          (protect ? cap_bit(CAP_LINUX_IMMUTABLE) : 0);
 }
 
+CapMask reflink_capabilities() {
+  return cap_bit(CAP_FOWNER) | cap_bit(CAP_DAC_OVERRIDE) | cap_bit(CAP_SYS_ADMIN);
+}
+
 int run_program(const char* prog, int (*run)(int, char**), int argc, char** argv) {
   try {
     return run(argc, argv);

@@ -73,6 +73,9 @@ void require_capabilities(CapMask need, const std::string& what, const std::stri
 // What linking guests' files needs (vunify, vhashify): CAP_FOWNER and
 // CAP_DAC_OVERRIDE, and CAP_LINUX_IMMUTABLE when shared inodes are protected.
 CapMask linking_capabilities(bool protect);
+// What vunify --reflink needs: reading every file, and sharing extents of
+// files it does not open for writing (CAP_SYS_ADMIN).
+CapMask reflink_capabilities();
 
 // The one top-level error handler of every program: runs `run` and turns
 // an exception that escapes it into one line on stderr and exit status 2.

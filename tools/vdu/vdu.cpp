@@ -78,6 +78,7 @@ nlohmann::json to_json(const UsageReport& r) {
                      {"alone_bytes", g.alone},
                      {"saved_bytes", g.saved}};
     if (r.deep) o["possible_bytes"] = g.possible;
+    if (r.extents) o["extents_shared_bytes"] = g.extents_shared;
     gs.push_back(o);
   }
   j["total"] = {{"files", r.files},
@@ -85,6 +86,10 @@ nlohmann::json to_json(const UsageReport& r) {
                 {"alone_bytes", r.alone},
                 {"saved_bytes", r.saved}};
   if (r.deep) j["total"]["possible_bytes"] = r.possible;
+  if (r.extents) {
+    j["total"]["extents_shared_bytes"] = r.extents_shared;
+    j["total"]["extents_saved_bytes"] = r.extents_saved;
+  }
   if (r.store_present)
     j["store"] = {
         {"path", r.store}, {"entries", r.store_entries}, {"allocated_bytes", r.store_bytes}};
@@ -104,15 +109,18 @@ nlohmann::json to_json(const UsageReport& r) {
 std::string to_csv(const UsageReport& r) {
   std::string out = "row,guest,files,inodes,apparent_bytes,allocated_bytes,private_bytes,"
                     "shared_bytes,shared_full_bytes,alone_bytes,saved_bytes";
-  out += r.deep ? ",possible_bytes\n" : "\n";
+  out += r.deep ? ",possible_bytes" : "";
+  out += r.extents ? ",extents_shared_bytes,extents_saved_bytes\n" : "\n";
   for (const auto& g : r.guests) {
     out += fmt::format("guest,{},{},{},{},{},{},{},{},{},{}", csv_field(printable_path(g.name)),
                        g.files, g.inodes, g.apparent, g.allocated, g.private_bytes, g.shared,
                        g.shared_full, g.alone, g.saved);
-    out += r.deep ? fmt::format(",{}\n", g.possible) : "\n";
+    out += r.deep ? fmt::format(",{}", g.possible) : "";
+    out += r.extents ? fmt::format(",{},\n", g.extents_shared) : "\n";
   }
   out += fmt::format("total,,{},,,{},,,,{},{}", r.files, r.allocated, r.alone, r.saved);
-  out += r.deep ? fmt::format(",{}\n", r.possible) : "\n";
+  out += r.deep ? fmt::format(",{}", r.possible) : "";
+  out += r.extents ? fmt::format(",{},{}\n", r.extents_shared, r.extents_saved) : "\n";
   return out;
 }
 
@@ -159,6 +167,11 @@ std::string to_table(const UsageReport& r, Units u) {
          "share of inodes it shares\n(split evenly); ALONE: what a guest would use if no two "
          "names shared an inode; SAVED = ALONE - PRIVATE - SHARED.\n";
   const char* unit = u == Units::kib ? " KiB" : "";
+  if (r.extents)
+    out += fmt::format("shared extents (btrfs, XFS): {}{} of the guests' files lie in extents "
+                       "shared with other files,\n{}{} saved by that among these guests (not "
+                       "in SAVED: each such file has its own inode)\n",
+                       size_str(r.extents_shared, u), unit, size_str(r.extents_saved, u), unit);
   if (r.store_present)
     out += fmt::format("hash store {}: {} entries, {}{}\n", r.store, r.store_entries,
                        size_str(r.store_bytes, u), unit);
@@ -296,6 +309,9 @@ std::string to_html(const UsageReport& r) {
          "; without sharing: " + size_str(r.alone, Units::human) +
          "; saved: " + size_str(r.saved, Units::human) +
          (r.deep ? "; still possible: " + size_str(r.possible, Units::human) : std::string()) +
+         (r.extents ? "; in shared extents: " + size_str(r.extents_shared, Units::human) +
+                          ", saving " + size_str(r.extents_saved, Units::human)
+                    : std::string()) +
          ".</p>\n<h2>Disk use</h2>\n" + svg + "<h2>Saved by sharing</h2>\n" + saved_svg + table +
          "</body>\n</html>\n";
 }

@@ -36,6 +36,7 @@ struct CliOptions {
   uint32_t threads = 0;
   bool no_immutable = false;
   bool ignore_mtime = false;
+  bool reflink = false;
   bool no_wait = false;
   std::string exclude_from;
   bool no_default_excludes = false;
@@ -84,6 +85,9 @@ void add_options(CLI::App& app, CliOptions& o) {
   app.add_flag("--ignore-mtime", o.ignore_mtime,
                "also link files whose modification times differ (their names then show the "
                "shared inode's time)");
+  app.add_flag("--reflink", o.reflink,
+               "share the extents of identical files (btrfs, XFS) instead of linking them: "
+               "each name keeps its own inode");
   app.add_flag("--no-wait", o.no_wait, "fail instead of waiting when another run holds a guest");
   app.add_option(
          "--exclude-from", o.exclude_from,
@@ -123,6 +127,7 @@ RunOptions run_options(const CliOptions& o) {
   r.min_size = o.min_size;
   r.max_size = o.max_size;
   r.ignore_mtime = o.ignore_mtime;
+  r.reflink = o.reflink;
   r.one_file_system = o.one_file_system;
   r.log_actions = o.verbose >= 1 && !o.json;
   r.log_skips = o.verbose >= 2 && !o.json;
@@ -252,7 +257,15 @@ int run(int argc, char** argv) {
                    "vunify --all                  # share identical files of every guest",
                    "vunify -R web1 --path /usr/bin/x   # web1 gets its own copy of one file"});
   if (auto done = parse_command_line(app, argc, argv)) return *done;
-  if (!o.dry_run)
+  if (o.reflink && o.revert)
+    throw SetupError("--reflink and -R: files that share extents are never shared inodes; "
+                     "there is nothing to revert");
+  if (o.reflink && !o.store.empty())
+    throw SetupError("--reflink and --store: the hash store links files; use one of them");
+  if (!o.dry_run && o.reflink)
+    require_capabilities(reflink_capabilities(), "sharing the extents of guests' files",
+                         "-n (a dry run) works without");
+  else if (!o.dry_run)
     require_capabilities(linking_capabilities(!o.no_immutable),
                          o.revert ? "giving guests their own copies" : "linking guests' files",
                          o.revert ? "" : "-n (a dry run) works without");
