@@ -40,12 +40,14 @@ Buffer& compare_buffer() {
   thread_local Buffer buf(k_compare);
   return buf;
 }
-// One XXH3 state per thread (it is 576 bytes, aligned; allocated once).
-Result<XXH3_state_t*> thread_xxh3_state() {
-  thread_local std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> st(XXH3_createState(),
-                                                                           &XXH3_freeState);
-  if (!st) return make_error(ENOMEM, "XXH3_createState");
-  return st.get();
+// Two XXH3 states per thread (each 576 bytes, aligned; allocated once):
+// the second for hash_fd_twice.
+Result<XXH3_state_t*> thread_xxh3_state(int which = 0) {
+  using State = std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)>;
+  thread_local State st[2] = {State(XXH3_createState(), &XXH3_freeState),
+                              State(XXH3_createState(), &XXH3_freeState)};
+  if (!st[which]) return make_error(ENOMEM, "XXH3_createState");
+  return st[which].get();
 }
 
 // Feeds `count` bytes of fd from offset `from` into st through the read
@@ -73,6 +75,29 @@ Hash128 hash_bytes(const void* data, size_t len, uint64_t seed) {
 
 Result<Hash128> hash_fd(int fd, uint64_t len, uint64_t seed, uint64_t* bytes_read) {
   return hash_range(fd, 0, len, seed, bytes_read);
+}
+
+Result<TwoHashes> hash_fd_twice(int fd, uint64_t len, uint64_t seed_a, uint64_t seed_b,
+                                uint64_t* bytes_read) {
+  VU_TRY_ASSIGN(a, thread_xxh3_state(0));
+  VU_TRY_ASSIGN(b, thread_xxh3_state(1));
+  XXH3_128bits_reset_withSeed(a, seed_a);
+  XXH3_128bits_reset_withSeed(b, seed_b);
+  auto& buf = read_buffer();
+  uint64_t done = 0;
+  while (done < len) {
+    size_t want = static_cast<size_t>(std::min<uint64_t>(k_chunk, len - done));
+    VU_TRY_ASSIGN(got, read_at(fd, buf.data(), want, done));
+    if (got == 0) break;
+    XXH3_128bits_update(a, buf.data(), got);
+    XXH3_128bits_update(b, buf.data(), got);
+    done += got;
+    if (got < want) break;
+  }
+  if (bytes_read) *bytes_read = done;
+  XXH128_hash_t ha = XXH3_128bits_digest(a);
+  XXH128_hash_t hb = XXH3_128bits_digest(b);
+  return TwoHashes{{ha.low64, ha.high64}, {hb.low64, hb.high64}};
 }
 
 Hash128 combine_hashes(const Hash128& prefix, const Hash128& rest) {

@@ -25,6 +25,14 @@ Hash128 hash_bytes(const void* data, size_t len, uint64_t seed);
 // count read is returned through bytes_read). Thread-safe.
 Result<Hash128> hash_fd(int fd, uint64_t len, uint64_t seed, uint64_t* bytes_read);
 
+// Two hashes of the same bytes in one read: XXH3-128 under seed_a and
+// under seed_b (the hash store's stable key and the run's secret hash).
+struct TwoHashes {
+  Hash128 a, b;
+};
+Result<TwoHashes> hash_fd_twice(int fd, uint64_t len, uint64_t seed_a, uint64_t seed_b,
+                                uint64_t* bytes_read);
+
 // The content hash used to group files: XXH3-128 of the first `prefix_len`
 // bytes, and for longer files that hash combined with the XXH3-128 of the
 // remaining bytes, so the full-hash pass never re-reads the prefix.

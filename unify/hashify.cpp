@@ -13,8 +13,12 @@
 //            once (XXH3-128, seed 0, plus the xattr list).
 //   match    per store key, compare each candidate byte for byte (and its
 //            xattrs and mtime) with the key's entries; no match: a new
-//            entry is made as a copy in the store (copy.h), linked under
-//            the next collision index.
+//            entry under the next collision index - the candidate's own
+//            inode (adopt_entry: leased, linked into the store, frozen, and
+//            proven unchanged by its hash under the run's secret seed),
+//            else a copy in the store (copy.h). The candidates after an
+//            adopted entry are not compared here: link.cpp compares them
+//            before linking anyway.
 //   link     guest names to their entry (link.cpp: lease, freeze, compare,
 //            exchange, writers).
 //   protect  entries without the flag get it; the cache is saved; gc.
@@ -25,6 +29,7 @@
 #include "unify/passes.h"
 #include "unify/store.h"
 #include "unify/swap.h"
+#include "unify/thaw.h"
 #include "unify/workers.h"
 
 #include <dirent.h>
@@ -121,11 +126,16 @@ struct StoreRun {
   std::map<StoreKey, KeyGroup> keys;
   std::vector<uint32_t> need_hash;
   std::vector<uint32_t> unprotected; // store entries without the flag
-  // New entries: path and stat, with the candidates assigned to each.
+  // The run's secret-seed hash of each candidate hashed in this run (not
+  // of cache hits): what proves an adopted inode unchanged.
+  std::map<uint32_t, Hash128> secret;
+  // New entries: path and stat, with the candidates assigned to each; an
+  // adopted entry is the guest inode `adopted` itself.
   struct NewEntry {
     std::string path;
     FileStat st;
     std::vector<uint32_t> candidates;
+    std::optional<uint32_t> adopted;
   };
   std::vector<NewEntry> created;
   std::map<uint32_t, std::vector<uint32_t>> to_existing; // entry inode -> candidates
@@ -175,6 +185,7 @@ void store_hash_pass(StoreRun& sr) {
   rc.stage(ProgressStage::hash);
   const int64_t run_start = now_ns();
   std::vector<std::optional<StoreKey>> keys(sr.need_hash.size());
+  std::vector<std::optional<Hash128>> secret(sr.need_hash.size());
   std::atomic<uint64_t> hashed{0}, hits{0};
   tbb::parallel_for(size_t(0), sr.need_hash.size(), [&](size_t k) {
     InodeRec& rec = rc.inodes[sr.need_hash[k]];
@@ -194,7 +205,10 @@ void store_hash_pass(StoreRun& sr) {
       }
       auto blob = xattr_blob(fd->get());
       uint64_t n = 0;
-      auto h = blob.ok() ? hash_fd(fd->get(), rec.st.size, 0, &n) : Result<Hash128>(blob.error());
+      // One read, two hashes: the key's (seed 0, stable store names) and
+      // the run's secret one.
+      auto h = blob.ok() ? hash_fd_twice(fd->get(), rec.st.size, 0, rc.seed, &n)
+                         : Result<TwoHashes>(blob.error());
       hashed.fetch_add(1, std::memory_order_relaxed);
       rc.bytes_hashed.fetch_add(n, std::memory_order_relaxed);
       if (rc.options.progress)
@@ -207,9 +221,10 @@ void store_hash_pass(StoreRun& sr) {
         rec.failed = true;
         return;
       }
-      key.hash = *h;
+      key.hash = h->a;
+      secret[k] = h->b;
       key.xattrs = xattr_name_hash(*blob);
-      sr.cache.put(rec.st, *h, key.xattrs, now_ns());
+      sr.cache.put(rec.st, h->a, key.xattrs, now_ns());
     }
     if (sr.o.hash_hook) key.hash = sr.o.hash_hook(key.hash);
     keys[k] = key;
@@ -217,8 +232,10 @@ void store_hash_pass(StoreRun& sr) {
   rc.report.files_hashed += hashed.load();
   rc.report.cache_hits += hits.load();
   for (size_t k = 0; k < keys.size(); ++k)
-    if (keys[k] && !rc.inodes[sr.need_hash[k]].failed)
+    if (keys[k] && !rc.inodes[sr.need_hash[k]].failed) {
       sr.keys[*keys[k]].candidates.push_back(sr.need_hash[k]);
+      if (secret[k]) sr.secret[sr.need_hash[k]] = *secret[k];
+    }
 }
 
 // One entry slot of a key during the match pass.
@@ -230,13 +247,11 @@ struct Slot {
   std::string path; // a new entry's path in the store
   FileStat st;
   std::vector<uint32_t> assigned;
+  std::optional<uint32_t> adopted; // the new entry is this candidate's inode
 };
 
-// A new entry for candidate `rec` (open as `fd`): a copy only this tool
-// can reach until it is linked into the store under the next free index.
-std::optional<Slot> new_entry(StoreRun& sr, const StoreKey& key, uint32_t& next_n,
-                              const InodeRec& rec, int fd, const std::string& blob,
-                              std::atomic<uint64_t>& compared) {
+// The store's hh/ directory of a key, made when missing.
+std::optional<UniqueFd> store_subdir(StoreRun& sr, const StoreKey& key) {
   RunContext& rc = sr.rc;
   std::string hh = store_entry_name(key, 0).substr(0, 2);
   if (::mkdirat(sr.store.dir.get(), hh.c_str(), 0700) != 0 && errno != EEXIST) {
@@ -248,6 +263,99 @@ std::optional<Slot> new_entry(StoreRun& sr, const StoreKey& key, uint32_t& next_
     rc.log.add(Failure::store, sr.store.path + "/" + hh, sub.error().message());
     return std::nullopt;
   }
+  return std::move(*sub);
+}
+
+// Links `fd` into the store's directory `sub` under the key's next free
+// collision index; the entry's path, or nullopt (logged).
+std::optional<std::string> link_entry(StoreRun& sr, const StoreKey& key, uint32_t& next_n, int fd,
+                                      int sub) {
+  std::string path;
+  Status linked = described_error(EEXIST, "");
+  while (linked.code() == EEXIST && next_n < 1000000) {
+    path = store_entry_name(key, next_n++);
+    linked = link_fd(fd, sub, path.substr(3));
+  }
+  if (!linked.ok()) {
+    sr.rc.log.add(Failure::store, sr.store.path + "/" + path, linked.error().message());
+    return std::nullopt;
+  }
+  return path;
+}
+
+// A new entry that is candidate `ci`'s own inode (open as `fd`), instead of
+// a copy: no bytes written, none read but the check. Under a read lease (no
+// process has it open for writing, and one that tries waits): unchanged
+// since the scan, linked into the store, frozen, then read again - its
+// hash under the run's secret seed must be the one the hash pass saw, and
+// no writer may have come. Anything else undoes it (store name removed,
+// flag cleared) and returns nullopt: the caller makes a copy instead,
+// unless `give_up` is set - the content is not what was hashed, or a
+// process waits to write it - and the candidate is left alone.
+std::optional<Slot> adopt_entry(StoreRun& sr, const StoreKey& key, uint32_t& next_n, uint32_t ci,
+                                UniqueFd& fd, const std::string& blob,
+                                std::atomic<uint64_t>& compared, bool& give_up) {
+  RunContext& rc = sr.rc;
+  const InodeRec& rec = rc.inodes[ci];
+  auto secret = sr.secret.find(ci);
+  if (secret == sr.secret.end() || rec.frozen || !rec.member_only || !rec.fully_seen)
+    return std::nullopt; // a cache hit (no secret hash), or already shared
+  auto lease = LeasedInode::take(fd.get());
+  if (!lease.ok() || !lease->guarded()) return std::nullopt; // open for writing, or no leases
+  auto now = stat_fd(fd.get());
+  if (!now.ok() || !now->same_version(rec.st) || now->immutable) return std::nullopt;
+  auto sub = store_subdir(sr, key);
+  if (!sub) return std::nullopt;
+  auto path = link_entry(sr, key, next_n, fd.get(), sub->get());
+  if (!path) return std::nullopt;
+  const FileRec& f = rc.scan.files[rec.names.front()];
+  const bool freeze = rc.options.protect == Protect::immutable;
+  bool ok = true;
+  if (freeze) {
+    auto p = rc.protect(fd.get(), f.guest, std::string(f.path), Protection::on);
+    if (!p.ok()) {
+      rc.log.add(Failure::attr, rc.display(rec.names.front()), p.error().message());
+      ok = false;
+    }
+  }
+  if (ok) {
+    uint64_t n = 0;
+    auto h = hash_fd(fd.get(), rec.st.size, rc.seed, &n);
+    compared.fetch_add(n, std::memory_order_relaxed);
+    if (!h.ok() || n != rec.st.size || *h != secret->second) {
+      // Changed since it was hashed, without a new ctime (a write through
+      // a mapping): a copy now would not hold what the key says either.
+      rc.log.add(Failure::verify, rc.display(rec.names.front()),
+                 "its content changed after it was hashed; left alone");
+      ok = false;
+      give_up = true;
+    } else if (lease->writer_seen()) {
+      rc.log.skip(Skip::busy, rc.display(rec.names.front()),
+                  "a process opened it for writing: left alone");
+      ok = false; // it stays the guest's own
+      give_up = true;
+    }
+  }
+  if (!ok) { // thawed first: an immutable inode's names cannot be removed
+    if (freeze) (void)rc.protect(fd.get(), f.guest, std::string(f.path), Protection::off);
+    auto u = unlink_at(sub->get(), path->substr(3));
+    if (!u.ok()) rc.log.add(Failure::unlink, sr.store.path + "/" + *path, u.error().message());
+    return std::nullopt;
+  }
+  auto st = stat_fd(fd.get());
+  if (!st.ok()) return std::nullopt;
+  lease->release();
+  return Slot{next_n - 1, std::nullopt, std::move(fd), blob, *path, *st, {}, ci};
+}
+
+// A new entry for candidate `rec` (open as `fd`): a copy only this tool
+// can reach until it is linked into the store under the next free index.
+std::optional<Slot> new_entry(StoreRun& sr, const StoreKey& key, uint32_t& next_n,
+                              const InodeRec& rec, int fd, const std::string& blob,
+                              std::atomic<uint64_t>& compared) {
+  RunContext& rc = sr.rc;
+  auto sub = store_subdir(sr, key);
+  if (!sub) return std::nullopt;
   uint64_t copied = 0;
   auto copy = make_private_copy(fd, sub->get(), rec.st.size, copied);
   compared.fetch_add(2 * rec.st.size, std::memory_order_relaxed);
@@ -258,19 +366,11 @@ std::optional<Slot> new_entry(StoreRun& sr, const StoreKey& key, uint32_t& next_
       rc.log.add(Failure::read, rc.display(rec.names.front()), copy.error().message());
     return std::nullopt;
   }
-  std::string path;
-  Status linked = described_error(EEXIST, "");
-  while (linked.code() == EEXIST && next_n < 1000000) {
-    path = store_entry_name(key, next_n++);
-    linked = link_fd(copy->get(), sub->get(), path.substr(3));
-  }
-  if (!linked.ok()) {
-    rc.log.add(Failure::store, sr.store.path + "/" + path, linked.error().message());
-    return std::nullopt;
-  }
+  auto path = link_entry(sr, key, next_n, copy->get(), sub->get());
+  if (!path) return std::nullopt;
   auto st = stat_fd(copy->get());
   if (!st.ok()) return std::nullopt;
-  return Slot{next_n - 1, std::nullopt, std::move(*copy), blob, path, *st, {}};
+  return Slot{next_n - 1, std::nullopt, std::move(*copy), blob, *path, *st, {}, std::nullopt};
 }
 
 // match: per key, the candidates against the key's entries (bytes,
@@ -299,7 +399,7 @@ void match_pass(StoreRun& sr) {
       if (!fd.ok()) continue;
       auto blob = xattr_blob(fd->get());
       if (!blob.ok()) continue;
-      slots.push_back(Slot{n, idx, std::move(*fd), *blob, {}, rc.inodes[idx].st, {}});
+      slots.push_back(Slot{n, idx, std::move(*fd), *blob, {}, rc.inodes[idx].st, {}, std::nullopt});
     }
     uint32_t next_n = grp.entries.empty() ? 0 : grp.entries.back().first + 1;
     for (uint32_t ci : grp.candidates) {
@@ -314,6 +414,17 @@ void match_pass(StoreRun& sr) {
       bool placed = false;
       for (auto& s : slots) {
         if (s.xattrs != *blob || (mtime && s.st.mtime_ns != rec.st.mtime_ns)) continue;
+        if (s.adopted) {
+          // Both hashed this run: their secret-seed hashes decide, and
+          // link.cpp compares the bytes before linking.
+          auto mine = sr.secret.find(ci);
+          if (mine != sr.secret.end()) {
+            if (mine->second != sr.secret.at(*s.adopted)) continue;
+            s.assigned.push_back(ci);
+            placed = true;
+            break;
+          }
+        }
         auto eq = same_content(s.fd.get(), fd->get(), rec.st.size);
         compared.fetch_add(2 * rec.st.size, std::memory_order_relaxed);
         if (eq.ok() && *eq) {
@@ -324,9 +435,16 @@ void match_pass(StoreRun& sr) {
       }
       if (placed) continue;
       if (rc.options.dry_run) {
-        slots.push_back(Slot{next_n++, std::nullopt, std::move(*fd), *blob, {}, rec.st, {ci}});
+        slots.push_back(
+            Slot{next_n++, std::nullopt, std::move(*fd), *blob, {}, rec.st, {ci}, std::nullopt});
         continue;
       }
+      bool give_up = false;
+      if (auto own = adopt_entry(sr, key, next_n, ci, *fd, *blob, compared, give_up)) {
+        slots.push_back(std::move(*own));
+        continue;
+      }
+      if (give_up) continue;
       auto slot = new_entry(sr, key, next_n, rec, fd->get(), *blob, compared);
       if (!slot) continue;
       slot->assigned.push_back(ci);
@@ -334,11 +452,11 @@ void match_pass(StoreRun& sr) {
     }
     std::lock_guard lock(mutex);
     for (auto& s : slots) {
-      if (s.assigned.empty()) continue;
+      if (s.assigned.empty() && !s.adopted) continue;
       if (s.inode)
         sr.to_existing[*s.inode] = s.assigned;
       else
-        sr.created.push_back({s.path, s.st, s.assigned});
+        sr.created.push_back({s.path, s.st, s.assigned, s.adopted});
     }
   });
   rc.report.bytes_compared += compared.load();
@@ -370,6 +488,24 @@ void store_groups(StoreRun& sr) {
   rc.groups.clear();
   for (auto& e : sr.created) {
     rc.scan.files.push_back(FileRec{sr.store_idx, rc.scan.paths.add(e.path), e.st});
+    ++rc.report.store_entries_created;
+    if (e.adopted) {
+      // The guest inode is the entry: its store name joins its names (the
+      // relocation of writers must move it too), and it is frozen.
+      InodeRec& rec = rc.inodes[*e.adopted];
+      auto& names = rc.adopted_names.emplace_back(rec.names.begin(), rec.names.end());
+      names.push_back(static_cast<uint32_t>(rc.scan.files.size() - 1));
+      rec.names = std::span<const uint32_t>(names);
+      rec.st = e.st;
+      rec.frozen = rc.options.protect == Protect::immutable;
+      rc.files_linked.fetch_add(names.size() - 1, std::memory_order_relaxed); // now in the store
+      if (e.candidates.empty()) continue;
+      Group g;
+      g.inodes.push_back(*e.adopted);
+      g.inodes.insert(g.inodes.end(), e.candidates.begin(), e.candidates.end());
+      rc.groups.push_back(std::move(g));
+      continue;
+    }
     InodeRec rec;
     rec.st = e.st;
     rc.extra_names.push_back(static_cast<uint32_t>(rc.scan.files.size() - 1));
@@ -381,7 +517,6 @@ void store_groups(StoreRun& sr) {
     g.inodes.push_back(static_cast<uint32_t>(rc.inodes.size() - 1));
     g.inodes.insert(g.inodes.end(), e.candidates.begin(), e.candidates.end());
     rc.groups.push_back(std::move(g));
-    ++rc.report.store_entries_created;
   }
   for (auto& [entry, cs] : sr.to_existing) {
     Group g;
@@ -392,8 +527,36 @@ void store_groups(StoreRun& sr) {
   rc.report.duplicate_groups = rc.groups.size();
 }
 
+// An entry found without the flag (a run killed between adopting a guest
+// inode and freezing it, or a guest root that cleared the flag) may have
+// been written since: under a read lease, its content must still hash to
+// its name. One that does not loses its store name. True when it matches.
+bool entry_matches_name(StoreRun& sr, const InodeRec& rec, int fd) {
+  RunContext& rc = sr.rc;
+  for (uint32_t n : rec.names) {
+    const FileRec& f = rc.scan.files[n];
+    if (f.guest != sr.store_idx) continue;
+    const std::string path(f.path);
+    auto key = parse_store_entry(path);
+    if (!key) return true;
+    uint64_t got = 0;
+    auto h = hash_fd(fd, rec.st.size, 0, &got);
+    rc.bytes_compared.fetch_add(got, std::memory_order_relaxed);
+    if (h.ok() && got == rec.st.size && *h == key->first.hash) return true;
+    auto dir = open_beneath(sr.store.dir.get(), parent_of(path), O_RDONLY | O_DIRECTORY);
+    auto u = dir.ok() ? unlink_at(dir->get(), name_of(path)) : Status(dir.error());
+    rc.log.add(u.ok() ? Failure::store : Failure::unlink, sr.store.path + "/" + path,
+               u.ok() ? "its content no longer matched its name (written while unprotected); "
+                        "removed from the store"
+                      : u.error().message());
+    return false;
+  }
+  return true;
+}
+
 // protect: every store entry carries the flag (a guest's root with
-// CAP_LINUX_IMMUTABLE may have cleared it through its own name).
+// CAP_LINUX_IMMUTABLE may have cleared it through its own name) - after
+// its content is checked against its name.
 void protect_entries(StoreRun& sr) {
   RunContext& rc = sr.rc;
   if (rc.options.protect != Protect::immutable) return;
@@ -402,6 +565,13 @@ void protect_entries(StoreRun& sr) {
     auto fd = open_inode(rc, rec);
     if (!fd.ok()) continue;
     if (rc.is_protected(fd->get()).value_or(false)) continue; // frozen by link_group
+    auto lease = LeasedInode::take(fd->get());
+    if (!lease.ok()) {
+      rc.log.skip(Skip::busy, rc.display(rec.names.front()),
+                  "a store entry open for writing: left unprotected until the next run");
+      continue;
+    }
+    if (!entry_matches_name(sr, rec, fd->get())) continue;
     const FileRec& f = rc.scan.files[rec.names.front()];
     auto p = rc.protect(fd->get(), f.guest, std::string(f.path), Protection::on);
     if (!p.ok())
@@ -473,7 +643,7 @@ Result<Report> hashify_on_workers(const std::vector<UnifyGuest>& guests, const H
   RunOptions ro = o;
   ro.lock_holder = "vhashify";
   VU_TRY_ASSIGN(rc, RunContext::open(std::move(all), ro));
-  StoreRun sr{o, *rc, store, static_cast<uint32_t>(guests.size()), {}, {}, {}, {}, {}, {}};
+  StoreRun sr{o, *rc, store, static_cast<uint32_t>(guests.size()), {}, {}, {}, {}, {}, {}, {}};
   const std::string cache_path = store.path + "/.cache";
   // A dry run creates nothing (no store, lock or cache); it refreshes a
   // cache that is there.
@@ -506,7 +676,8 @@ Result<Report> hashify_on_workers(const std::vector<UnifyGuest>& guests, const H
     protect_entries(sr);
     // Net: the guests' freed inodes minus the store copies made for them.
     uint64_t copies = 0;
-    for (const auto& e : sr.created) copies += allocated_bytes(e.st);
+    for (const auto& e : sr.created)
+      if (!e.adopted) copies += allocated_bytes(e.st);
     uint64_t freed = rc->bytes_saved.exchange(0);
     rc->report.bytes_saved += freed > copies ? freed - copies : 0;
   }

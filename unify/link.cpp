@@ -175,6 +175,7 @@ std::optional<Canonical> prepare_canonical(RunContext& rc, uint32_t canon, bool&
   if (rec.st.size <= k_small_file) {
     c.bytes.resize(rec.st.size);
     auto n = read_at(c.fd.get(), c.bytes.data(), c.bytes.size(), 0);
+    rc.bytes_compared.fetch_add(n.ok() ? *n : 0, std::memory_order_relaxed);
     if (!n.ok() || *n != rec.st.size) {
       if (!n.ok())
         rc.log.add(Failure::read, c.name, n.error().message());
@@ -211,6 +212,9 @@ void verify_more(RunContext& rc, Canonical& c, std::deque<uint32_t>& pending,
       continue;
     }
     rc.files_compared.fetch_add(1, std::memory_order_relaxed);
+    // What the comparison reads (at most; it stops at the first difference).
+    rc.bytes_compared.fetch_add(crec.st.size <= k_small_file ? crec.st.size : 2 * crec.st.size,
+                                std::memory_order_relaxed);
     auto eq = crec.st.size <= k_small_file
                   ? same_as_bytes(fd->get(), c.bytes.data(), c.bytes.size())
                   : same_content(c.fd.get(), fd->get(), crec.st.size);

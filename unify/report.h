@@ -95,7 +95,7 @@ struct Report {
   uint64_t inodes_protected = 0;     // immutable flag newly set
   uint64_t temporaries_removed = 0;
   // Hash store runs (vhashify).
-  uint64_t bytes_compared = 0; // content bytes read to compare before links
+  uint64_t bytes_compared = 0; // content bytes read to compare (store match, before each link)
   uint64_t files_in_store = 0; // names already linked to their store entry
   uint64_t cache_hits = 0;     // hashes taken from the cache
   uint64_t store_entries_created = 0;

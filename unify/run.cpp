@@ -112,6 +112,7 @@ Report RunContext::finish() {
   report.files_linked += files_linked.exchange(0);
   report.bytes_saved += bytes_saved.exchange(0);
   report.files_compared += files_compared.exchange(0);
+  report.bytes_compared += bytes_compared.exchange(0);
   report.inodes_protected += inodes_protected.exchange(0);
   stage(ProgressStage::done);
   log.drain_into(report);

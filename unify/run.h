@@ -85,6 +85,9 @@ public:
   std::vector<InodeRec> inodes;
   std::vector<uint32_t> inode_names; // storage of InodeRec::names
   std::deque<uint32_t> extra_names;  // names of inodes made during the run (stable)
+  // Names of guest inodes that became hash-store entries (their guest
+  // names and the store name; stable).
+  std::deque<std::vector<uint32_t>> adopted_names;
   std::vector<Group> groups;
 
   // Counters the parallel passes add to; finish() moves them into report.
@@ -92,6 +95,7 @@ public:
   std::atomic<uint64_t> files_linked{0};
   std::atomic<uint64_t> bytes_saved{0};
   std::atomic<uint64_t> files_compared{0};
+  std::atomic<uint64_t> bytes_compared{0}; // content read to compare before linking
   std::atomic<uint64_t> inodes_protected{0};
   Reaper reaper; // closes the descriptors of replaced inodes (frees them)
 

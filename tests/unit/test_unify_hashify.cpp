@@ -11,6 +11,7 @@
 #include <thread>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
 
 using namespace vu;
@@ -155,4 +156,122 @@ TEST_F(Hashify, StoreLockIsExclusive) {
   release.join();
   EXPECT_TRUE(later.ok());
   EXPECT_TRUE(waited);
+}
+
+namespace {
+
+// Every store entry's content hashes (seed 0) to the hash in its name.
+bool entries_match_names(TempTree& t, const std::vector<std::string>& es) {
+  for (const auto& e : es) {
+    auto key = parse_store_entry(e);
+    if (!key) return false;
+    int fd = ::open(t.path(".hash/" + e).c_str(), O_RDONLY | O_CLOEXEC);
+    struct stat st {};
+    ::fstat(fd, &st);
+    uint64_t n = 0;
+    auto h = hash_fd(fd, st.st_size, 0, &n);
+    ::close(fd);
+    if (!h.ok() || *h != key->first.hash) return false;
+  }
+  return true;
+}
+
+} // namespace
+
+TEST_F(Hashify, AFirstRunMakesGuestInodesTheEntriesWithoutCopies) {
+  t.file("g1/usr/a", vu::test::random_bytes(300000, 1));
+  t.file("g2/usr/a", vu::test::random_bytes(300000, 1));
+  t.file("g2/usr/own", vu::test::random_bytes(7000, 2));
+  const auto a1 = inode_of(t.path("g1/usr/a"));
+  const auto own = inode_of(t.path("g2/usr/own"));
+  const uint64_t g2a = vu::test::allocated_of(t.path("g2/usr/a"));
+  Report r = run({"g1", "g2"});
+  EXPECT_FALSE(r.failed());
+  EXPECT_EQ(r.store_entries_created, 2u);
+  EXPECT_EQ(r.files_linked, 3u);
+  auto es = entries();
+  ASSERT_EQ(es.size(), 2u);
+  EXPECT_TRUE(entries_match_names(t, es));
+  // The first guest's inodes are the entries: no copy was made.
+  EXPECT_EQ(inode_of(t.path("g1/usr/a")), a1);
+  EXPECT_EQ(inode_of(t.path("g2/usr/a")), a1);
+  EXPECT_EQ(inode_of(t.path("g2/usr/own")), own);
+  EXPECT_TRUE(vu::test::is_immutable_path(t.path("g2/usr/own")));
+  EXPECT_TRUE(vu::test::is_immutable_path(t.path("g1/usr/a")));
+  EXPECT_EQ(r.bytes_saved, g2a) << "nothing copied: the saving is g2's copy of a";
+  // Every byte read once to hash it, and the entries once more (the proof
+  // they did not change), plus the comparison before the link.
+  EXPECT_LE(r.bytes_hashed + r.bytes_compared, 2u * (600000 + 7000) + 2u * 300000);
+  EXPECT_EQ(t.read("g2/usr/own"), vu::test::random_bytes(7000, 2));
+}
+
+TEST_F(Hashify, AFileOpenForWritingIsNeverTheEntry) {
+  t.file("g1/usr/w", vu::test::random_bytes(9000, 3));
+  t.file("g2/usr/w", vu::test::random_bytes(9000, 3));
+  const auto w1 = inode_of(t.path("g1/usr/w"));
+  int writer = ::open(t.path("g1/usr/w").c_str(), O_WRONLY | O_CLOEXEC);
+  ASSERT_GE(writer, 0);
+  Report r = run({"g1", "g2"});
+  // g1's file stays its own and writable; g2's goes to a copy in the store.
+  EXPECT_EQ(inode_of(t.path("g1/usr/w")), w1);
+  EXPECT_FALSE(vu::test::is_immutable_path(t.path("g1/usr/w")));
+  EXPECT_EQ(::pwrite(writer, "written", 7, 0), 7);
+  ::close(writer);
+  EXPECT_EQ(t.read("g1/usr/w").substr(0, 7), "written");
+  EXPECT_EQ(t.read("g2/usr/w"), vu::test::random_bytes(9000, 3));
+  EXPECT_NE(inode_of(t.path("g2/usr/w")), w1);
+  EXPECT_TRUE(entries_match_names(t, entries()));
+  EXPECT_EQ(r.skipped[Skip::busy], 1u);
+}
+
+TEST_F(Hashify, AFileChangedAfterItsHashIsNeverTheEntry) {
+  t.file("g1/usr/c", vu::test::random_bytes(9000, 4));
+  t.file("g2/usr/c", vu::test::random_bytes(9000, 4));
+  const std::string changed = vu::test::random_bytes(9000, 5);
+  // A guest rewrites g1's file (same size) after both were hashed.
+  std::atomic<int> calls{0};
+  HashifyOptions o;
+  o.threads = 1;
+  o.hash_hook = [&](const Hash128& h) {
+    if (calls.fetch_add(1) == 1) t.write("g1/usr/c", changed);
+    return h;
+  };
+  Report r = run({"g1", "g2"}, o);
+  EXPECT_EQ(t.read("g1/usr/c"), changed);
+  EXPECT_EQ(t.read("g2/usr/c"), vu::test::random_bytes(9000, 4));
+  EXPECT_FALSE(vu::test::is_immutable_path(t.path("g1/usr/c")));
+  EXPECT_NE(inode_of(t.path("g1/usr/c")), inode_of(t.path("g2/usr/c")));
+  EXPECT_TRUE(entries_match_names(t, entries()));
+}
+
+TEST_F(Hashify, AnUnprotectedEntryWrittenSinceLosesItsStoreName) {
+  // What a run killed between adopting g1's file and freezing it leaves,
+  // after the guest wrote the file: a store name that no longer matches.
+  const std::string was = vu::test::random_bytes(6000, 6);
+  t.file("g1/usr/x", vu::test::random_bytes(6000, 7)); // written since
+  t.file("g2/usr/x", was);
+  t.file("probe", was);
+  int pfd = ::open(t.path("probe").c_str(), O_RDONLY | O_CLOEXEC);
+  uint64_t n = 0;
+  StoreKey key;
+  key.hash = *hash_fd(pfd, was.size(), 0, &n);
+  ::close(pfd);
+  struct stat st {};
+  ASSERT_EQ(::stat(t.path("g1/usr/x").c_str(), &st), 0);
+  key.mode = st.st_mode & 07777;
+  key.uid = st.st_uid;
+  key.gid = st.st_gid;
+  const std::string name = store_entry_name(key, 0);
+  t.mkdirs(".hash/" + name.substr(0, 2));
+  ASSERT_EQ(::link(t.path("g1/usr/x").c_str(), t.path(".hash/" + name).c_str()), 0);
+  std::filesystem::remove(t.path("probe"));
+  Report r = run({"g1", "g2"});
+  EXPECT_EQ(r.failures.count(Failure::store), 1u);
+  EXPECT_FALSE(std::filesystem::exists(t.path(".hash/" + name)));
+  EXPECT_TRUE(entries_match_names(t, entries()));
+  // g2's file (the content the name says) got an entry of its own; g1's
+  // is untouched, not linked to it.
+  EXPECT_EQ(t.read("g1/usr/x"), vu::test::random_bytes(6000, 7));
+  EXPECT_EQ(t.read("g2/usr/x"), was);
+  EXPECT_NE(inode_of(t.path("g1/usr/x")), inode_of(t.path("g2/usr/x")));
 }

@@ -113,6 +113,23 @@ TEST(SameAsBytes, EqualShorterLongerAndDifferent) {
   EXPECT_FALSE(same_as_bytes(fd.get(), big.data(), big.size()).ok()); // refuses, never overflows
 }
 
+TEST(HashFdTwice, BothHashesAreThoseOfTwoSeparateReads) {
+  TempTree t;
+  for (size_t len : {size_t{0}, size_t{100}, size_t{65536}, size_t{1000003}}) {
+    t.file("f", vu::test::random_bytes(len, 9));
+    UniqueFd fd(::open(t.path("f").c_str(), O_RDONLY | O_CLOEXEC));
+    uint64_t n = 0, n0 = 0, n1 = 0;
+    auto two = hash_fd_twice(fd.get(), len, 0, 12345, &n);
+    auto a = hash_fd(fd.get(), len, 0, &n0);
+    auto b = hash_fd(fd.get(), len, 12345, &n1);
+    ASSERT_TRUE(two.ok() && a.ok() && b.ok());
+    EXPECT_EQ(two->a, *a) << len; // the store's names must not change
+    EXPECT_EQ(two->b, *b) << len;
+    EXPECT_EQ(n, len);
+    EXPECT_NE(two->a, two->b);
+  }
+}
+
 TEST(Workers, DefaultsKeepReadsInFlightAndLinkOnTheCores) {
   EXPECT_EQ(worker_threads(3), 3u);
   uint32_t w = worker_threads(0);
