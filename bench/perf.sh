@@ -28,13 +28,8 @@ while [ $# -gt 0 ]; do
     *) echo "usage: $0 [--rounds R] [--no-cold] [--scale N [--scale-only]] [--out FILE]" >&2; exit 2 ;;
   esac
 done
-"$here/scripts/install-deps.sh" --bench >/dev/null
-"$here/scripts/build.sh" >/dev/null
-"$here/bench/make_corpus.sh"
-corpus=${VU_BENCH_CORPUS:-/var/tmp/vunify-bench-corpus}
-work=${VU_BENCH_WORK:-/var/tmp/vunify-bench-work}
-bin=$here/build/tools
-mkdir -p "$work"
+# shellcheck source=bench/corpus-setup.sh
+. "$here/bench/corpus-setup.sh" /var/tmp/vunify-bench-work
 cleanup() { chattr -R -f -i "$work" 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 

@@ -30,12 +30,8 @@ corpus=${VU_BENCH_CORPUS:-/var/tmp/vunify-bench-corpus}
 raw=${out%.md}.raw
 tools=(vunify duperemove jdupes hardlink)
 if [ $table_only = 0 ]; then
-"$here/scripts/install-deps.sh" --bench >/dev/null
-command -v duperemove >/dev/null || apt-get install -y -q duperemove >/dev/null
-"$here/scripts/build.sh" >/dev/null
-"$here/bench/make_corpus.sh"
-work=${VU_BENCH_WORK:-/var/tmp/vunify-bench-reflink}
-bin=$here/build/tools
+# shellcheck source=bench/corpus-setup.sh
+. "$here/bench/corpus-setup.sh" /var/tmp/vunify-bench-reflink
 mnt=$work/mnt
 mkdir -p "$mnt"
 cleanup() {

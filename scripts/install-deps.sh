@@ -18,7 +18,7 @@ pkgs=(
   chromium
 )
 if [ "${1:-}" = "--bench" ]; then
-  pkgs+=(rdfind jdupes fdupes rmlint hyperfine time bc systemd-container bubblewrap)
+  pkgs+=(rdfind jdupes fdupes rmlint hyperfine time bc systemd-container bubblewrap duperemove)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

@@ -208,6 +208,7 @@ nlohmann::json report_to_json(const Report& r) {
   j["files_compared"] = r.files_compared;
   j["duplicate_groups"] = r.duplicate_groups;
   j["mode"] = r.reflink ? "reflink" : "link";
+  j["parts"] = r.parts;
   j["files_linked"] = r.files_linked;
   j["bytes_saved"] = r.bytes_saved;
   j["files_already_shared"] = r.files_already_shared;
@@ -261,6 +262,8 @@ std::string report_to_text(const Report& r, int verbosity) {
                          g.config_files,
                          from.empty() ? "no package database found" : printable_path(from));
     }
+    if (r.parts > 1)
+      out += fmt::format("made of {} runs over size ranges (--memory-limit)\n", r.parts);
     out += fmt::format("{} config files, {} excluded, {} under and {} over the size limits, {} not "
                        "regular files; {} inodes newly protected, {} temporaries removed\n",
                        r.files_config, r.files_excluded, r.files_small, r.files_large,

@@ -77,6 +77,7 @@ struct Report {
   std::vector<GuestSummary> guests;
   bool dry_run = false;
   bool reflink = false; // files share extents, not inodes (--reflink)
+  uint32_t parts = 1;   // size ranges the run was made of (--memory-limit)
   uint64_t dirs_scanned = 0;
   uint64_t files_scanned = 0; // regular files seen, not excluded
   uint64_t bytes_scanned = 0;

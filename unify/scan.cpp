@@ -27,6 +27,20 @@
 
 namespace vu {
 
+size_t SizeHistogram::slot(uint64_t size) {
+  if (size < 16) return static_cast<size_t>(size);
+  const int p = 63 - __builtin_clzll(size); // 4..63
+  const uint64_t part = (size - (uint64_t(1) << p)) >> (p - 4);
+  return static_cast<size_t>(p) * k_parts + static_cast<size_t>(part);
+}
+
+uint64_t SizeHistogram::lowest(size_t slot) {
+  if (slot < 16) return slot;
+  const size_t p = slot / k_parts;
+  if (p < 4) return 16; // rows never used
+  return (uint64_t(1) << p) + (uint64_t(slot % k_parts) << (p - 4));
+}
+
 PathRef PathArena::add(std::string_view s) {
   constexpr size_t k_block = 64 * 1024;
   if (s.size() > m_capacity - m_used) {
@@ -243,6 +257,10 @@ private:
       left_alone(g, "/" + rel, "larger than --max-size");
       return;
     }
+    if (m_options.histogram)
+      m_options.histogram->count[SizeHistogram::slot(st->size)].fetch_add(
+          1, std::memory_order_relaxed);
+    if (st->size < m_options.range_lo || st->size > m_options.range_hi) return;
     ++bin.files_scanned;
     bin.bytes_scanned += st->size;
     if (m_options.progress)

@@ -7,6 +7,7 @@
 #include "unify/report.h"
 #include "unify/state.h"
 
+#include <atomic>
 #include <compare>
 #include <memory>
 #include <string>
@@ -70,11 +71,27 @@ struct TempRec {
   FileStat st; // so its inode does not count as linked from elsewhere
 };
 
+// How many files the walk saw of each size range: 64 powers of two, each
+// split in 16 equal parts (sizes 0-15 one part each). A run over more files
+// than its memory allows is made of several runs over size ranges
+// (unify.cpp); these counts choose the ranges.
+struct SizeHistogram {
+  static constexpr size_t k_parts = 16;
+  std::atomic<uint64_t> count[64 * k_parts] = {};
+  static size_t slot(uint64_t size);
+  // The smallest size of a slot (slots are ascending in size).
+  static uint64_t lowest(size_t slot);
+};
+
 // What the walk keeps and where it stops.
 struct ScanOptions {
-  uint64_t min_size = 16;       // smaller regular files are counted, not listed
-  uint64_t max_size = 0;        // so are larger ones (0: no limit)
-  bool one_file_system = false; // do not enter directories on other file systems
+  uint64_t min_size = 16; // smaller regular files are counted, not listed
+  uint64_t max_size = 0;  // so are larger ones (0: no limit)
+  // One size range of a run made of several (files outside it, but within
+  // min_size..max_size, are neither listed nor counted).
+  uint64_t range_lo = 0, range_hi = UINT64_MAX;
+  SizeHistogram* histogram = nullptr; // counts every file within min_size..max_size
+  bool one_file_system = false;       // do not enter directories on other file systems
   // Never list (nor stat) what secret_files() names: runs that read file
   // content set this; runs that only count or copy shared inodes do not.
   bool skip_secrets = false;

@@ -5,6 +5,10 @@
 #include "unify/reflink.h"
 #include "unify/workers.h"
 
+#include <algorithm>
+#include <iterator>
+#include <optional>
+
 namespace vu {
 
 namespace {
@@ -32,6 +36,9 @@ Result<Report> unify_on_workers(const std::vector<UnifyGuest>& guests,
   ScanOptions scan;
   scan.min_size = options.min_size;
   scan.max_size = options.max_size;
+  scan.range_lo = options.range_lo;
+  scan.range_hi = options.range_hi;
+  scan.histogram = options.histogram;
   scan.log_skips = options.log_skips;
   scan.one_file_system = options.one_file_system;
   scan.skip_secrets = true;
@@ -60,11 +67,104 @@ Result<Report> unify_on_workers(const std::vector<UnifyGuest>& guests,
   return rc->finish();
 }
 
+// Adds part `p` (not the first) of a run made of size ranges to `total`.
+// Each part walks every guest: what the walk counts about files outside
+// the ranges (directories, excludes, config files, sizes out of limits,
+// other types) and its failures are the first part's; the rest adds up.
+void add_part(Report& total, Report&& p) {
+  total.files_scanned += p.files_scanned;
+  total.bytes_scanned += p.bytes_scanned;
+  total.files_hashed += p.files_hashed;
+  total.bytes_hashed += p.bytes_hashed;
+  total.files_compared += p.files_compared;
+  total.bytes_compared += p.bytes_compared;
+  total.duplicate_groups += p.duplicate_groups;
+  total.files_linked += p.files_linked;
+  total.bytes_saved += p.bytes_saved;
+  total.files_already_shared += p.files_already_shared;
+  total.inodes_protected += p.inodes_protected;
+  total.temporaries_removed += p.temporaries_removed;
+  for (size_t g = 0; g < p.bytes_saved_by_guest.size() && g < total.bytes_saved_by_guest.size();
+       ++g)
+    total.bytes_saved_by_guest[g] += p.bytes_saved_by_guest[g];
+  for (Failure walk : {Failure::walk, Failure::stat, Failure::config, Failure::pkgmgmt})
+    p.failures.erase(walk);
+  merge_failures(total, p);
+  total.actions.insert(total.actions.end(), std::make_move_iterator(p.actions.begin()),
+                       std::make_move_iterator(p.actions.end()));
+  for (size_t i = 0; i < p.stage_seconds.size() && i < total.stage_seconds.size(); ++i)
+    total.stage_seconds[i].second += p.stage_seconds[i].second;
+  total.seconds += p.seconds;
+  ++total.parts;
+}
+
+// A run within options.memory_limit: a walk that only counts sizes, then
+// one run per size range (size_ranges), each with its own context.
+Result<Report> unify_in_parts(const std::vector<UnifyGuest>& guests, const UnifyOptions& options) {
+  SizeHistogram histogram;
+  {
+    UnifyOptions count = options;
+    count.dry_run = true; // reads only: no lock, no state
+    count.range_lo = UINT64_MAX;
+    count.histogram = &histogram;
+    VU_TRY_ASSIGN(rc, RunContext::open(guests, count));
+    ScanOptions scan;
+    scan.min_size = options.min_size;
+    scan.max_size = options.max_size;
+    scan.range_lo = UINT64_MAX; // keep nothing
+    scan.histogram = &histogram;
+    scan.one_file_system = options.one_file_system;
+    scan.skip_secrets = true;
+    scan_pass(*rc, ConfigFiles{}, scan);
+  }
+  const auto ranges =
+      size_ranges(histogram, std::max<uint64_t>(1, options.memory_limit / k_bytes_per_file));
+  std::optional<Report> total;
+  for (const auto& [lo, hi] : ranges) {
+    UnifyOptions part = options;
+    part.range_lo = lo;
+    part.range_hi = hi;
+    VU_TRY_ASSIGN(r, unify_on_workers(guests, part));
+    if (!total) {
+      total = std::move(r);
+      total->parts = 1;
+    } else {
+      add_part(*total, std::move(r));
+    }
+  }
+  if (!total) return unify_on_workers(guests, options);
+  total->actions.shrink_to_fit();
+  std::sort(total->actions.begin(), total->actions.end());
+  return std::move(*total);
+}
+
 } // namespace
 
+std::vector<std::pair<uint64_t, uint64_t>> size_ranges(const SizeHistogram& histogram,
+                                                       uint64_t max_files) {
+  std::vector<std::pair<uint64_t, uint64_t>> out;
+  const size_t slots = sizeof histogram.count / sizeof histogram.count[0];
+  uint64_t lo = 0, in_range = 0;
+  for (size_t s = 0; s < slots; ++s) {
+    const uint64_t n = histogram.count[s].load(std::memory_order_relaxed);
+    if (n == 0) continue;
+    if (in_range > 0 && in_range + n > max_files) {
+      const uint64_t cut = SizeHistogram::lowest(s);
+      out.emplace_back(lo, cut - 1);
+      lo = cut;
+      in_range = 0;
+    }
+    in_range += n;
+  }
+  out.emplace_back(lo, UINT64_MAX);
+  return out;
+}
+
 Result<Report> run_unify(const std::vector<UnifyGuest>& guests, const UnifyOptions& options) {
-  return with_workers(options.threads,
-                      [&]() -> Result<Report> { return unify_on_workers(guests, options); });
+  return with_workers(options.threads, [&]() -> Result<Report> {
+    if (options.memory_limit == 0) return unify_on_workers(guests, options);
+    return unify_in_parts(guests, options);
+  });
 }
 
 } // namespace vu

@@ -7,6 +7,7 @@
 #include "unify/state.h"
 #include "unify/unify.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
@@ -600,4 +601,61 @@ TEST_F(Pipeline, TheBpfBackEndTakesOverInodesAMainlineRunFroze) {
   EXPECT_EQ(inode_of(t.path("m3/usr/tool")), inode_of(t.path("m1/usr/tool")));
   EXPECT_EQ(vu::test::inode_flags_of(t.path("m1/usr/tool")) & (k_bpf_mark | FS_IMMUTABLE_FL),
             k_bpf_mark);
+}
+
+TEST(SizeRanges, EqualSizesStayTogetherAndRangesCoverEverySize) {
+  SizeHistogram h;
+  for (uint64_t size : {0ull, 5ull, 16ull, 17ull, 4096ull, 4097ull, 5000ull, 1ull << 20})
+    h.count[SizeHistogram::slot(size)] += 3;
+  h.count[SizeHistogram::slot(100000)] += 50; // more than a range may hold
+  auto r = size_ranges(h, 6);
+  ASSERT_GE(r.size(), 4u);
+  EXPECT_EQ(r.front().first, 0u);
+  EXPECT_EQ(r.back().second, UINT64_MAX);
+  for (size_t i = 1; i < r.size(); ++i) EXPECT_EQ(r[i].first, r[i - 1].second + 1);
+  for (uint64_t size :
+       {0ull, 5ull, 16ull, 17ull, 4096ull, 4097ull, 5000ull, 100000ull, 1ull << 20}) {
+    const size_t slot = SizeHistogram::slot(size);
+    EXPECT_LE(SizeHistogram::lowest(slot), size);
+    if (slot + 1 < 64 * SizeHistogram::k_parts) {
+      EXPECT_GT(SizeHistogram::lowest(slot + 1), size);
+    }
+  }
+  EXPECT_EQ(size_ranges(h, 1000).size(), 1u);
+}
+
+TEST_F(Pipeline, ARunInSizeRangesLinksExactlyWhatOneRunLinks) {
+  // Two copies of three guests: files of many sizes, most shared, some not.
+  for (const char* copy : {"a", "b"})
+    for (int g = 1; g <= 3; ++g)
+      for (int i = 0; i < 120; ++i) {
+        const size_t size = 16 + (i * 7919) % 300000;
+        const uint64_t seed = (g == 3 && i % 9 == 0) ? 5000 + i : i;
+        t.file(fmt::format("{}/g{}/usr/f{}", copy, g, i), vu::test::random_bytes(size, seed));
+      }
+  auto guests = [&](const char* copy) {
+    std::vector<std::string> n;
+    for (int g = 1; g <= 3; ++g) n.push_back(fmt::format("{}/g{}", copy, g));
+    return n;
+  };
+  Report one = run(guests("a"));
+  UnifyOptions o;
+  o.memory_limit = 20 * k_bytes_per_file; // 20 files a range
+  Report parts = run(guests("b"), o);
+  EXPECT_GT(parts.parts, 5u);
+  EXPECT_EQ(one.parts, 1u);
+  EXPECT_FALSE(parts.failed());
+  EXPECT_EQ(parts.files_scanned, one.files_scanned);
+  EXPECT_EQ(parts.bytes_scanned, one.bytes_scanned);
+  EXPECT_EQ(parts.files_linked, one.files_linked);
+  EXPECT_EQ(parts.bytes_saved, one.bytes_saved);
+  EXPECT_EQ(parts.duplicate_groups, one.duplicate_groups);
+  EXPECT_EQ(parts.files_small, one.files_small);
+  // The same names share an inode either way.
+  for (int i = 0; i < 120; ++i)
+    for (int g = 2; g <= 3; ++g) {
+      const std::string f = fmt::format("/g{}/usr/f{}", g, i),
+                        first = fmt::format("/g1/usr/f{}", i);
+      EXPECT_EQ(same_inode("a" + f, "a" + first), same_inode("b" + f, "b" + first)) << f;
+    }
 }

@@ -112,6 +112,12 @@ CLI::Option* add_size_option(CLI::App& app, const std::string& name, uint64_t& v
   return app.add_option(name, value, what)->transform(CLI::AsSizeValue(false))->type_name("SIZE");
 }
 
+uint64_t default_memory_limit() {
+  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGESIZE);
+  if (pages <= 0 || page <= 0) return 0;
+  return static_cast<uint64_t>(pages) * static_cast<uint64_t>(page) / 4;
+}
+
 void add_pattern_options(CLI::App& app, std::vector<std::string>& excludes,
                          std::vector<std::string>& includes) {
   // One value per occurrence, so "--exclude P GUEST" leaves GUEST a guest.

@@ -33,6 +33,9 @@ const CLI::Validator& non_empty();
 CLI::Option* add_size_option(CLI::App& app, const std::string& name, uint64_t& value,
                              const std::string& what);
 
+// The default of --memory-limit: a quarter of the RAM.
+uint64_t default_memory_limit();
+
 // --exclude PATTERN and --include PATTERN (repeatable, util-vserver's
 // pattern syntax): rules before every exclude list, --include first (it
 // wins over --exclude, as in util-linux hardlink).

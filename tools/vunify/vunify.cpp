@@ -47,6 +47,7 @@ struct CliOptions {
   std::string store;
   uint64_t min_size = 16;
   uint64_t max_size = 0;
+  uint64_t memory_limit = UINT64_MAX;          // UINT64_MAX: default_memory_limit()
   std::vector<std::string> excludes, includes; // --exclude, --include
   bool one_file_system = false;
   std::string attr_backend;
@@ -103,6 +104,9 @@ void add_options(CLI::App& app, CliOptions& o) {
                   "leave files smaller than this alone (default 16; 1M = 1 MiB)")
       ->check(CLI::Range(uint64_t(1), uint64_t(1) << 62));
   add_size_option(app, "--max-size", o.max_size, "leave files larger than this alone");
+  add_size_option(app, "--memory-limit", o.memory_limit,
+                  "memory for the run's records (default a quarter of the RAM; 0: no limit); more "
+                  "files are worked in size ranges, one after the other");
   add_pattern_options(app, o.excludes, o.includes);
   app.add_option("--store", o.store,
                  "link to the hash store DIR instead of to each other (what vhashify does)")
@@ -290,6 +294,7 @@ int run(int argc, char** argv) {
 
   UnifyOptions uo;
   static_cast<RunOptions&>(uo) = run_options(o);
+  uo.memory_limit = o.memory_limit == UINT64_MAX ? default_memory_limit() : o.memory_limit;
   Progress progress;
   uo.progress = &progress;
   auto report =
