@@ -265,6 +265,14 @@ private:
     bin.bytes_scanned += st->size;
     if (m_options.progress)
       m_options.progress->files_scanned.fetch_add(1, std::memory_order_relaxed);
+    if (m_options.budget) {
+      ScanBudget& b = *m_options.budget;
+      if (b.overflow.load(std::memory_order_relaxed) ||
+          b.kept.fetch_add(1, std::memory_order_relaxed) >= b.max_files) {
+        b.overflow.store(true, std::memory_order_relaxed);
+        return; // the caller drops this walk's records and runs in ranges
+      }
+    }
     bin.files.push_back(FileRec{g, bin.paths.add(rel), *st});
   }
 

@@ -83,6 +83,14 @@ struct SizeHistogram {
   static uint64_t lowest(size_t slot);
 };
 
+// How many files a walk may keep: past max_files it keeps none and sets
+// `overflow` (the run is then made of size ranges, unify.cpp).
+struct ScanBudget {
+  uint64_t max_files = UINT64_MAX;
+  std::atomic<uint64_t> kept{0};
+  std::atomic<bool> overflow{false};
+};
+
 // What the walk keeps and where it stops.
 struct ScanOptions {
   uint64_t min_size = 16; // smaller regular files are counted, not listed
@@ -91,6 +99,7 @@ struct ScanOptions {
   // min_size..max_size, are neither listed nor counted).
   uint64_t range_lo = 0, range_hi = UINT64_MAX;
   SizeHistogram* histogram = nullptr; // counts every file within min_size..max_size
+  ScanBudget* budget = nullptr;       // null: keep every file
   bool one_file_system = false;       // do not enter directories on other file systems
   // Never list (nor stat) what secret_files() names: runs that read file
   // content set this; runs that only count or copy shared inodes do not.

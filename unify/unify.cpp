@@ -39,10 +39,13 @@ Result<Report> unify_on_workers(const std::vector<UnifyGuest>& guests,
   scan.range_lo = options.range_lo;
   scan.range_hi = options.range_hi;
   scan.histogram = options.histogram;
+  scan.budget = options.budget;
   scan.log_skips = options.log_skips;
   scan.one_file_system = options.one_file_system;
   scan.skip_secrets = true;
   scan_pass(*rc, config, scan);
+  // More files than the memory limit allows: the caller runs in ranges.
+  if (options.budget && options.budget->overflow) return Report{};
   // One record per inode: names that share one are handled together.
   inodes_pass(*rc, config);
   rc->report.reflink = options.reflink;
@@ -98,27 +101,22 @@ void add_part(Report& total, Report&& p) {
   ++total.parts;
 }
 
-// A run within options.memory_limit: a walk that only counts sizes, then
-// one run per size range (size_ranges), each with its own context.
+// A run within options.memory_limit: the run itself when its walk keeps
+// no more files than the limit allows; else, with the sizes that walk
+// counted, one run per size range (size_ranges), each with its own
+// context.
 Result<Report> unify_in_parts(const std::vector<UnifyGuest>& guests, const UnifyOptions& options) {
   SizeHistogram histogram;
+  ScanBudget budget;
+  budget.max_files = std::max<uint64_t>(1, options.memory_limit / k_bytes_per_file);
   {
-    UnifyOptions count = options;
-    count.dry_run = true; // reads only: no lock, no state
-    count.range_lo = UINT64_MAX;
-    count.histogram = &histogram;
-    VU_TRY_ASSIGN(rc, RunContext::open(guests, count));
-    ScanOptions scan;
-    scan.min_size = options.min_size;
-    scan.max_size = options.max_size;
-    scan.range_lo = UINT64_MAX; // keep nothing
-    scan.histogram = &histogram;
-    scan.one_file_system = options.one_file_system;
-    scan.skip_secrets = true;
-    scan_pass(*rc, ConfigFiles{}, scan);
+    UnifyOptions whole = options;
+    whole.histogram = &histogram;
+    whole.budget = &budget;
+    VU_TRY_ASSIGN(r, unify_on_workers(guests, whole));
+    if (!budget.overflow) return r;
   }
-  const auto ranges =
-      size_ranges(histogram, std::max<uint64_t>(1, options.memory_limit / k_bytes_per_file));
+  const auto ranges = size_ranges(histogram, budget.max_files);
   std::optional<Report> total;
   for (const auto& [lo, hi] : ranges) {
     UnifyOptions part = options;

@@ -20,6 +20,7 @@ struct UnifyOptions : RunOptions {
   // Set by the partitioned run for each of its parts.
   uint64_t range_lo = 0, range_hi = UINT64_MAX;
   SizeHistogram* histogram = nullptr;
+  ScanBudget* budget = nullptr;
 };
 
 // What one file costs a run in memory, for --memory-limit (its name's and
