@@ -72,7 +72,7 @@ san_status=0
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
   LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp:print_suppressions=0" \
   ctest --test-dir build-san --output-on-failure -j4 --timeout 1800 \
-  -E '^(KillNine\.|VServer\.BuildDebootstrapsAGuest|VAptGet\.KillNine|VRpm\.KillNine|VAptGet\.AnUpdateOfFiveGuests)' \
+  -E '^(KillNine\.|Reflink\.KillNine|VServer\.BuildDebootstrapsAGuest|VAptGet\.KillNine|VRpm\.KillNine|VAptGet\.AnUpdateOfFiveGuests)' \
   "$@" || san_status=$?
 fuzz_status=0
 wait "$fuzz_pid" || fuzz_status=$?
