@@ -87,6 +87,26 @@ void dedupe_batch(RunContext& rc, int src, uint64_t size, std::vector<DedupeDest
     active[d] = false;
     rc.log.add(kind, rc.display(rc.inodes[which[d]].names.front()), why);
   };
+  // Whether file d stays in after a call's answer `r` for it. It drops out
+  // when its range differs (a guest wrote one of the two files since they
+  // were hashed, or the hashes collided: the kernel compared and refused)
+  // or when the kernel refused it.
+  auto keeps = [&](size_t d, const Status& call, const DedupeDest& r) {
+    if (!call.ok()) {
+      drop(d, Failure::dedupe, call.error().message());
+      return false;
+    }
+    if (r.status == k_dedupe_differs) {
+      active[d] = false;
+      rc.log.skip(Skip::changed);
+      return false;
+    }
+    if (r.status < 0) {
+      drop(d, Failure::dedupe, fmt::format("FIDEDUPERANGE: {}", std::strerror(-r.status)));
+      return false;
+    }
+    return true;
+  };
   for (uint64_t off = 0; off < size;) {
     const uint64_t len = std::min(k_dedupe_chunk, size - off);
     std::vector<DedupeDest> now;
@@ -103,33 +123,15 @@ void dedupe_batch(RunContext& rc, int src, uint64_t size, std::vector<DedupeDest
     }
     for (size_t k = 0; k < now.size(); ++k) {
       const size_t d = at[k];
-      if (now[k].status == k_dedupe_differs) {
-        // A guest wrote one of the two files since it was hashed (or the
-        // hashes collided): the kernel compared and refused.
-        active[d] = false;
-        rc.log.skip(Skip::changed);
-        continue;
-      }
-      if (now[k].status < 0) {
-        drop(d, Failure::dedupe, fmt::format("FIDEDUPERANGE: {}", std::strerror(-now[k].status)));
-        continue;
-      }
+      if (!keeps(d, Status{}, now[k])) continue;
       // A shorter answer: the rest of this chunk for this file alone.
       uint64_t got = now[k].bytes;
-      while (active[d] && got < len) {
+      while (got < len) {
         DedupeDest one{dests[d].fd, 0, 0};
         auto s = dedupe_range(src, off + got, len - got, std::span<DedupeDest>(&one, 1));
-        if (!s.ok() || one.status != 0 || one.bytes == 0) {
-          if (s.ok() && one.status == k_dedupe_differs) {
-            active[d] = false;
-            rc.log.skip(Skip::changed);
-          } else {
-            drop(d, Failure::dedupe,
-                 !s.ok()
-                     ? s.error().message()
-                     : fmt::format("FIDEDUPERANGE: {}",
-                                   one.status < 0 ? std::strerror(-one.status) : "no progress"));
-          }
+        if (!keeps(d, s, one)) break;
+        if (one.bytes == 0) {
+          drop(d, Failure::dedupe, "FIDEDUPERANGE: no progress");
           break;
         }
         got += one.bytes;

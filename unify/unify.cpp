@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <iterator>
-#include <optional>
 
 namespace vu {
 
@@ -116,24 +115,20 @@ Result<Report> unify_in_parts(const std::vector<UnifyGuest>& guests, const Unify
     VU_TRY_ASSIGN(r, unify_on_workers(guests, whole));
     if (!budget.overflow) return r;
   }
-  const auto ranges = size_ranges(histogram, budget.max_files);
-  std::optional<Report> total;
-  for (const auto& [lo, hi] : ranges) {
+  auto run_range = [&](const std::pair<uint64_t, uint64_t>& range) {
     UnifyOptions part = options;
-    part.range_lo = lo;
-    part.range_hi = hi;
-    VU_TRY_ASSIGN(r, unify_on_workers(guests, part));
-    if (!total) {
-      total = std::move(r);
-      total->parts = 1;
-    } else {
-      add_part(*total, std::move(r));
-    }
+    part.range_lo = range.first;
+    part.range_hi = range.second;
+    return unify_on_workers(guests, part);
+  };
+  const auto ranges = size_ranges(histogram, budget.max_files); // at least one
+  VU_TRY_ASSIGN(total, run_range(ranges.front()));
+  for (size_t k = 1; k < ranges.size(); ++k) {
+    VU_TRY_ASSIGN(r, run_range(ranges[k]));
+    add_part(total, std::move(r));
   }
-  if (!total) return unify_on_workers(guests, options);
-  total->actions.shrink_to_fit();
-  std::sort(total->actions.begin(), total->actions.end());
-  return std::move(*total);
+  std::sort(total.actions.begin(), total.actions.end());
+  return total;
 }
 
 } // namespace
