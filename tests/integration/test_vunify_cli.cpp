@@ -170,6 +170,10 @@ TEST_F(Cli, SizeUnitsAndCommandLinePatterns) {
   EXPECT_FALSE(same("guests/web1/usr/lib/libx.so", "guests/web2/usr/lib/libx.so"));
   EXPECT_FALSE(same("guests/web1/etc/terminfo/x/xterm", "guests/web2/etc/terminfo/x/xterm"))
       << "3000 bytes, under 4 KiB";
+  for (const char* option : {"--max-size", "--memory-limit"}) {
+    auto negative = run_vunify({conf(), "-n", option, "-5", "web1", "web2"});
+    EXPECT_EQ(negative.status, 2) << option << " -5 wrapped around: " << negative.err;
+  }
   auto bad = run_vunify({conf(), "--min-size", "4Q", "web1", "web2"});
   EXPECT_EQ(bad.status, 2);
   EXPECT_EQ(std::count(bad.err.begin(), bad.err.end(), '\n'), 1) << bad.err;

@@ -109,7 +109,18 @@ template <typename Parse> std::optional<int> parse_with(CLI::App& app, Parse par
 
 CLI::Option* add_size_option(CLI::App& app, const std::string& name, uint64_t& value,
                              const std::string& what) {
-  return app.add_option(name, value, what)->transform(CLI::AsSizeValue(false))->type_name("SIZE");
+  // A negative number would wrap around to a huge size.
+  static const CLI::Validator not_negative(
+      [](std::string& v) {
+        auto first = v.find_first_not_of(" \t");
+        return first != std::string::npos && v[first] == '-' ? std::string("not a size: " + v)
+                                                             : std::string();
+      },
+      "", "not negative");
+  return app.add_option(name, value, what)
+      ->check(not_negative)
+      ->transform(CLI::AsSizeValue(false))
+      ->type_name("SIZE");
 }
 
 uint64_t default_memory_limit() {
