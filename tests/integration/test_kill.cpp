@@ -56,7 +56,7 @@ bool no_temporaries(TempTree& t) {
 
 // Every store entry's content hashes to the hash in its name, and it is
 // immutable.
-void check_store(const std::string& store) {
+void check_store_entries(const std::string& store) {
   for (auto& e : fs::recursive_directory_iterator(store)) {
     if (!e.is_regular_file() || e.path().filename().string()[0] == '.') continue;
     std::ifstream in(e.path(), std::ios::binary);
@@ -197,7 +197,7 @@ TEST_F(KillNine, StoreRunLosesNothingAndTheNextRunFinishes) {
         ASSERT_TRUE(no_temporaries(t)) << "round " << round;
         ASSERT_TRUE(
             same_inode(t.path("work/g1/usr/share/d1/f1"), t.path("work/g2/usr/share/d1/f1")));
-        check_store(t.path("work/store"));
+        check_store_entries(t.path("work/store"));
       });
   EXPECT_GE(kills, 50);
 }
@@ -253,7 +253,7 @@ TEST_F(KillNine, StoreCollectionLosesNothingAndTheNextRunFinishes) {
         ASSERT_EQ(run_program(both).status, 0);
         ASSERT_TRUE(no_temporaries(t)) << "round " << round;
         ASSERT_EQ(guest_contents(t), expected);
-        check_store(t.path("work/store"));
+        check_store_entries(t.path("work/store"));
       });
   EXPECT_GE(kills, 40);
 }

@@ -37,7 +37,7 @@ std::string hex128(const std::string& data) {
   return buf;
 }
 
-std::string read_all(const std::string& p) {
+std::string file_bytes(const std::string& p) {
   std::ifstream in(p, std::ios::binary);
   std::ostringstream ss;
   ss << in.rdbuf();
@@ -85,7 +85,7 @@ std::map<std::string, std::string> walk(const std::string& root, bool with_meta)
         out[r] = "dir" + meta;
         stack.push_back(r);
       } else if (S_ISREG(st.st_mode)) {
-        out[r] = "file:" + hex128(read_all(p)) + meta;
+        out[r] = "file:" + hex128(file_bytes(p)) + meta;
       } else if (S_ISLNK(st.st_mode)) {
         char buf[4096];
         ssize_t len = ::readlink(p.c_str(), buf, sizeof buf);
@@ -159,7 +159,7 @@ void TempTree::write(const std::string& rel, const std::string& content) const {
 }
 
 std::string TempTree::read(const std::string& rel) const {
-  return read_all(path(rel));
+  return file_bytes(path(rel));
 }
 
 void TempTree::build(const std::string& spec) {
