@@ -10,11 +10,13 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <linux/magic.h>
 #include <linux/openat2.h>
 #include <sys/ioctl.h>
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
@@ -321,6 +323,13 @@ bool lease_unbroken(int fd) {
 
 void release_lease(int fd) {
   (void)::fcntl(fd, F_SETLEASE, F_UNLCK);
+}
+
+bool writes_always_change_ctime(int fd) {
+  struct statfs s {};
+  if (::fstatfs(fd, &s) != 0) return false;
+  const auto type = static_cast<uint64_t>(s.f_type);
+  return type == EXT4_SUPER_MAGIC || type == XFS_SUPER_MAGIC || type == BTRFS_SUPER_MAGIC;
 }
 
 Status link_fd(int fd, int dirfd, const std::string& name) {

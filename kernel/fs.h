@@ -163,6 +163,14 @@ Status take_read_lease(int fd);
 bool lease_unbroken(int fd);
 void release_lease(int fd);
 
+// True when the file system under fd gives a file a new ctime for every
+// change of its content that starts after a writer opened it: write(2),
+// truncate, and the first write through each new writable mapping (their
+// page_mkwrite updates the times). ext4, XFS and btrfs; not tmpfs, whose
+// mapped writes leave the times alone. Checked by tests/unit on the file
+// systems they run on; hashify.cpp relies on it to skip a second read.
+bool writes_always_change_ctime(int fd);
+
 // Reads the directory entries of an open directory (getdents64), without
 // "." and "..". d_type is DT_UNKNOWN where the file system does not fill it.
 struct DirEntry {

@@ -10,12 +10,16 @@
 //   classify entries by key; names already in the store; candidates.
 //   hash     every candidate: from the cache when (dev, ino, size, mtime,
 //            ctime) match and the entry passed the age guard, else read
-//            once (XXH3-128, seed 0, plus the xattr list).
+//            once (XXH3-128, seed 0, and under the run's secret seed, plus
+//            the xattr list); a read with no writer just before or after
+//            it, of a file whose ctime is old, proves its content for
+//            adopt_entry.
 //   match    per store key, compare each candidate byte for byte (and its
 //            xattrs and mtime) with the key's entries; no match: a new
 //            entry under the next collision index - the candidate's own
 //            inode (adopt_entry: leased, linked into the store, frozen, and
-//            proven unchanged by its hash under the run's secret seed),
+//            proven unchanged: by its ctime when the hash read proved its
+//            content, else by a second read and the run's secret seed),
 //            else a copy in the store (copy.h). The candidates after an
 //            adopted entry are not compared here: link.cpp compares them
 //            before linking anyway.
@@ -45,6 +49,7 @@
 #include <chrono>
 #include <map>
 #include <mutex>
+#include <set>
 
 namespace vu {
 
@@ -122,13 +127,22 @@ struct StoreRun {
   RunContext& rc;
   OpenStore& store;
   uint32_t store_idx; // the store pseudo-guest; == guests.size() when none
-  HashCache cache;
-  std::map<StoreKey, KeyGroup> keys;
-  std::vector<uint32_t> need_hash;
-  std::vector<uint32_t> unprotected; // store entries without the flag
-  // The run's secret-seed hash of each candidate hashed in this run (not
-  // of cache hits): what proves an adopted inode unchanged.
-  std::map<uint32_t, Hash128> secret;
+  HashCache cache{};
+  std::map<StoreKey, KeyGroup> keys{};
+  std::vector<uint32_t> need_hash{};
+  std::vector<uint32_t> unprotected{}; // store entries without the flag
+  // Every write to the store's file system gives a new ctime (ext4, XFS,
+  // btrfs: writes_always_change_ctime).
+  bool ctime_tells_writes = false;
+  // Each candidate hashed in this run (not the cache hits): its hash under
+  // the run's secret seed, and whether that read proves the content of
+  // the version the scan saw (store_hash_pass). What proves an adopted
+  // inode unchanged.
+  struct Hashed {
+    Hash128 secret;
+    bool proven = false;
+  };
+  std::map<uint32_t, Hashed> secret{};
   // New entries: path and stat, with the candidates assigned to each; an
   // adopted entry is the guest inode `adopted` itself.
   struct NewEntry {
@@ -137,8 +151,11 @@ struct StoreRun {
     std::vector<uint32_t> candidates;
     std::optional<uint32_t> adopted;
   };
-  std::vector<NewEntry> created;
-  std::map<uint32_t, std::vector<uint32_t>> to_existing; // entry inode -> candidates
+  std::vector<NewEntry> created{};
+  std::map<uint32_t, std::vector<uint32_t>> to_existing{}; // entry inode -> candidates
+  // The store's hh/ directories made or found so far (store_subdir).
+  std::mutex subdirs_mutex{};
+  std::set<std::string> subdirs_made{};
 };
 
 // classify: store entries by key (from their names), names already linked
@@ -178,6 +195,13 @@ void classify_pass(StoreRun& sr) {
   }
 }
 
+// True when nobody has fd's file open for writing right now: a read lease
+// can be taken (it is given back at once).
+bool no_writer_now(int fd) {
+  auto lease = LeasedInode::take(fd);
+  return lease.ok() && lease->guarded();
+}
+
 // hash: every candidate's key, from the cache or one read.
 void store_hash_pass(StoreRun& sr) {
   PassTimer timer(sr.rc, "hash");
@@ -185,7 +209,7 @@ void store_hash_pass(StoreRun& sr) {
   rc.stage(ProgressStage::hash);
   const int64_t run_start = now_ns();
   std::vector<std::optional<StoreKey>> keys(sr.need_hash.size());
-  std::vector<std::optional<Hash128>> secret(sr.need_hash.size());
+  std::vector<std::optional<StoreRun::Hashed>> secret(sr.need_hash.size());
   std::atomic<uint64_t> hashed{0}, hits{0};
   tbb::parallel_for(size_t(0), sr.need_hash.size(), [&](size_t k) {
     InodeRec& rec = rc.inodes[sr.need_hash[k]];
@@ -204,11 +228,24 @@ void store_hash_pass(StoreRun& sr) {
         return;
       }
       auto blob = xattr_blob(fd->get());
+      // Whether this read proves the content of the version the scan saw,
+      // so that adopt_entry needs no second read: nobody had the file open
+      // for writing just before the read (a read lease could be taken; a
+      // writable mapping made earlier, whose writes leave the times alone,
+      // would keep it open) nor just after it, and its ctime was already
+      // older than the clock's granularity when the read began. Any writer
+      // that opens it after the first check changes the ctime with its
+      // first write, however it writes, on these file systems; adopt_entry
+      // sees the scan's ctime under its lease, so there was none.
+      const bool may_prove = sr.ctime_tells_writes && !sr.o.dry_run &&
+                             rec.st.ctime_ns + sr.o.proof_min_age_ns <= now_ns();
+      const bool writer_free_before = may_prove && no_writer_now(fd->get());
       uint64_t n = 0;
       // One read, two hashes: the key's (seed 0, stable store names) and
       // the run's secret one.
       auto h = blob.ok() ? hash_fd_twice(fd->get(), rec.st.size, 0, rc.seed, &n)
                          : Result<TwoHashes>(blob.error());
+      const bool proven = writer_free_before && h.ok() && no_writer_now(fd->get());
       hashed.fetch_add(1, std::memory_order_relaxed);
       rc.bytes_hashed.fetch_add(n, std::memory_order_relaxed);
       if (rc.options.progress)
@@ -222,7 +259,7 @@ void store_hash_pass(StoreRun& sr) {
         return;
       }
       key.hash = h->a;
-      secret[k] = h->b;
+      secret[k] = StoreRun::Hashed{h->b, proven};
       key.xattrs = xattr_name_hash(*blob);
       sr.cache.put(rec.st, h->a, key.xattrs, now_ns());
     }
@@ -250,13 +287,19 @@ struct Slot {
   std::optional<uint32_t> adopted; // the new entry is this candidate's inode
 };
 
-// The store's hh/ directory of a key, made when missing.
+// The store's hh/ directory of a key, made when missing (once a run).
 std::optional<UniqueFd> store_subdir(StoreRun& sr, const StoreKey& key) {
   RunContext& rc = sr.rc;
   std::string hh = store_entry_name(key, 0).substr(0, 2);
-  if (::mkdirat(sr.store.dir.get(), hh.c_str(), 0700) != 0 && errno != EEXIST) {
-    rc.log.add(Failure::store, sr.store.path + "/" + hh, std::strerror(errno));
-    return std::nullopt;
+  {
+    std::lock_guard lock(sr.subdirs_mutex);
+    if (!sr.subdirs_made.count(hh)) {
+      if (::mkdirat(sr.store.dir.get(), hh.c_str(), 0700) != 0 && errno != EEXIST) {
+        rc.log.add(Failure::store, sr.store.path + "/" + hh, std::strerror(errno));
+        return std::nullopt;
+      }
+      sr.subdirs_made.insert(hh);
+    }
   }
   auto sub = open_beneath(sr.store.dir.get(), hh, O_RDONLY | O_DIRECTORY);
   if (!sub.ok()) {
@@ -286,9 +329,10 @@ std::optional<std::string> link_entry(StoreRun& sr, const StoreKey& key, uint32_
 // A new entry that is candidate `ci`'s own inode (open as `fd`), instead of
 // a copy: no bytes written, none read but the check. Under a read lease (no
 // process has it open for writing, and one that tries waits): unchanged
-// since the scan, linked into the store, frozen, then read again - its
-// hash under the run's secret seed must be the one the hash pass saw, and
-// no writer may have come. Anything else undoes it (store name removed,
+// since the scan, linked into the store, frozen, then - unless the hash
+// pass's read proved the content of this version (store_hash_pass) - read
+// again: its hash under the run's secret seed must be the one the hash
+// pass saw. No writer may have come. Anything else undoes it (store name removed,
 // flag cleared) and returns nullopt: the caller makes a copy instead,
 // unless `give_up` is set - the content is not what was hashed, or a
 // process waits to write it - and the candidate is left alone.
@@ -318,23 +362,24 @@ std::optional<Slot> adopt_entry(StoreRun& sr, const StoreKey& key, uint32_t& nex
       ok = false;
     }
   }
-  if (ok) {
+  if (ok && !secret->second.proven) {
     uint64_t n = 0;
     auto h = hash_fd(fd.get(), rec.st.size, rc.seed, &n);
     compared.fetch_add(n, std::memory_order_relaxed);
-    if (!h.ok() || n != rec.st.size || *h != secret->second) {
+    if (!h.ok() || n != rec.st.size || *h != secret->second.secret) {
       // Changed since it was hashed, without a new ctime (a write through
       // a mapping): a copy now would not hold what the key says either.
       rc.log.add(Failure::verify, rc.display(rec.names.front()),
                  "its content changed after it was hashed; left alone");
       ok = false;
       give_up = true;
-    } else if (lease->writer_seen()) {
-      rc.log.skip(Skip::busy, rc.display(rec.names.front()),
-                  "a process opened it for writing: left alone");
-      ok = false; // it stays the guest's own
-      give_up = true;
     }
+  }
+  if (ok && lease->writer_seen()) {
+    rc.log.skip(Skip::busy, rc.display(rec.names.front()),
+                "a process opened it for writing: left alone");
+    ok = false; // it stays the guest's own
+    give_up = true;
   }
   if (!ok) { // thawed first: an immutable inode's names cannot be removed
     if (freeze) (void)rc.protect(fd.get(), f.guest, std::string(f.path), Protection::off);
@@ -419,7 +464,7 @@ void match_pass(StoreRun& sr) {
           // link.cpp compares the bytes before linking.
           auto mine = sr.secret.find(ci);
           if (mine != sr.secret.end()) {
-            if (mine->second != sr.secret.at(*s.adopted)) continue;
+            if (mine->second.secret != sr.secret.at(*s.adopted).secret) continue;
             s.assigned.push_back(ci);
             placed = true;
             break;
@@ -643,7 +688,8 @@ Result<Report> hashify_on_workers(const std::vector<UnifyGuest>& guests, const H
   RunOptions ro = o;
   ro.lock_holder = "vhashify";
   VU_TRY_ASSIGN(rc, RunContext::open(std::move(all), ro));
-  StoreRun sr{o, *rc, store, static_cast<uint32_t>(guests.size()), {}, {}, {}, {}, {}, {}, {}};
+  StoreRun sr{.o = o, .rc = *rc, .store = store, .store_idx = static_cast<uint32_t>(guests.size())};
+  if (store.dir.valid()) sr.ctime_tells_writes = writes_always_change_ctime(store.dir.get());
   const std::string cache_path = store.path + "/.cache";
   // A dry run creates nothing (no store, lock or cache); it refreshes a
   // cache that is there.

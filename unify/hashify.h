@@ -19,7 +19,15 @@ struct HashifyOptions : RunOptions {
   std::string store;    // the store directory (created 0700 when missing, not in a dry run)
   bool refresh = false; // ignore the cache (util-vserver --refresh)
   bool gc = false;      // collect garbage at the end
+  // A cached hash is used only when it was taken this long after the
+  // file's ctime (a write within the clock's granularity keeps the ctime).
   int64_t cache_min_age_ns = 2'000'000'000;
+  // The same guard for a new entry made of a guest's own inode: a file
+  // whose ctime is this old when its hash is read, that had no writer just
+  // before and just after the read, on a file system where every write
+  // gives a new ctime, needs no second read as the proof that it is still
+  // what was hashed (hashify.cpp, adopt_entry).
+  int64_t proof_min_age_ns = 2'000'000'000;
   // Test hook: maps each content hash before it names an entry (e.g. to
   // one constant, forcing collisions).
   std::function<Hash128(const Hash128&)> hash_hook;
@@ -31,9 +39,10 @@ struct HashifyOptions : RunOptions {
 Status check_store_place(const std::string& store, const std::vector<UnifyGuest>& guests,
                          const std::vector<Guest>& other_guests);
 
-// One store run. Store entries are made as private copies by this tool in
-// the store (a directory no guest reaches), then guest names are swapped to
-// them with link.cpp's verified protocol. Per-file failures are counted;
+// One store run. A new store entry is the first guest's own inode, frozen
+// and proven unchanged (else a private copy made by this tool in the store,
+// a directory no guest reaches); the other guest names are swapped to it
+// with link.cpp's verified protocol. Per-file failures are counted;
 // set-up failures (store misplaced, lock busy with wait_for_lock false) are
 // returned. Takes the store's lock and the guests' locks (not in a dry run).
 Result<Report> run_hashify(const std::vector<UnifyGuest>& guests, const HashifyOptions& options);

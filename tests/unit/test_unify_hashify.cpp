@@ -1,4 +1,5 @@
 // The store run at library level: collisions, the cache, garbage.
+#include "kernel/fs.h"
 #include "tests/support/temp_tree.h"
 #include "unify/hashify.h"
 #include "unify/store.h"
@@ -7,11 +8,13 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <thread>
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <filesystem>
 
 using namespace vu;
@@ -241,6 +244,112 @@ TEST_F(Hashify, AFileChangedAfterItsHashIsNeverTheEntry) {
   EXPECT_EQ(t.read("g2/usr/c"), vu::test::random_bytes(9000, 4));
   EXPECT_FALSE(vu::test::is_immutable_path(t.path("g1/usr/c")));
   EXPECT_NE(inode_of(t.path("g1/usr/c")), inode_of(t.path("g2/usr/c")));
+  EXPECT_TRUE(entries_match_names(t, entries()));
+}
+
+namespace {
+
+// Whether the file system the tests run on gives every write a new ctime
+// (ext4, XFS, btrfs): only there does a hash read prove an entry's content.
+bool ctime_tells_writes(TempTree& t) {
+  int fd = ::open(t.path("").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  const bool yes = fd >= 0 && writes_always_change_ctime(fd);
+  if (fd >= 0) ::close(fd);
+  return yes;
+}
+
+// Writes `byte` at `offset` of `path` through a new shared mapping, then
+// unmaps and closes it.
+void write_through_mapping(const std::string& path, size_t offset, char byte) {
+  int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  auto* m =
+      static_cast<char*>(::mmap(nullptr, offset + 1, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
+  ASSERT_NE(m, MAP_FAILED);
+  m[offset] = byte;
+  ::munmap(m, offset + 1);
+  ::close(fd);
+}
+
+} // namespace
+
+TEST_F(Hashify, AnOldFilesHashReadIsItsProofAndItIsNotReadAgain) {
+  if (!ctime_tells_writes(t)) GTEST_SKIP() << "the test directory is not on ext4, XFS or btrfs";
+  t.file("g1/usr/a", vu::test::random_bytes(300000, 1));
+  t.file("g2/usr/a", vu::test::random_bytes(300000, 1));
+  t.file("g2/usr/own", vu::test::random_bytes(7000, 2));
+  const auto a1 = inode_of(t.path("g1/usr/a"));
+  HashifyOptions o;
+  o.proof_min_age_ns = 0; // the files count as old
+  Report r = run({"g1", "g2"}, o);
+  EXPECT_FALSE(r.failed());
+  EXPECT_EQ(r.store_entries_created, 2u);
+  EXPECT_TRUE(entries_match_names(t, entries()));
+  EXPECT_EQ(inode_of(t.path("g2/usr/a")), a1);
+  EXPECT_TRUE(vu::test::is_immutable_path(t.path("g2/usr/own")));
+  // Each byte hashed once; compared only for the link of g2's a.
+  EXPECT_EQ(r.bytes_hashed, 607000u);
+  EXPECT_EQ(r.bytes_compared, 600000u) << "no entry was read a second time";
+}
+
+TEST_F(Hashify, AWriteThroughANewMappingAfterTheHashKeepsTheFileFromBeingTheEntry) {
+  if (!ctime_tells_writes(t)) GTEST_SKIP() << "the test directory is not on ext4, XFS or btrfs";
+  t.file("g1/usr/m", vu::test::random_bytes(9000, 8));
+  t.file("g2/usr/m", vu::test::random_bytes(9000, 8));
+  std::atomic<int> calls{0};
+  HashifyOptions o;
+  o.threads = 1;
+  o.proof_min_age_ns = 0;
+  // After both reads (each proved its content): a guest process maps g1's
+  // file and writes one byte, past the clock's granularity.
+  o.hash_hook = [&](const Hash128& h) {
+    if (calls.fetch_add(1) == 1) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      write_through_mapping(t.path("g1/usr/m"), 10, 'X');
+    }
+    return h;
+  };
+  Report r = run({"g1", "g2"}, o);
+  const std::string g1 = t.read("g1/usr/m");
+  EXPECT_EQ(g1[10], 'X');
+  EXPECT_EQ(g1.substr(11), vu::test::random_bytes(9000, 8).substr(11));
+  EXPECT_FALSE(vu::test::is_immutable_path(t.path("g1/usr/m")));
+  EXPECT_NE(inode_of(t.path("g1/usr/m")), inode_of(t.path("g2/usr/m")));
+  EXPECT_EQ(t.read("g2/usr/m"), vu::test::random_bytes(9000, 8));
+  EXPECT_TRUE(entries_match_names(t, entries()));
+}
+
+TEST_F(Hashify, AMappingWrittenAcrossTheHashKeepsTheFileFromBeingTheEntry) {
+  t.file("g1/usr/w", vu::test::random_bytes(9000, 9));
+  t.file("g2/usr/w", vu::test::random_bytes(9000, 9));
+  // A guest process mapped g1's file for writing before the run and
+  // writes through that mapping (no new ctime) while the run hashes, then
+  // unmaps it before the run makes its entries.
+  int fd = ::open(t.path("g1/usr/w").c_str(), O_RDWR | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  auto* m = static_cast<char*>(::mmap(nullptr, 9000, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
+  ASSERT_NE(m, MAP_FAILED);
+  ::close(fd);
+  volatile char* page = m;
+  page[0] = page[0]; // a real write: the page is writable from now on
+  std::atomic<int> calls{0};
+  HashifyOptions o;
+  o.threads = 1;
+  o.proof_min_age_ns = 0;
+  o.hash_hook = [&](const Hash128& h) {
+    if (calls.fetch_add(1) == 1) {
+      m[1] = static_cast<char>(m[1] ^ 0x55);
+      ::munmap(m, 9000);
+    }
+    return h;
+  };
+  const std::string before = vu::test::random_bytes(9000, 9);
+  Report r = run({"g1", "g2"}, o);
+  const std::string g1 = t.read("g1/usr/w");
+  EXPECT_EQ(g1[1], static_cast<char>(before[1] ^ 0x55));
+  EXPECT_FALSE(vu::test::is_immutable_path(t.path("g1/usr/w")));
+  EXPECT_NE(inode_of(t.path("g1/usr/w")), inode_of(t.path("g2/usr/w")));
+  EXPECT_EQ(t.read("g2/usr/w"), before);
   EXPECT_TRUE(entries_match_names(t, entries()));
 }
 

@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 #include <unistd.h>
 
+#include <algorithm>
 #include <iostream>
 #include <map>
 #include <optional>
@@ -66,7 +67,7 @@ void add_options(CLI::App& app, CliOptions& o) {
                "list what is (or would be) linked; twice: also what was left alone and why");
   app.add_flag("-q,--quiet", o.quiet, "print only errors");
   app.add_flag("--json", o.json, "one JSON object on stdout");
-  app.add_flag("--stats", o.stats, "print the run time");
+  app.add_flag("--stats", o.stats, "print the time each pass took, and the total");
   app.add_option("--threads", o.run.threads, "worker threads (default: 8 per core, 8 to 32)")
       ->check(CLI::Range(1u, 256u));
   app.add_flag("--no-immutable", o.no_immutable, "do not set the immutable flag");
@@ -127,6 +128,14 @@ void add_up(Report& total, const Report& r) {
     total.*field += value;
   merge_failures(total, r);
   total.actions.insert(total.actions.end(), r.actions.begin(), r.actions.end());
+  for (const auto& [pass, seconds] : r.stage_seconds) { // each store's passes, by name
+    auto same = std::find_if(total.stage_seconds.begin(), total.stage_seconds.end(),
+                             [&](const auto& t) { return t.first == pass; });
+    if (same == total.stage_seconds.end())
+      total.stage_seconds.emplace_back(pass, seconds);
+    else
+      same->second += seconds;
+  }
   total.seconds += r.seconds;
 }
 
@@ -199,7 +208,11 @@ void print_report(const CliOptions& o, const Report& total, const StoreGuests& b
   } else if (total.failed()) {
     std::cerr << report_to_text(total, 0);
   }
-  if (o.stats) std::cout << fmt::format("{:.3f} s\n", total.seconds);
+  if (o.stats) {
+    for (const auto& [pass, seconds] : total.stage_seconds)
+      std::cout << fmt::format("{:>8}: {:.3f} s\n", pass, seconds);
+    std::cout << fmt::format("{:.3f} s\n", total.seconds);
+  }
 }
 
 int run(int argc, char** argv) {
