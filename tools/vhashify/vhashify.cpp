@@ -128,13 +128,13 @@ void add_up(Report& total, const Report& r) {
     total.*field += value;
   merge_failures(total, r);
   total.actions.insert(total.actions.end(), r.actions.begin(), r.actions.end());
-  for (const auto& [pass, seconds] : r.stage_seconds) { // each store's passes, by name
+  for (const auto& stage : r.stage_seconds) { // each store's passes, by name
     auto same = std::find_if(total.stage_seconds.begin(), total.stage_seconds.end(),
-                             [&](const auto& t) { return t.first == pass; });
+                             [&](const auto& t) { return t.first == stage.first; });
     if (same == total.stage_seconds.end())
-      total.stage_seconds.emplace_back(pass, seconds);
+      total.stage_seconds.push_back(stage);
     else
-      same->second += seconds;
+      same->second += stage.second;
   }
   total.seconds += r.seconds;
 }
