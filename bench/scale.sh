@@ -1,25 +1,33 @@
 #!/usr/bin/env bash
 # How a run's cost grows with the number of guests: vunify's dry run
-# (find duplicates) over 8, 40 and 100 guests - copies of the 8 corpus
-# guests (bench/make_corpus.sh) - with no memory limit and with
-# --memory-limit, warm (one untimed run first): seconds, peak RSS, and
-# both per file. The copies take about 4 GB per 10 guests on disk.
+# (find duplicates; with --tool vhashify, vhashify's: hash every file for
+# a store) over 8, 40 and 100 guests - copies of the 8 corpus guests
+# (bench/make_corpus.sh) - with no memory limit and with --memory-limit,
+# warm (one untimed run first): seconds, peak RSS, and both per file. The
+# copies take about 4 GB per 10 guests on disk.
 #
-#   bench/scale.sh [--guests "8 40 100"] [--limit SIZE] [--out FILE]
+#   bench/scale.sh [--tool vunify|vhashify] [--guests "8 40 100"] [--limit SIZE] [--out FILE]
 #
 # Results to stdout and, as Markdown, to --out (default
-# bench/scale-results.md). Scope: --no-default-excludes --no-pkgmgmt.
+# bench/scale-results.md, bench/scale-vhashify-results.md for vhashify).
+# Scope: --no-default-excludes --no-pkgmgmt.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-sizes="8 40 100" limit=32M out=$here/bench/scale-results.md
+sizes="8 40 100" limit=32M out="" tool=vunify
 while [ $# -gt 0 ]; do
   case $1 in
+    --tool) tool=$2; shift 2 ;;
     --guests) sizes=$2; shift 2 ;;
     --limit) limit=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
-    *) echo "usage: $0 [--guests \"8 40 100\"] [--limit SIZE] [--out FILE]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--tool vunify|vhashify] [--guests \"8 40 100\"] [--limit SIZE] [--out FILE]" >&2; exit 2 ;;
   esac
 done
+case $tool in
+  vunify) out=${out:-$here/bench/scale-results.md} ;;
+  vhashify) out=${out:-$here/bench/scale-vhashify-results.md} ;;
+  *) echo "$0: --tool is vunify or vhashify" >&2; exit 2 ;;
+esac
 # shellcheck source=bench/corpus-setup.sh
 . "$here/bench/corpus-setup.sh" /var/tmp/vunify-bench-scale
 trap 'rm -rf "$work"' EXIT
@@ -32,7 +40,9 @@ for n in $sizes; do
   guests=()
   for ((i = 1; i <= n; i++)); do guests+=("$work/s$i"); done
   for lim in 0 "$limit"; do
-    cmd=("$bin/vunify" -n --json --no-default-excludes --no-pkgmgmt --memory-limit "$lim" "${guests[@]}")
+    cmd=("$bin/$tool" -n --json --no-default-excludes --no-pkgmgmt --memory-limit "$lim" "${guests[@]}")
+    # vhashify's dry run creates no store (nor cache): a new store's first run.
+    [ "$tool" = vhashify ] && cmd+=(--destination "$work/.hash")
     "${cmd[@]}" >/dev/null 2>&1 || true # warm-up
     tf=$(mktemp)
     /usr/bin/time -o "$tf" -f "%e %M" "${cmd[@]}" > "$work/report.json" 2>/dev/null || true
@@ -48,7 +58,7 @@ for n in $sizes; do
   done
 done
 {
-  echo "vunify -n over copies of the 8 corpus guests; $(nproc) cores; $(uname -r); warm (one run first)."
+  echo "$tool -n over copies of the 8 corpus guests; $(nproc) cores; $(uname -r); warm (one run first)."
   echo
   echo "| guests | files | --memory-limit | parts | s | peak RSS MB | us per file | RSS bytes per file |"
   echo "|---|---|---|---|---|---|---|---|"

@@ -227,44 +227,70 @@ std::string random_suffix() {
 
 } // namespace
 
-Status write_file_atomic_at(int dirfd, const std::string& name, std::string_view data,
-                            unsigned mode) {
+Result<AtomicFile> AtomicFile::create(int dirfd, const std::string& name, unsigned mode) {
   if (!is_plain_name(name)) return described_error(EINVAL, "not a file name: '" + name + "'");
-  const std::string tmp = "." + name.substr(0, 200) + ".vu-new-" + random_suffix();
-  UniqueFd fd;
-  bool linked = false;
-  int raw = ::openat(dirfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, mode & 07777);
-  if (raw >= 0) {
-    fd.reset(raw);
-  } else {
+  AtomicFile f;
+  f.m_dir = dirfd;
+  f.m_name = name;
+  f.m_tmp = "." + name.substr(0, 200) + ".vu-new-" + random_suffix();
+  f.m_mode = mode & 07777;
+  int raw = ::openat(dirfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, f.m_mode);
+  if (raw < 0) {
     // No O_TMPFILE here: a fresh name that cannot be a planted link.
-    raw = ::openat(dirfd, tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                   mode & 07777);
+    raw = ::openat(dirfd, f.m_tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                   f.m_mode);
     if (raw < 0) return errno_error("create " + name);
-    fd.reset(raw);
-    linked = true;
+    f.m_linked = true;
   }
+  f.m_fd.reset(raw);
+  return f;
+}
+
+AtomicFile::AtomicFile(AtomicFile&& o) noexcept
+    : m_dir(o.m_dir), m_name(std::move(o.m_name)), m_tmp(std::move(o.m_tmp)), m_mode(o.m_mode),
+      m_fd(std::move(o.m_fd)), m_linked(std::exchange(o.m_linked, false)) {}
+
+AtomicFile::~AtomicFile() {
+  if (m_linked) ::unlinkat(m_dir, m_tmp.c_str(), 0);
+}
+
+Status AtomicFile::append(std::string_view data) {
+  auto w = write_all(m_fd.get(), data);
+  if (w.ok()) return {};
+  Error e = w.error();
+  e.context = m_name + ": " + e.context;
+  return e;
+}
+
+Status AtomicFile::commit() {
   auto fail = [&](Error e) -> Status {
-    if (linked) ::unlinkat(dirfd, tmp.c_str(), 0);
-    e.context = name + ": " + e.context;
+    e.context = m_name + ": " + e.context;
     return e;
   };
-  if (auto w = write_all(fd.get(), data); !w.ok()) return fail(w.error());
-  if (::fchmod(fd.get(), mode & 07777) != 0) return fail(errno_error("fchmod"));
-  if (::fsync(fd.get()) != 0) return fail(errno_error("fsync"));
-  if (!linked) {
-    if (::linkat(fd.get(), "", dirfd, tmp.c_str(), AT_EMPTY_PATH) != 0) {
+  if (::fchmod(m_fd.get(), m_mode) != 0) return fail(errno_error("fchmod"));
+  if (::fsync(m_fd.get()) != 0) return fail(errno_error("fsync"));
+  if (!m_linked) {
+    if (::linkat(m_fd.get(), "", m_dir, m_tmp.c_str(), AT_EMPTY_PATH) != 0) {
       // Without CAP_DAC_READ_SEARCH: the same through /proc.
-      std::string proc = "/proc/self/fd/" + std::to_string(fd.get());
-      if (::linkat(AT_FDCWD, proc.c_str(), dirfd, tmp.c_str(), AT_SYMLINK_FOLLOW) != 0)
+      std::string proc = "/proc/self/fd/" + std::to_string(m_fd.get());
+      if (::linkat(AT_FDCWD, proc.c_str(), m_dir, m_tmp.c_str(), AT_SYMLINK_FOLLOW) != 0)
         return fail(errno_error("linkat"));
     }
-    linked = true;
+    m_linked = true;
   }
   // rename(2) replaces whatever entry `name` is - a symlink included -
   // without following it; a directory there makes it fail.
-  if (::renameat(dirfd, tmp.c_str(), dirfd, name.c_str()) != 0) return fail(errno_error("rename"));
+  if (::renameat(m_dir, m_tmp.c_str(), m_dir, m_name.c_str()) != 0)
+    return fail(errno_error("rename"));
+  m_linked = false;
   return {};
+}
+
+Status write_file_atomic_at(int dirfd, const std::string& name, std::string_view data,
+                            unsigned mode) {
+  VU_TRY_ASSIGN(f, AtomicFile::create(dirfd, name, mode));
+  VU_TRY(f.append(data));
+  return f.commit();
 }
 
 Status write_file_atomic(const std::string& path, std::string_view data, unsigned mode) {

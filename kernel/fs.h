@@ -89,6 +89,30 @@ Status write_file_atomic(const std::string& path, std::string_view data, unsigne
 Status write_file_atomic_at(int dirfd, const std::string& name, std::string_view data,
                             unsigned mode);
 
+// The same, written in pieces (memory holds a piece, never the file):
+// create() makes the new file, append() writes to it, commit() fsyncs it
+// and renames it over `name`. Dropped without commit(), nothing replaces
+// `name` and no temporary name stays.
+class AtomicFile {
+public:
+  static Result<AtomicFile> create(int dirfd, const std::string& name, unsigned mode);
+  AtomicFile(AtomicFile&& o) noexcept;
+  AtomicFile& operator=(AtomicFile&&) = delete;
+  AtomicFile(const AtomicFile&) = delete;
+  AtomicFile& operator=(const AtomicFile&) = delete;
+  ~AtomicFile();
+  Status append(std::string_view data);
+  Status commit();
+
+private:
+  AtomicFile() = default;
+  int m_dir = -1; // borrowed
+  std::string m_name, m_tmp;
+  unsigned m_mode = 0;
+  UniqueFd m_fd;
+  bool m_linked = false; // m_tmp names the new file
+};
+
 // Raises the soft limit of open descriptors to the hard limit (systemd
 // starts services with a soft limit of 1024) and returns the new soft
 // limit. Never fails: on error the current limit is returned.

@@ -43,7 +43,7 @@ expect "externalize internalize" vserver web1 pkgmgmt ""
 expect "mail1" vunify --confdir "$work/other" m
 expect "mail1" vunify "--confdir=$work/other" ""
 expect "--dry-run" vunify --dry
-expect "--manually --max-size --min-size" vhashify --m
+expect "--manually --max-size --memory-limit --min-size" vhashify --m
 expect "check set" vbarrier ""
 expect "load" vattr-bpf lo
 expect "bpf" setattr --attr-backend b

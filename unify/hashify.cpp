@@ -34,6 +34,7 @@
 #include "unify/store.h"
 #include "unify/swap.h"
 #include "unify/thaw.h"
+#include "unify/unify.h"
 #include "unify/workers.h"
 
 #include <dirent.h>
@@ -679,9 +680,10 @@ Status check_store_place(const std::string& store, const std::vector<UnifyGuest>
 
 namespace {
 
-Result<Report> hashify_on_workers(const std::vector<UnifyGuest>& guests, const HashifyOptions& o) {
-  VU_TRY(check_store_place(o.store, guests, o.other_guests));
-  VU_TRY_ASSIGN(store, open_store(o));
+// One store run over the sizes o.range_lo..o.range_hi (all of them unless
+// the run is made of size ranges); the store is open and locked.
+Result<Report> hashify_part(const std::vector<UnifyGuest>& guests, const HashifyOptions& o,
+                            OpenStore& store) {
   std::vector<UnifyGuest> all = guests;
   for (auto& g : all) g.role = GuestRole::member;
   if (store.dir.valid()) all.push_back(store_guest(store));
@@ -694,15 +696,23 @@ Result<Report> hashify_on_workers(const std::vector<UnifyGuest>& guests, const H
   // A dry run creates nothing (no store, lock or cache); it refreshes a
   // cache that is there.
   const bool save_cache = !o.dry_run || (store.dir.valid() && path_exists(cache_path));
-  if (!o.refresh && store.dir.valid()) sr.cache.load(cache_path);
 
   ConfigFiles config = resolve_config_files(*rc);
   ScanOptions scan;
   scan.min_size = o.min_size;
   scan.max_size = o.max_size;
+  scan.range_lo = o.range_lo;
+  scan.range_hi = o.range_hi;
+  scan.histogram = o.histogram;
+  scan.budget = o.budget;
   scan.log_skips = o.log_skips;
   scan.skip_secrets = true;
   scan_pass(*rc, config, scan);
+  // More files than the memory limit allows: the caller runs in ranges.
+  if (o.budget && o.budget->overflow) return Report{};
+  // The cache entries of this run's sizes (after the walk, which may have
+  // found too many files for one run).
+  if (!o.refresh && store.dir.valid()) sr.cache.load(cache_path, o.range_lo, o.range_hi);
   inodes_pass(*rc, config);
   // The store's own entries are not guest files.
   for (const auto& f : rc->scan.files)
@@ -728,11 +738,31 @@ Result<Report> hashify_on_workers(const std::vector<UnifyGuest>& guests, const H
     rc->report.bytes_saved += freed > copies ? freed - copies : 0;
   }
   if (save_cache && store.dir.valid() && (sr.cache.dirty() || o.refresh)) {
-    auto saved = sr.cache.save(cache_path, now_ns());
+    auto saved = sr.cache.save(cache_path, now_ns(), o.range_lo, o.range_hi);
     if (!saved.ok()) rc->log.add(Failure::cache, cache_path, saved.error().message());
   }
-  Report report = rc->finish();
-  rc.reset(); // the guests' locks go before the collection takes the store's
+  return rc->finish(); // the guests' locks go with rc, before a collection takes the store's
+}
+
+// Per-file records and the store run's own (cache entry, hashes, keys):
+// what one file costs a store run in memory, for --memory-limit.
+constexpr uint64_t k_store_bytes_per_file = k_bytes_per_file + 500;
+
+Result<Report> hashify_on_workers(const std::vector<UnifyGuest>& guests, const HashifyOptions& o) {
+  VU_TRY(check_store_place(o.store, guests, o.other_guests));
+  VU_TRY_ASSIGN(store, open_store(o));
+  Report report;
+  if (o.memory_limit == 0) {
+    VU_TRY_ASSIGN(r, hashify_part(guests, o, store));
+    report = std::move(r);
+  } else {
+    VU_TRY_ASSIGN(r, run_in_parts(o.memory_limit, k_store_bytes_per_file, [&](const RunPart& p) {
+                    HashifyOptions part = o;
+                    p.apply(part);
+                    return hashify_part(guests, part, store);
+                  }));
+    report = std::move(r);
+  }
   if (o.gc && !o.dry_run) {
     store.lock.reset(); // run_store_gc takes the lock itself
     auto gc = run_store_gc(o);

@@ -12,6 +12,8 @@
 namespace vu {
 
 class AttrBackend;
+struct SizeHistogram;
+struct ScanBudget;
 
 // Whether shared inodes get the strongest protection the kernel offers
 // (FS_IMMUTABLE_FL on mainline).
@@ -55,6 +57,14 @@ struct RunOptions {
   // writing to a shared inode, so that their names move to an unchanged
   // copy too.
   std::vector<Guest> other_guests;
+  // Memory the run's records may take (0: no limit). A run over more files
+  // than fit is made of runs over size ranges (files of one size are
+  // always in the same range), one after the other (unify.cpp, hashify.cpp).
+  uint64_t memory_limit = 0;
+  // Set by the partitioned run for each of its parts.
+  uint64_t range_lo = 0, range_hi = UINT64_MAX;
+  SizeHistogram* histogram = nullptr;
+  ScanBudget* budget = nullptr;
   RunHooks hooks;
 };
 

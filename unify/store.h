@@ -63,11 +63,18 @@ public:
   // 96 bytes a record: about 11 million files.
   static constexpr uint64_t k_max_file_bytes = 1ull << 30;
 
-  void load(const std::string& path);
+  // Loads the entries of files whose size is within size_lo..size_hi (a
+  // run over one size range needs no more).
+  void load(const std::string& path, uint64_t size_lo = 0, uint64_t size_hi = UINT64_MAX);
   // The same from an open descriptor (the file, or a memfd in tests and
   // fuzzing): the same checks, the same result.
   void load_fd(int fd);
-  Status save(const std::string& path, int64_t now_ns) const;
+  // Replaces the file atomically with the entries used within 30 days;
+  // given a size range, the entries held are those of that range, and the
+  // file's records of other sizes are kept. Memory holds a batch of
+  // records, never the file.
+  Status save(const std::string& path, int64_t now_ns, uint64_t size_lo = 0,
+              uint64_t size_hi = UINT64_MAX) const;
   // The cached hash when the entry matches `st` and passed the age guard;
   // marks the entry used at now_ns.
   std::optional<Entry> lookup(const FileStat& st, int64_t min_age_ns = k_min_age_ns,
@@ -84,7 +91,7 @@ private:
       return std::hash<uint64_t>()(k.first * 0x9E3779B97F4A7C15ull ^ k.second);
     }
   };
-  void load_locked(int fd); // m_mutex held
+  void load_locked(int fd, uint64_t size_lo, uint64_t size_hi); // m_mutex held
   mutable std::mutex m_mutex;
   std::unordered_map<std::pair<uint64_t, uint64_t>, Entry, KeyHash> m_map;
   bool m_corrupt = false;

@@ -74,18 +74,13 @@ Result<Report> unify_on_workers(const std::vector<UnifyGuest>& guests,
 // the ranges (directories, excludes, config files, sizes out of limits,
 // other types) and its failures are the first part's; the rest adds up.
 void add_part(Report& total, Report&& p) {
-  total.files_scanned += p.files_scanned;
-  total.bytes_scanned += p.bytes_scanned;
-  total.files_hashed += p.files_hashed;
-  total.bytes_hashed += p.bytes_hashed;
-  total.files_compared += p.files_compared;
-  total.bytes_compared += p.bytes_compared;
-  total.duplicate_groups += p.duplicate_groups;
-  total.files_linked += p.files_linked;
-  total.bytes_saved += p.bytes_saved;
-  total.files_already_shared += p.files_already_shared;
-  total.inodes_protected += p.inodes_protected;
-  total.temporaries_removed += p.temporaries_removed;
+  for (auto field :
+       {&Report::files_scanned, &Report::bytes_scanned, &Report::files_hashed,
+        &Report::bytes_hashed, &Report::files_compared, &Report::bytes_compared,
+        &Report::duplicate_groups, &Report::files_linked, &Report::bytes_saved,
+        &Report::files_already_shared, &Report::inodes_protected, &Report::temporaries_removed,
+        &Report::files_in_store, &Report::cache_hits, &Report::store_entries_created})
+    total.*field += p.*field;
   for (size_t g = 0; g < p.bytes_saved_by_guest.size() && g < total.bytes_saved_by_guest.size();
        ++g)
     total.bytes_saved_by_guest[g] += p.bytes_saved_by_guest[g];
@@ -100,38 +95,26 @@ void add_part(Report& total, Report&& p) {
   ++total.parts;
 }
 
-// A run within options.memory_limit: the run itself when its walk keeps
-// no more files than the limit allows; else, with the sizes that walk
-// counted, one run per size range (size_ranges), each with its own
-// context.
-Result<Report> unify_in_parts(const std::vector<UnifyGuest>& guests, const UnifyOptions& options) {
+} // namespace
+
+Result<Report> run_in_parts(uint64_t memory_limit, uint64_t bytes_per_file,
+                            const std::function<Result<Report>(const RunPart&)>& run) {
   SizeHistogram histogram;
   ScanBudget budget;
-  budget.max_files = std::max<uint64_t>(1, options.memory_limit / k_bytes_per_file);
+  budget.max_files = std::max<uint64_t>(1, memory_limit / bytes_per_file);
   {
-    UnifyOptions whole = options;
-    whole.histogram = &histogram;
-    whole.budget = &budget;
-    VU_TRY_ASSIGN(r, unify_on_workers(guests, whole));
+    VU_TRY_ASSIGN(r, run(RunPart{0, UINT64_MAX, &histogram, &budget}));
     if (!budget.overflow) return r;
   }
-  auto run_range = [&](const std::pair<uint64_t, uint64_t>& range) {
-    UnifyOptions part = options;
-    part.range_lo = range.first;
-    part.range_hi = range.second;
-    return unify_on_workers(guests, part);
-  };
   const auto ranges = size_ranges(histogram, budget.max_files); // at least one
-  VU_TRY_ASSIGN(total, run_range(ranges.front()));
+  VU_TRY_ASSIGN(total, run(RunPart{ranges.front().first, ranges.front().second, nullptr, nullptr}));
   for (size_t k = 1; k < ranges.size(); ++k) {
-    VU_TRY_ASSIGN(r, run_range(ranges[k]));
+    VU_TRY_ASSIGN(r, run(RunPart{ranges[k].first, ranges[k].second, nullptr, nullptr}));
     add_part(total, std::move(r));
   }
   std::sort(total.actions.begin(), total.actions.end());
   return total;
 }
-
-} // namespace
 
 std::vector<std::pair<uint64_t, uint64_t>> size_ranges(const SizeHistogram& histogram,
                                                        uint64_t max_files) {
@@ -156,7 +139,11 @@ std::vector<std::pair<uint64_t, uint64_t>> size_ranges(const SizeHistogram& hist
 Result<Report> run_unify(const std::vector<UnifyGuest>& guests, const UnifyOptions& options) {
   return with_workers(options.threads, [&]() -> Result<Report> {
     if (options.memory_limit == 0) return unify_on_workers(guests, options);
-    return unify_in_parts(guests, options);
+    return run_in_parts(options.memory_limit, k_bytes_per_file, [&](const RunPart& p) {
+      UnifyOptions part = options;
+      p.apply(part);
+      return unify_on_workers(guests, part);
+    });
   });
 }
 

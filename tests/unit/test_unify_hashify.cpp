@@ -4,6 +4,7 @@
 #include "unify/hashify.h"
 #include "unify/store.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
@@ -351,6 +352,75 @@ TEST_F(Hashify, AMappingWrittenAcrossTheHashKeepsTheFileFromBeingTheEntry) {
   EXPECT_NE(inode_of(t.path("g1/usr/w")), inode_of(t.path("g2/usr/w")));
   EXPECT_EQ(t.read("g2/usr/w"), before);
   EXPECT_TRUE(entries_match_names(t, entries()));
+}
+
+TEST_F(Hashify, ARunInSizeRangesMakesTheStoreAndCacheOfOneRun) {
+  for (const char* copy : {"a", "b"})
+    for (int g = 1; g <= 3; ++g)
+      for (int i = 0; i < 60; ++i) {
+        const size_t size = 16 + (i * 7919) % 200000;
+        const uint64_t seed = (g == 3 && i % 7 == 0) ? 5000 + i : i;
+        t.file(fmt::format("{}/g{}/usr/f{}", copy, g, i), vu::test::random_bytes(size, seed));
+      }
+  auto hashify = [&](const std::string& copy, uint64_t memory_limit) {
+    std::vector<UnifyGuest> gs;
+    for (int g = 1; g <= 3; ++g) {
+      UnifyGuest u;
+      u.guest = Guest{fmt::format("g{}", g), t.path(fmt::format("{}/g{}", copy, g)), {}};
+      gs.push_back(std::move(u));
+    }
+    HashifyOptions o;
+    o.store = t.path(copy + "/.hash");
+    o.threads = 2;
+    o.memory_limit = memory_limit;
+    auto r = run_hashify(gs, o);
+    EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().message());
+    return r.ok() ? *r : Report{};
+  };
+  auto store_names = [&](const std::string& copy) {
+    std::vector<std::string> out;
+    for (auto& e : std::filesystem::recursive_directory_iterator(t.path(copy + "/.hash")))
+      if (e.is_regular_file() && e.path().filename().string()[0] != '.')
+        out.push_back(e.path().lexically_relative(t.path(copy + "/.hash")).string());
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  Report one = hashify("a", 0);
+  Report parts = hashify("b", 20'000); // about twenty files a range
+  EXPECT_EQ(one.parts, 1u);
+  EXPECT_GT(parts.parts, 3u);
+  EXPECT_FALSE(parts.failed());
+  for (auto field : {&Report::files_scanned, &Report::bytes_scanned, &Report::files_hashed,
+                     &Report::bytes_hashed, &Report::files_linked, &Report::bytes_saved,
+                     &Report::store_entries_created})
+    EXPECT_EQ(parts.*field, one.*field);
+  const auto names = store_names("b");
+  EXPECT_EQ(names, store_names("a"));
+  for (const auto& n : names) {
+    auto key = parse_store_entry(n);
+    ASSERT_TRUE(key.has_value()) << n;
+    int fd = ::open(t.path("b/.hash/" + n).c_str(), O_RDONLY | O_CLOEXEC);
+    ASSERT_GE(fd, 0) << n;
+    uint64_t len = 0;
+    auto h = hash_fd(fd, std::filesystem::file_size(t.path("b/.hash/" + n)), 0, &len);
+    ::close(fd);
+    ASSERT_TRUE(h.ok()) << n;
+    EXPECT_EQ(*h, key->first.hash) << n;
+  }
+  for (int i = 0; i < 60; ++i)
+    for (int g = 2; g <= 3; ++g) {
+      const std::string f = fmt::format("/g{}/usr/f{}", g, i),
+                        first = fmt::format("/g1/usr/f{}", i);
+      EXPECT_EQ(inode_of(t.path("a" + f)) == inode_of(t.path("a" + first)),
+                inode_of(t.path("b" + f)) == inode_of(t.path("b" + first)))
+          << f;
+    }
+  // Each range saved its own sizes' hashes and kept the others'.
+  HashCache a, b;
+  a.load(t.path("a/.hash/.cache"));
+  b.load(t.path("b/.hash/.cache"));
+  EXPECT_EQ(b.size(), a.size());
+  EXPECT_EQ(b.size(), parts.files_hashed);
 }
 
 TEST_F(Hashify, AnUnprotectedEntryWrittenSinceLosesItsStoreName) {

@@ -3,6 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <tuple>
+#include <vector>
+
 using namespace vu;
 
 TEST(StoreNames, StableFormatAndStrictParse) {
@@ -58,4 +61,52 @@ TEST(HashCache, RoundTripCorruptionAndAgeGuard) {
   EXPECT_EQ(e.size(), 0u);
   e.load(t.path("missing"));
   EXPECT_FALSE(e.loaded_corrupt());
+}
+
+TEST(HashCache, ARunOverOneSizeRangeKeepsTheRecordsOfOtherSizes) {
+  vu::test::TempTree t;
+  auto file = [](uint64_t ino, uint64_t size) {
+    FileStat st;
+    st.dev = 1, st.ino = ino, st.size = size, st.mtime_ns = 4, st.ctime_ns = 5;
+    return st;
+  };
+  const int64_t at = 5 + HashCache::k_min_age_ns;
+  HashCache whole;
+  whole.put(file(1, 100), Hash128{1, 1}, 0, at);
+  whole.put(file(2, 5000), Hash128{2, 2}, 0, at);
+  whole.put(file(3, 70000), Hash128{3, 3}, 0, at);
+  ASSERT_TRUE(whole.save(t.path("cache"), at).ok());
+  // The part over sizes 1000..9999 holds only its own entry...
+  HashCache part;
+  part.load(t.path("cache"), 1000, 9999);
+  EXPECT_EQ(part.size(), 1u);
+  EXPECT_TRUE(part.lookup(file(2, 5000)).has_value());
+  // ...changes it, adds one, and keeps the file's other records on save.
+  part.put(file(2, 5000), Hash128{9, 9}, 0, at);
+  part.put(file(4, 2000), Hash128{4, 4}, 0, at);
+  ASSERT_TRUE(part.save(t.path("cache"), at, 1000, 9999).ok());
+  HashCache after;
+  after.load(t.path("cache"));
+  EXPECT_FALSE(after.loaded_corrupt());
+  EXPECT_EQ(after.size(), 4u);
+  const std::vector<std::tuple<uint64_t, uint64_t, Hash128>> want = {{1, 100, Hash128{1, 1}},
+                                                                     {2, 5000, Hash128{9, 9}},
+                                                                     {3, 70000, Hash128{3, 3}},
+                                                                     {4, 2000, Hash128{4, 4}}};
+  for (const auto& [ino, size, hash] : want) {
+    auto hit = after.lookup(file(ino, size));
+    ASSERT_TRUE(hit.has_value()) << ino;
+    EXPECT_EQ(hit->hash, hash) << ino;
+  }
+  // A damaged file loses the other sizes' records, never gives wrong ones.
+  std::string data = t.read("cache");
+  data[40] ^= 1;
+  t.write("cache", data);
+  HashCache damaged;
+  damaged.put(file(2, 5000), Hash128{9, 9}, 0, at);
+  ASSERT_TRUE(damaged.save(t.path("cache"), at, 1000, 9999).ok());
+  HashCache rest;
+  rest.load(t.path("cache"));
+  EXPECT_FALSE(rest.loaded_corrupt());
+  EXPECT_EQ(rest.size(), 1u);
 }

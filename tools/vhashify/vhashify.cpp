@@ -33,6 +33,7 @@ struct CliOptions {
   bool insecure = false; // util-vserver's option; nothing here is less careful with it
   std::string attr_backend;
   std::unique_ptr<AttrBackend> attrs; // chosen after parsing
+  uint64_t memory_limit = UINT64_MAX; // UINT64_MAX: default_memory_limit()
 };
 
 // A usage or set-up error: "vhashify: error: ...", exit status 2.
@@ -79,6 +80,9 @@ void add_options(CLI::App& app, CliOptions& o) {
                   "leave smaller files alone (default 16; 1M = 1 MiB)")
       ->check(CLI::Range(uint64_t(1), uint64_t(1) << 62));
   add_size_option(app, "--max-size", o.run.max_size, "leave larger files alone");
+  add_size_option(app, "--memory-limit", o.memory_limit,
+                  "memory for the run's records (default a quarter of the RAM; 0: no limit); more "
+                  "files are worked in size ranges, one after the other");
   add_pattern_options(app, o.sel.excludes, o.sel.includes);
 }
 
@@ -137,6 +141,7 @@ void add_up(Report& total, const Report& r) {
       same->second += stage.second;
   }
   total.seconds += r.seconds;
+  total.parts = std::max(total.parts, r.parts);
 }
 
 int gc_only(const CliOptions& o, const ConfigBase& config) {
@@ -240,6 +245,7 @@ int run(int argc, char** argv) {
       std::cerr << "vhashify: waiting: " << what << " is being changed by " << holder << "\n";
   };
   o.run.lock_holder = "vhashify";
+  o.run.memory_limit = o.memory_limit == UINT64_MAX ? default_memory_limit() : o.memory_limit;
   ConfigBase config(o.sel.confdir);
   if (o.sel.manually && o.destination.empty())
     throw SetupError("--manually needs --destination (the hash store)");

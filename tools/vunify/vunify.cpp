@@ -133,6 +133,7 @@ RunOptions run_options(const CliOptions& o) {
   r.ignore_mtime = o.ignore_mtime;
   r.reflink = o.reflink;
   r.one_file_system = o.one_file_system;
+  r.memory_limit = o.memory_limit == UINT64_MAX ? default_memory_limit() : o.memory_limit;
   r.log_actions = o.verbose >= 1 && !o.json;
   r.log_skips = o.verbose >= 2 && !o.json;
   r.wait_for_lock = !o.no_wait;
@@ -294,7 +295,6 @@ int run(int argc, char** argv) {
 
   UnifyOptions uo;
   static_cast<RunOptions&>(uo) = run_options(o);
-  uo.memory_limit = o.memory_limit == UINT64_MAX ? default_memory_limit() : o.memory_limit;
   Progress progress;
   uo.progress = &progress;
   auto report =
