@@ -17,6 +17,8 @@
 #include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <functional>
+#include <memory>
 
 using namespace vu;
 using vu::test::inode_of;
@@ -272,6 +274,20 @@ void write_through_mapping(const std::string& path, size_t offset, char byte) {
   ::close(fd);
 }
 
+// Options for a run on one worker whose files count as old (their hash
+// read may prove them), with `act` run once both files were hashed.
+HashifyOptions after_both_reads(std::function<void()> act) {
+  HashifyOptions o;
+  o.threads = 1;
+  o.proof_min_age_ns = 0;
+  auto calls = std::make_shared<std::atomic<int>>(0);
+  o.hash_hook = [calls, act = std::move(act)](const Hash128& h) {
+    if (calls->fetch_add(1) == 1) act();
+    return h;
+  };
+  return o;
+}
+
 } // namespace
 
 TEST_F(Hashify, AnOldFilesHashReadIsItsProofAndItIsNotReadAgain) {
@@ -297,20 +313,12 @@ TEST_F(Hashify, AWriteThroughANewMappingAfterTheHashKeepsTheFileFromBeingTheEntr
   if (!ctime_tells_writes(t)) GTEST_SKIP() << "the test directory is not on ext4, XFS or btrfs";
   t.file("g1/usr/m", vu::test::random_bytes(9000, 8));
   t.file("g2/usr/m", vu::test::random_bytes(9000, 8));
-  std::atomic<int> calls{0};
-  HashifyOptions o;
-  o.threads = 1;
-  o.proof_min_age_ns = 0;
   // After both reads (each proved its content): a guest process maps g1's
   // file and writes one byte, past the clock's granularity.
-  o.hash_hook = [&](const Hash128& h) {
-    if (calls.fetch_add(1) == 1) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      write_through_mapping(t.path("g1/usr/m"), 10, 'X');
-    }
-    return h;
-  };
-  Report r = run({"g1", "g2"}, o);
+  Report r = run({"g1", "g2"}, after_both_reads([&] {
+                   std::this_thread::sleep_for(std::chrono::milliseconds(50));
+                   write_through_mapping(t.path("g1/usr/m"), 10, 'X');
+                 }));
   const std::string g1 = t.read("g1/usr/m");
   EXPECT_EQ(g1[10], 'X');
   EXPECT_EQ(g1.substr(11), vu::test::random_bytes(9000, 8).substr(11));
@@ -333,19 +341,11 @@ TEST_F(Hashify, AMappingWrittenAcrossTheHashKeepsTheFileFromBeingTheEntry) {
   ::close(fd);
   volatile char* page = m;
   page[0] = page[0]; // a real write: the page is writable from now on
-  std::atomic<int> calls{0};
-  HashifyOptions o;
-  o.threads = 1;
-  o.proof_min_age_ns = 0;
-  o.hash_hook = [&](const Hash128& h) {
-    if (calls.fetch_add(1) == 1) {
-      m[1] = static_cast<char>(m[1] ^ 0x55);
-      ::munmap(m, 9000);
-    }
-    return h;
-  };
   const std::string before = vu::test::random_bytes(9000, 9);
-  Report r = run({"g1", "g2"}, o);
+  Report r = run({"g1", "g2"}, after_both_reads([&] {
+                   m[1] = static_cast<char>(m[1] ^ 0x55);
+                   ::munmap(m, 9000);
+                 }));
   const std::string g1 = t.read("g1/usr/w");
   EXPECT_EQ(g1[1], static_cast<char>(before[1] ^ 0x55));
   EXPECT_FALSE(vu::test::is_immutable_path(t.path("g1/usr/w")));
