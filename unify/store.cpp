@@ -179,8 +179,11 @@ Status HashCache::save(const std::string& path, int64_t now_ns, uint64_t size_lo
   // its sizes: the file's records of other sizes are copied as they are.
   UniqueFd old;
   uint64_t kept = 0;
+  // (A file whose size moved into the range has its entry held: its old
+  // record goes.)
   auto other_size = [&](const uint64_t* w) {
-    return (size_of(w) < size_lo || size_of(w) > size_hi) && in_use(used_of(w));
+    return (size_of(w) < size_lo || size_of(w) > size_hi) && in_use(used_of(w)) &&
+           !m_map.count({w[0], w[1]});
   };
   if (size_lo != 0 || size_hi != UINT64_MAX) {
     old = open_cache_file(path);

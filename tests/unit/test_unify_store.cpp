@@ -75,24 +75,28 @@ TEST(HashCache, ARunOverOneSizeRangeKeepsTheRecordsOfOtherSizes) {
   whole.put(file(1, 100), Hash128{1, 1}, 0, at);
   whole.put(file(2, 5000), Hash128{2, 2}, 0, at);
   whole.put(file(3, 70000), Hash128{3, 3}, 0, at);
+  whole.put(file(5, 100), Hash128{5, 5}, 0, at);
   ASSERT_TRUE(whole.save(t.path("cache"), at).ok());
   // The part over sizes 1000..9999 holds only its own entry...
   HashCache part;
   part.load(t.path("cache"), 1000, 9999);
   EXPECT_EQ(part.size(), 1u);
   EXPECT_TRUE(part.lookup(file(2, 5000)).has_value());
-  // ...changes it, adds one, and keeps the file's other records on save.
+  // ...changes it, adds one, hashes one whose size moved into the range,
+  // and keeps the file's other records on save.
   part.put(file(2, 5000), Hash128{9, 9}, 0, at);
   part.put(file(4, 2000), Hash128{4, 4}, 0, at);
+  part.put(file(5, 6000), Hash128{6, 6}, 0, at); // 100 bytes before
   ASSERT_TRUE(part.save(t.path("cache"), at, 1000, 9999).ok());
   HashCache after;
   after.load(t.path("cache"));
   EXPECT_FALSE(after.loaded_corrupt());
-  EXPECT_EQ(after.size(), 4u);
+  EXPECT_EQ(after.size(), 5u);
   const std::vector<std::tuple<uint64_t, uint64_t, Hash128>> want = {{1, 100, Hash128{1, 1}},
                                                                      {2, 5000, Hash128{9, 9}},
                                                                      {3, 70000, Hash128{3, 3}},
-                                                                     {4, 2000, Hash128{4, 4}}};
+                                                                     {4, 2000, Hash128{4, 4}},
+                                                                     {5, 6000, Hash128{6, 6}}};
   for (const auto& [ino, size, hash] : want) {
     auto hit = after.lookup(file(ino, size));
     ASSERT_TRUE(hit.has_value()) << ino;
