@@ -7,6 +7,11 @@
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
 
 using namespace vu;
 using vu::test::TempTree;
@@ -163,4 +168,38 @@ TEST(KernelFs, PlainNames) {
   EXPECT_FALSE(is_plain_name(""));
   EXPECT_FALSE(is_plain_name(".."));
   EXPECT_FALSE(is_plain_name("a/b"));
+}
+
+TEST(KernelFs, AnAtomicFileReplacesItsNameOnlyWhenCommitted) {
+  TempTree t;
+  t.file("d/x", "old");
+  int dir = ::open(t.path("d").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  ASSERT_GE(dir, 0);
+  auto names = [&] {
+    std::vector<std::string> out;
+    for (auto& e : std::filesystem::directory_iterator(t.path("d")))
+      out.push_back(e.path().filename().string());
+    return out;
+  };
+  {
+    auto f = AtomicFile::create(dir, "x", 0600);
+    ASSERT_TRUE(f.ok());
+    ASSERT_TRUE(f->append("new, never committed").ok());
+  } // dropped: nothing replaced, no temporary left
+  EXPECT_EQ(t.read("d/x"), "old");
+  EXPECT_EQ(names(), std::vector<std::string>{"x"});
+  {
+    auto f = AtomicFile::create(dir, "x", 0640);
+    ASSERT_TRUE(f.ok());
+    ASSERT_TRUE(f->append("new, ").ok());
+    ASSERT_TRUE(f->append("in two pieces").ok());
+    ASSERT_TRUE(f->commit().ok());
+  }
+  EXPECT_EQ(t.read("d/x"), "new, in two pieces");
+  EXPECT_EQ(names(), std::vector<std::string>{"x"});
+  struct stat st {};
+  ASSERT_EQ(::stat(t.path("d/x").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0640u);
+  EXPECT_FALSE(AtomicFile::create(dir, "../y", 0600).ok()) << "a name, not a path";
+  ::close(dir);
 }
