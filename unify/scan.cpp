@@ -218,7 +218,7 @@ private:
       feeder.add(WorkItem{g, std::move(rel)});
       return;
     }
-    if (e.type != DT_REG && e.type != DT_UNKNOWN) {
+    if (e.type != DT_REG && e.type != DT_DIR && e.type != DT_UNKNOWN) {
       ++bin.other;
       return;
     }

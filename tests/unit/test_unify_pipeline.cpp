@@ -14,10 +14,13 @@
 #include <fstream>
 #include <linux/capability.h>
 #include <linux/fs.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <set>
 #include <sys/wait.h>
 
@@ -658,4 +661,23 @@ TEST_F(Pipeline, ARunInSizeRangesLinksExactlyWhatOneRunLinks) {
                         first = fmt::format("/g1/usr/f{}", i);
       EXPECT_EQ(same_inode("a" + f, "a" + first), same_inode("b" + f, "b" + first)) << f;
     }
+}
+
+TEST_F(Pipeline, OneFileSystemWalksTheGuestButNotAMountInsideIt) {
+  t.file("g1/usr/lib/a", vu::test::random_bytes(5000, 1));
+  t.file("g2/usr/lib/a", vu::test::random_bytes(5000, 1));
+  t.mkdirs("g1/mnt");
+  t.mkdirs("g2/mnt");
+  if (::mount("vunify-test", t.path("g1/mnt").c_str(), "tmpfs", 0, "size=1m") != 0)
+    GTEST_SKIP() << "cannot mount a tmpfs: " << std::strerror(errno);
+  t.file("g1/mnt/b", vu::test::random_bytes(5000, 2));
+  t.file("g2/mnt/b", vu::test::random_bytes(5000, 2));
+  UnifyOptions o;
+  o.one_file_system = true;
+  Report r = run({"g1", "g2"}, o);
+  ::umount2(t.path("g1/mnt").c_str(), MNT_DETACH);
+  EXPECT_FALSE(r.failed());
+  EXPECT_EQ(r.files_scanned, 3u) << "both a (nested directories) and g2's b; not g1's mount";
+  EXPECT_EQ(r.files_linked, 1u);
+  EXPECT_EQ(inode_of(t.path("g1/usr/lib/a")), inode_of(t.path("g2/usr/lib/a")));
 }
