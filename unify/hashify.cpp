@@ -698,16 +698,7 @@ Result<Report> hashify_part(const std::vector<UnifyGuest>& guests, const Hashify
   const bool save_cache = !o.dry_run || (store.dir.valid() && path_exists(cache_path));
 
   ConfigFiles config = resolve_config_files(*rc);
-  ScanOptions scan;
-  scan.min_size = o.min_size;
-  scan.max_size = o.max_size;
-  scan.range_lo = o.range_lo;
-  scan.range_hi = o.range_hi;
-  scan.histogram = o.histogram;
-  scan.budget = o.budget;
-  scan.log_skips = o.log_skips;
-  scan.skip_secrets = true;
-  scan_pass(*rc, config, scan);
+  scan_pass(*rc, config, content_scan_options(o));
   // More files than the memory limit allows: the caller runs in ranges.
   if (o.budget && o.budget->overflow) return Report{};
   // The cache entries of this run's sizes (after the walk, which may have

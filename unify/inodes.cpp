@@ -50,6 +50,20 @@ ConfigFiles resolve_config_files(RunContext& rc) {
   return out;
 }
 
+ScanOptions content_scan_options(const RunOptions& o) {
+  ScanOptions scan;
+  scan.min_size = o.min_size;
+  scan.max_size = o.max_size;
+  scan.range_lo = o.range_lo;
+  scan.range_hi = o.range_hi;
+  scan.histogram = o.histogram;
+  scan.budget = o.budget;
+  scan.log_skips = o.log_skips;
+  scan.one_file_system = o.one_file_system;
+  scan.skip_secrets = true;
+  return scan;
+}
+
 void scan_pass(RunContext& rc, const ConfigFiles& config, const ScanOptions& options) {
   PassTimer timer(rc, "scan");
   rc.stage(ProgressStage::scan);

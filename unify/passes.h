@@ -37,6 +37,9 @@ ConfigFiles resolve_config_files(RunContext& rc);
 
 // scan: walks every guest into rc.scan (scan.cpp does the work).
 void scan_pass(RunContext& rc, const ConfigFiles& config, const ScanOptions& options);
+// The walk of a run that reads content (vunify, vhashify): the run's size
+// limits, size range, counters and file system bound; secrets never listed.
+ScanOptions content_scan_options(const RunOptions& o);
 
 // inodes: rc.inodes from rc.scan, one record per (dev, ino), with
 // fully_seen, member_only, immutable and config set.

@@ -32,17 +32,7 @@ Result<Report> unify_on_workers(const std::vector<UnifyGuest>& guests,
   // Package-manager configuration files stay private, by path and inode.
   ConfigFiles config = resolve_config_files(*rc);
   // Metadata of every candidate file; secrets are never listed.
-  ScanOptions scan;
-  scan.min_size = options.min_size;
-  scan.max_size = options.max_size;
-  scan.range_lo = options.range_lo;
-  scan.range_hi = options.range_hi;
-  scan.histogram = options.histogram;
-  scan.budget = options.budget;
-  scan.log_skips = options.log_skips;
-  scan.one_file_system = options.one_file_system;
-  scan.skip_secrets = true;
-  scan_pass(*rc, config, scan);
+  scan_pass(*rc, config, content_scan_options(options));
   // More files than the memory limit allows: the caller runs in ranges.
   if (options.budget && options.budget->overflow) return Report{};
   // One record per inode: names that share one are handled together.

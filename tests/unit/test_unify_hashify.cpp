@@ -10,12 +10,15 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <thread>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <functional>
 #include <memory>
@@ -421,6 +424,22 @@ TEST_F(Hashify, ARunInSizeRangesMakesTheStoreAndCacheOfOneRun) {
   b.load(t.path("b/.hash/.cache"));
   EXPECT_EQ(b.size(), a.size());
   EXPECT_EQ(b.size(), parts.files_hashed);
+}
+
+TEST_F(Hashify, OneFileSystemLeavesAMountInsideAGuestUnwalked) {
+  t.file("g1/usr/a", vu::test::random_bytes(5000, 1));
+  t.file("g2/usr/a", vu::test::random_bytes(5000, 1));
+  t.mkdirs("g1/mnt");
+  if (::mount("vunify-test", t.path("g1/mnt").c_str(), "tmpfs", 0, "size=1m") != 0)
+    GTEST_SKIP() << "cannot mount a tmpfs: " << std::strerror(errno);
+  t.file("g1/mnt/b", vu::test::random_bytes(5000, 2));
+  HashifyOptions o;
+  o.one_file_system = true;
+  Report r = run({"g1", "g2"}, o);
+  ::umount2(t.path("g1/mnt").c_str(), MNT_DETACH);
+  EXPECT_FALSE(r.failed()) << "the file on the tmpfs was not even seen";
+  EXPECT_EQ(r.files_scanned, 2u);
+  EXPECT_EQ(r.store_entries_created, 1u);
 }
 
 TEST_F(Hashify, AnUnprotectedEntryWrittenSinceLosesItsStoreName) {
