@@ -71,7 +71,7 @@ public:
         m_rc.log.add(Failure::open, where, lease.error().message());
       return;
     }
-    const bool frozen = s.frozen && m_rc.needs_thaw(s.st);
+    const bool frozen = s.frozen && m_rc.needs_thaw(*s.st);
     std::vector<uint32_t> names(s.names.begin(), s.names.end());
     for (size_t from = 0; from < names.size(); from += m_rc.budget.names_per_batch) {
       size_t to = std::min(names.size(), from + m_rc.budget.names_per_batch);
@@ -139,7 +139,7 @@ private:
         copy = dup_fd(moves[copy_of_group[g->second]].copy.get());
       } else {
         uint64_t copied = 0;
-        auto c = make_private_copy(fd_s, dir->get(), s.st.size, copied);
+        auto c = make_private_copy(fd_s, dir->get(), s.st->size, copied);
         if (!c.ok()) {
           if (c.code() == ESTALE)
             m_rc.log.skip(Skip::changed);
@@ -160,7 +160,7 @@ private:
   void swap_to_copies(const InodeRec& s, std::vector<Move>& moves) {
     for (auto& m : moves) {
       const std::string name = name_of(m_rc.scan.files[m.file].path.view());
-      auto s2 = swap_name(m.copy.get(), std::move(m.dir), name, s.st.dev, s.st.ino, m_rc.temps);
+      auto s2 = swap_name(m.copy.get(), std::move(m.dir), name, s.st->dev, s.st->ino, m_rc.temps);
       if (!s2.ok()) {
         if (is_race(s2.code()))
           m_rc.log.skip(Skip::changed);
@@ -193,7 +193,7 @@ private:
   // to an unchanged copy.
   WriterOutcome writers_came(const InodeRec& s, int fd_s, LeasedInode& lease,
                              std::vector<Move>& moves) {
-    WriterGuests writers = writer_guests(m_rc, lease, s.st);
+    WriterGuests writers = writer_guests(m_rc, lease, *s.st);
     if (writers.host || writers.roots.empty()) {
       m_rc.log.add(Failure::verify, m_rc.display(s.names.front()),
                    "a process outside the guests opened a shared inode for writing while it was "
@@ -213,7 +213,7 @@ private:
     std::vector<NameAt> names;
     if (ours)
       for (uint32_t n : s.names) names.push_back(name_at(m_rc, n));
-    relocate_for_writers(m_rc, fd_s, s.st, std::move(names), writers);
+    relocate_for_writers(m_rc, fd_s, *s.st, std::move(names), writers);
     return ours ? WriterOutcome::ours : WriterOutcome::elsewhere;
   }
 
@@ -247,7 +247,7 @@ Result<Report> deunify_on_workers(const UnifyGuest& guest, const std::vector<std
     std::sort(wanted.begin(), wanted.end());
     wanted.erase(std::unique(wanted.begin(), wanted.end()), wanted.end());
     std::vector<bool> found(wanted.size());
-    std::vector<FileRec> keep;
+    MappedVector<FileRec> keep;
     for (auto& f : rc->scan.files) {
       const std::string_view path = f.path.view();
       auto at = std::lower_bound(wanted.begin(), wanted.end(), path);
@@ -269,11 +269,11 @@ Result<Report> deunify_on_workers(const UnifyGuest& guest, const std::vector<std
   if (!options.dry_run) rc->report.temporaries_removed = remove_temporaries(*rc);
   std::vector<const InodeRec*> shared;
   for (const auto& rec : rc->inodes)
-    if (rec.st.nlink > rec.names.size() || rec.frozen) shared.push_back(&rec);
+    if (rec.st->nlink > rec.names.size() || rec.frozen) shared.push_back(&rec);
   if (options.dry_run) {
     for (const auto* s : shared) {
       rc->report.files_deunified += s->names.size();
-      rc->report.bytes_copied += s->st.size;
+      rc->report.bytes_copied += s->st->size;
     }
     return rc->finish();
   }

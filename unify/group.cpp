@@ -33,7 +33,7 @@ namespace {
 // What a link must preserve, from the walk's metadata.
 // With --reflink only the device and size: every name keeps its inode.
 auto meta_key(const FileStat& st, bool with_mtime, bool reflink) {
-  if (reflink) return std::make_tuple(st.dev, st.size, 0u, 0u, 0u, int64_t(0));
+  if (reflink) return std::make_tuple(st.dev, st.size, uint16_t(0), 0u, 0u, int64_t(0));
   return std::make_tuple(st.dev, st.size, st.mode, st.uid, st.gid, with_mtime ? st.mtime_ns : 0);
 }
 
@@ -103,11 +103,11 @@ std::vector<std::vector<uint32_t>> group_pass(RunContext& rc) {
   for (uint32_t i = 0; i < inodes.size(); ++i)
     if (!inodes[i].config) idx.push_back(i);
   tbb::parallel_sort(idx.begin(), idx.end(), [&](uint32_t a, uint32_t b) {
-    return std::tuple_cat(meta_key(inodes[a].st, mtime, reflink), std::tie(a)) <
-           std::tuple_cat(meta_key(inodes[b].st, mtime, reflink), std::tie(b));
+    return std::tuple_cat(meta_key(*inodes[a].st, mtime, reflink), std::tie(a)) <
+           std::tuple_cat(meta_key(*inodes[b].st, mtime, reflink), std::tie(b));
   });
   return runs_of_two(idx, [&](uint32_t a, uint32_t b) {
-    return meta_key(inodes[a].st, mtime, reflink) == meta_key(inodes[b].st, mtime, reflink);
+    return meta_key(*inodes[a].st, mtime, reflink) == meta_key(*inodes[b].st, mtime, reflink);
   });
 }
 
@@ -130,12 +130,12 @@ void prefix_pass(RunContext& rc, std::vector<std::vector<uint32_t>>& buckets) {
     }
     uint64_t n = 0;
     files.fetch_add(1, std::memory_order_relaxed);
-    if (rec.st.size <= k_small_file) {
+    if (rec.st->size <= k_small_file) {
       // Small files are read once, whole: prefix and full hash together.
-      auto h = hash_small_file(fd->get(), rec.st.size, rc.seed, &n);
+      auto h = hash_small_file(fd->get(), rec.st->size, rc.seed, &n);
       count_read(rc, n);
       if (!h.ok()) return fail(rc, rec, Failure::read, h.error());
-      if (n != rec.st.size) {
+      if (n != rec.st->size) {
         rc.log.skip(Skip::changed);
         rec.failed = true;
         return;
@@ -157,7 +157,7 @@ void hash_pass(RunContext& rc, std::vector<std::vector<uint32_t>>& buckets) {
   std::vector<uint32_t> big;
   for (const auto& b : buckets)
     for (uint32_t i : b)
-      if (rc.inodes[i].st.size > k_small_file) big.push_back(i);
+      if (rc.inodes[i].st->size > k_small_file) big.push_back(i);
   for_each_by_path(rc, big, [&](InodeOpener& opener, InodeRec& rec) {
     auto fd = opener.open(rec);
     if (!fd.ok()) {
@@ -165,10 +165,10 @@ void hash_pass(RunContext& rc, std::vector<std::vector<uint32_t>>& buckets) {
       return;
     }
     uint64_t n = 0;
-    auto h = hash_range(fd->get(), k_prefix_len, rec.st.size - k_prefix_len, rc.seed, &n);
+    auto h = hash_range(fd->get(), k_prefix_len, rec.st->size - k_prefix_len, rc.seed, &n);
     count_read(rc, n);
     if (!h.ok()) return fail(rc, rec, Failure::read, h.error());
-    if (n != rec.st.size - k_prefix_len) {
+    if (n != rec.st->size - k_prefix_len) {
       rc.log.skip(Skip::changed);
       rec.failed = true;
       return;
@@ -224,8 +224,8 @@ void count_planned(RunContext& rc) {
     for (size_t k = 1; k < g.inodes.size(); ++k) {
       const InodeRec& rec = rc.inodes[g.inodes[k]];
       r.files_linked += rec.names.size();
-      r.bytes_saved += allocated_bytes(rec.st);
-      r.bytes_saved_by_guest[rc.scan.files[rec.names.front()].guest] += allocated_bytes(rec.st);
+      r.bytes_saved += allocated_bytes(*rec.st);
+      r.bytes_saved_by_guest[rc.scan.files[rec.names.front()].guest] += allocated_bytes(*rec.st);
       if (rc.options.log_actions)
         for (uint32_t n : rec.names)
           rc.log.action(

@@ -183,7 +183,7 @@ void classify_pass(StoreRun& sr) {
       continue;
     }
     if (guest_names == 0 || rec.config) continue;
-    if (sr.store.dir.valid() && rec.st.dev != sr.store.dev) {
+    if (sr.store.dir.valid() && rec.st->dev != sr.store.dev) {
       rc.log.add(Failure::store, rc.display(rec.names.front()),
                  "on another file system than the hash store " + sr.store.path);
       continue;
@@ -215,10 +215,10 @@ void store_hash_pass(StoreRun& sr) {
   tbb::parallel_for(size_t(0), sr.need_hash.size(), [&](size_t k) {
     InodeRec& rec = rc.inodes[sr.need_hash[k]];
     StoreKey key;
-    key.mode = rec.st.mode & 07777;
-    key.uid = rec.st.uid;
-    key.gid = rec.st.gid;
-    if (auto cached = sr.cache.lookup(rec.st, sr.o.cache_min_age_ns, run_start)) {
+    key.mode = rec.st->mode & 07777;
+    key.uid = rec.st->uid;
+    key.gid = rec.st->gid;
+    if (auto cached = sr.cache.lookup(*rec.st, sr.o.cache_min_age_ns, run_start)) {
       key.hash = cached->hash;
       key.xattrs = cached->xattrs;
       hits.fetch_add(1, std::memory_order_relaxed);
@@ -239,19 +239,19 @@ void store_hash_pass(StoreRun& sr) {
       // first write, however it writes, on these file systems; adopt_entry
       // sees the scan's ctime under its lease, so there was none.
       const bool may_prove = sr.ctime_tells_writes && !sr.o.dry_run &&
-                             rec.st.ctime_ns + sr.o.proof_min_age_ns <= now_ns();
+                             rec.st->ctime_ns + sr.o.proof_min_age_ns <= now_ns();
       const bool writer_free_before = may_prove && no_writer_now(fd->get());
       uint64_t n = 0;
       // One read, two hashes: the key's (seed 0, stable store names) and
       // the run's secret one.
-      auto h = blob.ok() ? hash_fd_twice(fd->get(), rec.st.size, 0, rc.seed, &n)
+      auto h = blob.ok() ? hash_fd_twice(fd->get(), rec.st->size, 0, rc.seed, &n)
                          : Result<TwoHashes>(blob.error());
       const bool proven = writer_free_before && h.ok() && no_writer_now(fd->get());
       hashed.fetch_add(1, std::memory_order_relaxed);
       rc.bytes_hashed.fetch_add(n, std::memory_order_relaxed);
       if (rc.options.progress)
         rc.options.progress->bytes_hashed.fetch_add(n, std::memory_order_relaxed);
-      if (!h.ok() || n != rec.st.size) {
+      if (!h.ok() || n != rec.st->size) {
         if (!h.ok())
           rc.log.add(Failure::read, rc.display(rec.names.front()), h.error().message());
         else
@@ -262,7 +262,7 @@ void store_hash_pass(StoreRun& sr) {
       key.hash = h->a;
       secret[k] = StoreRun::Hashed{h->b, proven};
       key.xattrs = xattr_name_hash(*blob);
-      sr.cache.put(rec.st, h->a, key.xattrs, now_ns());
+      sr.cache.put(*rec.st, h->a, key.xattrs, now_ns());
     }
     if (sr.o.hash_hook) key.hash = sr.o.hash_hook(key.hash);
     keys[k] = key;
@@ -348,7 +348,7 @@ std::optional<Slot> adopt_entry(StoreRun& sr, const StoreKey& key, uint32_t& nex
   auto lease = LeasedInode::take(fd.get());
   if (!lease.ok() || !lease->guarded()) return std::nullopt; // open for writing, or no leases
   auto now = stat_fd(fd.get());
-  if (!now.ok() || !now->same_version(rec.st) || now->immutable) return std::nullopt;
+  if (!now.ok() || !now->same_version(*rec.st) || now->immutable) return std::nullopt;
   auto sub = store_subdir(sr, key);
   if (!sub) return std::nullopt;
   auto path = link_entry(sr, key, next_n, fd.get(), sub->get());
@@ -365,9 +365,9 @@ std::optional<Slot> adopt_entry(StoreRun& sr, const StoreKey& key, uint32_t& nex
   }
   if (ok && !secret->second.proven) {
     uint64_t n = 0;
-    auto h = hash_fd(fd.get(), rec.st.size, rc.seed, &n);
+    auto h = hash_fd(fd.get(), rec.st->size, rc.seed, &n);
     compared.fetch_add(n, std::memory_order_relaxed);
-    if (!h.ok() || n != rec.st.size || *h != secret->second.secret) {
+    if (!h.ok() || n != rec.st->size || *h != secret->second.secret) {
       // Changed since it was hashed, without a new ctime (a write through
       // a mapping): a copy now would not hold what the key says either.
       rc.log.add(Failure::verify, rc.display(rec.names.front()),
@@ -403,8 +403,8 @@ std::optional<Slot> new_entry(StoreRun& sr, const StoreKey& key, uint32_t& next_
   auto sub = store_subdir(sr, key);
   if (!sub) return std::nullopt;
   uint64_t copied = 0;
-  auto copy = make_private_copy(fd, sub->get(), rec.st.size, copied);
-  compared.fetch_add(2 * rec.st.size, std::memory_order_relaxed);
+  auto copy = make_private_copy(fd, sub->get(), rec.st->size, copied);
+  compared.fetch_add(2 * rec.st->size, std::memory_order_relaxed);
   if (!copy.ok()) {
     if (copy.code() == ESTALE)
       rc.log.skip(Skip::changed);
@@ -445,7 +445,8 @@ void match_pass(StoreRun& sr) {
       if (!fd.ok()) continue;
       auto blob = xattr_blob(fd->get());
       if (!blob.ok()) continue;
-      slots.push_back(Slot{n, idx, std::move(*fd), *blob, {}, rc.inodes[idx].st, {}, std::nullopt});
+      slots.push_back(
+          Slot{n, idx, std::move(*fd), *blob, {}, *rc.inodes[idx].st, {}, std::nullopt});
     }
     uint32_t next_n = grp.entries.empty() ? 0 : grp.entries.back().first + 1;
     for (uint32_t ci : grp.candidates) {
@@ -459,7 +460,7 @@ void match_pass(StoreRun& sr) {
       }
       bool placed = false;
       for (auto& s : slots) {
-        if (s.xattrs != *blob || (mtime && s.st.mtime_ns != rec.st.mtime_ns)) continue;
+        if (s.xattrs != *blob || (mtime && s.st.mtime_ns != rec.st->mtime_ns)) continue;
         if (s.adopted) {
           // Both hashed this run: their secret-seed hashes decide, and
           // link.cpp compares the bytes before linking.
@@ -471,8 +472,8 @@ void match_pass(StoreRun& sr) {
             break;
           }
         }
-        auto eq = same_content(s.fd.get(), fd->get(), rec.st.size);
-        compared.fetch_add(2 * rec.st.size, std::memory_order_relaxed);
+        auto eq = same_content(s.fd.get(), fd->get(), rec.st->size);
+        compared.fetch_add(2 * rec.st->size, std::memory_order_relaxed);
         if (eq.ok() && *eq) {
           s.assigned.push_back(ci);
           placed = true;
@@ -482,7 +483,7 @@ void match_pass(StoreRun& sr) {
       if (placed) continue;
       if (rc.options.dry_run) {
         slots.push_back(
-            Slot{next_n++, std::nullopt, std::move(*fd), *blob, {}, rec.st, {ci}, std::nullopt});
+            Slot{next_n++, std::nullopt, std::move(*fd), *blob, {}, *rec.st, {ci}, std::nullopt});
         continue;
       }
       bool give_up = false;
@@ -515,12 +516,12 @@ void count_store_plan(StoreRun& sr) {
   for (auto& [entry, cs] : sr.to_existing)
     for (uint32_t c : cs) {
       r.files_linked += inodes[c].names.size();
-      r.bytes_saved += allocated_bytes(inodes[c].st);
+      r.bytes_saved += allocated_bytes(*inodes[c].st);
     }
   for (auto& e : sr.created) {
     for (uint32_t c : e.candidates) r.files_linked += inodes[c].names.size();
     for (size_t k = 1; k < e.candidates.size(); ++k)
-      r.bytes_saved += allocated_bytes(inodes[e.candidates[k]].st);
+      r.bytes_saved += allocated_bytes(*inodes[e.candidates[k]].st);
   }
   r.duplicate_groups = sr.to_existing.size() + sr.created.size();
 }
@@ -542,7 +543,7 @@ void store_groups(StoreRun& sr) {
       auto& names = rc.adopted_names.emplace_back(rec.names.begin(), rec.names.end());
       names.push_back(static_cast<uint32_t>(rc.scan.files.size() - 1));
       rec.names = std::span<const uint32_t>(names);
-      rec.st = e.st;
+      rec.st = &rc.scan.files.back().st; // e.st, as the store's record has it
       rec.frozen = rc.options.protect == Protect::immutable;
       rc.files_linked.fetch_add(names.size() - 1, std::memory_order_relaxed); // now in the store
       if (e.candidates.empty()) continue;
@@ -553,7 +554,7 @@ void store_groups(StoreRun& sr) {
       continue;
     }
     InodeRec rec;
-    rec.st = e.st;
+    rec.st = &rc.scan.files.back().st;
     rc.extra_names.push_back(static_cast<uint32_t>(rc.scan.files.size() - 1));
     rec.names = std::span<const uint32_t>(&rc.extra_names.back(), 1);
     rec.fully_seen = true;
@@ -586,9 +587,9 @@ bool entry_matches_name(StoreRun& sr, const InodeRec& rec, int fd) {
     auto key = parse_store_entry(path);
     if (!key) return true;
     uint64_t got = 0;
-    auto h = hash_fd(fd, rec.st.size, 0, &got);
+    auto h = hash_fd(fd, rec.st->size, 0, &got);
     rc.bytes_compared.fetch_add(got, std::memory_order_relaxed);
-    if (h.ok() && got == rec.st.size && *h == key->first.hash) return true;
+    if (h.ok() && got == rec.st->size && *h == key->first.hash) return true;
     auto dir = open_beneath(sr.store.dir.get(), parent_of(path), O_RDONLY | O_DIRECTORY);
     auto u = dir.ok() ? unlink_at(dir->get(), name_of(path)) : Status(dir.error());
     rc.log.add(u.ok() ? Failure::store : Failure::unlink, sr.store.path + "/" + path,

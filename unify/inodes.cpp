@@ -101,18 +101,18 @@ void inodes_pass(RunContext& rc, const ConfigFiles& config) {
   inodes.reserve(count);
   for (size_t i = 0; i < order.size();) {
     InodeRec rec;
-    rec.st = scan.files[order[i]].st;
+    rec.st = &rc.scan.files[order[i]].st;
     size_t j = i;
     while (j < order.size() && same_inode(i, j)) {
       if (rc.guests[scan.files[order[j]].guest].role != GuestRole::member) rec.member_only = false;
       ++j;
     }
     rec.names = std::span<const uint32_t>(order.data() + i, j - i);
-    auto tl = temp_links.find({rec.st.dev, rec.st.ino});
-    rec.fully_seen = rec.names.size() + (tl == temp_links.end() ? 0 : tl->second) >= rec.st.nlink;
-    rec.frozen = rc.attrs->looks_protected(rec.st);
+    auto tl = temp_links.find({rec.st->dev, rec.st->ino});
+    rec.fully_seen = rec.names.size() + (tl == temp_links.end() ? 0 : tl->second) >= rec.st->nlink;
+    rec.frozen = rc.attrs->looks_protected(*rec.st);
     if (rec.names.size() >= 2) rc.report.files_already_shared += rec.names.size();
-    if (config.inodes.count({rec.st.dev, rec.st.ino})) {
+    if (config.inodes.count({rec.st->dev, rec.st->ino})) {
       rec.config = true;
       rc.report.files_config += rec.names.size();
     }
@@ -138,7 +138,7 @@ Result<UniqueFd> checked_open(RunContext& rc, const InodeRec& inode, Result<Uniq
     rc.log.add(Failure::stat, rc.display(inode.names.front()), st.error().message());
     return st.error();
   }
-  if (!st->same_version(inode.st) || !st->is_regular()) {
+  if (!st->same_version(*inode.st) || !st->is_regular()) {
     rc.log.skip(Skip::changed);
     return described_error(ESTALE, "changed since the scan");
   }

@@ -92,7 +92,7 @@ Result<Swapped> swap_one(RunContext& rc, Canonical& c, const InodeRec& t, uint32
   }
   VU_TRY_ASSIGN(dir,
                 open_beneath(rc.roots[f.guest].get(), parent_of(f.path), O_RDONLY | O_DIRECTORY));
-  return swap_name(c.fd.get(), std::move(dir), name_of(f.path), t.st.dev, t.st.ino, rc.temps);
+  return swap_name(c.fd.get(), std::move(dir), name_of(f.path), t.st->dev, t.st->ino, rc.temps);
 }
 
 // Swaps up to `room` more names of target `v` to C. False (with nothing of
@@ -172,11 +172,11 @@ std::optional<Canonical> prepare_canonical(RunContext& rc, uint32_t canon, bool&
   c.before = *before;
   // A small C is read once (it is frozen) and every target compared with
   // those bytes; a large one is read along with each target.
-  if (rec.st.size <= k_small_file) {
-    c.bytes.resize(rec.st.size);
+  if (rec.st->size <= k_small_file) {
+    c.bytes.resize(rec.st->size);
     auto n = read_at(c.fd.get(), c.bytes.data(), c.bytes.size(), 0);
     rc.bytes_compared.fetch_add(n.ok() ? *n : 0, std::memory_order_relaxed);
-    if (!n.ok() || *n != rec.st.size) {
+    if (!n.ok() || *n != rec.st->size) {
       if (!n.ok())
         rc.log.add(Failure::read, c.name, n.error().message());
       else
@@ -213,17 +213,17 @@ void verify_more(RunContext& rc, Canonical& c, std::deque<uint32_t>& pending,
     }
     rc.files_compared.fetch_add(1, std::memory_order_relaxed);
     // What the comparison reads (at most; it stops at the first difference).
-    rc.bytes_compared.fetch_add(crec.st.size <= k_small_file ? crec.st.size : 2 * crec.st.size,
+    rc.bytes_compared.fetch_add(crec.st->size <= k_small_file ? crec.st->size : 2 * crec.st->size,
                                 std::memory_order_relaxed);
-    auto eq = crec.st.size <= k_small_file
+    auto eq = crec.st->size <= k_small_file
                   ? same_as_bytes(fd->get(), c.bytes.data(), c.bytes.size())
-                  : same_content(c.fd.get(), fd->get(), crec.st.size);
+                  : same_content(c.fd.get(), fd->get(), crec.st->size);
     if (!eq.ok()) {
       rc.log.add(Failure::read, rc.display(t.names.front()), eq.error().message());
       continue;
     }
     auto again = stat_fd(fd->get());
-    if (!*eq || !again.ok() || !again->same_version(t.st)) {
+    if (!*eq || !again.ok() || !again->same_version(*t.st)) {
       rc.log.skip(Skip::changed);
       continue;
     }
@@ -297,7 +297,7 @@ bool commit_target(RunContext& rc, Canonical& c, Verified& v) {
   v.lease.reset();                                           // released: the inode is going
   auto st = stat_fd(v.fd.get());
   if (st.ok() && st->nlink == 0) {
-    rc.bytes_saved.fetch_add(allocated_bytes(t.st), std::memory_order_relaxed);
+    rc.bytes_saved.fetch_add(allocated_bytes(*t.st), std::memory_order_relaxed);
     rc.reaper.give(std::move(v.fd)); // the last reference: closing it frees the inode
   }
   return true;
@@ -311,7 +311,7 @@ std::string unguarded_change(RunContext& rc, Canonical& c) {
   if (!now.ok() || now->size != c.before.size || now->mtime_ns != c.before.mtime_ns)
     return "size or mtime changed";
   if (!take_read_lease(c.fd.get()).ok() && errno != EINVAL) return "opened for writing";
-  auto h = content_hash(c.fd.get(), crec.st.size, rc.seed);
+  auto h = content_hash(c.fd.get(), crec.st->size, rc.seed);
   if (!h.ok() || *h != crec.hash) return "content changed";
   return {};
 }
@@ -332,7 +332,7 @@ bool swap_window(RunContext& rc, Canonical& c, std::vector<Verified>& live,
     Verified& v = live[k];
     const InodeRec& t = rc.inodes[v.inode];
     const FileRec& tf = rc.scan.files[t.names.front()];
-    const bool thaw = t.frozen && rc.needs_thaw(t.st);
+    const bool thaw = t.frozen && rc.needs_thaw(*t.st);
     if (thaw && v.next == 0) { // a shared inode of its own: thawed to lose its names
       auto s = rc.protect(v.fd.get(), tf.guest, std::string(tf.path), Protection::off);
       if (!s.ok()) {
@@ -563,7 +563,7 @@ uint64_t remove_temporaries(RunContext& rc) {
   if (rc.scan.temporaries.empty()) return 0; // the usual case: no maps over every inode
   Leftovers known;
   for (uint32_t i = 0; i < rc.inodes.size(); ++i)
-    known.by_inode[{rc.inodes[i].st.dev, rc.inodes[i].st.ino}] = i;
+    known.by_inode[{rc.inodes[i].st->dev, rc.inodes[i].st->ino}] = i;
   for (const TempRec& t : rc.scan.temporaries) ++known.temps_of[{t.st.dev, t.st.ino}];
   uint64_t removed = 0;
   for (const TempRec& t : rc.scan.temporaries) {
@@ -575,7 +575,7 @@ uint64_t remove_temporaries(RunContext& rc) {
     auto st = stat_fd(fd->get());
     if (!st.ok() || !st->is_regular() || st->dev != t.st.dev || st->ino != t.st.ino) continue;
     auto k = known.by_inode.find({st->dev, st->ino});
-    bool unchanged = k != known.by_inode.end() && rc.inodes[k->second].st.same_version(*st);
+    bool unchanged = k != known.by_inode.end() && rc.inodes[k->second].st->same_version(*st);
     bool ok = st->immutable ? remove_frozen_leftover(rc, t, dir->get(), name, fd->get(), *st, known)
                             : remove_plain_leftover(rc, t, dir->get(), name, fd->get(), *st, known);
     if (!ok) continue;
@@ -586,11 +586,11 @@ uint64_t remove_temporaries(RunContext& rc) {
     auto now = stat_fd(fd->get());
     if (now.ok() && now->mtime_ns == st->mtime_ns && now->size == st->size) {
       InodeRec& rec = rc.inodes[k->second];
-      rec.st.ctime_ns = now->ctime_ns;
-      rec.st.nlink = now->nlink;
-      rec.st.immutable = now->immutable;
-      rec.st.nodump = now->nodump;
-      rec.frozen = rc.attrs->looks_protected(rec.st);
+      rec.st->ctime_ns = now->ctime_ns;
+      rec.st->nlink = now->nlink;
+      rec.st->immutable = now->immutable;
+      rec.st->nodump = now->nodump;
+      rec.frozen = rc.attrs->looks_protected(*rec.st);
     }
   }
   return removed;

@@ -58,7 +58,7 @@ uint64_t freed_bytes(const RunContext& rc, const Layouts& lay, const Group& g, D
   uint64_t freed = 0;
   for (size_t k = 1; k < g.inodes.size(); ++k) {
     uint32_t i = g.inodes[k];
-    uint64_t bytes = allocated_bytes(rc.inodes[i].st);
+    uint64_t bytes = allocated_bytes(*rc.inodes[i].st);
     if (lay.of[i] == 0) {
       if (done(k)) freed += bytes;
       continue;
@@ -236,7 +236,7 @@ void reflink_plan_pass(RunContext& rc, const Layouts& lay,
     // of those), else the layout most members have already (least to
     // do), then guest order and path.
     std::sort(b.begin(), b.end(), [&](uint32_t x, uint32_t y) {
-      if (inodes[x].st.immutable != inodes[y].st.immutable) return inodes[x].st.immutable;
+      if (inodes[x].st->immutable != inodes[y].st->immutable) return inodes[x].st->immutable;
       if (sharers(x) != sharers(y)) return sharers(x) > sharers(y);
       const FileRec& fx = files[inodes[x].names.front()];
       const FileRec& fy = files[inodes[y].names.front()];
@@ -253,7 +253,7 @@ void reflink_plan_pass(RunContext& rc, const Layouts& lay,
         continue;
       }
       if (!inodes[i].member_only) continue; // reference guests are never changed
-      if (inodes[i].st.immutable) {
+      if (inodes[i].st->immutable) {
         rc.log.skip(Skip::immutable);
         if (rc.options.log_skips)
           for (uint32_t n : inodes[i].names)
@@ -276,7 +276,7 @@ void count_planned_reflink(RunContext& rc, const Layouts& lay) {
     for (size_t k = 1; k < g.inodes.size(); ++k) {
       const InodeRec& rec = rc.inodes[g.inodes[k]];
       r.files_linked += rec.names.size();
-      r.bytes_saved_by_guest[rc.scan.files[rec.names.front()].guest] += allocated_bytes(rec.st);
+      r.bytes_saved_by_guest[rc.scan.files[rec.names.front()].guest] += allocated_bytes(*rec.st);
       note_action(rc, "would share extents of", g.inodes[k], g.inodes[0]);
     }
   }
@@ -290,7 +290,7 @@ void reflink_pass(RunContext& rc, const Layouts& lay) {
   for_each_on_cores(rc.options.threads, rc.groups.begin(), rc.groups.end(), [&](const Group& g) {
     auto src = open_inode(rc, rc.inodes[g.inodes[0]]);
     if (!src.ok()) return;
-    const uint64_t size = rc.inodes[g.inodes[0]].st.size;
+    const uint64_t size = rc.inodes[g.inodes[0]].st->size;
     std::vector<bool> moved(g.inodes.size(), false);
     for (size_t first = 1; first < g.inodes.size(); first += batch) {
       std::vector<UniqueFd> fds;

@@ -25,7 +25,10 @@ namespace vu {
 
 // One inode with every scanned name that refers to it.
 struct InodeRec {
-  FileStat st; // from the walk (first name)
+  // From the walk: the record of the first name's (ScanResult::files,
+  // whose records never move), kept there once instead of copied here - a
+  // run holds a record of each and they are most of its memory.
+  FileStat* st = nullptr;
   // Indices into ScanResult::files; the storage is RunContext::inode_names
   // (or other storage that outlives the record).
   std::span<const uint32_t> names;

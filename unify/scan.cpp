@@ -23,6 +23,8 @@
 #include <tbb/parallel_sort.h>
 
 #include <algorithm>
+#include <cstring>
+#include <functional>
 #include <optional>
 
 namespace vu {
@@ -43,16 +45,19 @@ uint64_t SizeHistogram::lowest(size_t slot) {
 
 PathRef PathArena::add(std::string_view s) {
   constexpr size_t k_block = 64 * 1024;
-  if (s.size() > m_capacity - m_used) {
-    size_t cap = std::max(k_block, s.size());
+  const uint32_t n = static_cast<uint32_t>(s.size()); // a walk's paths are far below 4 GiB
+  const size_t need = sizeof n + s.size();
+  if (need > m_capacity - m_used) {
+    size_t cap = std::max(k_block, need);
     m_blocks.emplace_back(new char[cap]);
     m_used = 0;
     m_capacity = cap;
   }
   char* p = m_blocks.back().get() + m_used;
-  std::copy(s.begin(), s.end(), p);
-  m_used += s.size();
-  return PathRef(p, static_cast<uint32_t>(s.size()));
+  std::memcpy(p, &n, sizeof n);
+  std::copy(s.begin(), s.end(), p + sizeof n);
+  m_used += need;
+  return PathRef(p + sizeof n);
 }
 
 void PathArena::absorb(PathArena&& other) {
@@ -68,6 +73,54 @@ void PathArena::absorb(PathArena&& other) {
   other.m_used = other.m_capacity = 0;
 }
 
+PathRef PathInterner::add(std::string_view s) {
+  const uint64_t h = std::hash<std::string_view>{}(s);
+  Shard& sh = m_shards[h >> 58]; // the top 6 bits: k_shards == 64
+  const uint32_t check = static_cast<uint32_t>(h >> 26);
+  std::lock_guard lock(sh.mutex);
+  if ((sh.used + 1) * 4 > sh.table.size() * 3) grow(sh);
+  const size_t mask = sh.table.size() - 1;
+  for (size_t k = 0, i = h & mask; k < k_max_probe; ++k, i = (i + 1) & mask) {
+    Slot& slot = sh.table[i];
+    if (!slot.p) {
+      PathRef r = sh.arena.add(s);
+      slot = Slot{r.view().data(), static_cast<uint32_t>(s.size()), check};
+      ++sh.used;
+      return r;
+    }
+    if (slot.check == check && slot.n == s.size() && std::memcmp(slot.p, s.data(), s.size()) == 0)
+      return PathArena::at(slot.p);
+  }
+  return sh.arena.add(s); // a long probe: kept again, not in the table
+}
+
+void PathInterner::grow(Shard& sh) {
+  std::vector<Slot> old = std::move(sh.table);
+  sh.table.assign(std::max<size_t>(1024, old.size() * 2), Slot{});
+  sh.used = 0;
+  const size_t mask = sh.table.size() - 1;
+  for (const Slot& o : old) {
+    if (!o.p) continue;
+    const uint64_t h = std::hash<std::string_view>{}(std::string_view(o.p, o.n));
+    for (size_t k = 0, i = h & mask; k < k_max_probe; ++k, i = (i + 1) & mask)
+      if (!sh.table[i].p) {
+        sh.table[i] = o;
+        ++sh.used;
+        break;
+      } // a long probe: the path stays valid, it is only no longer found
+  }
+}
+
+PathArena PathInterner::take() {
+  PathArena out;
+  for (Shard& sh : m_shards) {
+    out.absorb(std::move(sh.arena));
+    std::vector<Slot>().swap(sh.table);
+    sh.used = 0;
+  }
+  return out;
+}
+
 namespace {
 
 struct WorkItem {
@@ -76,8 +129,7 @@ struct WorkItem {
 };
 
 struct Bin {
-  PathArena paths;
-  std::vector<FileRec> files;
+  MappedVector<FileRec> files;
   std::vector<TempRec> temps;
   uint64_t dirs = 0, files_scanned = 0, bytes_scanned = 0, excluded = 0, config = 0, small = 0,
            large = 0, other = 0;
@@ -151,9 +203,6 @@ public:
 
   ScanResult collect(Report& report) {
     ScanResult out;
-    size_t total = 0;
-    for (auto& bin : m_bins) total += bin.files.size();
-    out.files.reserve(total);
     for (auto& bin : m_bins) {
       report.dirs_scanned += bin.dirs;
       report.files_scanned += bin.files_scanned;
@@ -163,11 +212,10 @@ public:
       report.files_small += bin.small;
       report.files_large += bin.large;
       report.files_other += bin.other;
-      std::move(bin.files.begin(), bin.files.end(), std::back_inserter(out.files));
-      out.paths.absorb(std::move(bin.paths));
-      std::vector<FileRec>().swap(bin.files); // keeps the peak at one copy of the records
+      out.files.absorb(std::move(bin.files)); // the peak stays at one copy of the records
       std::move(bin.temps.begin(), bin.temps.end(), std::back_inserter(out.temporaries));
     }
+    out.paths = m_paths.take();
     tbb::parallel_sort(out.files.begin(), out.files.end(), by_guest_then_path);
     std::sort(out.temporaries.begin(), out.temporaries.end(), temp_by_guest_then_path);
     return out;
@@ -273,7 +321,7 @@ private:
         return; // the caller drops this walk's records and runs in ranges
       }
     }
-    bin.files.push_back(FileRec{g, bin.paths.add(rel), *st});
+    bin.files.push_back(FileRec{g, m_paths.add(rel), *st});
   }
 
   const std::vector<UnifyGuest>& m_guests;
@@ -284,6 +332,7 @@ private:
   const ExcludeList* m_secrets;
   std::vector<uint64_t> m_root_devs;
   tbb::enumerable_thread_specific<Bin> m_bins;
+  PathInterner m_paths; // every guest's path bytes, each distinct path once
 };
 
 } // namespace

@@ -3,13 +3,17 @@
 
 #include "kernel/fd.h"
 #include "kernel/fs.h"
+#include "kernel/mapped_vector.h"
 #include "unify/guests.h"
 #include "unify/report.h"
 #include "unify/state.h"
 
+#include <array>
 #include <atomic>
 #include <compare>
+#include <cstring>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -17,25 +21,31 @@
 
 namespace vu {
 
-// A path kept in a PathArena: pointer and length. Converts to
-// std::string_view and std::string, compares as a string. The per-file
-// records are most of a run's memory; this is 16 bytes and the bytes
-// themselves, where a std::string was 32 bytes plus a heap block.
+// A path kept in a PathArena: a pointer to its bytes, whose length the
+// arena keeps in the four bytes before them. Converts to std::string_view
+// and std::string, compares as a string. The per-file records are most of
+// a run's memory; this is 8 bytes and the bytes themselves, where a
+// std::string was 32 bytes plus a heap block.
 class PathRef {
 public:
   PathRef() = default;
-  PathRef(const char* p, uint32_t n) : m_p(p), m_n(n) {}
-  std::string_view view() const { return {m_p, m_n}; }
+  std::string_view view() const { return {m_p, size()}; }
   operator std::string_view() const { return view(); }
   operator std::string() const { return std::string(view()); }
-  size_t size() const { return m_n; }
+  size_t size() const {
+    uint32_t n;
+    std::memcpy(&n, m_p - sizeof n, sizeof n);
+    return n;
+  }
   friend bool operator==(const PathRef& a, const PathRef& b) { return a.view() == b.view(); }
   friend auto operator<=>(const PathRef& a, const PathRef& b) { return a.view() <=> b.view(); }
   friend std::string operator+(std::string a, const PathRef& b) { return a.append(b.view()); }
 
 private:
-  const char* m_p = "";
-  uint32_t m_n = 0;
+  friend class PathArena;
+  explicit PathRef(const char* p) : m_p(p) {}
+  static constexpr char k_empty[sizeof(uint32_t)] = {}; // the length of "" and nothing after it
+  const char* m_p = k_empty + sizeof(uint32_t);
 };
 
 // Owns the bytes of PathRefs, in 64 KiB blocks that never move.
@@ -48,12 +58,47 @@ public:
   PathArena& operator=(const PathArena&) = delete;
 
   PathRef add(std::string_view s);
+  // A PathRef of this arena (or of one it absorbed) for bytes it returned.
+  static PathRef at(const char* bytes) { return PathRef(bytes); }
   // Takes over other's blocks (their PathRefs stay valid).
   void absorb(PathArena&& other);
 
 private:
   std::vector<std::unique_ptr<char[]>> m_blocks;
   size_t m_used = 0, m_capacity = 0;
+};
+
+// Keeps one copy of each distinct path: guests of one distribution have
+// the same paths, so a walk over many of them keeps about one guest's path
+// bytes instead of one per guest. Thread-safe. A path whose probe in the
+// table grows long (guests choose their names, and could choose colliding
+// ones) is simply kept again: the cost of a crafted name stays bounded.
+class PathInterner {
+public:
+  PathInterner() = default;
+  PathInterner(const PathInterner&) = delete;
+  PathInterner& operator=(const PathInterner&) = delete;
+
+  PathRef add(std::string_view s);
+  // Every path's bytes; the tables are freed and the interner is empty.
+  PathArena take();
+
+private:
+  struct Slot {
+    const char* p = nullptr; // a PathRef's bytes
+    uint32_t n = 0;
+    uint32_t check = 0; // more bits of the hash: most mismatches compare no bytes
+  };
+  struct Shard {
+    std::mutex mutex;
+    PathArena arena;
+    std::vector<Slot> table; // open addressing, a power of two, at most 3/4 full
+    size_t used = 0;
+  };
+  static constexpr size_t k_shards = 64;
+  static constexpr size_t k_max_probe = 32;
+  static void grow(Shard& sh);
+  std::array<Shard, k_shards> m_shards;
 };
 
 // A regular file found by the walk. path is relative to the guest root,
@@ -114,7 +159,7 @@ struct ScanOptions {
 
 struct ScanResult {
   PathArena paths;                  // the bytes of files[].path
-  std::vector<FileRec> files;       // sorted by (guest, path)
+  MappedVector<FileRec> files;      // sorted by (guest, path)
   std::vector<TempRec> temporaries; // leftovers of an interrupted run
 };
 

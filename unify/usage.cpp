@@ -27,7 +27,7 @@ namespace {
 // Adds one inode (its names in rc's scan) to the guests' figures.
 void count_inode(const RunContext& rc, const InodeRec& rec, UsageReport& out,
                  std::map<std::pair<uint32_t, std::string>, uint64_t>& dir_private, bool top) {
-  const FileStat& st = rec.st;
+  const FileStat& st = *rec.st;
   std::vector<uint32_t> linking; // guests, ascending (names are sorted by guest within an inode)
   for (uint32_t n : rec.names) {
     uint32_t g = rc.scan.files[n].guest;
@@ -83,7 +83,7 @@ void count_extents(RunContext& rc, UsageReport& out) {
   out.extents = true;
   std::vector<uint32_t> idx;
   for (uint32_t i = 0; i < rc.inodes.size(); ++i)
-    if (on[rc.scan.files[rc.inodes[i].names.front()].guest] && rc.inodes[i].st.blocks > 0)
+    if (on[rc.scan.files[rc.inodes[i].names.front()].guest] && rc.inodes[i].st->blocks > 0)
       idx.push_back(i);
   sort_by_path(rc, idx);
   std::vector<uint64_t> shared(rc.inodes.size(), 0);
@@ -110,7 +110,7 @@ void count_extents(RunContext& rc, UsageReport& out) {
       seen.push_back(g);
       out.guests[g].extents_shared += shared[idx[k]];
     }
-    auto& v = by_dev[rec.st.dev];
+    auto& v = by_dev[rec.st->dev];
     v.insert(v.end(), ranges[k].begin(), ranges[k].end());
   }
   uint64_t distinct = 0;

@@ -1,4 +1,5 @@
 #include "kernel/fs.h"
+#include "kernel/mapped_vector.h"
 #include "tests/support/temp_tree.h"
 
 #include <gtest/gtest.h>
@@ -202,4 +203,49 @@ TEST(KernelFs, AnAtomicFileReplacesItsNameOnlyWhenCommitted) {
   EXPECT_EQ(st.st_mode & 07777, 0640u);
   EXPECT_FALSE(AtomicFile::create(dir, "../y", 0600).ok()) << "a name, not a path";
   ::close(dir);
+}
+
+namespace {
+struct Rec { // the shape of a scan record: sizes that do not divide a page
+  uint64_t a;
+  uint32_t b;
+  char pad[84];
+};
+} // namespace
+
+TEST(MappedVector, GrowsInPlaceAndAbsorbsWithoutLosingARecord) {
+  vu::MappedVector<Rec> v;
+  EXPECT_TRUE(v.empty());
+  v.push_back(Rec{0, 0, {}});
+  const Rec* first = &v[0];
+  for (uint64_t i = 1; i < 100000; ++i) v.push_back(Rec{i, uint32_t(i * 3), {}});
+  EXPECT_EQ(&v[0], first); // no record ever moved
+  ASSERT_EQ(v.size(), 100000u);
+  EXPECT_EQ(v.back().a, 99999u);
+
+  vu::MappedVector<Rec> w; // absorbed piece by piece, across page boundaries
+  for (uint64_t i = 0; i < 54321; ++i) w.push_back(Rec{100000 + i, uint32_t(i), {}});
+  v.absorb(std::move(w));
+  EXPECT_TRUE(w.empty());
+  EXPECT_EQ(&v[0], first);
+  ASSERT_EQ(v.size(), 154321u);
+  for (uint64_t i = 0; i < v.size(); ++i) {
+    ASSERT_EQ(v[i].a, i);
+    ASSERT_EQ(v[i].b, uint32_t(i < 100000 ? i * 3 : i - 100000));
+  }
+  w.push_back(Rec{7, 7, {}}); // an emptied vector is usable again
+  EXPECT_EQ(w.size(), 1u);
+
+  vu::MappedVector<Rec> empty; // an empty one takes the other whole
+  empty.absorb(std::move(v));
+  EXPECT_EQ(empty.size(), 154321u);
+  EXPECT_EQ(&empty[0], first);
+  EXPECT_TRUE(v.empty());
+
+  vu::MappedVector<Rec> moved = std::move(empty);
+  EXPECT_EQ(moved.size(), 154321u);
+  moved.clear();
+  EXPECT_TRUE(moved.empty());
+  moved.push_back(Rec{1, 2, {}});
+  EXPECT_EQ(moved[0].b, 2u);
 }

@@ -203,7 +203,7 @@ TEST(InodeOpener, OpensEveryScannedFileInPathOrder) {
     ASSERT_TRUE(fd.ok()) << fd.error().message();
     auto st = stat_fd(fd->get());
     ASSERT_TRUE(st.ok());
-    EXPECT_TRUE(st->same_version(f.inodes()[i].st));
+    EXPECT_TRUE(st->same_version(*f.inodes()[i].st));
     got.push_back(read_all(fd->get()));
   }
   EXPECT_EQ(got, (std::vector<std::string>{"four", "two", "three", "five", "one"}));
@@ -241,4 +241,31 @@ TEST(InodeOpener, RefusesWhatChangedAfterTheScan) {
   EXPECT_FALSE(c.ok());
   EXPECT_TRUE(c.code() == ELOOP || c.code() == ENOTDIR) << c.error().message();
   EXPECT_EQ(f.changed(), 3u);
+}
+
+TEST(PathInterner, KeepsOneCopyOfEachPathFromEveryThread) {
+  EXPECT_EQ(vu::PathRef().view(), "");
+  EXPECT_EQ(vu::PathRef().size(), 0u);
+  vu::PathArena kept;
+  std::vector<std::vector<vu::PathRef>> got(4);
+  {
+    vu::PathInterner interner;
+    std::vector<std::thread> threads;
+    for (size_t t = 0; t < got.size(); ++t) // four "guests" with the same 20,000 paths
+      threads.emplace_back([&, t] {
+        for (int i = 0; i < 20000; ++i)
+          got[t].push_back(interner.add("usr/share/doc/package-" + std::to_string(i) + "/copyright"));
+      });
+    for (auto& th : threads) th.join();
+    EXPECT_EQ(interner.add("").view(), "");
+    kept = interner.take(); // the bytes outlive the interner
+  }
+  for (int i = 0; i < 20000; ++i) {
+    const std::string want = "usr/share/doc/package-" + std::to_string(i) + "/copyright";
+    for (size_t t = 0; t < got.size(); ++t) {
+      ASSERT_EQ(got[t][i].view(), want);
+      EXPECT_EQ(got[t][i].view().data(), got[0][i].view().data()); // one copy
+    }
+  }
+  EXPECT_NE(got[0][0].view().data(), got[0][1].view().data());
 }
