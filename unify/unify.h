@@ -16,9 +16,9 @@ namespace vu {
 struct UnifyOptions : RunOptions {};
 
 // What one file costs a run in memory, for --memory-limit (its name's and
-// its inode's records, its path, the passes' indices; measured 290-340
-// bytes, see ARCHITECTURE.md).
-inline constexpr uint64_t k_bytes_per_file = 400;
+// its inode's records, its path, the passes' indices; measured 170-230
+// bytes of peak RSS a file, see ARCHITECTURE.md).
+inline constexpr uint64_t k_bytes_per_file = 300;
 
 // The size ranges a run over `histogram`'s files is cut into so that each
 // holds at most `max_files` files (a single size with more stays one
