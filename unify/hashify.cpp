@@ -142,6 +142,7 @@ struct StoreRun {
   struct Hashed {
     Hash128 secret;
     bool proven = false;
+    Hash128 xattrs; // of the xattr blob, under the secret seed too
   };
   std::map<uint32_t, Hashed> secret{};
   // New entries: path and stat, with the candidates assigned to each; an
@@ -154,9 +155,9 @@ struct StoreRun {
   };
   std::vector<NewEntry> created{};
   std::map<uint32_t, std::vector<uint32_t>> to_existing{}; // entry inode -> candidates
-  // The store's hh/ directories made or found so far (store_subdir).
+  // The store's hh/ directories made or found so far, open (store_subdir).
   std::mutex subdirs_mutex{};
-  std::set<std::string> subdirs_made{};
+  std::map<std::string, UniqueFd> subdirs{};
 };
 
 // classify: store entries by key (from their names), names already linked
@@ -260,11 +261,12 @@ void store_hash_pass(StoreRun& sr) {
         return;
       }
       key.hash = h->a;
-      secret[k] = StoreRun::Hashed{h->b, proven};
+      secret[k] = StoreRun::Hashed{h->b, proven, hash_bytes(blob->data(), blob->size(), rc.seed)};
       key.xattrs = xattr_name_hash(*blob);
       sr.cache.put(*rec.st, h->a, key.xattrs, now_ns());
     }
     if (sr.o.hash_hook) key.hash = sr.o.hash_hook(key.hash);
+    if (sr.o.xattrs_hook) key.xattrs = sr.o.xattrs_hook(key.xattrs);
     keys[k] = key;
   });
   rc.report.files_hashed += hashed.load();
@@ -288,26 +290,23 @@ struct Slot {
   std::optional<uint32_t> adopted; // the new entry is this candidate's inode
 };
 
-// The store's hh/ directory of a key, made when missing (once a run).
-std::optional<UniqueFd> store_subdir(StoreRun& sr, const StoreKey& key) {
+// The store's hh/ directory of a key, made when missing and opened once a
+// run (at most 256 of them stay open while the run lasts).
+std::optional<int> store_subdir(StoreRun& sr, const StoreKey& key) {
   RunContext& rc = sr.rc;
   std::string hh = store_entry_name(key, 0).substr(0, 2);
-  {
-    std::lock_guard lock(sr.subdirs_mutex);
-    if (!sr.subdirs_made.count(hh)) {
-      if (::mkdirat(sr.store.dir.get(), hh.c_str(), 0700) != 0 && errno != EEXIST) {
-        rc.log.add(Failure::store, sr.store.path + "/" + hh, std::strerror(errno));
-        return std::nullopt;
-      }
-      sr.subdirs_made.insert(hh);
-    }
+  std::lock_guard lock(sr.subdirs_mutex);
+  if (auto it = sr.subdirs.find(hh); it != sr.subdirs.end()) return it->second.get();
+  if (::mkdirat(sr.store.dir.get(), hh.c_str(), 0700) != 0 && errno != EEXIST) {
+    rc.log.add(Failure::store, sr.store.path + "/" + hh, std::strerror(errno));
+    return std::nullopt;
   }
   auto sub = open_beneath(sr.store.dir.get(), hh, O_RDONLY | O_DIRECTORY);
   if (!sub.ok()) {
     rc.log.add(Failure::store, sr.store.path + "/" + hh, sub.error().message());
     return std::nullopt;
   }
-  return std::move(*sub);
+  return sr.subdirs.emplace(hh, std::move(*sub)).first->second.get();
 }
 
 // Links `fd` into the store's directory `sub` under the key's next free
@@ -351,7 +350,7 @@ std::optional<Slot> adopt_entry(StoreRun& sr, const StoreKey& key, uint32_t& nex
   if (!now.ok() || !now->same_version(*rec.st) || now->immutable) return std::nullopt;
   auto sub = store_subdir(sr, key);
   if (!sub) return std::nullopt;
-  auto path = link_entry(sr, key, next_n, fd.get(), sub->get());
+  auto path = link_entry(sr, key, next_n, fd.get(), *sub);
   if (!path) return std::nullopt;
   const FileRec& f = rc.scan.files[rec.names.front()];
   const bool freeze = rc.options.protect == Protect::immutable;
@@ -384,7 +383,7 @@ std::optional<Slot> adopt_entry(StoreRun& sr, const StoreKey& key, uint32_t& nex
   }
   if (!ok) { // thawed first: an immutable inode's names cannot be removed
     if (freeze) (void)rc.protect(fd.get(), f.guest, std::string(f.path), Protection::off);
-    auto u = unlink_at(sub->get(), path->substr(3));
+    auto u = unlink_at(*sub, path->substr(3));
     if (!u.ok()) rc.log.add(Failure::unlink, sr.store.path + "/" + *path, u.error().message());
     return std::nullopt;
   }
@@ -403,7 +402,7 @@ std::optional<Slot> new_entry(StoreRun& sr, const StoreKey& key, uint32_t& next_
   auto sub = store_subdir(sr, key);
   if (!sub) return std::nullopt;
   uint64_t copied = 0;
-  auto copy = make_private_copy(fd, sub->get(), rec.st->size, copied);
+  auto copy = make_private_copy(fd, *sub, rec.st->size, copied);
   compared.fetch_add(2 * rec.st->size, std::memory_order_relaxed);
   if (!copy.ok()) {
     if (copy.code() == ESTALE)
@@ -412,11 +411,29 @@ std::optional<Slot> new_entry(StoreRun& sr, const StoreKey& key, uint32_t& next_
       rc.log.add(Failure::read, rc.display(rec.names.front()), copy.error().message());
     return std::nullopt;
   }
-  auto path = link_entry(sr, key, next_n, copy->get(), sub->get());
+  auto path = link_entry(sr, key, next_n, copy->get(), *sub);
   if (!path) return std::nullopt;
   auto st = stat_fd(copy->get());
   if (!st.ok()) return std::nullopt;
   return Slot{next_n - 1, std::nullopt, std::move(*copy), blob, *path, *st, {}, std::nullopt};
+}
+
+// Assigns candidate ci to the slot of an inode adopted this run that its
+// secret-seed content and xattr hashes (and mtime, unless ignored) match;
+// false when there is none, or ci was not hashed this run.
+bool join_by_secret(StoreRun& sr, std::vector<Slot>& slots, uint32_t ci, bool mtime) {
+  auto mine = sr.secret.find(ci);
+  if (mine == sr.secret.end()) return false;
+  const FileStat& st = *sr.rc.inodes[ci].st;
+  for (auto& s : slots) {
+    if (!s.adopted || (mtime && s.st.mtime_ns != st.mtime_ns)) continue;
+    const StoreRun::Hashed& theirs = sr.secret.at(*s.adopted);
+    if (theirs.secret == mine->second.secret && theirs.xattrs == mine->second.xattrs) {
+      s.assigned.push_back(ci);
+      return true;
+    }
+  }
+  return false;
 }
 
 // match: per key, the candidates against the key's entries (bytes,
@@ -451,6 +468,12 @@ void match_pass(StoreRun& sr) {
     uint32_t next_n = grp.entries.empty() ? 0 : grp.entries.back().first + 1;
     for (uint32_t ci : grp.candidates) {
       const InodeRec& rec = rc.inodes[ci];
+      // A key new to the store (a first run's every key): a candidate
+      // hashed this run joins an entry adopted this run when the secret
+      // seed's hashes of their content and xattrs and their mtimes agree -
+      // what vunify's grouping trusts too - without being opened here;
+      // link.cpp compares the bytes under a lease before it links.
+      if (grp.entries.empty() && join_by_secret(sr, slots, ci, mtime)) continue;
       auto fd = open_inode(rc, rec);
       if (!fd.ok()) continue;
       auto blob = xattr_blob(fd->get());

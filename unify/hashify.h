@@ -31,6 +31,8 @@ struct HashifyOptions : RunOptions {
   // Test hook: maps each content hash before it names an entry (e.g. to
   // one constant, forcing collisions).
   std::function<Hash128(const Hash128&)> hash_hook;
+  // Test hook: the same for each xattr list's hash.
+  std::function<uint64_t(uint64_t)> xattrs_hook;
 };
 
 // Refuses a store (existing or to be created) inside any of the guests'

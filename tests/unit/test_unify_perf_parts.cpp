@@ -254,7 +254,8 @@ TEST(PathInterner, KeepsOneCopyOfEachPathFromEveryThread) {
     for (size_t t = 0; t < got.size(); ++t) // four "guests" with the same 20,000 paths
       threads.emplace_back([&, t] {
         for (int i = 0; i < 20000; ++i)
-          got[t].push_back(interner.add("usr/share/doc/package-" + std::to_string(i) + "/copyright"));
+          got[t].push_back(
+              interner.add("usr/share/doc/package-" + std::to_string(i) + "/copyright"));
       });
     for (auto& th : threads) th.join();
     EXPECT_EQ(interner.add("").view(), "");
