@@ -5,13 +5,20 @@
 // (the old block and the new one) and afterwards up to twice the room it
 // needs. A run's per-name records are most of its memory, so at the moment
 // a walk's per-thread lists were merged, the run held them three times
-// over. Here growth makes more of the reserved range usable (mprotect), no
-// record ever moves, pages are only charged once written, and absorb()
-// gives each page of the other vector back as soon as it has been copied:
-// merging N lists holds one copy plus a few pages.
+// over. Here growth makes more of the reserved range usable (mprotect),
+// pages are only charged once written, and absorb() gives each page of the
+// other vector back as soon as it has been copied: merging N lists holds
+// one copy plus a few pages.
+//
+// Records never move while they fit the reserved range: 64 GiB of address
+// space, or 1/64 of RLIMIT_AS when the process has one (a vector per
+// thread must leave room for the rest). Past it the records move to a
+// range twice as large, as a std::vector's would: call reserve() before
+// taking pointers that must stay valid while the vector grows.
 #pragma once
 
 #include <sys/mman.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <cstddef>
@@ -52,6 +59,12 @@ public:
   const T& operator[](size_t i) const { return m_data[i]; }
   T& back() { return m_data[m_size - 1]; }
   const T& back() const { return m_data[m_size - 1]; }
+
+  // Room for n records without moving any later (address space only;
+  // may move them now).
+  void reserve(size_t n) {
+    if (n * sizeof(T) > m_reserved) relocate(n);
+  }
 
   void push_back(const T& v) {
     if (m_size == m_usable) grow(m_size + 1);
@@ -98,36 +111,53 @@ public:
 private:
   static constexpr size_t k_page = 4096;
   static constexpr size_t k_absorb_bytes = 256 * 1024;
-  // Address space, not memory: only pages written are ever charged. Tried
-  // from the largest down, so a low RLIMIT_AS still gets a usable range.
+  // Address space, not memory: only pages written are ever charged.
   static constexpr size_t k_max_reserve = size_t(64) << 30;
   static constexpr size_t k_min_reserve = size_t(1) << 20;
 
+  static size_t page_round(size_t bytes) { return (bytes + k_page - 1) / k_page * k_page; }
+
+  // The first range: k_max_reserve, or a 64th of the address-space limit.
+  static size_t first_reserve() {
+    struct rlimit r {};
+    if (::getrlimit(RLIMIT_AS, &r) != 0 || r.rlim_cur == RLIM_INFINITY) return k_max_reserve;
+    return page_round(std::clamp<size_t>(r.rlim_cur / 64, k_min_reserve, k_max_reserve));
+  }
+
   // Makes room for at least `need` records, in steps of an eighth of what
-  // is usable (at least 64 KiB), without moving any.
+  // is usable (at least 64 KiB); moves them only when the range is full.
   void grow(size_t need) {
     if (need <= m_usable) return;
-    if (!m_data) reserve_range();
+    if (need * sizeof(T) > m_reserved) relocate(need);
     const size_t cur = m_usable * sizeof(T);
-    size_t want = std::max({need * sizeof(T), cur + cur / 8, cur + (size_t(64) << 10)});
-    want = (want + k_page - 1) / k_page * k_page;
+    size_t want = page_round(std::max({need * sizeof(T), cur + cur / 8, cur + (size_t(64) << 10)}));
     want = std::min(want, m_reserved);
-    if (want < need * sizeof(T)) throw std::bad_alloc(); // the reserved range is full
     if (::mprotect(m_data, want, PROT_READ | PROT_WRITE) != 0) throw std::bad_alloc();
     m_usable = want / sizeof(T);
   }
 
-  void reserve_range() {
-    for (size_t bytes = k_max_reserve; bytes >= k_min_reserve; bytes /= 2) {
-      void* p =
-          ::mmap(nullptr, bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-      if (p != MAP_FAILED) {
-        m_data = static_cast<T*>(p);
-        m_reserved = bytes;
-        return;
+  // Moves the records to a new range of at least `need` records: the first
+  // range's size, or twice the old one.
+  void relocate(size_t need) {
+    const size_t bytes = page_round(
+        std::max({need * sizeof(T), m_reserved ? 2 * m_reserved : first_reserve(), k_page}));
+    void* p = ::mmap(nullptr, bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) throw std::bad_alloc();
+    T* data = static_cast<T*>(p);
+    const size_t usable = m_usable;
+    const size_t size = m_size;
+    if (usable) {
+      if (::mprotect(data, usable * sizeof(T), PROT_READ | PROT_WRITE) != 0) {
+        ::munmap(p, bytes);
+        throw std::bad_alloc();
       }
+      std::memcpy(static_cast<void*>(data), m_data, size * sizeof(T));
     }
-    throw std::bad_alloc();
+    unmap();
+    m_data = data;
+    m_size = size;
+    m_usable = usable;
+    m_reserved = bytes;
   }
 
   void take(MappedVector& o) {

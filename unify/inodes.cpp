@@ -75,6 +75,10 @@ void scan_pass(RunContext& rc, const ConfigFiles& config, const ScanOptions& opt
 
 void inodes_pass(RunContext& rc, const ConfigFiles& config) {
   PassTimer timer(rc, "inodes");
+  // The records point into rc.scan.files from here on; a run may append
+  // up to one record per inode later (vhashify's new store names), and
+  // the vector must not move then (address space only).
+  rc.scan.files.reserve(2 * rc.scan.files.size());
   const ScanResult& scan = rc.scan;
   auto& order = rc.inode_names;
   order.assign(scan.files.size(), 0);

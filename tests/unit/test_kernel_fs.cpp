@@ -7,11 +7,14 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <string>
+#include <thread>
 #include <vector>
 
 using namespace vu;
@@ -206,6 +209,18 @@ TEST(KernelFs, AnAtomicFileReplacesItsNameOnlyWhenCommitted) {
 }
 
 namespace {
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool k_under_asan = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool k_under_asan = true;
+#else
+constexpr bool k_under_asan = false;
+#endif
+#else
+constexpr bool k_under_asan = false;
+#endif
+
 struct Rec { // the shape of a scan record: sizes that do not divide a page
   uint64_t a;
   uint32_t b;
@@ -248,4 +263,38 @@ TEST(MappedVector, GrowsInPlaceAndAbsorbsWithoutLosingARecord) {
   EXPECT_TRUE(moved.empty());
   moved.push_back(Rec{1, 2, {}});
   EXPECT_EQ(moved[0].b, 2u);
+}
+
+TEST(MappedVector, UnderAnAddressSpaceLimitItStillGrowsAndKeepsEveryRecord) {
+  // ulimit -v 2 GiB: 64 GiB ranges cannot be had, so the first range is a
+  // 64th of the limit and the records move to larger ones past it; the
+  // vectors of 16 threads and their stacks still fit.
+  if (k_under_asan)
+    GTEST_SKIP() << "AddressSanitizer's shadow memory does not fit an address-space limit";
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    struct rlimit r {
+      size_t(2) << 30, size_t(2) << 30
+    };
+    if (::setrlimit(RLIMIT_AS, &r) != 0) ::_exit(10);
+    std::vector<vu::MappedVector<Rec>> many(16);
+    for (auto& v : many) v.push_back(Rec{1, 1, {}});
+    vu::MappedVector<Rec> v;
+    for (uint64_t i = 0; i < 1000000; ++i) v.push_back(Rec{i, 0, {}}); // 96 MB, past 32 MiB
+    for (uint64_t i = 0; i < v.size(); ++i)
+      if (v[i].a != i) ::_exit(11);
+    v.reserve(2 * v.size());
+    const Rec* first = &v[0];
+    for (uint64_t i = 0; i < 1000000; ++i) v.push_back(Rec{i, 0, {}});
+    if (&v[0] != first || v.size() != 2000000) ::_exit(12); // reserved: nothing moved
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 16; ++t) threads.emplace_back([] {});
+    for (auto& th : threads) th.join();
+    ::_exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status)) << "the child was killed by signal " << WTERMSIG(status);
+  EXPECT_EQ(WEXITSTATUS(status), 0);
 }
