@@ -1,5 +1,6 @@
 #include "kernel/fs.h"
 #include "kernel/mapped_vector.h"
+#include "tests/support/build_kind.h"
 #include "tests/support/temp_tree.h"
 
 #include <gtest/gtest.h>
@@ -209,18 +210,6 @@ TEST(KernelFs, AnAtomicFileReplacesItsNameOnlyWhenCommitted) {
 }
 
 namespace {
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool k_under_asan = true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-constexpr bool k_under_asan = true;
-#else
-constexpr bool k_under_asan = false;
-#endif
-#else
-constexpr bool k_under_asan = false;
-#endif
-
 struct Rec { // the shape of a scan record: sizes that do not divide a page
   uint64_t a;
   uint32_t b;
@@ -269,7 +258,7 @@ TEST(MappedVector, UnderAnAddressSpaceLimitItStillGrowsAndKeepsEveryRecord) {
   // ulimit -v 2 GiB: 64 GiB ranges cannot be had, so the first range is a
   // 64th of the limit and the records move to larger ones past it; the
   // vectors of 16 threads and their stacks still fit.
-  if (k_under_asan)
+  if (vu::test::k_under_asan)
     GTEST_SKIP() << "AddressSanitizer's shadow memory does not fit an address-space limit";
   pid_t pid = ::fork();
   ASSERT_GE(pid, 0);
