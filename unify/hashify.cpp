@@ -50,7 +50,6 @@
 #include <chrono>
 #include <map>
 #include <mutex>
-#include <set>
 
 namespace vu {
 
