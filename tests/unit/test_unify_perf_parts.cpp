@@ -15,8 +15,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <functional>
 #include <mutex>
 #include <numeric>
+#include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -269,4 +272,28 @@ TEST(PathInterner, KeepsOneCopyOfEachPathFromEveryThread) {
     }
   }
   EXPECT_NE(got[0][0].view().data(), got[0][1].view().data());
+}
+
+TEST(PathInterner, NamesCraftedToCollideAreKeptAgainNotSearchedForEver) {
+  // A guest chooses its names: 40 that fall into one shard and one table
+  // slot (found here by trying, as a guest could). The first 32 fill the
+  // probe; the rest are stored again instead of probed further.
+  std::vector<std::string> same;
+  const auto h0 = std::hash<std::string_view>{}("usr/collide-0");
+  for (uint64_t i = 0; same.size() < 40; ++i) {
+    std::string name = "usr/collide-" + std::to_string(i);
+    const auto h = std::hash<std::string_view>{}(name);
+    if ((h >> 58) == (h0 >> 58) && (h & 1023) == (h0 & 1023)) same.push_back(name);
+  }
+  vu::PathInterner interner;
+  std::vector<vu::PathRef> first;
+  for (const auto& n : same) first.push_back(interner.add(n));
+  for (size_t k = 0; k < same.size(); ++k) {
+    vu::PathRef again = interner.add(same[k]);
+    ASSERT_EQ(again.view(), same[k]);
+    if (k < 32)
+      EXPECT_EQ(again.view().data(), first[k].view().data()) << "found in the table";
+    else
+      EXPECT_NE(again.view().data(), first[k].view().data()) << "past the probe: kept again";
+  }
 }
