@@ -290,7 +290,7 @@ struct Slot {
 };
 
 // The store's hh/ directory of a key, made when missing and opened once a
-// run (at most 256 of them stay open while the run lasts).
+// run (at most 256 of them stay open until the match pass ends).
 std::optional<int> store_subdir(StoreRun& sr, const StoreKey& key) {
   RunContext& rc = sr.rc;
   std::string hh = store_entry_name(key, 0).substr(0, 2);
@@ -529,6 +529,9 @@ void match_pass(StoreRun& sr) {
     }
   });
   rc.report.bytes_compared += compared.load();
+  // Up to 256 descriptors the link pass's share of the limit (FdBudget)
+  // does not count: only this pass makes entries.
+  sr.subdirs.clear();
 }
 
 // A dry run's result: what would be linked and saved.
