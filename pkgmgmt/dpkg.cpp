@@ -1,23 +1,19 @@
-// dpkg: configuration files from the status file's Conffiles fields, read
-// with libapt-pkg's pkgTagFile (its package cache has no conffile data),
+// dpkg: configuration files from the status file's Conffiles fields,
 // united with info/<pkg>.conffiles as a cross-check.
 //
 // The status file is read into memory through a descriptor opened beneath
-// the admin directory (no symlinks, bounded size) and handed to pkgTagFile
-// through a FileFd on that descriptor's copy in a memfd, so libapt-pkg never
-// opens a path itself. dpkg ends every stanza with an empty line; a file
-// that does not end in "\n\n" was truncated.
+// the admin directory (no symlinks, bounded size) and parsed here, in the
+// format dpkg writes (deb822 stanzas: "Field: value" lines, continuation
+// lines that start with a blank, an empty line after every stanza). A file
+// that does not end in "\n\n" was truncated. (libapt-pkg's pkgTagFile
+// read it before; linking libapt-pkg cost every run 5 MB of memory and
+// about 1 ms of start-up: ARCHITECTURE.md, "Package libraries".)
 #include "pkgmgmt/config_files.h"
 
 #include "kernel/fs.h"
-
-#include <apt-pkg/error.h>
-#include <apt-pkg/fileutl.h>
-#include <apt-pkg/tagfile.h>
+#include "pkgmgmt/text_lines.h"
 
 #include <fcntl.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include <algorithm>
 
@@ -25,16 +21,49 @@ namespace vu {
 
 namespace {
 
-std::string apt_errors() {
-  std::string msg;
-  while (!_error->empty()) {
-    std::string m;
-    _error->PopMessage(m);
-    if (!msg.empty()) msg += "; ";
-    msg += m;
-  }
-  return msg;
+bool iequals(std::string_view a, std::string_view b) {
+  auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? char(c - 'A' + 'a') : c; };
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(),
+                                            [&](char x, char y) { return lower(x) == lower(y); });
 }
+
+bool is_blank(char c) {
+  return c == ' ' || c == '\t';
+}
+
+std::string_view trim_blanks(std::string_view v) {
+  while (!v.empty() && (is_blank(v.front()))) v.remove_prefix(1);
+  while (!v.empty() && (is_blank(v.back()) || v.back() == '\r')) v.remove_suffix(1);
+  return v;
+}
+
+// dpkg's rule for package names: an alphanumeric first, then alphanumerics
+// and "+-._". Anything else did not come from dpkg (and would end up in
+// messages).
+bool is_package_name(std::string_view n) {
+  auto alnum = [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+  };
+  return !n.empty() && n.size() <= 256 && alnum(n.front()) &&
+         std::all_of(n.begin(), n.end(),
+                     [&](char c) { return alnum(c) || c == '+' || c == '-' || c == '.'; });
+}
+
+// A field name: printable ASCII without blanks or ':'.
+bool is_field_name(std::string_view n) {
+  return !n.empty() && n.size() <= 256 &&
+         std::all_of(n.begin(), n.end(), [](char c) { return c > ' ' && c < 0x7f && c != ':'; });
+}
+
+// The fields of one stanza this reader needs, as views into the text; a
+// value runs from after "Field:" to the end of its last continuation line.
+struct Stanza {
+  std::string_view package, conffiles;
+  bool has_package = false, has_status = false, has_conffiles = false;
+  std::string_view* continued = nullptr; // the value continuation lines extend
+  bool in_field = false;
+  uint64_t lines = 0;
+};
 
 } // namespace
 
@@ -48,38 +77,75 @@ Status parse_dpkg_status(std::string_view text, const std::string& where, const 
   if (text.find('\0') != std::string_view::npos)
     return described_error(EINVAL, "dpkg status " + where + ": NUL byte, not a status file");
   if (text.empty()) return {};
-  // pkgTagFile reads from a FileFd; give it an in-memory copy.
-  int mfd = ::memfd_create("vunify-dpkg-status", MFD_CLOEXEC);
-  if (mfd < 0) return errno_error("memfd_create");
-  UniqueFd owned(mfd);
-  if (::write(mfd, text.data(), text.size()) != static_cast<ssize_t>(text.size()) ||
-      ::lseek(mfd, 0, SEEK_SET) != 0)
-    return errno_error("memfd write");
-  FileFd file;
-  _error->Discard();
-  if (!file.OpenDescriptor(owned.release(), FileFd::ReadOnly, FileFd::None, true))
-    return described_error(EIO, "dpkg status " + where + ": " + apt_errors());
-  pkgTagFile tags(&file);
-  pkgTagSection section;
-  uint64_t stanza = 0;
-  while (tags.Step(section)) {
-    ++stanza;
-    std::string pkg = section.FindS("Package");
-    if (pkg.empty() || !section.Exists("Status"))
-      return described_error(EINVAL, "dpkg status " + where + ": stanza " + std::to_string(stanza) +
-                                         " has no Package or Status field");
+
+  uint64_t stanza_no = 0;
+  Stanza st;
+  auto bad = [&](uint64_t line_no, const std::string& what) {
+    return described_error(EINVAL,
+                           "dpkg status " + where + ":" + std::to_string(line_no) + ": " + what);
+  };
+  // The end of a stanza: check it and take its conffiles.
+  auto finish = [&](uint64_t line_no) -> Status {
+    ++stanza_no;
+    if (!st.has_package || !st.has_status)
+      return described_error(EINVAL, "dpkg status " + where + ": stanza " +
+                                         std::to_string(stanza_no) + " (ending at line " +
+                                         std::to_string(line_no) +
+                                         ") has no Package or Status field");
     ++src.packages;
-    std::string conffiles = section.FindS("Conffiles");
-    if (conffiles.empty()) continue;
-    auto list = parse_conffiles_field(conffiles, where + " (" + pkg + ")", limits.max_entries);
-    if (!list.ok()) return described_error(EINVAL, "dpkg status: " + list.error().message());
-    from_status.insert(from_status.end(), list->begin(), list->end());
-    if (from_status.size() > limits.max_entries)
-      return described_error(E2BIG, "dpkg status " + where + ": too many conffiles");
-  }
-  if (_error->PendingError())
-    return described_error(EINVAL, "dpkg status " + where + ": " + apt_errors());
-  _error->Discard();
+    std::string_view conffiles = trim_blanks(st.conffiles);
+    if (!conffiles.empty()) {
+      auto list = parse_conffiles_field(conffiles, where + " (" + std::string(st.package) + ")",
+                                        limits.max_entries);
+      if (!list.ok()) return described_error(EINVAL, "dpkg status: " + list.error().message());
+      from_status.insert(from_status.end(), list->begin(), list->end());
+      if (from_status.size() > limits.max_entries)
+        return described_error(E2BIG, "dpkg status " + where + ": too many conffiles");
+    }
+    st = Stanza{};
+    return {};
+  };
+  auto take_line = [&](std::string_view line, uint64_t line_no) -> Status {
+    if (line.empty()) { // between stanzas, or the end of one
+      if (st.lines > 0) VU_TRY(finish(line_no));
+      return {};
+    }
+    ++st.lines;
+    if (is_blank(line.front())) { // a continuation line
+      if (!st.in_field) return bad(line_no, "continuation line outside a field");
+      if (st.continued) {
+        auto begin = st.continued->data();
+        *st.continued = std::string_view(begin, line.data() + line.size() - begin);
+      }
+      return {};
+    }
+    auto colon = line.find(':');
+    std::string_view name = line.substr(0, colon);
+    if (colon == std::string_view::npos || !is_field_name(name))
+      return bad(line_no, "not a \"Field: value\" line");
+    std::string_view value = line.substr(colon + 1);
+    while (!value.empty() && is_blank(value.front())) value.remove_prefix(1);
+    st.in_field = true;
+    st.continued = nullptr;
+    auto once = [&](bool& seen) -> Status {
+      if (seen) return bad(line_no, "field " + std::string(name) + " twice in one stanza");
+      seen = true;
+      return {};
+    };
+    if (iequals(name, "Package")) {
+      VU_TRY(once(st.has_package));
+      st.package = trim_blanks(value);
+      if (!is_package_name(st.package)) return bad(line_no, "not a package name");
+    } else if (iequals(name, "Status")) {
+      VU_TRY(once(st.has_status));
+    } else if (iequals(name, "Conffiles")) {
+      VU_TRY(once(st.has_conffiles));
+      st.conffiles = value;
+      st.continued = &st.conffiles;
+    }
+    return {};
+  };
+  VU_TRY(for_each_line(text, take_line));
   if (src.packages == 0)
     return described_error(EINVAL, "dpkg status " + where + ": no package stanza found");
   return {};

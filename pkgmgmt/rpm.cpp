@@ -9,6 +9,12 @@
 // librpm is pointed at that copy with an explicit _dbpath and _db_backend
 // and root "/". Nothing of the guest is ever created or opened by librpm.
 // librpm's macro context is process-global: one reader at a time.
+//
+// librpm is loaded with dlopen when the first rpm database is read, not
+// linked: with what it loads it costs a program 3.4 MB of memory and most
+// of a millisecond of start-up, and most hosts have no rpm guest
+// (ARCHITECTURE.md, "Package libraries"). The function types come from
+// librpm's own headers, so a mismatch fails to compile.
 #include "pkgmgmt/config_files.h"
 
 #include "kernel/fs.h"
@@ -22,6 +28,7 @@
 #include <rpm/rpmts.h>
 
 #include <dirent.h>
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -38,6 +45,65 @@ namespace {
 
 std::mutex g_rpm_mutex;
 
+// Every librpm function this reader calls.
+#define VU_LIBRPM_FUNCTIONS(X)                                                                     \
+  X(rpmReadConfigFiles)                                                                            \
+  X(rpmlogSetCallback)                                                                             \
+  X(rpmlogRecPriority)                                                                             \
+  X(rpmlogRecMessage)                                                                              \
+  X(rpmPushMacro)                                                                                  \
+  X(rpmPopMacro)                                                                                   \
+  X(rpmtsCreate)                                                                                   \
+  X(rpmtsSetRootDir)                                                                               \
+  X(rpmtsSetVSFlags)                                                                               \
+  X(rpmtsOpenDB)                                                                                   \
+  X(rpmtsCloseDB)                                                                                  \
+  X(rpmtsFree)                                                                                     \
+  X(rpmtsInitIterator)                                                                             \
+  X(rpmdbNextIterator)                                                                             \
+  X(rpmdbFreeIterator)                                                                             \
+  X(headerGet)                                                                                     \
+  X(rpmtdNew)                                                                                      \
+  X(rpmtdFree)                                                                                     \
+  X(rpmtdFreeData)                                                                                 \
+  X(rpmtdCount)                                                                                    \
+  X(rpmtdInit)                                                                                     \
+  X(rpmtdNext)                                                                                     \
+  X(rpmtdGetString)                                                                                \
+  X(rpmtdGetUint32)
+
+struct Librpm {
+#define VU_LIBRPM_MEMBER(f) decltype(&::f) f = nullptr;
+  VU_LIBRPM_FUNCTIONS(VU_LIBRPM_MEMBER)
+#undef VU_LIBRPM_MEMBER
+};
+
+Result<Librpm> load_librpm(const char* soname) {
+  const std::string hint = std::string("; install the package that has ") + soname +
+                           " (librpm9 on Debian 12) to read rpm databases";
+  // Never closed: librpm keeps global state and exit handlers.
+  void* handle = ::dlopen(soname, RTLD_NOW | RTLD_LOCAL);
+  if (!handle) {
+    const char* why = ::dlerror();
+    return described_error(ELIBACC, std::string("cannot load ") + soname + ": " +
+                                        (why ? why : "unknown error") + hint);
+  }
+  Librpm lib;
+#define VU_LIBRPM_RESOLVE(f)                                                                       \
+  lib.f = reinterpret_cast<decltype(&::f)>(::dlsym(handle, #f));                                   \
+  if (!lib.f) return described_error(ELIBACC, std::string(soname) + " has no " #f + hint);
+  VU_LIBRPM_FUNCTIONS(VU_LIBRPM_RESOLVE)
+#undef VU_LIBRPM_RESOLVE
+  return lib;
+}
+
+// The library, loaded once; g_rpm_mutex held.
+Result<const Librpm*> librpm() {
+  static Result<Librpm> loaded = load_librpm(VU_LIBRPM_SONAME);
+  if (!loaded.ok()) return loaded.error();
+  return &loaded.value();
+}
+
 struct Backend {
   const char* file;
   const char* name;
@@ -46,13 +112,18 @@ struct Backend {
 constexpr Backend k_backends[] = {
     {"rpmdb.sqlite", "sqlite"}, {"Packages.db", "ndb"}, {"Packages", "bdb_ro"}};
 
+struct LogSink {
+  const Librpm* rpm;
+  std::string text;
+};
+
 int collect_log(rpmlogRec rec, rpmlogCallbackData data) {
-  auto* out = static_cast<std::string*>(data);
-  if (rpmlogRecPriority(rec) <= RPMLOG_ERR) {
-    std::string m = rpmlogRecMessage(rec);
+  auto* sink = static_cast<LogSink*>(data);
+  if (sink->rpm->rpmlogRecPriority(rec) <= RPMLOG_ERR) {
+    std::string m = sink->rpm->rpmlogRecMessage(rec);
     while (!m.empty() && m.back() == '\n') m.pop_back();
-    if (!out->empty()) *out += "; ";
-    *out += m;
+    if (!sink->text.empty()) sink->text += "; ";
+    sink->text += m;
   }
   return 0; // handled: do not print
 }
@@ -143,22 +214,22 @@ Result<FoundDb> find_database(int db_fd, const std::string& display, const ReadL
 }
 
 // Appends the config files of one package header to `found`.
-Status config_files_of(Header h, const std::string& location, const ReadLimits& limits,
-                       std::vector<std::string>& found) {
+Status config_files_of(const Librpm& rpm, Header h, const std::string& location,
+                       const ReadLimits& limits, std::vector<std::string>& found) {
   Status status;
-  rpmtd names = rpmtdNew();
-  rpmtd flags = rpmtdNew();
-  bool have_names = headerGet(h, RPMTAG_FILENAMES, names, HEADERGET_EXT);
-  bool have_flags = headerGet(h, RPMTAG_FILEFLAGS, flags, HEADERGET_MINMEM);
-  if (have_names != have_flags || (have_names && rpmtdCount(names) != rpmtdCount(flags))) {
+  rpmtd names = rpm.rpmtdNew();
+  rpmtd flags = rpm.rpmtdNew();
+  bool have_names = rpm.headerGet(h, RPMTAG_FILENAMES, names, HEADERGET_EXT);
+  bool have_flags = rpm.headerGet(h, RPMTAG_FILEFLAGS, flags, HEADERGET_MINMEM);
+  if (have_names != have_flags || (have_names && rpm.rpmtdCount(names) != rpm.rpmtdCount(flags))) {
     status = described_error(EINVAL, "rpm database " + location +
                                          ": a header's file names and flags disagree");
   } else if (have_names) {
-    rpmtdInit(names);
-    rpmtdInit(flags);
-    while (rpmtdNext(names) >= 0 && rpmtdNext(flags) >= 0) {
-      const char* fn = rpmtdGetString(names);
-      const uint32_t* f = rpmtdGetUint32(flags);
+    rpm.rpmtdInit(names);
+    rpm.rpmtdInit(flags);
+    while (rpm.rpmtdNext(names) >= 0 && rpm.rpmtdNext(flags) >= 0) {
+      const char* fn = rpm.rpmtdGetString(names);
+      const uint32_t* f = rpm.rpmtdGetUint32(flags);
       if (!fn || !f || !(*f & RPMFILE_CONFIG)) continue;
       std::string p = fn;
       if (p.empty() || p[0] != '/' || p.size() > 4096) {
@@ -172,10 +243,10 @@ Status config_files_of(Header h, const std::string& location, const ReadLimits& 
       }
     }
   }
-  rpmtdFreeData(names);
-  rpmtdFreeData(flags);
-  rpmtdFree(names);
-  rpmtdFree(flags);
+  rpm.rpmtdFreeData(names);
+  rpm.rpmtdFreeData(flags);
+  rpm.rpmtdFree(names);
+  rpm.rpmtdFree(flags);
   return status;
 }
 
@@ -183,39 +254,48 @@ Status config_files_of(Header h, const std::string& location, const ReadLimits& 
 Status read_packages(const std::string& dbpath, const Backend& backend, const ReadLimits& limits,
                      PackageDbSource& src, std::vector<std::string>& found) {
   std::lock_guard lock(g_rpm_mutex);
-  static bool configured = rpmReadConfigFiles(nullptr, nullptr) == 0;
+  VU_TRY_ASSIGN(lib, librpm());
+  const Librpm& rpm = *lib;
+  static bool configured = rpm.rpmReadConfigFiles(nullptr, nullptr) == 0;
   if (!configured) return described_error(EIO, "librpm: cannot read its configuration");
-  std::string log;
-  rpmlogSetCallback(collect_log, &log);
-  rpmPushMacro(nullptr, "_dbpath", nullptr, dbpath.c_str(), RMIL_CMDLINE);
-  rpmPushMacro(nullptr, "_db_backend", nullptr, backend.name, RMIL_CMDLINE);
-  rpmts ts = rpmtsCreate();
-  rpmtsSetRootDir(ts, "/");
-  rpmtsSetVSFlags(ts, RPMVSF_MASK_NODIGESTS | RPMVSF_MASK_NOSIGNATURES);
+  LogSink log{&rpm, {}};
+  rpm.rpmlogSetCallback(collect_log, &log);
+  rpm.rpmPushMacro(nullptr, "_dbpath", nullptr, dbpath.c_str(), RMIL_CMDLINE);
+  rpm.rpmPushMacro(nullptr, "_db_backend", nullptr, backend.name, RMIL_CMDLINE);
+  rpmts ts = rpm.rpmtsCreate();
+  rpm.rpmtsSetRootDir(ts, "/");
+  rpm.rpmtsSetVSFlags(ts, RPMVSF_MASK_NODIGESTS | RPMVSF_MASK_NOSIGNATURES);
   Status status;
-  if (rpmtsOpenDB(ts, O_RDONLY) != 0) {
-    status = described_error(EINVAL, "rpm database " + src.location + " cannot be opened: " + log);
+  if (rpm.rpmtsOpenDB(ts, O_RDONLY) != 0) {
+    status =
+        described_error(EINVAL, "rpm database " + src.location + " cannot be opened: " + log.text);
   } else {
-    rpmdbMatchIterator mi = rpmtsInitIterator(ts, RPMDBI_PACKAGES, nullptr, 0);
-    if (!mi) status = described_error(EINVAL, "rpm database " + src.location + ": " + log);
+    rpmdbMatchIterator mi = rpm.rpmtsInitIterator(ts, RPMDBI_PACKAGES, nullptr, 0);
+    if (!mi) status = described_error(EINVAL, "rpm database " + src.location + ": " + log.text);
     Header h = nullptr;
-    while (status.ok() && mi && (h = rpmdbNextIterator(mi)) != nullptr) {
+    while (status.ok() && mi && (h = rpm.rpmdbNextIterator(mi)) != nullptr) {
       ++src.packages;
-      status = config_files_of(h, src.location, limits, found);
+      status = config_files_of(rpm, h, src.location, limits, found);
     }
-    if (mi) rpmdbFreeIterator(mi);
-    if (status.ok() && !log.empty())
-      status = described_error(EINVAL, "rpm database " + src.location + ": " + log);
+    if (mi) rpm.rpmdbFreeIterator(mi);
+    if (status.ok() && !log.text.empty())
+      status = described_error(EINVAL, "rpm database " + src.location + ": " + log.text);
   }
-  rpmtsCloseDB(ts); // before rpmtsFree, or a failed open's handle leaks
-  rpmtsFree(ts);
-  rpmPopMacro(nullptr, "_db_backend");
-  rpmPopMacro(nullptr, "_dbpath");
-  rpmlogSetCallback(nullptr, nullptr);
+  rpm.rpmtsCloseDB(ts); // before rpmtsFree, or a failed open's handle leaks
+  rpm.rpmtsFree(ts);
+  rpm.rpmPopMacro(nullptr, "_db_backend");
+  rpm.rpmPopMacro(nullptr, "_dbpath");
+  rpm.rpmlogSetCallback(nullptr, nullptr);
   return status;
 }
 
 } // namespace
+
+Status check_librpm_loads(const char* soname) {
+  std::lock_guard lock(g_rpm_mutex);
+  VU_TRY(load_librpm(soname ? soname : VU_LIBRPM_SONAME));
+  return {};
+}
 
 Result<PackageDbSource> read_rpm_config_files(int db_fd, const std::string& display,
                                               const ReadLimits& limits,

@@ -12,7 +12,7 @@ pkgs=(
   googletest libgtest-dev
   attr acl e2fsprogs xfsprogs btrfs-progs util-linux
   debootstrap cpio bc
-  libapt-pkg-dev librpm-dev rpm clang libclang-rt-14-dev clang-format-14
+  librpm-dev rpm clang libclang-rt-14-dev clang-format-14
   libseccomp-dev iproute2 procps libbpf-dev bpftool
   qemu-system-x86 mmdebstrap busybox-static debhelper lintian groff-base
   chromium

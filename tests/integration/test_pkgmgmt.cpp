@@ -1,6 +1,8 @@
 // Configuration files known to the package manager stay private: real RPM
 // databases made with rpmbuild and rpm, external database locations, and
 // hostile package databases.
+#include "kernel/fs.h"
+#include "pkgmgmt/config_files.h"
 #include "tests/support/fixtures.h"
 #include "tests/support/run_program.h"
 #include "tests/support/temp_tree.h"
@@ -11,7 +13,10 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <set>
+#include <sstream>
 
 using namespace vu::test;
 namespace fs = std::filesystem;
@@ -100,6 +105,54 @@ TEST(Rpm, ExternalDatabaseUnderAppsPkgmgmtBase) {
   for (const char* c : k_config_paths)
     EXPECT_FALSE(same(t, std::string("guests/g1/") + c, std::string("guests/g2/") + c)) << c;
   EXPECT_TRUE(same(t, "guests/g1/usr/lib/vu-b/lib.bin", "guests/g2/usr/lib/vu-b/lib.bin"));
+}
+
+TEST(Dpkg, TheStatusReaderFindsWhatDpkgQueryFindsInARealGuest) {
+  std::string why;
+  std::string minbase = cached_minbase(why);
+  if (minbase.empty()) GTEST_SKIP() << why;
+  const std::string admin = minbase + "/var/lib/dpkg";
+  const std::string query = "/usr/bin/dpkg-query";
+  if (::access(query.c_str(), X_OK) != 0) GTEST_SKIP() << "no dpkg-query";
+  auto q = run_program({query, "--admindir=" + admin, "-W", "-f", "${Conffiles}\n"});
+  ASSERT_EQ(q.status, 0) << q.err;
+  std::set<std::string> expected; // " /path hash [flag]" lines
+  std::istringstream lines(q.out);
+  for (std::string line; std::getline(lines, line);) {
+    while (!line.empty() && line.front() == ' ') line.erase(0, 1);
+    if (line.empty()) continue;
+    auto sp = line.rfind(' ');
+    if (line.substr(sp + 1) == "obsolete" || line.substr(sp + 1) == "remove-on-upgrade")
+      sp = line.rfind(' ', sp - 1);
+    expected.insert(line.substr(0, sp));
+  }
+  ASSERT_GT(expected.size(), 30u);
+
+  auto fd = vu::open_directory(admin);
+  ASSERT_TRUE(fd.ok());
+  auto text = vu::read_file_beneath(fd->get(), "status", 64 << 20);
+  ASSERT_TRUE(text.ok()) << text.error().message();
+  vu::PackageDbSource src;
+  std::vector<std::string> paths;
+  auto st = vu::parse_dpkg_status(*text, admin + "/status", {}, src, paths);
+  ASSERT_TRUE(st.ok()) << st.error().message();
+  EXPECT_EQ(std::set<std::string>(paths.begin(), paths.end()), expected);
+  auto listed = run_program({query, "--admindir=" + admin, "-W", "-f", ".\n"});
+  EXPECT_EQ(src.packages,
+            static_cast<uint64_t>(std::count(listed.out.begin(), listed.out.end(), '\n')));
+}
+
+TEST(PackageLibraries, VunifyAndVhashifyLinkNeitherLibrpmNorLibaptPkg) {
+  // librpm is loaded when a guest has an rpm database (the Rpm tests above
+  // read real ones); libapt-pkg is not used. Linked, the two cost every run
+  // 3.6 MB of memory and about 1 ms (ARCHITECTURE.md, "Package libraries").
+  if (::access("/usr/bin/readelf", X_OK) != 0) GTEST_SKIP() << "no readelf (binutils)";
+  for (const char* bin : {VUNIFY_BIN, VHASHIFY_BIN}) {
+    auto r = run_program({"/usr/bin/readelf", "-d", bin});
+    ASSERT_EQ(r.status, 0) << r.err;
+    for (const char* lib : {"librpm", "libapt-pkg"})
+      EXPECT_EQ(r.out.find(lib), std::string::npos) << lib << " is a NEEDED library of " << bin;
+  }
 }
 
 TEST(Dpkg, ExternalAdminDirectoryFromTheDefaultsBase) {

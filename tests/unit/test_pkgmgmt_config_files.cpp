@@ -110,6 +110,74 @@ TEST(DpkgStatus, MalformedInputIsAnError) {
   EXPECT_FALSE(parse_status("\n\n").ok()) << "no stanza at all";
 }
 
+TEST(DpkgStatus, TheFormatDpkgWrites) {
+  // Field names in any case, a value on the field's own line and on
+  // continuation lines, fields after Conffiles, several empty lines between
+  // stanzas, a description line holding "Conffiles:" that is no field.
+  auto r =
+      parse_status("package: a\nSTATUS: install ok installed\n"
+                   "Conffiles: /etc/first 00\n /etc/second 11\n\t/etc/third 22\n"
+                   "Description: x\n Conffiles:\n  /etc/not-a-conffile 33\n\n\n\n"
+                   "Package: b\nStatus: install ok installed\nconffiles:\n /etc/b 44 obsolete\n"
+                   "Version: 1\n\n");
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_EQ(*r, (std::vector<std::string>{"/etc/first", "/etc/second", "/etc/third", "/etc/b"}));
+  PackageDbSource src;
+  std::vector<std::string> paths;
+  ASSERT_TRUE(
+      parse_dpkg_status("Package: a\nStatus: x\n\nPackage: b\nStatus: y\n\n", "s", {}, src, paths)
+          .ok());
+  EXPECT_EQ(src.packages, 2u);
+}
+
+TEST(DpkgStatus, HostileStanzasAreRefusedWithTheirLine) {
+  auto refused = [](const std::string& text, const std::string& what) {
+    auto r = parse_status(text);
+    if (r.ok()) return ::testing::AssertionFailure() << "accepted: " << text;
+    if (r.error().message().find(what) == std::string::npos)
+      return ::testing::AssertionFailure() << r.error().message() << " does not say " << what;
+    return ::testing::AssertionSuccess();
+  };
+  EXPECT_TRUE(refused(" /etc/x 00\nPackage: a\nStatus: x\n\n", "status:1: continuation"));
+  EXPECT_TRUE(refused("Package: a\nStatus: x\nno colon here\n\n", "status:3: not a"));
+  EXPECT_TRUE(refused("Package: a\n: empty name\nStatus: x\n\n", "status:2: not a"));
+  EXPECT_TRUE(refused("Package: a\nStatus: x\nConffiles:\n /etc/a 00\nConffiles:\n\n",
+                      "status:5: field Conffiles twice"));
+  EXPECT_TRUE(refused("Package: a\nPACKAGE: b\nStatus: x\n\n", "twice"));
+  // A package name that dpkg would never write (it ends up in messages).
+  EXPECT_TRUE(refused("Package: \x1b[2Jevil\nStatus: x\n\n", "not a package name"));
+  EXPECT_TRUE(refused("Package: -a\nStatus: x\n\n", "not a package name"));
+  EXPECT_TRUE(refused("Package:\nStatus: x\n\n", "not a package name"));
+  EXPECT_TRUE(refused("Package: a\nStatus: x\n\nVersion: 1\n\n", "stanza 2"));
+  // A hostile Conffiles value: the same checks as every other list.
+  EXPECT_TRUE(refused("Package: a\nStatus: x\nConffiles:\n /" + std::string(5000, 'a') + " 00\n\n",
+                      "too long"));
+  ReadLimits few;
+  few.max_entries = 2;
+  PackageDbSource src;
+  std::vector<std::string> paths;
+  auto many = parse_dpkg_status("Package: a\nStatus: x\nConffiles:\n /etc/a 00\n /etc/b 00\n\n"
+                                "Package: b\nStatus: x\nConffiles:\n /etc/c 00\n /etc/d 00\n\n",
+                                "s", few, src, paths);
+  EXPECT_EQ(many.code(), E2BIG);
+}
+
+TEST(Librpm, LoadedOnlyWhenAskedAndASayingWhatToInstallWhenMissing) {
+  auto missing = check_librpm_loads("libvunify-no-such-library.so.0");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.code(), ELIBACC);
+  EXPECT_NE(missing.error().message().find("librpm9"), std::string::npos)
+      << missing.error().message();
+  EXPECT_EQ(missing.error().message().find('\n'), std::string::npos);
+  // A library without librpm's functions.
+  auto wrong = check_librpm_loads("libz.so.1");
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_NE(wrong.error().message().find("has no rpm"), std::string::npos)
+      << wrong.error().message();
+  auto real = check_librpm_loads();
+  EXPECT_TRUE(real.ok()) << real.error().message();
+}
+
 TEST(DpkgReader, StatusAndInfoCrossCheckAndHostileFiles) {
   TempTree t;
   t.file("admin/status", k_status);
