@@ -60,7 +60,7 @@ public:
   explicit Deunifier(RunContext& rc) : m_rc(rc), m_groups(rc.prelinks.load(rc.root_ids[0])) {}
 
   void run(const InodeRec& s) {
-    const std::string where = m_rc.display(s.names.front());
+    const std::string where = m_rc.display(m_rc.names_of(s).front());
     auto fd = open_inode(m_rc, s);
     if (!fd.ok()) return;
     auto lease = LeasedInode::take(fd->get());
@@ -72,7 +72,7 @@ public:
       return;
     }
     const bool frozen = s.frozen && m_rc.needs_thaw(*s.st);
-    std::vector<uint32_t> names(s.names.begin(), s.names.end());
+    std::vector<uint32_t> names(m_rc.names_of(s).begin(), m_rc.names_of(s).end());
     for (size_t from = 0; from < names.size(); from += m_rc.budget.names_per_batch) {
       size_t to = std::min(names.size(), from + m_rc.budget.names_per_batch);
       std::vector<uint32_t> batch(names.begin() + static_cast<ptrdiff_t>(from),
@@ -94,11 +94,11 @@ private:
     std::vector<Move> moves = copies_for(s, fd_s, batch); // 2.
     if (moves.empty()) return true;
     // 3. thaw S, swap every name to its copy
-    const FileRec& f0 = m_rc.scan.files[s.names.front()];
+    const FileRec& f0 = m_rc.scan.files[m_rc.names_of(s).front()];
     if (frozen) {
-      auto r = m_rc.protect(fd_s, f0.guest, std::string(f0.path), Protection::off);
+      auto r = m_rc.protect(fd_s, f0.guest(), std::string(f0.path), Protection::off);
       if (!r.ok()) {
-        m_rc.log.add(Failure::attr, m_rc.display(s.names.front()), r.error().message());
+        m_rc.log.add(Failure::attr, m_rc.display(m_rc.names_of(s).front()), r.error().message());
         return false;
       }
     }
@@ -116,7 +116,8 @@ private:
     if (frozen && !taken && now.ok() && now->nlink > 1) {
       // Its names here are gone: the descriptor addresses it.
       auto r = m_rc.protect_fd(fd_s, Protection::on);
-      if (!r.ok()) m_rc.log.add(Failure::attr, m_rc.display(s.names.front()), r.error().message());
+      if (!r.ok())
+        m_rc.log.add(Failure::attr, m_rc.display(m_rc.names_of(s).front()), r.error().message());
     }
     return writers != WriterOutcome::ours;
   }
@@ -195,7 +196,7 @@ private:
                              std::vector<Move>& moves) {
     WriterGuests writers = writer_guests(m_rc, lease, *s.st);
     if (writers.host || writers.roots.empty()) {
-      m_rc.log.add(Failure::verify, m_rc.display(s.names.front()),
+      m_rc.log.add(Failure::verify, m_rc.display(m_rc.names_of(s).front()),
                    "a process outside the guests opened a shared inode for writing while it was "
                    "thawed; every guest sharing it sees its writes");
       return WriterOutcome::host;
@@ -212,7 +213,7 @@ private:
     }
     std::vector<NameAt> names;
     if (ours)
-      for (uint32_t n : s.names) names.push_back(name_at(m_rc, n));
+      for (uint32_t n : m_rc.names_of(s)) names.push_back(name_at(m_rc, n));
     relocate_for_writers(m_rc, fd_s, *s.st, std::move(names), writers);
     return ours ? WriterOutcome::ours : WriterOutcome::elsewhere;
   }
@@ -269,10 +270,10 @@ Result<Report> deunify_on_workers(const UnifyGuest& guest, const std::vector<std
   if (!options.dry_run) rc->report.temporaries_removed = remove_temporaries(*rc);
   std::vector<const InodeRec*> shared;
   for (const auto& rec : rc->inodes)
-    if (rec.st->nlink > rec.names.size() || rec.frozen) shared.push_back(&rec);
+    if (rec.st->nlink > rc->names_of(rec).size() || rec.frozen) shared.push_back(&rec);
   if (options.dry_run) {
     for (const auto* s : shared) {
-      rc->report.files_deunified += s->names.size();
+      rc->report.files_deunified += rc->names_of(*s).size();
       rc->report.bytes_copied += s->st->size;
     }
     return rc->finish();

@@ -60,6 +60,7 @@ void regroup(RunContext& rc, std::vector<std::vector<uint32_t>>& buckets) {
     std::vector<uint32_t> ok;
     for (uint32_t i : b)
       if (!inodes[i].failed) ok.push_back(i);
+    std::vector<uint32_t>().swap(b); // given back at once: out grows as buckets shrink
     std::sort(ok.begin(), ok.end(), [&](uint32_t a, uint32_t c) {
       return std::tuple_cat(key(a), std::tie(a)) < std::tuple_cat(key(c), std::tie(c));
     });
@@ -82,7 +83,7 @@ template <typename F> void for_each_by_path(RunContext& rc, std::vector<uint32_t
 
 // A candidate that cannot be read is left alone for the rest of the run.
 void fail(RunContext& rc, InodeRec& rec, Failure kind, const Error& e) {
-  rc.log.add(kind, rc.display(rec.names.front()), e.message());
+  rc.log.add(kind, rc.display(rc.names_of(rec).front()), e.message());
   rec.failed = true;
 }
 
@@ -114,7 +115,12 @@ std::vector<std::vector<uint32_t>> group_pass(RunContext& rc) {
 void prefix_pass(RunContext& rc, std::vector<std::vector<uint32_t>>& buckets) {
   PassTimer timer(rc, "prefix");
   rc.stage(ProgressStage::hash);
+  // The candidates in path order: a copy of the buckets' members, reserved
+  // exactly and given back before regroup (the run's memory peaks there).
   std::vector<uint32_t> candidates;
+  size_t count = 0;
+  for (const auto& b : buckets) count += b.size();
+  candidates.reserve(count);
   for (const auto& b : buckets) candidates.insert(candidates.end(), b.begin(), b.end());
   std::atomic<uint64_t> files{0};
   for_each_by_path(rc, candidates, [&](InodeOpener& opener, InodeRec& rec) {
@@ -148,6 +154,7 @@ void prefix_pass(RunContext& rc, std::vector<std::vector<uint32_t>>& buckets) {
     if (!h.ok()) return fail(rc, rec, Failure::read, h.error());
     rec.hash = *h;
   });
+  std::vector<uint32_t>().swap(candidates);
   rc.report.files_hashed += files.load();
   regroup(rc, buckets);
 }
@@ -158,6 +165,7 @@ void hash_pass(RunContext& rc, std::vector<std::vector<uint32_t>>& buckets) {
   for (const auto& b : buckets)
     for (uint32_t i : b)
       if (rc.inodes[i].st->size > k_small_file) big.push_back(i);
+  big.shrink_to_fit();
   for_each_by_path(rc, big, [&](InodeOpener& opener, InodeRec& rec) {
     auto fd = opener.open(rec);
     if (!fd.ok()) {
@@ -175,6 +183,7 @@ void hash_pass(RunContext& rc, std::vector<std::vector<uint32_t>>& buckets) {
     }
     rec.hash = combine_hashes(rec.hash, *h);
   });
+  std::vector<uint32_t>().swap(big);
   regroup(rc, buckets);
 }
 
@@ -182,15 +191,18 @@ void plan_pass(RunContext& rc, std::vector<std::vector<uint32_t>>& buckets) {
   PassTimer timer(rc, "plan");
   const auto& inodes = rc.inodes;
   const auto& files = rc.scan.files;
-  auto first_name = [&](uint32_t i) -> const FileRec& { return files[inodes[i].names.front()]; };
+  auto first_name = [&](uint32_t i) -> const FileRec& {
+    return files[rc.names_of(inodes[i]).front()];
+  };
   auto rank_less = [&](uint32_t a, uint32_t b) {
     const InodeRec& x = inodes[a];
     const InodeRec& y = inodes[b];
     if (x.frozen != y.frozen) return x.frozen;
-    if (x.names.size() != y.names.size()) return x.names.size() > y.names.size();
+    if (rc.names_of(x).size() != rc.names_of(y).size())
+      return rc.names_of(x).size() > rc.names_of(y).size();
     const FileRec& fx = first_name(a);
     const FileRec& fy = first_name(b);
-    return std::tie(fx.guest, fx.path) < std::tie(fy.guest, fy.path);
+    return std::pair(fx.guest(), fx.path) < std::pair(fy.guest(), fy.path);
   };
   rc.groups.clear();
   for (auto& b : buckets) {
@@ -223,14 +235,15 @@ void count_planned(RunContext& rc) {
   for (const auto& g : rc.groups)
     for (size_t k = 1; k < g.inodes.size(); ++k) {
       const InodeRec& rec = rc.inodes[g.inodes[k]];
-      r.files_linked += rec.names.size();
+      r.files_linked += rc.names_of(rec).size();
       r.bytes_saved += allocated_bytes(*rec.st);
-      r.bytes_saved_by_guest[rc.scan.files[rec.names.front()].guest] += allocated_bytes(*rec.st);
+      r.bytes_saved_by_guest[rc.scan.files[rc.names_of(rec).front()].guest()] +=
+          allocated_bytes(*rec.st);
       if (rc.options.log_actions)
-        for (uint32_t n : rec.names)
+        for (uint32_t n : rc.names_of(rec))
           rc.log.action(
               fmt::format("would link {} -> {}", printable_path(rc.display(n)),
-                          printable_path(rc.display(rc.inodes[g.inodes[0]].names.front()))));
+                          printable_path(rc.display(rc.names_of(rc.inodes[g.inodes[0]]).front()))));
     }
 }
 
@@ -244,10 +257,10 @@ void protect_pass(RunContext& rc) {
   std::vector<uint32_t> todo;
   for (uint32_t i = 0; i < rc.inodes.size(); ++i) {
     const InodeRec& rec = rc.inodes[i];
-    if (rec.frozen || !rec.fully_seen || rec.names.size() < 2) continue;
-    uint32_t g0 = rc.scan.files[rec.names.front()].guest;
-    bool cross = std::any_of(rec.names.begin(), rec.names.end(),
-                             [&](uint32_t n) { return rc.scan.files[n].guest != g0; });
+    if (rec.frozen || !rec.fully_seen || rc.names_of(rec).size() < 2) continue;
+    uint32_t g0 = rc.scan.files[rc.names_of(rec).front()].guest();
+    bool cross = std::any_of(rc.names_of(rec).begin(), rc.names_of(rec).end(),
+                             [&](uint32_t n) { return rc.scan.files[n].guest() != g0; });
     if (cross) todo.push_back(i);
   }
   tbb::parallel_for_each(todo.begin(), todo.end(), [&](uint32_t i) {
@@ -255,10 +268,10 @@ void protect_pass(RunContext& rc) {
     if (!fd.ok()) return;
     auto now = rc.is_protected(fd->get());
     if (now.ok() && *now) return; // protected by the link pass meanwhile
-    const FileRec& f = rc.scan.files[rc.inodes[i].names.front()];
-    auto s = rc.protect(fd->get(), f.guest, std::string(f.path), Protection::on);
+    const FileRec& f = rc.scan.files[rc.names_of(rc.inodes[i]).front()];
+    auto s = rc.protect(fd->get(), f.guest(), std::string(f.path), Protection::on);
     if (!s.ok())
-      rc.log.add(Failure::attr, rc.display(rc.inodes[i].names.front()), s.error().message());
+      rc.log.add(Failure::attr, rc.display(rc.names_of(rc.inodes[i]).front()), s.error().message());
     else
       rc.inodes_protected.fetch_add(1, std::memory_order_relaxed);
   });

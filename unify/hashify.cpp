@@ -168,9 +168,9 @@ void classify_pass(StoreRun& sr) {
     InodeRec& rec = rc.inodes[i];
     std::optional<std::pair<StoreKey, uint32_t>> entry;
     uint64_t guest_names = 0;
-    for (uint32_t n : rec.names) {
+    for (uint32_t n : rc.names_of(rec)) {
       const FileRec& f = rc.scan.files[n];
-      if (f.guest == sr.store_idx) {
+      if (f.guest() == sr.store_idx) {
         if (!entry) entry = parse_store_entry(std::string(f.path));
       } else {
         ++guest_names;
@@ -184,7 +184,7 @@ void classify_pass(StoreRun& sr) {
     }
     if (guest_names == 0 || rec.config) continue;
     if (sr.store.dir.valid() && rec.st->dev != sr.store.dev) {
-      rc.log.add(Failure::store, rc.display(rec.names.front()),
+      rc.log.add(Failure::store, rc.display(rc.names_of(rec).front()),
                  "on another file system than the hash store " + sr.store.path);
       continue;
     }
@@ -253,7 +253,7 @@ void store_hash_pass(StoreRun& sr) {
         rc.options.progress->bytes_hashed.fetch_add(n, std::memory_order_relaxed);
       if (!h.ok() || n != rec.st->size) {
         if (!h.ok())
-          rc.log.add(Failure::read, rc.display(rec.names.front()), h.error().message());
+          rc.log.add(Failure::read, rc.display(rc.names_of(rec).front()), h.error().message());
         else
           rc.log.skip(Skip::changed);
         rec.failed = true;
@@ -351,13 +351,13 @@ std::optional<Slot> adopt_entry(StoreRun& sr, const StoreKey& key, uint32_t& nex
   if (!sub) return std::nullopt;
   auto path = link_entry(sr, key, next_n, fd.get(), *sub);
   if (!path) return std::nullopt;
-  const FileRec& f = rc.scan.files[rec.names.front()];
+  const FileRec& f = rc.scan.files[rc.names_of(rec).front()];
   const bool freeze = rc.options.protect == Protect::immutable;
   bool ok = true;
   if (freeze) {
-    auto p = rc.protect(fd.get(), f.guest, std::string(f.path), Protection::on);
+    auto p = rc.protect(fd.get(), f.guest(), std::string(f.path), Protection::on);
     if (!p.ok()) {
-      rc.log.add(Failure::attr, rc.display(rec.names.front()), p.error().message());
+      rc.log.add(Failure::attr, rc.display(rc.names_of(rec).front()), p.error().message());
       ok = false;
     }
   }
@@ -368,20 +368,20 @@ std::optional<Slot> adopt_entry(StoreRun& sr, const StoreKey& key, uint32_t& nex
     if (!h.ok() || n != rec.st->size || *h != secret->second.secret) {
       // Changed since it was hashed, without a new ctime (a write through
       // a mapping): a copy now would not hold what the key says either.
-      rc.log.add(Failure::verify, rc.display(rec.names.front()),
+      rc.log.add(Failure::verify, rc.display(rc.names_of(rec).front()),
                  "its content changed after it was hashed; left alone");
       ok = false;
       give_up = true;
     }
   }
   if (ok && lease->writer_seen()) {
-    rc.log.skip(Skip::busy, rc.display(rec.names.front()),
+    rc.log.skip(Skip::busy, rc.display(rc.names_of(rec).front()),
                 "a process opened it for writing: left alone");
     ok = false; // it stays the guest's own
     give_up = true;
   }
   if (!ok) { // thawed first: an immutable inode's names cannot be removed
-    if (freeze) (void)rc.protect(fd.get(), f.guest, std::string(f.path), Protection::off);
+    if (freeze) (void)rc.protect(fd.get(), f.guest(), std::string(f.path), Protection::off);
     auto u = unlink_at(*sub, path->substr(3));
     if (!u.ok()) rc.log.add(Failure::unlink, sr.store.path + "/" + *path, u.error().message());
     return std::nullopt;
@@ -407,7 +407,7 @@ std::optional<Slot> new_entry(StoreRun& sr, const StoreKey& key, uint32_t& next_
     if (copy.code() == ESTALE)
       rc.log.skip(Skip::changed);
     else
-      rc.log.add(Failure::read, rc.display(rec.names.front()), copy.error().message());
+      rc.log.add(Failure::read, rc.display(rc.names_of(rec).front()), copy.error().message());
     return std::nullopt;
   }
   auto path = link_entry(sr, key, next_n, copy->get(), *sub);
@@ -451,9 +451,9 @@ void match_pass(StoreRun& sr) {
     KeyGroup& grp = kv->second;
     std::sort(grp.entries.begin(), grp.entries.end());
     std::sort(grp.candidates.begin(), grp.candidates.end(), [&](uint32_t a, uint32_t b) {
-      const FileRec& x = rc.scan.files[rc.inodes[a].names.front()];
-      const FileRec& y = rc.scan.files[rc.inodes[b].names.front()];
-      return std::tie(x.guest, x.path) < std::tie(y.guest, y.path);
+      const FileRec& x = rc.scan.files[rc.names_of(rc.inodes[a]).front()];
+      const FileRec& y = rc.scan.files[rc.names_of(rc.inodes[b]).front()];
+      return std::pair(x.guest(), x.path) < std::pair(y.guest(), y.path);
     });
     std::vector<Slot> slots;
     for (auto& [n, idx] : grp.entries) {
@@ -477,7 +477,7 @@ void match_pass(StoreRun& sr) {
       if (!fd.ok()) continue;
       auto blob = xattr_blob(fd->get());
       if (!blob.ok()) {
-        rc.log.add(Failure::xattr, rc.display(rec.names.front()), blob.error().message());
+        rc.log.add(Failure::xattr, rc.display(rc.names_of(rec).front()), blob.error().message());
         continue;
       }
       bool placed = false;
@@ -540,11 +540,11 @@ void count_store_plan(StoreRun& sr) {
   const auto& inodes = sr.rc.inodes;
   for (auto& [entry, cs] : sr.to_existing)
     for (uint32_t c : cs) {
-      r.files_linked += inodes[c].names.size();
+      r.files_linked += sr.rc.names_of(inodes[c]).size();
       r.bytes_saved += allocated_bytes(*inodes[c].st);
     }
   for (auto& e : sr.created) {
-    for (uint32_t c : e.candidates) r.files_linked += inodes[c].names.size();
+    for (uint32_t c : e.candidates) r.files_linked += sr.rc.names_of(inodes[c]).size();
     for (size_t k = 1; k < e.candidates.size(); ++k)
       r.bytes_saved += allocated_bytes(*inodes[e.candidates[k]].st);
   }
@@ -565,9 +565,10 @@ void store_groups(StoreRun& sr) {
       // The guest inode is the entry: its store name joins its names (the
       // relocation of writers must move it too), and it is frozen.
       InodeRec& rec = rc.inodes[*e.adopted];
-      auto& names = rc.adopted_names.emplace_back(rec.names.begin(), rec.names.end());
+      auto old = rc.names_of(rec);
+      std::vector<uint32_t> names(old.begin(), old.end());
       names.push_back(static_cast<uint32_t>(rc.scan.files.size() - 1));
-      rec.names = std::span<const uint32_t>(names);
+      rc.set_names(rec, names);
       rec.st = &rc.scan.files.back().st; // e.st, as the store's record has it
       rec.frozen = rc.options.protect == Protect::immutable;
       rc.files_linked.fetch_add(names.size() - 1, std::memory_order_relaxed); // now in the store
@@ -580,8 +581,8 @@ void store_groups(StoreRun& sr) {
     }
     InodeRec rec;
     rec.st = &rc.scan.files.back().st;
-    rc.extra_names.push_back(static_cast<uint32_t>(rc.scan.files.size() - 1));
-    rec.names = std::span<const uint32_t>(&rc.extra_names.back(), 1);
+    const uint32_t store_name = static_cast<uint32_t>(rc.scan.files.size() - 1);
+    rc.set_names(rec, std::span<const uint32_t>(&store_name, 1));
     rec.fully_seen = true;
     rec.member_only = false;
     rc.inodes.push_back(std::move(rec));
@@ -605,9 +606,9 @@ void store_groups(StoreRun& sr) {
 // its name. One that does not loses its store name. True when it matches.
 bool entry_matches_name(StoreRun& sr, const InodeRec& rec, int fd) {
   RunContext& rc = sr.rc;
-  for (uint32_t n : rec.names) {
+  for (uint32_t n : rc.names_of(rec)) {
     const FileRec& f = rc.scan.files[n];
-    if (f.guest != sr.store_idx) continue;
+    if (f.guest() != sr.store_idx) continue;
     const std::string path(f.path);
     auto key = parse_store_entry(path);
     if (!key) return true;
@@ -639,15 +640,15 @@ void protect_entries(StoreRun& sr) {
     if (rc.is_protected(fd->get()).value_or(false)) continue; // frozen by link_group
     auto lease = LeasedInode::take(fd->get());
     if (!lease.ok()) {
-      rc.log.skip(Skip::busy, rc.display(rec.names.front()),
+      rc.log.skip(Skip::busy, rc.display(rc.names_of(rec).front()),
                   "a store entry open for writing: left unprotected until the next run");
       continue;
     }
     if (!entry_matches_name(sr, rec, fd->get())) continue;
-    const FileRec& f = rc.scan.files[rec.names.front()];
-    auto p = rc.protect(fd->get(), f.guest, std::string(f.path), Protection::on);
+    const FileRec& f = rc.scan.files[rc.names_of(rec).front()];
+    auto p = rc.protect(fd->get(), f.guest(), std::string(f.path), Protection::on);
     if (!p.ok())
-      rc.log.add(Failure::attr, rc.display(rec.names.front()), p.error().message());
+      rc.log.add(Failure::attr, rc.display(rc.names_of(rec).front()), p.error().message());
     else
       rc.inodes_protected.fetch_add(1, std::memory_order_relaxed);
   }
@@ -733,7 +734,7 @@ Result<Report> hashify_part(const std::vector<UnifyGuest>& guests, const Hashify
   inodes_pass(*rc, config);
   // The store's own entries are not guest files.
   for (const auto& f : rc->scan.files)
-    if (f.guest == sr.store_idx) {
+    if (f.guest() == sr.store_idx) {
       --rc->report.files_scanned;
       rc->report.bytes_scanned -= f.st.size;
     }

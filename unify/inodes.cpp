@@ -108,17 +108,23 @@ void inodes_pass(RunContext& rc, const ConfigFiles& config) {
     rec.st = &rc.scan.files[order[i]].st;
     size_t j = i;
     while (j < order.size() && same_inode(i, j)) {
-      if (rc.guests[scan.files[order[j]].guest].role != GuestRole::member) rec.member_only = false;
+      if (rc.guests[scan.files[order[j]].guest()].role != GuestRole::member)
+        rec.member_only = false;
       ++j;
     }
-    rec.names = std::span<const uint32_t>(order.data() + i, j - i);
+    rec.names_begin = static_cast<uint32_t>(i); // order is rc.inode_names
+    // The count has 27 bits: an inode with more names (134 million links)
+    // keeps the first of them and is left alone.
+    rec.names_count = static_cast<uint32_t>(std::min<size_t>(j - i, k_max_inode_names));
+    if (j - i > k_max_inode_names) rec.failed = true;
     auto tl = temp_links.find({rec.st->dev, rec.st->ino});
-    rec.fully_seen = rec.names.size() + (tl == temp_links.end() ? 0 : tl->second) >= rec.st->nlink;
+    rec.fully_seen =
+        rc.names_of(rec).size() + (tl == temp_links.end() ? 0 : tl->second) >= rec.st->nlink;
     rec.frozen = rc.attrs->looks_protected(*rec.st);
-    if (rec.names.size() >= 2) rc.report.files_already_shared += rec.names.size();
+    if (rc.names_of(rec).size() >= 2) rc.report.files_already_shared += rc.names_of(rec).size();
     if (config.inodes.count({rec.st->dev, rec.st->ino})) {
       rec.config = true;
-      rc.report.files_config += rec.names.size();
+      rc.report.files_config += rc.names_of(rec).size();
     }
     inodes.push_back(std::move(rec));
     i = j;
@@ -134,12 +140,12 @@ Result<UniqueFd> checked_open(RunContext& rc, const InodeRec& inode, Result<Uniq
     if (is_race(fd.code()))
       rc.log.skip(Skip::changed);
     else
-      rc.log.add(Failure::open, rc.display(inode.names.front()), fd.error().message());
+      rc.log.add(Failure::open, rc.display(rc.names_of(inode).front()), fd.error().message());
     return fd;
   }
   auto st = stat_fd(fd->get());
   if (!st.ok()) {
-    rc.log.add(Failure::stat, rc.display(inode.names.front()), st.error().message());
+    rc.log.add(Failure::stat, rc.display(rc.names_of(inode).front()), st.error().message());
     return st.error();
   }
   if (!st->same_version(*inode.st) || !st->is_regular()) {
@@ -152,23 +158,24 @@ Result<UniqueFd> checked_open(RunContext& rc, const InodeRec& inode, Result<Uniq
 } // namespace
 
 Result<UniqueFd> open_inode(RunContext& rc, const InodeRec& inode) {
-  const FileRec& f = rc.scan.files[inode.names.front()];
-  return checked_open(rc, inode, open_file_for_read(rc.roots[f.guest].get(), std::string(f.path)));
+  const FileRec& f = rc.scan.files[rc.names_of(inode).front()];
+  return checked_open(rc, inode,
+                      open_file_for_read(rc.roots[f.guest()].get(), std::string(f.path)));
 }
 
 Result<UniqueFd> InodeOpener::open(const InodeRec& inode) {
-  const FileRec& f = m_rc.scan.files[inode.names.front()];
+  const FileRec& f = m_rc.scan.files[m_rc.names_of(inode).front()];
   auto [dir, base] = split_path(f.path.view());
   if (base.empty() || base.size() > NAME_MAX) // not a name the walk can have produced
     return checked_open(m_rc, inode, described_error(EINVAL, "bad path " + std::string(f.path)));
-  if (!m_dirfd.valid() || m_guest != f.guest || m_dir != dir) {
+  if (!m_dirfd.valid() || m_guest != f.guest() || m_dir != dir) {
     m_dirfd.reset();
     m_guest = UINT32_MAX;
     m_dir.assign(dir);
-    auto d = open_beneath(m_rc.roots[f.guest].get(), m_dir, O_PATH | O_DIRECTORY);
+    auto d = open_beneath(m_rc.roots[f.guest()].get(), m_dir, O_PATH | O_DIRECTORY);
     if (!d.ok()) return checked_open(m_rc, inode, d.error());
     m_dirfd = std::move(*d);
-    m_guest = f.guest;
+    m_guest = f.guest();
   }
   // One component, opened beneath the directory: no symlink, no "..". The
   // directory may have moved since it was opened; the inode check below
@@ -186,13 +193,13 @@ void sort_by_path(const RunContext& rc, std::vector<uint32_t>& idx) {
   std::vector<uint32_t> at(rc.scan.files.size(), UINT32_MAX);
   bool twice = false;
   for (uint32_t i : idx) {
-    uint32_t& slot = at[inodes[i].names.front()];
+    uint32_t& slot = at[rc.names_of(inodes[i]).front()];
     twice |= slot != UINT32_MAX;
     slot = i;
   }
   if (twice) { // an inode listed twice: sort instead
     std::sort(idx.begin(), idx.end(), [&](uint32_t a, uint32_t b) {
-      return inodes[a].names.front() < inodes[b].names.front();
+      return rc.names_of(inodes[a]).front() < rc.names_of(inodes[b]).front();
     });
     return;
   }

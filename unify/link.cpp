@@ -91,7 +91,7 @@ Result<Swapped> swap_one(RunContext& rc, Canonical& c, const InodeRec& t, uint32
       return described_error(EMLINK, "test limit");
   }
   VU_TRY_ASSIGN(dir,
-                open_beneath(rc.roots[f.guest].get(), parent_of(f.path), O_RDONLY | O_DIRECTORY));
+                open_beneath(rc.roots[f.guest()].get(), parent_of(f.path), O_RDONLY | O_DIRECTORY));
   return swap_name(c.fd.get(), std::move(dir), name_of(f.path), t.st->dev, t.st->ino, rc.temps);
 }
 
@@ -100,8 +100,8 @@ Result<Swapped> swap_one(RunContext& rc, Canonical& c, const InodeRec& t, uint32
 // full.
 bool swap_target(RunContext& rc, Canonical& c, Verified& v, size_t room, bool& emlink) {
   const InodeRec& t = rc.inodes[v.inode];
-  for (; v.next < t.names.size() && room > 0; ++v.next, --room) {
-    uint32_t n = t.names[v.next];
+  for (; v.next < rc.names_of(t).size() && room > 0; ++v.next, --room) {
+    uint32_t n = rc.names_of(t)[v.next];
     auto s = swap_one(rc, c, t, n);
     if (!s.ok()) {
       if (s.code() == EMLINK)
@@ -120,8 +120,8 @@ bool swap_target(RunContext& rc, Canonical& c, Verified& v, size_t room, bool& e
 }
 
 bool set_flag(RunContext& rc, Canonical& c, Protection p) {
-  const FileRec& f = rc.scan.files[rc.inodes[c.inode].names.front()];
-  auto s = rc.protect(c.fd.get(), f.guest, std::string(f.path), p);
+  const FileRec& f = rc.scan.files[rc.names_of(rc.inodes[c.inode]).front()];
+  auto s = rc.protect(c.fd.get(), f.guest(), std::string(f.path), p);
   if (!s.ok()) rc.log.add(Failure::attr, c.name, s.error().message());
   return s.ok();
 }
@@ -133,7 +133,7 @@ std::optional<Canonical> prepare_canonical(RunContext& rc, uint32_t canon, bool&
   Canonical c;
   c.inode = canon;
   const InodeRec& rec = rc.inodes[canon];
-  c.name = rc.display(rec.names.front());
+  c.name = rc.display(rc.names_of(rec).front());
   auto fd = open_inode(rc, rec);
   if (!fd.ok()) return std::nullopt;
   c.fd = std::move(*fd);
@@ -185,7 +185,7 @@ std::optional<Canonical> prepare_canonical(RunContext& rc, uint32_t canon, bool&
       return std::nullopt;
     }
   }
-  c.on_it.assign(rec.names.begin(), rec.names.end());
+  c.on_it.assign(rc.names_of(rec).begin(), rc.names_of(rec).end());
   return c;
 }
 
@@ -194,10 +194,11 @@ std::optional<Canonical> prepare_canonical(RunContext& rc, uint32_t canon, bool&
 void verify_more(RunContext& rc, Canonical& c, std::deque<uint32_t>& pending,
                  std::vector<Verified>& live) {
   size_t names = 0;
-  for (const auto& v : live) names += rc.inodes[v.inode].names.size() - v.next;
+  for (const auto& v : live) names += rc.names_of(rc.inodes[v.inode]).size() - v.next;
   const InodeRec& crec = rc.inodes[c.inode];
-  while (!pending.empty() && (live.empty() || names + rc.inodes[pending.front()].names.size() <=
-                                                  rc.budget.names_per_batch)) {
+  while (!pending.empty() &&
+         (live.empty() ||
+          names + rc.names_of(rc.inodes[pending.front()]).size() <= rc.budget.names_per_batch)) {
     uint32_t idx = pending.front();
     pending.pop_front();
     const InodeRec& t = rc.inodes[idx];
@@ -206,9 +207,9 @@ void verify_more(RunContext& rc, Canonical& c, std::deque<uint32_t>& pending,
     auto lease = LeasedInode::take(fd->get());
     if (!lease.ok()) {
       if (lease.code() == EAGAIN || lease.code() == EBUSY)
-        rc.log.skip(Skip::busy, rc.display(t.names.front()), "open for writing: left alone");
+        rc.log.skip(Skip::busy, rc.display(rc.names_of(t).front()), "open for writing: left alone");
       else
-        rc.log.add(Failure::open, rc.display(t.names.front()), lease.error().message());
+        rc.log.add(Failure::open, rc.display(rc.names_of(t).front()), lease.error().message());
       continue;
     }
     rc.files_compared.fetch_add(1, std::memory_order_relaxed);
@@ -219,7 +220,7 @@ void verify_more(RunContext& rc, Canonical& c, std::deque<uint32_t>& pending,
                   ? same_as_bytes(fd->get(), c.bytes.data(), c.bytes.size())
                   : same_content(c.fd.get(), fd->get(), crec.st->size);
     if (!eq.ok()) {
-      rc.log.add(Failure::read, rc.display(t.names.front()), eq.error().message());
+      rc.log.add(Failure::read, rc.display(rc.names_of(t).front()), eq.error().message());
       continue;
     }
     auto again = stat_fd(fd->get());
@@ -227,7 +228,7 @@ void verify_more(RunContext& rc, Canonical& c, std::deque<uint32_t>& pending,
       rc.log.skip(Skip::changed);
       continue;
     }
-    names += t.names.size();
+    names += rc.names_of(t).size();
     live.push_back(Verified{idx, std::move(*fd), std::move(*lease), {}, 0, false});
   }
 }
@@ -271,15 +272,15 @@ CanonicalWriters handle_writers_of_canonical(RunContext& rc, Canonical& c,
 bool commit_target(RunContext& rc, Canonical& c, Verified& v) {
   const InodeRec& t = rc.inodes[v.inode];
   if (v.lease && v.lease->writer_seen()) {
-    rc.log.skip(Skip::busy, rc.display(t.names.front()),
+    rc.log.skip(Skip::busy, rc.display(rc.names_of(t).front()),
                 "opened for writing during the run: left alone");
     if (c.thaw) set_flag(rc, c, Protection::off);
     undo_all(rc, v);
     if (c.thaw) set_flag(rc, c, Protection::on);
     return true;
   }
-  if (v.swapped.empty()) return v.abandoned || v.next == t.names.size();
-  if (v.swapped.front().second == t.names.front())
+  if (v.swapped.empty()) return v.abandoned || v.next == rc.names_of(t).size();
+  if (v.swapped.front().second == rc.names_of(t).front())
     rc.record_prelinks(t); // its own hard links, before they become names of C
   for (auto& [s, file] : v.swapped) {
     auto u = commit_swap(s);
@@ -293,8 +294,8 @@ bool commit_target(RunContext& rc, Canonical& c, Verified& v) {
           fmt::format("linked {} -> {}", printable_path(rc.display(file)), printable_path(c.name)));
   }
   v.swapped.clear();
-  if (v.next < t.names.size() && !v.abandoned) return false; // more names, next window
-  v.lease.reset();                                           // released: the inode is going
+  if (v.next < rc.names_of(t).size() && !v.abandoned) return false; // more names, next window
+  v.lease.reset();                                                  // released: the inode is going
   auto st = stat_fd(v.fd.get());
   if (st.ok() && st->nlink == 0) {
     rc.bytes_saved.fetch_add(allocated_bytes(*t.st), std::memory_order_relaxed);
@@ -324,19 +325,19 @@ std::string unguarded_change(RunContext& rc, Canonical& c) {
 bool swap_window(RunContext& rc, Canonical& c, std::vector<Verified>& live,
                  std::deque<uint32_t>& pending, std::optional<uint32_t>& overflow) {
   if (rc.options.hooks.in_link_window) {
-    const FileRec& f = rc.scan.files[rc.inodes[c.inode].names.front()];
-    rc.options.hooks.in_link_window(rc.guests[f.guest].guest.root + "/" + std::string(f.path));
+    const FileRec& f = rc.scan.files[rc.names_of(rc.inodes[c.inode]).front()];
+    rc.options.hooks.in_link_window(rc.guests[f.guest()].guest.root + "/" + std::string(f.path));
   }
   size_t room = rc.budget.names_per_batch;
   for (size_t k = 0; k < live.size() && room > 0; ++k) {
     Verified& v = live[k];
     const InodeRec& t = rc.inodes[v.inode];
-    const FileRec& tf = rc.scan.files[t.names.front()];
+    const FileRec& tf = rc.scan.files[rc.names_of(t).front()];
     const bool thaw = t.frozen && rc.needs_thaw(*t.st);
     if (thaw && v.next == 0) { // a shared inode of its own: thawed to lose its names
-      auto s = rc.protect(v.fd.get(), tf.guest, std::string(tf.path), Protection::off);
+      auto s = rc.protect(v.fd.get(), tf.guest(), std::string(tf.path), Protection::off);
       if (!s.ok()) {
-        rc.log.add(Failure::attr, rc.display(t.names.front()), s.error().message());
+        rc.log.add(Failure::attr, rc.display(rc.names_of(t).front()), s.error().message());
         v.abandoned = true;
         continue;
       }
@@ -346,7 +347,7 @@ bool swap_window(RunContext& rc, Canonical& c, std::vector<Verified>& live,
     bool ok = swap_target(rc, c, v, room, emlink);
     room -= std::min(room, v.next - before);
     if (!ok && thaw && before == 0)
-      (void)rc.protect(v.fd.get(), tf.guest, std::string(tf.path), Protection::on);
+      (void)rc.protect(v.fd.get(), tf.guest(), std::string(tf.path), Protection::on);
     if (emlink) {
       // C is full. The targets not started go to the next canonical, the
       // first of them becoming it; one partly on C keeps its other names.
@@ -418,7 +419,7 @@ std::optional<uint32_t> link_round(RunContext& rc, uint32_t canon, std::deque<ui
   Canonical& c = *prepared;
   std::optional<uint32_t> overflow;
   // Names committed to C in this round (c.on_it grows from C's own names).
-  auto committed = [&] { return c.on_it.size() - rc.inodes[c.inode].names.size(); };
+  auto committed = [&] { return c.on_it.size() - rc.names_of(rc.inodes[c.inode]).size(); };
   WindowEnd end = WindowEnd::fine;
   std::vector<Verified> live; // verified targets with names left to swap
   while (end == WindowEnd::fine && !overflow && (!pending.empty() || !live.empty())) {
@@ -510,7 +511,7 @@ bool remove_frozen_leftover(RunContext& rc, const TempRec& t, int dir, const std
     WriterGuests w = writer_guests(rc, *lease, st);
     std::vector<NameAt> names;
     if (auto k = known.by_inode.find({st.dev, st.ino}); k != known.by_inode.end())
-      for (uint32_t n : rc.inodes[k->second].names) names.push_back(name_at(rc, n));
+      for (uint32_t n : rc.names_of(rc.inodes[k->second])) names.push_back(name_at(rc, n));
     if (!w.host && !w.roots.empty())
       relocate_for_writers(rc, fd, st, names, w);
     else
@@ -539,15 +540,15 @@ bool remove_plain_leftover(RunContext& rc, const TempRec& t, int dir, const std:
   const InodeRec& rec = rc.inodes[k->second];
   auto temps = known.temps_of.find({st.dev, st.ino});
   bool fully_seen =
-      st.nlink <= rec.names.size() + (temps == known.temps_of.end() ? 0 : temps->second);
+      st.nlink <= rc.names_of(rec).size() + (temps == known.temps_of.end() ? 0 : temps->second);
   auto after = stat_fd(fd);
   if (!fully_seen || !after.ok() || after->nlink <= 1) return true;
-  uint32_t g0 = rc.scan.files[rec.names.front()].guest;
-  bool cross = std::any_of(rec.names.begin(), rec.names.end(),
-                           [&](uint32_t n) { return rc.scan.files[n].guest != g0; });
+  uint32_t g0 = rc.scan.files[rc.names_of(rec).front()].guest();
+  bool cross = std::any_of(rc.names_of(rec).begin(), rc.names_of(rec).end(),
+                           [&](uint32_t n) { return rc.scan.files[n].guest() != g0; });
   if (!cross) return true;
-  const FileRec& f = rc.scan.files[rec.names.front()]; // the temporary's name is gone
-  auto s = rc.protect(fd, f.guest, std::string(f.path), Protection::on);
+  const FileRec& f = rc.scan.files[rc.names_of(rec).front()]; // the temporary's name is gone
+  auto s = rc.protect(fd, f.guest(), std::string(f.path), Protection::on);
   if (!s.ok())
     rc.log.add(Failure::attr, where, s.error().message());
   else

@@ -73,9 +73,9 @@ uint64_t freed_bytes(const RunContext& rc, const Layouts& lay, const Group& g, D
 
 void note_action(RunContext& rc, const char* verb, uint32_t inode, uint32_t canon) {
   if (!rc.options.log_actions) return;
-  for (uint32_t n : rc.inodes[inode].names)
+  for (uint32_t n : rc.names_of(rc.inodes[inode]))
     rc.log.action(fmt::format("{} {} -> {}", verb, printable_path(rc.display(n)),
-                              printable_path(rc.display(rc.inodes[canon].names.front()))));
+                              printable_path(rc.display(rc.names_of(rc.inodes[canon]).front()))));
 }
 
 // The targets of one batch, open; the kernel shares [0, size) with each.
@@ -85,7 +85,7 @@ void dedupe_batch(RunContext& rc, int src, uint64_t size, std::vector<DedupeDest
   std::vector<bool> active(dests.size(), true);
   auto drop = [&](size_t d, Failure kind, const std::string& why) {
     active[d] = false;
-    rc.log.add(kind, rc.display(rc.inodes[which[d]].names.front()), why);
+    rc.log.add(kind, rc.display(rc.names_of(rc.inodes[which[d]]).front()), why);
   };
   // Whether file d stays in after a call's answer `r` for it. It drops out
   // when its range differs (a guest wrote one of the two files since they
@@ -193,9 +193,9 @@ Layouts extents_pass(RunContext& rc, std::vector<std::vector<uint32_t>>& buckets
     if (keep.size() < 2) {
       // One layout (or one file beside it that failed): already one.
       if (keep.size() == 1 && !follow.empty()) {
-        rc.report.files_already_shared += rc.inodes[keep[0]].names.size();
+        rc.report.files_already_shared += rc.names_of(rc.inodes[keep[0]]).size();
         for (const auto& [rep, f] : follow)
-          rc.report.files_already_shared += rc.inodes[f].names.size();
+          rc.report.files_already_shared += rc.names_of(rc.inodes[f]).size();
       }
       continue;
     }
@@ -221,9 +221,9 @@ void reflink_plan_pass(RunContext& rc, const Layouts& lay,
       inodes[f].hash = inodes[rep].hash;
       buckets[it->second].push_back(f);
     } else { // no other content like theirs: they share already, nothing to do
-      rc.report.files_already_shared += inodes[f].names.size();
+      rc.report.files_already_shared += rc.names_of(inodes[f]).size();
       if (alone.emplace(rep, true).second)
-        rc.report.files_already_shared += inodes[rep].names.size();
+        rc.report.files_already_shared += rc.names_of(inodes[rep]).size();
     }
   const auto& files = rc.scan.files;
   rc.groups.clear();
@@ -238,25 +238,25 @@ void reflink_plan_pass(RunContext& rc, const Layouts& lay,
     std::sort(b.begin(), b.end(), [&](uint32_t x, uint32_t y) {
       if (inodes[x].st->immutable != inodes[y].st->immutable) return inodes[x].st->immutable;
       if (sharers(x) != sharers(y)) return sharers(x) > sharers(y);
-      const FileRec& fx = files[inodes[x].names.front()];
-      const FileRec& fy = files[inodes[y].names.front()];
-      return std::tie(fx.guest, fx.path) < std::tie(fy.guest, fy.path);
+      const FileRec& fx = files[rc.names_of(inodes[x]).front()];
+      const FileRec& fy = files[rc.names_of(inodes[y]).front()];
+      return std::pair(fx.guest(), fx.path) < std::pair(fy.guest(), fy.path);
     });
     Group g;
     const uint32_t canon = b.front();
     g.inodes.push_back(canon);
-    if (sharers(canon) > 1) rc.report.files_already_shared += inodes[canon].names.size();
+    if (sharers(canon) > 1) rc.report.files_already_shared += rc.names_of(inodes[canon]).size();
     for (size_t k = 1; k < b.size(); ++k) {
       const uint32_t i = b[k];
       if (lay.of[i] != 0 && lay.of[i] == lay.of[canon]) {
-        rc.report.files_already_shared += inodes[i].names.size();
+        rc.report.files_already_shared += rc.names_of(inodes[i]).size();
         continue;
       }
       if (!inodes[i].member_only) continue; // reference guests are never changed
       if (inodes[i].st->immutable) {
         rc.log.skip(Skip::immutable);
         if (rc.options.log_skips)
-          for (uint32_t n : inodes[i].names)
+          for (uint32_t n : rc.names_of(inodes[i]))
             rc.log.action("left alone " + printable_path(rc.display(n)) +
                           ": immutable (its extents cannot change; vunify -R gives it back)");
         continue;
@@ -275,8 +275,9 @@ void count_planned_reflink(RunContext& rc, const Layouts& lay) {
     r.bytes_saved += freed_bytes(rc, lay, g, [](size_t) { return true; });
     for (size_t k = 1; k < g.inodes.size(); ++k) {
       const InodeRec& rec = rc.inodes[g.inodes[k]];
-      r.files_linked += rec.names.size();
-      r.bytes_saved_by_guest[rc.scan.files[rec.names.front()].guest] += allocated_bytes(*rec.st);
+      r.files_linked += rc.names_of(rec).size();
+      r.bytes_saved_by_guest[rc.scan.files[rc.names_of(rec).front()].guest()] +=
+          allocated_bytes(*rec.st);
       note_action(rc, "would share extents of", g.inodes[k], g.inodes[0]);
     }
   }
@@ -310,7 +311,7 @@ void reflink_pass(RunContext& rc, const Layouts& lay) {
     }
     for (size_t k = 1; k < g.inodes.size(); ++k)
       if (moved[k]) {
-        count_done(rc, rc.inodes[g.inodes[k]].names.size());
+        count_done(rc, rc.names_of(rc.inodes[g.inodes[k]]).size());
         note_action(rc, "shared extents of", g.inodes[k], g.inodes[0]);
       }
     rc.bytes_saved.fetch_add(freed_bytes(rc, lay, g, [&](size_t k) { return bool(moved[k]); }),

@@ -32,11 +32,24 @@ FdBudget FdBudget::for_limit(uint64_t limit, uint32_t link_workers) {
   return b;
 }
 
+void RunContext::set_names(InodeRec& r, std::span<const uint32_t> names) {
+  std::vector<uint32_t> copy(names.begin(), names.end()); // names may move as the vector grows
+  r.names_begin = static_cast<uint32_t>(inode_names.size());
+  r.names_count = static_cast<uint32_t>(copy.size());
+  inode_names.insert(inode_names.end(), copy.begin(), copy.end());
+}
+
 RunContext::RunContext(const RunOptions& o, std::vector<UnifyGuest> g)
     : options(o), guests(std::move(g)), m_start(std::chrono::steady_clock::now()) {}
 
 Result<std::unique_ptr<RunContext>> RunContext::open(std::vector<UnifyGuest> guests,
                                                      const RunOptions& options) {
+  // A name's record keeps its guest's index in 16 bits (FileRec); the hash
+  // store is one more guest.
+  if (guests.size() >= FileRec::k_max_guests)
+    return described_error(E2BIG, "too many guests for one run (" + std::to_string(guests.size()) +
+                                      "): at most " + std::to_string(FileRec::k_max_guests - 1) +
+                                      "; run over fewer at a time");
   auto rc = std::make_unique<RunContext>(options, std::move(guests));
   rc->report.dry_run = options.dry_run;
   for (const auto& g : rc->guests)
@@ -79,7 +92,7 @@ Result<std::unique_ptr<RunContext>> RunContext::open(std::vector<UnifyGuest> gue
 
 std::string RunContext::display(uint32_t file) const {
   const auto& f = scan.files[file];
-  return guests[f.guest].guest.name + ":/" + f.path;
+  return guests[f.guest()].guest.name + ":/" + f.path;
 }
 
 Status RunContext::protect(int fd, uint32_t guest, const std::string& path, Protection p) {
@@ -94,10 +107,10 @@ Status RunContext::protect_fd(int fd, Protection p) {
 }
 
 void RunContext::record_prelinks(const InodeRec& inode) {
-  if (inode.names.size() < 2) return;
+  if (names_of(inode).size() < 2) return;
   std::map<uint32_t, std::vector<std::string>> by_guest;
-  for (uint32_t n : inode.names)
-    by_guest[scan.files[n].guest].push_back(std::string(scan.files[n].path));
+  for (uint32_t n : names_of(inode))
+    by_guest[scan.files[n].guest()].push_back(std::string(scan.files[n].path));
   for (auto& [g, paths] : by_guest)
     if (paths.size() >= 2) prelinks.record(root_ids[g], paths);
 }

@@ -29,23 +29,28 @@ struct InodeRec {
   // whose records never move), kept there once instead of copied here - a
   // run holds a record of each and they are most of its memory.
   FileStat* st = nullptr;
-  // Indices into ScanResult::files; the storage is RunContext::inode_names
-  // (or other storage that outlives the record).
-  std::span<const uint32_t> names;
-  bool fully_seen = false; // every link of the inode was scanned
-  bool member_only = true; // every name lies in a member (not reference) guest
+  // The inode's names: indices into ScanResult::files, kept in
+  // RunContext::inode_names from names_begin on (RunContext::names_of).
+  // Offsets rather than a std::span, the count and the flags in one word:
+  // 48 bytes instead of 72 (ARCHITECTURE.md, "Memory").
+  uint32_t names_begin = 0;
+  uint32_t names_count : 27 = 0; // at most k_max_inode_names
+  bool fully_seen : 1 = false;   // every link of the inode was scanned
+  bool member_only : 1 = true;   // every name lies in a member (not reference) guest
   // Protected already (a shared inode): the back end's looks_protected -
   // FS_IMMUTABLE_FL on mainline, the mark under bpf.
-  bool frozen = false;
-  bool failed = false; // could not be opened/hashed; left alone
-  bool config = false; // a package-manager configuration file
-  Hash128 xattrs;      // fingerprint of all xattrs (incl. ACLs, capabilities)
+  bool frozen : 1 = false;
+  bool failed : 1 = false; // could not be opened/hashed; left alone
+  bool config : 1 = false; // a package-manager configuration file
+  Hash128 xattrs;          // fingerprint of all xattrs (incl. ACLs, capabilities)
   // After the prefix pass: the full content hash of a small file, the
   // prefix hash of a large one; after the hash pass: the full content hash
   // (content_hash) of every survivor. One field: a size bucket holds only
   // small or only large files, and a record is most of a run's memory.
   Hash128 hash;
 };
+inline constexpr uint32_t k_max_inode_names = (uint32_t(1) << 27) - 1;
+static_assert(sizeof(InodeRec) == 48, "InodeRec's layout is part of a run's memory budget");
 
 // Inodes that may be linked together (indices into RunContext::inodes);
 // after the plan pass, the surviving inode first.
@@ -86,11 +91,10 @@ public:
   // Handed from pass to pass.
   ScanResult scan;
   std::vector<InodeRec> inodes;
-  std::vector<uint32_t> inode_names; // storage of InodeRec::names
-  std::deque<uint32_t> extra_names;  // names of inodes made during the run (stable)
-  // Names of guest inodes that became hash-store entries (their guest
-  // names and the store name; stable).
-  std::deque<std::vector<uint32_t>> adopted_names;
+  // Storage of the inodes' names (InodeRec::names_begin): the walk's in
+  // (device, inode) order, then those of inodes the run makes or extends
+  // (hash-store entries), appended.
+  std::vector<uint32_t> inode_names;
   std::vector<Group> groups;
 
   // Counters the parallel passes add to; finish() moves them into report.
@@ -118,6 +122,14 @@ public:
   }
   // Whether the open inode is protected (the back end's own check).
   Result<bool> is_protected(int fd) const { return attrs->is_protected(fd); }
+  // The names of an inode (indices into scan.files). Valid until names are
+  // appended (add_names).
+  std::span<const uint32_t> names_of(const InodeRec& r) const {
+    return {inode_names.data() + r.names_begin, r.names_count};
+  }
+  // Appends `names` to inode_names as the names of `r` (names may be a
+  // view of inode_names itself).
+  void set_names(InodeRec& r, std::span<const uint32_t> names);
   // Records, for every guest, the names of `inode` in it when there are
   // two or more (they were one inode before the suite linked them).
   void record_prelinks(const InodeRec& inode);

@@ -23,6 +23,8 @@
 #include <tbb/parallel_sort.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <optional>
@@ -41,6 +43,21 @@ uint64_t SizeHistogram::lowest(size_t slot) {
   const size_t p = slot / k_parts;
   if (p < 4) return 16; // rows never used
   return (uint64_t(1) << p) + (uint64_t(slot % k_parts) << (p - 4));
+}
+
+PathRef::PathRef(const char* p) : m_bits(reinterpret_cast<uintptr_t>(p)) {
+  if (m_bits & ~k_address) { // an address above 2^48: mmap was asked for one
+    std::fprintf(stderr, "vunify: internal error: path storage at an address above 2^48\n");
+    std::abort();
+  }
+}
+
+FileRec::FileRec(uint32_t guest, PathRef p, const FileStat& s) : path(p), st(s) {
+  if (guest > k_max_guests) {
+    std::fprintf(stderr, "vunify: internal error: guest index %u above %u\n", guest, k_max_guests);
+    std::abort();
+  }
+  path = p.tagged(static_cast<uint16_t>(guest));
 }
 
 PathRef PathArena::add(std::string_view s) {
@@ -136,7 +153,7 @@ struct Bin {
 };
 
 bool by_guest_then_path(const FileRec& a, const FileRec& b) {
-  return a.guest != b.guest ? a.guest < b.guest : a.path < b.path;
+  return a.guest() != b.guest() ? a.guest() < b.guest() : a.path < b.path;
 }
 
 bool temp_by_guest_then_path(const TempRec& a, const TempRec& b) {

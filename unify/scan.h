@@ -26,16 +26,28 @@ namespace vu {
 // and std::string, compares as a string. The per-file records are most of
 // a run's memory; this is 8 bytes and the bytes themselves, where a
 // std::string was 32 bytes plus a heap block.
+//
+// The pointer's top 16 bits, which a 64-bit Linux process's addresses do
+// not use (user space ends at 2^47 on x86-64, 2^48 on arm64, unless a
+// program asks mmap for more), hold a tag its holder may set: FileRec
+// keeps its guest's index there (72 bytes a record instead of 80). The
+// tag is no part of the path and comparisons ignore it.
 class PathRef {
 public:
   PathRef() = default;
-  std::string_view view() const { return {m_p, size()}; }
+  std::string_view view() const { return {bytes(), size()}; }
   operator std::string_view() const { return view(); }
   operator std::string() const { return std::string(view()); }
   size_t size() const {
     uint32_t n;
-    std::memcpy(&n, m_p - sizeof n, sizeof n);
+    std::memcpy(&n, bytes() - sizeof n, sizeof n);
     return n;
+  }
+  uint16_t tag() const { return static_cast<uint16_t>(m_bits >> k_tag_shift); }
+  PathRef tagged(uint16_t t) const {
+    PathRef r = *this;
+    r.m_bits = (m_bits & k_address) | uintptr_t(t) << k_tag_shift;
+    return r;
   }
   friend bool operator==(const PathRef& a, const PathRef& b) { return a.view() == b.view(); }
   friend auto operator<=>(const PathRef& a, const PathRef& b) { return a.view() <=> b.view(); }
@@ -43,9 +55,13 @@ public:
 
 private:
   friend class PathArena;
-  explicit PathRef(const char* p) : m_p(p) {}
+  static_assert(sizeof(uintptr_t) == 8, "PathRef keeps a tag in a 64-bit pointer's top bits");
+  static constexpr unsigned k_tag_shift = 48;
+  static constexpr uintptr_t k_address = (uintptr_t(1) << k_tag_shift) - 1;
+  explicit PathRef(const char* p);
+  const char* bytes() const { return reinterpret_cast<const char*>(m_bits & k_address); }
   static constexpr char k_empty[sizeof(uint32_t)] = {}; // the length of "" and nothing after it
-  const char* m_p = k_empty + sizeof(uint32_t);
+  uintptr_t m_bits = reinterpret_cast<uintptr_t>(k_empty + sizeof(uint32_t));
 };
 
 // Owns the bytes of PathRefs, in 64 KiB blocks that never move.
@@ -102,12 +118,17 @@ private:
 };
 
 // A regular file found by the walk. path is relative to the guest root,
-// without a leading '/', and lives in the ScanResult's arena.
+// without a leading '/', and lives in the ScanResult's arena; its tag is
+// the guest's index (RunContext::open allows at most k_max_guests).
 struct FileRec {
-  uint32_t guest = 0;
+  static constexpr uint32_t k_max_guests = 0xffff; // the store's pseudo-guest included
+  FileRec() = default;
+  FileRec(uint32_t guest, PathRef p, const FileStat& s);
+  uint32_t guest() const { return path.tag(); }
   PathRef path;
   FileStat st;
 };
+static_assert(sizeof(FileRec) == 72, "FileRec's layout is part of a run's memory budget");
 
 // A temporary name a killed run left (signature checked).
 struct TempRec {

@@ -61,7 +61,7 @@ std::vector<pid_t> LeasedInode::waiting_writers(uint64_t dev, uint64_t ino) cons
 NameAt name_at(const RunContext& rc, uint32_t file) {
   const FileRec& f = rc.scan.files[file];
   NameAt n;
-  n.root = rc.roots[f.guest].get();
+  n.root = rc.roots[f.guest()].get();
   n.path = std::string(f.path);
   n.display = rc.display(file);
   auto st = stat_fd(n.root);
@@ -112,9 +112,9 @@ std::vector<NameAt> search_other_guests(RunContext& rc, const FileStat& st,
   for (const auto& f : found.files) {
     if (f.st.dev != st.dev || f.st.ino != st.ino) continue;
     NameAt n;
-    n.root = holders[f.guest].get();
+    n.root = holders[f.guest()].get();
     n.path = std::string(f.path);
-    n.display = others[f.guest].guest.name + ":/" + n.path;
+    n.display = others[f.guest()].guest.name + ":/" + n.path;
     auto rs = stat_fd(n.root);
     if (rs.ok()) n.root_id = {rs->dev, rs->ino};
     out.push_back(std::move(n));

@@ -29,8 +29,8 @@ void count_inode(const RunContext& rc, const InodeRec& rec, UsageReport& out,
                  std::map<std::pair<uint32_t, std::string>, uint64_t>& dir_private, bool top) {
   const FileStat& st = *rec.st;
   std::vector<uint32_t> linking; // guests, ascending (names are sorted by guest within an inode)
-  for (uint32_t n : rec.names) {
-    uint32_t g = rc.scan.files[n].guest;
+  for (uint32_t n : rc.names_of(rec)) {
+    uint32_t g = rc.scan.files[n].guest();
     if (std::find(linking.begin(), linking.end(), g) == linking.end()) linking.push_back(g);
     ++out.guests[g].files;
     out.guests[g].alone += st.blocks * 512; // every name as its own file
@@ -38,7 +38,7 @@ void count_inode(const RunContext& rc, const InodeRec& rec, UsageReport& out,
   }
   std::sort(linking.begin(), linking.end());
   const uint64_t alloc = st.blocks * 512;
-  const bool is_private = linking.size() == 1 && st.nlink <= rec.names.size();
+  const bool is_private = linking.size() == 1 && st.nlink <= rc.names_of(rec).size();
   out.allocated += alloc;
   for (size_t k = 0; k < linking.size(); ++k) {
     GuestUsage& u = out.guests[linking[k]];
@@ -53,8 +53,8 @@ void count_inode(const RunContext& rc, const InodeRec& rec, UsageReport& out,
     }
   }
   if (is_private && top) {
-    const FileRec& f = rc.scan.files[rec.names.front()];
-    dir_private[{f.guest, "/" + parent_of(f.path)}] += alloc;
+    const FileRec& f = rc.scan.files[rc.names_of(rec).front()];
+    dir_private[{f.guest(), "/" + parent_of(f.path)}] += alloc;
   }
 }
 
@@ -83,7 +83,7 @@ void count_extents(RunContext& rc, UsageReport& out) {
   out.extents = true;
   std::vector<uint32_t> idx;
   for (uint32_t i = 0; i < rc.inodes.size(); ++i)
-    if (on[rc.scan.files[rc.inodes[i].names.front()].guest] && rc.inodes[i].st->blocks > 0)
+    if (on[rc.scan.files[rc.names_of(rc.inodes[i]).front()].guest()] && rc.inodes[i].st->blocks > 0)
       idx.push_back(i);
   sort_by_path(rc, idx);
   std::vector<uint64_t> shared(rc.inodes.size(), 0);
@@ -104,8 +104,8 @@ void count_extents(RunContext& rc, UsageReport& out) {
     if (shared[idx[k]] == 0) continue;
     out.extents_shared += shared[idx[k]];
     std::vector<uint32_t> seen;
-    for (uint32_t n : rec.names) {
-      uint32_t g = rc.scan.files[n].guest;
+    for (uint32_t n : rc.names_of(rec)) {
+      uint32_t g = rc.scan.files[n].guest();
       if (std::find(seen.begin(), seen.end(), g) != seen.end()) continue;
       seen.push_back(g);
       out.guests[g].extents_shared += shared[idx[k]];

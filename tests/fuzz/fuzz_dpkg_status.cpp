@@ -1,4 +1,4 @@
-// libFuzzer target: the dpkg status parser (pkgTagFile + Conffiles lines)
+// libFuzzer target: the dpkg status parser (stanzas and Conffiles lines)
 // on arbitrary bytes, as a hostile guest could write them. Any input must
 // give a result or an error, never a crash, a hang or a sanitizer report.
 #include "pkgmgmt/config_files.h"

@@ -173,7 +173,7 @@ struct OpenerFixture {
   // Index of the inode whose first name is `path`.
   uint32_t inode_of(const std::string& path) const {
     for (uint32_t i = 0; i < rc->inodes.size(); ++i)
-      if (rc->scan.files[rc->inodes[i].names.front()].path.view() == path) return i;
+      if (rc->scan.files[rc->names_of(rc->inodes[i]).front()].path.view() == path) return i;
     ADD_FAILURE() << "not scanned: " << path;
     return 0;
   }
@@ -272,6 +272,35 @@ TEST(PathInterner, KeepsOneCopyOfEachPathFromEveryThread) {
     }
   }
   EXPECT_NE(got[0][0].view().data(), got[0][1].view().data());
+}
+
+TEST(FileRec, KeepsItsGuestInThePathsTagAndIs72Bytes) {
+  static_assert(sizeof(FileRec) == 72);
+  static_assert(sizeof(InodeRec) == 48);
+  PathArena arena;
+  PathRef p = arena.add("usr/bin/env");
+  FileStat st;
+  st.ino = 7;
+  for (uint32_t g : {0u, 1u, 4242u, FileRec::k_max_guests}) {
+    FileRec rec(g, p, st);
+    EXPECT_EQ(rec.guest(), g);
+    EXPECT_EQ(rec.path.view(), "usr/bin/env"); // the tag is no part of the path
+    EXPECT_EQ(rec.path.size(), 11u);
+    EXPECT_EQ(rec.path, p);
+    EXPECT_EQ(rec.path.view().data(), p.view().data());
+    EXPECT_EQ(rec.st.ino, 7u);
+  }
+  EXPECT_EQ(FileRec(3, PathRef(), st).path.view(), "");
+  EXPECT_EQ(FileRec(3, PathRef(), st).guest(), 3u);
+  // More guests than the tag holds (the store is one more) are refused
+  // before anything is opened.
+  std::vector<UnifyGuest> many(FileRec::k_max_guests);
+  UnifyOptions options;
+  options.dry_run = true;
+  auto rc = RunContext::open(std::move(many), options);
+  ASSERT_FALSE(rc.ok());
+  EXPECT_EQ(rc.code(), E2BIG);
+  EXPECT_NE(rc.error().message().find("at most 65534"), std::string::npos) << rc.error().message();
 }
 
 TEST(PathInterner, NamesCraftedToCollideAreKeptAgainNotSearchedForEver) {
