@@ -15,11 +15,14 @@ tar=$cache/root-$key.tar
 exec 9>"$cache/.root.lock"
 flock 9
 if [ ! -f "$tar" ]; then
-  if ! mmdebstrap --quiet --variant=minbase --include=$packages \
+  rm -rf "$tar" "$tar.tmp" # what an interrupted or older run left (a directory)
+  # --format=tar: mmdebstrap takes the format from the target's name, and
+  # "*.tar.tmp" would make a directory.
+  if ! mmdebstrap --quiet --format=tar --variant=minbase --include=$packages \
     --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
     --dpkgopt='path-exclude=/usr/share/locale/*' \
     bookworm "$tar.tmp" http://deb.debian.org/debian >"$cache/mmdebstrap.log" 2>&1; then
-    rm -f "$tar.tmp"
+    rm -rf "$tar.tmp"
     echo "mmdebstrap cannot build a bookworm root (see $cache/mmdebstrap.log)" >&2
     exit 1
   fi
