@@ -32,7 +32,7 @@ bool is_blank(char c) {
 }
 
 std::string_view trim_blanks(std::string_view v) {
-  while (!v.empty() && (is_blank(v.front()))) v.remove_prefix(1);
+  while (!v.empty() && is_blank(v.front())) v.remove_prefix(1);
   while (!v.empty() && (is_blank(v.back()) || v.back() == '\r')) v.remove_suffix(1);
   return v;
 }
@@ -45,8 +45,9 @@ bool is_package_name(std::string_view n) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
   };
   return !n.empty() && n.size() <= 256 && alnum(n.front()) &&
-         std::all_of(n.begin(), n.end(),
-                     [&](char c) { return alnum(c) || c == '+' || c == '-' || c == '.'; });
+         std::all_of(n.begin(), n.end(), [&](char c) {
+           return alnum(c) || c == '+' || c == '-' || c == '.' || c == '_';
+         });
 }
 
 // A field name: printable ASCII without blanks or ':'.

@@ -122,8 +122,8 @@ public:
   }
   // Whether the open inode is protected (the back end's own check).
   Result<bool> is_protected(int fd) const { return attrs->is_protected(fd); }
-  // The names of an inode (indices into scan.files). Valid until names are
-  // appended (add_names).
+  // The names of an inode (indices into scan.files). Valid until set_names
+  // appends more.
   std::span<const uint32_t> names_of(const InodeRec& r) const {
     return {inode_names.data() + r.names_begin, r.names_count};
   }

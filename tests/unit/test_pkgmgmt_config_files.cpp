@@ -113,13 +113,14 @@ TEST(DpkgStatus, MalformedInputIsAnError) {
 TEST(DpkgStatus, TheFormatDpkgWrites) {
   // Field names in any case, a value on the field's own line and on
   // continuation lines, fields after Conffiles, several empty lines between
-  // stanzas, a description line holding "Conffiles:" that is no field.
-  auto r =
-      parse_status("package: a\nSTATUS: install ok installed\n"
-                   "Conffiles: /etc/first 00\n /etc/second 11\n\t/etc/third 22\n"
-                   "Description: x\n Conffiles:\n  /etc/not-a-conffile 33\n\n\n\n"
-                   "Package: b\nStatus: install ok installed\nconffiles:\n /etc/b 44 obsolete\n"
-                   "Version: 1\n\n");
+  // stanzas, a description line holding "Conffiles:" that is no field, a
+  // package name with each of the signs dpkg allows.
+  auto r = parse_status(
+      "package: a\nSTATUS: install ok installed\n"
+      "Conffiles: /etc/first 00\n /etc/second 11\n\t/etc/third 22\n"
+      "Description: x\n Conffiles:\n  /etc/not-a-conffile 33\n\n\n\n"
+      "Package: lib_b+x.y-z\nStatus: install ok installed\nconffiles:\n /etc/b 44 obsolete\n"
+      "Version: 1\n\n");
   ASSERT_TRUE(r.ok()) << r.error().message();
   EXPECT_EQ(*r, (std::vector<std::string>{"/etc/first", "/etc/second", "/etc/third", "/etc/b"}));
   PackageDbSource src;
