@@ -60,8 +60,8 @@ struct ReadLimits {
 
 // Reads every package database of the guest (dpkg and RPM; none found is
 // fine and yields no sources). root_fd is the guest root. Errors name the
-// database and what is wrong. Not thread-safe (libapt-pkg and librpm keep
-// process-global state): call before starting parallel work.
+// database and what is wrong. Not thread-safe (librpm keeps process-global
+// state): call before starting parallel work.
 Result<GuestConfigFiles> read_guest_config_files(int root_fd, const PackageDbLocation& loc,
                                                  const ReadLimits& limits = {});
 
