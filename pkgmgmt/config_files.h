@@ -68,8 +68,7 @@ Result<GuestConfigFiles> read_guest_config_files(int root_fd, const PackageDbLoc
 // Loads librpm by its SONAME (null: the one this build was made against)
 // and resolves every function the rpm reader calls, as the first rpm
 // database read does. ELIBACC with a one-line message saying what to
-// install when it cannot. For tests and `--version`-style checks; the
-// library stays loaded.
+// install when it cannot. For tests; the library stays loaded.
 Status check_librpm_loads(const char* soname = nullptr);
 
 // dpkg alone: admin_fd is the admin directory; `display` names it in

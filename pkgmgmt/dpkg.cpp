@@ -62,8 +62,7 @@ struct Stanza {
   std::string_view package, conffiles;
   bool has_package = false, has_status = false, has_conffiles = false;
   std::string_view* continued = nullptr; // the value continuation lines extend
-  bool in_field = false;
-  uint64_t lines = 0;
+  uint64_t lines = 0;                    // so far; the first one must be a field
 };
 
 } // namespace
@@ -111,22 +110,21 @@ Status parse_dpkg_status(std::string_view text, const std::string& where, const 
       if (st.lines > 0) VU_TRY(finish(line_no));
       return {};
     }
-    ++st.lines;
     if (is_blank(line.front())) { // a continuation line
-      if (!st.in_field) return bad(line_no, "continuation line outside a field");
+      if (st.lines++ == 0) return bad(line_no, "continuation line outside a field");
       if (st.continued) {
         auto begin = st.continued->data();
         *st.continued = std::string_view(begin, line.data() + line.size() - begin);
       }
       return {};
     }
+    ++st.lines;
     auto colon = line.find(':');
     std::string_view name = line.substr(0, colon);
     if (colon == std::string_view::npos || !is_field_name(name))
       return bad(line_no, "not a \"Field: value\" line");
     std::string_view value = line.substr(colon + 1);
     while (!value.empty() && is_blank(value.front())) value.remove_prefix(1);
-    st.in_field = true;
     st.continued = nullptr;
     auto once = [&](bool& seen) -> Status {
       if (seen) return bad(line_no, "field " + std::string(name) + " twice in one stanza");

@@ -32,7 +32,7 @@ struct InodeRec {
   // The inode's names: indices into ScanResult::files, kept in
   // RunContext::inode_names from names_begin on (RunContext::names_of).
   // Offsets rather than a std::span, the count and the flags in one word:
-  // 48 bytes instead of 72 (ARCHITECTURE.md, "Memory").
+  // 48 bytes instead of 64 (ARCHITECTURE.md, "Memory").
   uint32_t names_begin = 0;
   uint32_t names_count : 27 = 0; // at most k_max_inode_names
   bool fully_seen : 1 = false;   // every link of the inode was scanned

@@ -52,13 +52,21 @@ PathRef::PathRef(const char* p) : m_bits(reinterpret_cast<uintptr_t>(p)) {
   }
 }
 
-FileRec::FileRec(uint32_t guest, PathRef p, const FileStat& s) : path(p), st(s) {
-  if (guest > k_max_guests) {
-    std::fprintf(stderr, "vunify: internal error: guest index %u above %u\n", guest, k_max_guests);
+namespace {
+
+uint16_t guest_tag(uint32_t guest) {
+  if (guest > FileRec::k_max_guests) {
+    std::fprintf(stderr, "vunify: internal error: guest index %u above %u\n", guest,
+                 FileRec::k_max_guests);
     std::abort();
   }
-  path = p.tagged(static_cast<uint16_t>(guest));
+  return static_cast<uint16_t>(guest);
 }
+
+} // namespace
+
+FileRec::FileRec(uint32_t guest, PathRef p, const FileStat& s)
+    : path(p.tagged(guest_tag(guest))), st(s) {}
 
 PathRef PathArena::add(std::string_view s) {
   constexpr size_t k_block = 64 * 1024;
