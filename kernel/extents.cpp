@@ -56,7 +56,10 @@ Result<ExtentSummary> file_extents(int fd, std::vector<PhysicalExtent>* shared) 
       const auto& e = map->fm_extents[i];
       ++count;
       out.bytes += e.fe_length;
-      if (e.fe_flags & k_unplaced) placed = false;
+      if (e.fe_flags & k_unplaced)
+        placed = false;
+      else if (out.first_physical == 0)
+        out.first_physical = e.fe_physical;
       if (e.fe_flags & (FIEMAP_EXTENT_DATA_INLINE | FIEMAP_EXTENT_DATA_TAIL))
         out.inline_data = true;
       if (e.fe_flags & FIEMAP_EXTENT_SHARED) {

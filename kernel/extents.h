@@ -27,6 +27,9 @@ struct ExtentSummary {
   // layout says nothing stable (no extents, data not yet allocated, inline
   // or of unknown place).
   uint64_t layout = 0;
+  // Where the file's data begins on the device (the first extent with a
+  // known place), or 0: the order in which cold reads run forward.
+  uint64_t first_physical = 0;
   uint64_t bytes = 0;        // bytes in extents
   uint64_t shared_bytes = 0; // of them in extents the file system marks shared
   // Some data lives inside the file system's metadata (btrfs stores small

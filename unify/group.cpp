@@ -70,10 +70,16 @@ void regroup(RunContext& rc, std::vector<std::vector<uint32_t>>& buckets) {
   buckets = std::move(out);
 }
 
-// Runs f(opener, inode) over inode indices sorted by path, in contiguous
+// Runs f(opener, inode) over inode indices sorted by path - or by where
+// their data lies (`place`, see prefix_pass), then path - in contiguous
 // chunks so that each thread's opener re-uses its directory.
-template <typename F> void for_each_by_path(RunContext& rc, std::vector<uint32_t>& idx, F f) {
+template <typename F>
+void for_each_in_order(RunContext& rc, std::vector<uint32_t>& idx,
+                       const std::vector<uint64_t>* place, F f) {
   sort_by_path(rc, idx);
+  if (place)
+    std::stable_sort(idx.begin(), idx.end(),
+                     [&](uint32_t a, uint32_t b) { return (*place)[a] < (*place)[b]; });
   tbb::parallel_for(tbb::blocked_range<size_t>(0, idx.size(), 16),
                     [&](const tbb::blocked_range<size_t>& r) {
                       InodeOpener opener(rc);
@@ -112,7 +118,8 @@ std::vector<std::vector<uint32_t>> group_pass(RunContext& rc) {
   });
 }
 
-void prefix_pass(RunContext& rc, std::vector<std::vector<uint32_t>>& buckets) {
+void prefix_pass(RunContext& rc, std::vector<std::vector<uint32_t>>& buckets,
+                 const std::vector<uint64_t>* place) {
   PassTimer timer(rc, "prefix");
   rc.stage(ProgressStage::hash);
   // The candidates in path order: a copy of the buckets' members, reserved
@@ -123,7 +130,7 @@ void prefix_pass(RunContext& rc, std::vector<std::vector<uint32_t>>& buckets) {
   candidates.reserve(count);
   for (const auto& b : buckets) candidates.insert(candidates.end(), b.begin(), b.end());
   std::atomic<uint64_t> files{0};
-  for_each_by_path(rc, candidates, [&](InodeOpener& opener, InodeRec& rec) {
+  for_each_in_order(rc, candidates, place, [&](InodeOpener& opener, InodeRec& rec) {
     auto fd = opener.open(rec);
     if (!fd.ok()) {
       rec.failed = true;
@@ -159,14 +166,15 @@ void prefix_pass(RunContext& rc, std::vector<std::vector<uint32_t>>& buckets) {
   regroup(rc, buckets);
 }
 
-void hash_pass(RunContext& rc, std::vector<std::vector<uint32_t>>& buckets) {
+void hash_pass(RunContext& rc, std::vector<std::vector<uint32_t>>& buckets,
+               const std::vector<uint64_t>* place) {
   PassTimer timer(rc, "hash");
   std::vector<uint32_t> big;
   for (const auto& b : buckets)
     for (uint32_t i : b)
       if (rc.inodes[i].st->size > k_small_file) big.push_back(i);
   big.shrink_to_fit();
-  for_each_by_path(rc, big, [&](InodeOpener& opener, InodeRec& rec) {
+  for_each_in_order(rc, big, place, [&](InodeOpener& opener, InodeRec& rec) {
     auto fd = opener.open(rec);
     if (!fd.ok()) {
       rec.failed = true;

@@ -50,9 +50,13 @@ void inodes_pass(RunContext& rc, const ConfigFiles& config);
 std::vector<std::vector<uint32_t>> group_pass(RunContext& rc);
 
 // prefix and hash: the buckets split by xattr fingerprint and content hash
-// (seeded with rc.seed); unreadable or changed inodes are dropped.
-void prefix_pass(RunContext& rc, std::vector<std::vector<uint32_t>>& buckets);
-void hash_pass(RunContext& rc, std::vector<std::vector<uint32_t>>& buckets);
+// (seeded with rc.seed); unreadable or changed inodes are dropped. Files
+// are read in path order, or, given `place` (per inode: where its data
+// begins on the device, 0 unknown), in that order.
+void prefix_pass(RunContext& rc, std::vector<std::vector<uint32_t>>& buckets,
+                 const std::vector<uint64_t>* place = nullptr);
+void hash_pass(RunContext& rc, std::vector<std::vector<uint32_t>>& buckets,
+               const std::vector<uint64_t>* place = nullptr);
 
 // plan: rc.groups from the buckets: the surviving inode first (already
 // immutable, then most names, then guest order, then path; it must be

@@ -150,6 +150,7 @@ Layouts extents_pass(RunContext& rc, std::vector<std::vector<uint32_t>>& buckets
   rc.stage(ProgressStage::hash);
   Layouts lay;
   lay.of.assign(rc.inodes.size(), 0);
+  lay.place.assign(rc.inodes.size(), 0);
   std::vector<uint32_t> candidates;
   for (const auto& b : buckets) candidates.insert(candidates.end(), b.begin(), b.end());
   sort_by_path(rc, candidates);
@@ -168,6 +169,7 @@ Layouts extents_pass(RunContext& rc, std::vector<std::vector<uint32_t>>& buckets
                         // inline cannot be shared: left alone, unread.
                         if (auto e = file_extents(fd->get()); e.ok()) {
                           lay.of[candidates[k]] = e->layout;
+                          lay.place[candidates[k]] = e->first_physical;
                           if (e->inline_data) rec.failed = true;
                         }
                       }

@@ -14,6 +14,9 @@ namespace vu {
 // plan and reflink passes.
 struct Layouts {
   std::vector<uint64_t> of; // per inode (index into rc.inodes); 0: none known
+  // Per inode: where its data begins on the device (0: unknown), the order
+  // of the prefix and hash passes' reads.
+  std::vector<uint64_t> place;
   // (representative, follower): the follower has the representative's
   // layout, is not hashed, and joins its group after the hash pass.
   std::vector<std::pair<uint32_t, uint32_t>> followers;

@@ -16,8 +16,9 @@ namespace {
 // layout are hashed once, and the kernel shares extents instead of names.
 Result<Report> reflink_on_workers(RunContext& rc, std::vector<std::vector<uint32_t>>& buckets) {
   Layouts lay = extents_pass(rc, buckets);
-  prefix_pass(rc, buckets);
-  hash_pass(rc, buckets);
+  // Cold reads in the order of the data on the device, not of the paths.
+  prefix_pass(rc, buckets, &lay.place);
+  hash_pass(rc, buckets, &lay.place);
   reflink_plan_pass(rc, lay, buckets);
   if (rc.options.dry_run)
     count_planned_reflink(rc, lay);

@@ -142,6 +142,10 @@ void real_guests_on(const std::string& type) {
   auto ls = extents_of(m + "/g2/usr/bin/ls");
   EXPECT_GT(ls.shared_bytes, 0u);
   EXPECT_EQ(ls.layout, extents_of(m + "/g1/usr/bin/ls").layout);
+  // Shared extents: both files' data begins at the same place (the order
+  // the run's reads follow).
+  EXPECT_NE(ls.first_physical, 0u);
+  EXPECT_EQ(ls.first_physical, extents_of(m + "/g1/usr/bin/ls").first_physical);
   EXPECT_EQ(extents_of(m + "/g1/etc/ssh/ssh_host_rsa_key").shared_bytes, 0u);
   EXPECT_EQ(extents_of(t.path("host-file")).layout, host_before.layout);
   EXPECT_EQ(extents_of(t.path("host-file")).shared_bytes, 0u);
