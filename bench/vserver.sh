@@ -6,7 +6,10 @@
 #     /bin/true in a new container on the same tree;
 #   - exec of /bin/true into the running guest, against nsenter(1) into the
 #     same guest's namespaces (systemd-nspawn has no exec into a running
-#     container without systemd-machined, which this host does not run).
+#     container without systemd-machined, which this host does not run);
+#   - the exec floor: bench/launch_floor.c, a static program that forks,
+#     execs /bin/true and waits, in no namespace - what any exec tool costs
+#     at least.
 # Each is timed with hyperfine (--runs R, after warm-up runs); prints the
 # means and vserver's ratio to each peer, and writes bench/vserver-results.md
 # (the start and stop means on their own too).
@@ -52,12 +55,19 @@ measure "start+stop/bubblewrap" "bwrap --unshare-all --die-with-parent --bind $r
 pid=$(sed -n 's/^pid=//p' "$work/run/b/state")
 measure "exec/vserver" "$bin/vserver b exec /bin/true"
 measure "exec/nsenter" "nsenter -t $pid -a /bin/true"
+measure "exec/floor" "$here/build/bench/vu-launch-floor /bin/true"
 "$bin/vserver" -q b stop
 
 out=$here/bench/vserver-results.md
 {
   echo "vserver start alone: ${mean[start/vserver]} s, stop alone: ${mean[stop/vserver]} s"
   echo
+  f=${mean[exec/floor]} n=${mean[exec/nsenter]}
+  if [[ $f != does* && $n != does* ]]; then
+    echo "exec floor (a static program that forks, execs /bin/true and waits): $f s," \
+      "$(python3 -c "print('%.2f' % ($f / $n))") of nsenter's time"
+    echo
+  fi
   echo "| run | vserver (s) | peer | peer (s) | vserver / peer |"
   echo "|---|---|---|---|---|"
   for run in start+stop exec; do
