@@ -8,8 +8,9 @@
 #    configures that build as the package's), in a copy of debian/.
 # 2. The .deb holds what the README promises (programs in /usr/sbin, man
 #    pages, units in /lib/systemd/system, /etc/cron.d/vhashify and the
-#    exclude list as conffiles), stripped binaries, and lintian reports no
-#    error or warning (debian/vunify.lintian-overrides explains the rest).
+#    exclude list as conffiles), stripped binaries, Built-Using naming glibc
+#    (vserver is static), and lintian reports no error or warning
+#    (debian/vunify.lintian-overrides explains the rest).
 # 3. It is installed into a fresh minbase bookworm root (mmdebstrap,
 #    cached) with dpkg -i and apt-get -f install inside, as on a host; there
 #    the programs run on two guests (unify, report, the nightly job, the
@@ -88,6 +89,9 @@ for f in /etc/cron.d/vhashify /etc/vservers/.defaults/apps/vunify/exclude \
   /etc/init.d/vservers-default; do
   grep -qx "$f" "$work/control/conffiles" || fail "$f is not a conffile"
 done
+# vserver is static: the package names the C library's source it contains.
+dpkg-deb -f "$deb" Built-Using | grep -q 'glibc (= ' ||
+  fail "Built-Using does not name glibc: '$(dpkg-deb -f "$deb" Built-Using)'"
 dpkg-deb -x "$deb" "$work/unpacked"
 for p in "$work"/unpacked/usr/sbin/*; do
   if readelf -S "$p" | grep -q '\.symtab'; then fail "$(basename "$p") is not stripped"; fi
