@@ -122,7 +122,7 @@ void prefix_pass(RunContext& rc, std::vector<std::vector<uint32_t>>& buckets,
                  const std::vector<uint64_t>* place) {
   PassTimer timer(rc, "prefix");
   rc.stage(ProgressStage::hash);
-  // The candidates in path order: a copy of the buckets' members, reserved
+  // The candidates in read order: a copy of the buckets' members, reserved
   // exactly and given back before regroup (the run's memory peaks there).
   std::vector<uint32_t> candidates;
   size_t count = 0;
