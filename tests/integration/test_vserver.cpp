@@ -95,14 +95,12 @@ TEST(VServerLink, IsStaticAndPositionIndependent) {
   // independent, so that its addresses stay random.
   if (vu::test::k_under_asan) GTEST_SKIP() << "the sanitizer build links its programs differently";
   if (::access("/usr/bin/readelf", X_OK) != 0) GTEST_SKIP() << "no readelf (binutils)";
-  auto d = vu::test::run_program({"/usr/bin/readelf", "-d", VSERVER_BIN});
-  ASSERT_EQ(d.status, 0) << d.err;
-  EXPECT_EQ(d.out.find("(NEEDED)"), std::string::npos) << "vserver needs a shared library:\n"
-                                                       << d.out;
-  auto h = vu::test::run_program({"/usr/bin/readelf", "-h", "-l", VSERVER_BIN});
-  ASSERT_EQ(h.status, 0) << h.err;
-  EXPECT_NE(h.out.find("DYN (Position-Independent Executable file)"), std::string::npos) << h.out;
-  EXPECT_EQ(h.out.find("INTERP"), std::string::npos) << "vserver has a dynamic loader:\n" << h.out;
+  auto r = vu::test::run_program({"/usr/bin/readelf", "-h", "-l", "-d", VSERVER_BIN});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out.find("(NEEDED)"), std::string::npos) << "vserver needs a shared library:\n"
+                                                       << r.out;
+  EXPECT_NE(r.out.find("DYN (Position-Independent Executable file)"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("INTERP"), std::string::npos) << "vserver has a dynamic loader:\n" << r.out;
 }
 
 TEST_F(VServer, StartsARealDaemonOnItsOwnAddressAndStopLeavesNothing) {
