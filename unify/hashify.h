@@ -24,9 +24,9 @@ struct HashifyOptions : RunOptions {
   int64_t cache_min_age_ns = 2'000'000'000;
   // The same guard for a new entry made of a guest's own inode: a file
   // whose ctime is this old when its hash is read, that had no writer just
-  // before and just after the read, on a file system where every write
-  // gives a new ctime, needs no second read as the proof that it is still
-  // what was hashed (hashify.cpp, adopt_entry).
+  // before the read, on a file system where every write gives a new ctime,
+  // needs no second read as the proof that it is still what was hashed
+  // (hashify.cpp, adopt_entry).
   int64_t proof_min_age_ns = 2'000'000'000;
   // Test hook: maps each content hash before it names an entry (e.g. to
   // one constant, forcing collisions).

@@ -366,6 +366,29 @@ TEST_F(Hashify, AWriteThroughANewMappingAfterTheHashKeepsTheFileFromBeingTheEntr
   EXPECT_TRUE(entries_match_names(t, entries()));
 }
 
+TEST_F(Hashify, AWriterThatOpensAfterTheHashAndStaysIsNeverTheEntry) {
+  if (!ctime_tells_writes(t)) GTEST_SKIP() << "the test directory is not on ext4, XFS or btrfs";
+  t.file("g1/usr/o", vu::test::random_bytes(9000, 10));
+  t.file("g2/usr/o", vu::test::random_bytes(9000, 10));
+  const auto o1 = inode_of(t.path("g1/usr/o"));
+  // After both reads (each proved its content, no writer before it): a
+  // guest process opens g1's file for writing and keeps it open, without
+  // writing yet. No check follows the read; adopt_entry's lease sees it.
+  int writer = -1;
+  Report r = run({"g1", "g2"}, after_both_reads([&] {
+                   writer = ::open(t.path("g1/usr/o").c_str(), O_RDWR | O_CLOEXEC);
+                 }));
+  ASSERT_GE(writer, 0);
+  EXPECT_EQ(inode_of(t.path("g1/usr/o")), o1);
+  EXPECT_FALSE(vu::test::is_immutable_path(t.path("g1/usr/o")));
+  EXPECT_NE(inode_of(t.path("g2/usr/o")), o1);
+  EXPECT_EQ(::pwrite(writer, "written", 7, 0), 7);
+  ::close(writer);
+  EXPECT_EQ(t.read("g1/usr/o").substr(0, 7), "written");
+  EXPECT_EQ(t.read("g2/usr/o"), vu::test::random_bytes(9000, 10));
+  EXPECT_TRUE(entries_match_names(t, entries()));
+}
+
 TEST_F(Hashify, AMappingWrittenAcrossTheHashKeepsTheFileFromBeingTheEntry) {
   t.file("g1/usr/w", vu::test::random_bytes(9000, 9));
   t.file("g2/usr/w", vu::test::random_bytes(9000, 9));
