@@ -143,7 +143,15 @@ struct StoreRun {
     bool proven = false;
     Hash128 xattrs; // of the xattr blob, under the secret seed too
   };
-  std::map<uint32_t, Hashed> secret{};
+  // Sorted by inode index (need_hash's order): a binary search over
+  // contiguous records, where a std::map's lookups chased a pointer per
+  // level (most of the match pass's own time).
+  std::vector<std::pair<uint32_t, Hashed>> secret{};
+  const Hashed* hashed(uint32_t inode) const {
+    auto it = std::lower_bound(secret.begin(), secret.end(), inode,
+                               [](const auto& e, uint32_t i) { return e.first < i; });
+    return it != secret.end() && it->first == inode ? &it->second : nullptr;
+  }
   // New entries: path and stat, with the candidates assigned to each; an
   // adopted entry is the guest inode `adopted` itself.
   struct NewEntry {
@@ -276,7 +284,7 @@ void store_hash_pass(StoreRun& sr) {
   for (size_t k = 0; k < keys.size(); ++k)
     if (keys[k] && !rc.inodes[sr.need_hash[k]].failed) {
       sr.keys[*keys[k]].candidates.push_back(sr.need_hash[k]);
-      if (secret[k]) sr.secret[sr.need_hash[k]] = *secret[k];
+      if (secret[k]) sr.secret.emplace_back(sr.need_hash[k], *secret[k]); // in inode order
     }
 }
 
@@ -343,8 +351,8 @@ std::optional<Slot> adopt_entry(StoreRun& sr, const StoreKey& key, uint32_t& nex
                                 std::atomic<uint64_t>& compared, bool& give_up) {
   RunContext& rc = sr.rc;
   const InodeRec& rec = rc.inodes[ci];
-  auto secret = sr.secret.find(ci);
-  if (secret == sr.secret.end() || rec.frozen || !rec.member_only || !rec.fully_seen)
+  const StoreRun::Hashed* secret = sr.hashed(ci);
+  if (!secret || rec.frozen || !rec.member_only || !rec.fully_seen)
     return std::nullopt; // a cache hit (no secret hash), or already shared
   auto lease = LeasedInode::take(fd.get());
   if (!lease.ok() || !lease->guarded()) return std::nullopt; // open for writing, or no leases
@@ -364,11 +372,11 @@ std::optional<Slot> adopt_entry(StoreRun& sr, const StoreKey& key, uint32_t& nex
       ok = false;
     }
   }
-  if (ok && !secret->second.proven) {
+  if (ok && !secret->proven) {
     uint64_t n = 0;
     auto h = hash_fd(fd.get(), rec.st->size, rc.seed, &n);
     compared.fetch_add(n, std::memory_order_relaxed);
-    if (!h.ok() || n != rec.st->size || *h != secret->second.secret) {
+    if (!h.ok() || n != rec.st->size || *h != secret->secret) {
       // Changed since it was hashed, without a new ctime (a write through
       // a mapping): a copy now would not hold what the key says either.
       rc.log.add(Failure::verify, rc.display(rc.names_of(rec).front()),
@@ -424,13 +432,13 @@ std::optional<Slot> new_entry(StoreRun& sr, const StoreKey& key, uint32_t& next_
 // secret-seed content and xattr hashes (and mtime, unless ignored) match;
 // false when there is none, or ci was not hashed this run.
 bool join_by_secret(StoreRun& sr, std::vector<Slot>& slots, uint32_t ci, bool mtime) {
-  auto mine = sr.secret.find(ci);
-  if (mine == sr.secret.end()) return false;
+  const StoreRun::Hashed* mine = sr.hashed(ci);
+  if (!mine) return false;
   const FileStat& st = *sr.rc.inodes[ci].st;
   for (auto& s : slots) {
     if (!s.adopted || (mtime && s.st.mtime_ns != st.mtime_ns)) continue;
-    const StoreRun::Hashed& theirs = sr.secret.at(*s.adopted);
-    if (theirs.secret == mine->second.secret && theirs.xattrs == mine->second.xattrs) {
+    const StoreRun::Hashed& theirs = *sr.hashed(*s.adopted);
+    if (theirs.secret == mine->secret && theirs.xattrs == mine->xattrs) {
       s.assigned.push_back(ci);
       return true;
     }
@@ -489,9 +497,8 @@ void match_pass(StoreRun& sr) {
         if (s.adopted) {
           // Both hashed this run: their secret-seed hashes decide, and
           // link.cpp compares the bytes before linking.
-          auto mine = sr.secret.find(ci);
-          if (mine != sr.secret.end()) {
-            if (mine->second.secret != sr.secret.at(*s.adopted).secret) continue;
+          if (const StoreRun::Hashed* mine = sr.hashed(ci)) {
+            if (mine->secret != sr.hashed(*s.adopted)->secret) continue;
             s.assigned.push_back(ci);
             placed = true;
             break;
