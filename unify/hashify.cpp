@@ -50,6 +50,7 @@
 #include <chrono>
 #include <map>
 #include <mutex>
+#include <unordered_map>
 
 namespace vu {
 
@@ -121,6 +122,19 @@ struct KeyGroup {
   std::vector<uint32_t> candidates;                   // inodes
 };
 
+// A key's bucket, hashed under the run's secret seed: a guest chooses its
+// files' content, and so their seed-0 hashes, never the buckets they fall
+// in (no crafted pile-up in one bucket).
+struct KeyHasher {
+  uint64_t seed = 0;
+  size_t operator()(const StoreKey& k) const {
+    const uint64_t fields[5] = {k.hash.lo, k.hash.hi, (uint64_t(k.mode) << 32) | k.uid, k.gid,
+                                k.xattrs};
+    return hash_bytes(fields, sizeof fields, seed).lo;
+  }
+};
+using KeyMap = std::unordered_map<StoreKey, KeyGroup, KeyHasher>;
+
 // The state of one store run beside the run context.
 struct StoreRun {
   const HashifyOptions& o;
@@ -128,7 +142,7 @@ struct StoreRun {
   OpenStore& store;
   uint32_t store_idx; // the store pseudo-guest; == guests.size() when none
   HashCache cache{};
-  std::map<StoreKey, KeyGroup> keys{};
+  KeyMap keys{}; // made with the run's seed (hashify_part)
   std::vector<uint32_t> need_hash{};
   std::vector<uint32_t> unprotected{}; // store entries without the flag
   // Every write to the store's file system gives a new ctime (ext4, XFS,
@@ -281,6 +295,8 @@ void store_hash_pass(StoreRun& sr) {
   });
   rc.report.files_hashed += hashed.load();
   rc.report.cache_hits += hits.load();
+  sr.keys.reserve(sr.keys.size() + keys.size());
+  sr.secret.reserve(keys.size());
   for (size_t k = 0; k < keys.size(); ++k)
     if (keys[k] && !rc.inodes[sr.need_hash[k]].failed) {
       sr.keys[*keys[k]].candidates.push_back(sr.need_hash[k]);
@@ -451,13 +467,13 @@ bool join_by_secret(StoreRun& sr, std::vector<Slot>& slots, uint32_t ci, bool mt
 void match_pass(StoreRun& sr) {
   PassTimer timer(sr.rc, "match");
   RunContext& rc = sr.rc;
-  std::vector<std::pair<const StoreKey, KeyGroup>*> work;
+  std::vector<KeyMap::value_type*> work;
   for (auto& kv : sr.keys)
     if (!kv.second.candidates.empty()) work.push_back(&kv);
   std::mutex mutex;
   std::atomic<uint64_t> compared{0};
   const bool mtime = !rc.options.ignore_mtime;
-  tbb::parallel_for_each(work.begin(), work.end(), [&](std::pair<const StoreKey, KeyGroup>* kv) {
+  tbb::parallel_for_each(work.begin(), work.end(), [&](KeyMap::value_type* kv) {
     const StoreKey& key = kv->first;
     KeyGroup& grp = kv->second;
     std::sort(grp.entries.begin(), grp.entries.end());
@@ -727,7 +743,11 @@ Result<Report> hashify_part(const std::vector<UnifyGuest>& guests, const Hashify
   RunOptions ro = o;
   ro.lock_holder = "vhashify";
   VU_TRY_ASSIGN(rc, RunContext::open(std::move(all), ro));
-  StoreRun sr{.o = o, .rc = *rc, .store = store, .store_idx = static_cast<uint32_t>(guests.size())};
+  StoreRun sr{.o = o,
+              .rc = *rc,
+              .store = store,
+              .store_idx = static_cast<uint32_t>(guests.size()),
+              .keys = KeyMap(0, KeyHasher{rc->seed})};
   if (store.dir.valid()) sr.ctime_tells_writes = writes_always_change_ctime(store.dir.get());
   const std::string cache_path = store.path + "/.cache";
   // A dry run creates nothing (no store, lock or cache); it refreshes a
