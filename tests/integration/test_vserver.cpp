@@ -351,6 +351,41 @@ TEST_F(VServer, AnIdleGuestsInitUsesNoCpu) {
   EXPECT_LT(ticks, 20) << "the guest's init used " << ticks << " ticks in 1.5 s";
 }
 
+TEST_F(VServer, APlainGuestRunsItsOwnInitAsPidOneAndStopsWithIt) {
+  // Style plain: the guest's /sbin/init is the guest's PID 1, given the
+  // runlevel; `stop` runs it again with the stop runlevel, then ends the
+  // guest. Here /sbin/init is a script that records how it was run.
+  make_guest("pl", 40047);
+  put(conf("pl") + "/apps/init/style", "plain\n");
+  put(conf("pl") + "/apps/init/runlevel.start", "2\n");
+  put(conf("pl") + "/apps/init/runlevel.stop", "0\n");
+  put(root("pl") + "/sbin/init",
+      "#!/bin/sh\n"
+      "if [ $$ != 1 ]; then echo \"stop $*\" >> /tmp/plain-init; exit 0; fi\n"
+      "echo \"pid $$ args $*\" > /tmp/plain-init\n"
+      "mkfifo /tmp/plain-wait && read x < /tmp/plain-wait\n"); // no child to kill
+  ASSERT_EQ(::chmod((root("pl") + "/sbin/init").c_str(), 0755), 0);
+  auto start = vserver({"pl", "start"}, 30);
+  ASSERT_EQ(start.status, 0) << start.err;
+  for (int i = 0; i < 100 && read_all(root("pl") + "/tmp/plain-init").empty(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(read_all(root("pl") + "/tmp/plain-init"), "pid 1 args 2\n");
+  auto pid1 = vserver({"pl", "exec", "/bin/cat", "/proc/1/cmdline"});
+  EXPECT_NE(pid1.out.find("/sbin/init"), std::string::npos) << pid1.out << pid1.err;
+  EXPECT_EQ(vserver({"pl", "stop"}, 30).status, 0);
+  EXPECT_EQ(read_all(root("pl") + "/tmp/plain-init"), "pid 1 args 2\nstop 0\n");
+  EXPECT_TRUE(processes_in(root("pl")).empty());
+  EXPECT_NE(vserver({"pl", "running"}).status, 0);
+  // Without a /sbin/init, the start fails with a line that names it, and
+  // leaves nothing running.
+  ASSERT_EQ(::unlink((root("pl") + "/sbin/init").c_str()), 0);
+  auto missing = vserver({"pl", "start"}, 30);
+  EXPECT_NE(missing.status, 0);
+  EXPECT_NE(missing.err.find("/sbin/init"), std::string::npos) << missing.err;
+  EXPECT_TRUE(processes_in(root("pl")).empty());
+  EXPECT_NE(vserver({"pl", "running"}).status, 0);
+}
+
 TEST_F(VServer, VpsAndVserverStatShowEachGuestsProcesses) {
   make_guest("p", 40070);
   make_guest("q", 40071);
