@@ -25,29 +25,6 @@ bool is_cgroup2(const std::string& path) {
   return ::statfs(path.c_str(), &fs) == 0 && fs.f_type == CGROUP2_SUPER_MAGIC;
 }
 
-// /proc/self/mountinfo lines: "... <mount point> ... - <fstype> <source> <options>".
-std::vector<std::vector<std::string>> mountinfo() {
-  std::vector<std::vector<std::string>> out;
-  auto text = read_host_file("/proc/self/mountinfo", 1 << 22);
-  if (!text.ok()) return out;
-  size_t at = 0;
-  while (at < text->size()) {
-    size_t end = text->find('\n', at);
-    if (end == std::string::npos) end = text->size();
-    std::vector<std::string> fields;
-    size_t f = at;
-    while (f < end) {
-      size_t sp = text->find(' ', f);
-      if (sp == std::string::npos || sp > end) sp = end;
-      fields.push_back(text->substr(f, sp - f));
-      f = sp + 1;
-    }
-    out.push_back(std::move(fields));
-    at = end + 1;
-  }
-  return out;
-}
-
 } // namespace
 
 Result<std::string> cgroup2_root(const std::string& fallback) {

@@ -177,6 +177,43 @@ Result<std::string> read_host_file(const std::string& path, uint64_t max_bytes) 
   return read_to_end(fd.get(), max_bytes, path);
 }
 
+std::vector<std::vector<std::string>> mountinfo() {
+  std::vector<std::vector<std::string>> out;
+  auto text = read_host_file("/proc/self/mountinfo", 1 << 22);
+  if (!text.ok()) return out;
+  size_t at = 0;
+  while (at < text->size()) {
+    size_t end = text->find('\n', at);
+    if (end == std::string::npos) end = text->size();
+    std::vector<std::string> fields;
+    size_t f = at;
+    while (f < end) {
+      size_t sp = text->find(' ', f);
+      if (sp == std::string::npos || sp > end) sp = end;
+      fields.push_back(text->substr(f, sp - f));
+      f = sp + 1;
+    }
+    out.push_back(std::move(fields));
+    at = end + 1;
+  }
+  return out;
+}
+
+bool trims_when_freeing(uint64_t dev) {
+  const std::string id = std::to_string(major(dev)) + ":" + std::to_string(minor(dev));
+  auto trims = [](const std::string& options) {
+    const std::string o = "," + options + ",";
+    return o.find(",discard,") != std::string::npos ||
+           o.find(",discard=sync,") != std::string::npos;
+  };
+  for (const auto& f : mountinfo()) {
+    if (f.size() < 6 || f[2] != id) continue;
+    auto dash = std::find(f.begin() + 6, f.end(), "-");
+    if (trims(f[5]) || (f.end() - dash >= 4 && trims(dash[3]))) return true;
+  }
+  return false;
+}
+
 Result<std::string> read_to_end(int fd, uint64_t max_bytes, const std::string& what) {
   VU_TRY_ASSIGN(st, stat_fd(fd));
   if (!st.is_regular()) return described_error(EINVAL, what + " is not a regular file");

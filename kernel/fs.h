@@ -77,6 +77,16 @@ Result<std::string> read_host_file(const std::string& path, uint64_t max_bytes);
 // The same for an open descriptor (`what` names it in errors).
 Result<std::string> read_to_end(int fd, uint64_t max_bytes, const std::string& what);
 
+// /proc/self/mountinfo, each line split at its spaces: "id parent
+// major:minor root mount-point options [optional...] - type source
+// super-options". Empty when it cannot be read.
+std::vector<std::vector<std::string>> mountinfo();
+// Whether a mount of the file system on device `dev` (makedev(major,
+// minor), as FileStat::dev) frees blocks only after the device trimmed
+// them: mounted with "discard" (ext4, XFS) or "discard=sync" (btrfs;
+// "discard=async" trims later). False when no mount of it is listed.
+bool trims_when_freeing(uint64_t dev);
+
 // Writes all of `data` to fd, retrying short writes and EINTR.
 Status write_all(int fd, std::string_view data);
 

@@ -19,7 +19,8 @@
 //     (thaw.h). A target some process opened for writing meanwhile gets
 //     its names back.
 //  5. Commit: unlink the temporaries, which held the targets' old inodes;
-//     a freed inode's last descriptor goes to the reaper.
+//     a freed inode's last descriptor goes to the reaper when its file
+//     system trims on freeing (reaper.h), else it is closed at once.
 //
 // Under the bpf attribute back end, C's protection is the iunlink mark,
 // which link(2) and rename(2) accept: C is marked in step 1 and stays
@@ -40,6 +41,7 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <deque>
 #include <map>
 #include <optional>
@@ -299,7 +301,12 @@ bool commit_target(RunContext& rc, Canonical& c, Verified& v) {
   auto st = stat_fd(v.fd.get());
   if (st.ok() && st->nlink == 0) {
     rc.bytes_saved.fetch_add(allocated_bytes(*t.st), std::memory_order_relaxed);
-    rc.reaper.give(std::move(v.fd)); // the last reference: closing it frees the inode
+    // The last reference: closing it frees the inode. Where that waits for
+    // the device's trims, on the reaper's threads.
+    if (rc.frees_slowly(t.st->dev))
+      rc.reaper.give(std::move(v.fd));
+    else
+      v.fd.reset();
   }
   return true;
 }
@@ -469,6 +476,14 @@ void link_pass(RunContext& rc) {
   rc.report.temporaries_removed += remove_temporaries(rc);
   if (rc.options.hooks.before_link) rc.options.hooks.before_link();
   rc.stage(ProgressStage::link);
+  rc.trimming_devices.clear();
+  for (const Group& g : rc.groups) {
+    const uint64_t dev = rc.inodes[g.inodes.front()].st->dev;
+    if (std::find(rc.trimming_devices.begin(), rc.trimming_devices.end(), dev) ==
+            rc.trimming_devices.end() &&
+        trims_when_freeing(dev))
+      rc.trimming_devices.push_back(dev);
+  }
   for_each_on_cores(rc.options.threads, rc.groups.begin(), rc.groups.end(), [&](const Group& g) {
     if (g.inodes.size() >= 2) link_group(rc, g);
   });

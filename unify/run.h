@@ -14,6 +14,7 @@
 #include "unify/scan.h"
 #include "unify/state.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <deque>
@@ -105,6 +106,14 @@ public:
   std::atomic<uint64_t> bytes_compared{0}; // content read to compare before linking
   std::atomic<uint64_t> inodes_protected{0};
   Reaper reaper; // closes the descriptors of replaced inodes (frees them)
+  // The devices whose mounts trim on freeing (trims_when_freeing): a
+  // replaced inode there is freed by the reaper, elsewhere by the linking
+  // thread's own close. Set by the link pass.
+  std::vector<uint64_t> trimming_devices;
+  bool frees_slowly(uint64_t dev) const {
+    return std::find(trimming_devices.begin(), trimming_devices.end(), dev) !=
+           trimming_devices.end();
+  }
 
   // "guest:/path" for messages.
   std::string display(uint32_t file) const;

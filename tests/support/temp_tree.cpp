@@ -287,10 +287,12 @@ ScopedMount::ScopedMount(const std::string& type, const std::string& target,
                       options.empty() ? nullptr : options.c_str()) == 0;
 }
 
-ScopedMount ScopedMount::loop_image(const std::string& image, const std::string& target) {
+ScopedMount ScopedMount::loop_image(const std::string& image, const std::string& target,
+                                    const std::string& options) {
   ScopedMount m;
   m.m_target = target;
-  m.m_mounted = sh("mount -o loop " + image + " " + target + " 2>/dev/null") == 0;
+  m.m_mounted = sh("mount -o loop" + (options.empty() ? "" : "," + options) + " " + image + " " +
+                   target + " 2>/dev/null") == 0;
   return m;
 }
 

@@ -74,8 +74,10 @@ class ScopedMount {
 public:
   // A file system without a device (tmpfs, ramfs) at target.
   ScopedMount(const std::string& type, const std::string& target, const std::string& options = "");
-  // A file-system image through a loop device (freed when unmounted).
-  static ScopedMount loop_image(const std::string& image, const std::string& target);
+  // A file-system image through a loop device (freed when unmounted),
+  // with mount `options` beside "loop".
+  static ScopedMount loop_image(const std::string& image, const std::string& target,
+                                const std::string& options = "");
   ScopedMount(ScopedMount&& other) noexcept;
   ScopedMount(const ScopedMount&) = delete;
   ScopedMount& operator=(const ScopedMount&) = delete;

@@ -12,6 +12,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -86,6 +87,54 @@ TEST(Reaper, TakesTheLastReferenceOfAnUnlinkedInode) {
   r.give(std::move(fd));
   r.finish();
   EXPECT_FALSE(is_open(n)); // the last reference: the kernel frees the inode now
+}
+
+// The link pass hands replaced inodes to the reaper only on a file system
+// mounted to trim on freeing; elsewhere it closes them itself. Either way
+// every replaced inode is freed before the run returns, and a mount's
+// options are read from mountinfo (ext4 here: "discard" or none).
+TEST(Reaper, OnlyWhereTheMountTrimsAndEitherWayEveryReplacedInodeIsFreed) {
+  if (vu::test::sh("command -v mkfs.ext4 >/dev/null") != 0) GTEST_SKIP() << "no mkfs.ext4";
+  TempTree t;
+  for (const std::string options : {"discard", "nodiscard"}) {
+    const std::string img = t.path(options + ".img"), root = t.path(options);
+    t.mkdirs(options);
+    ASSERT_EQ(
+        vu::test::sh("truncate -s 32M " + img + " && mkfs.ext4 -q -F " + img + " >/dev/null 2>&1"),
+        0);
+    auto mnt = vu::test::ScopedMount::loop_image(img, root, options);
+    if (!mnt.ok()) GTEST_SKIP() << "no loop devices";
+    std::vector<UnifyGuest> gs;
+    for (const char* g : {"g1", "g2", "g3"}) {
+      for (int i = 0; i < 20; ++i)
+        t.file(options + "/" + g + "/f" + std::to_string(i),
+               vu::test::random_bytes(40000, static_cast<uint64_t>(i)));
+      UnifyGuest u;
+      u.guest = Guest{g, root + "/" + g, {}};
+      gs.push_back(std::move(u));
+    }
+    struct stat st {};
+    ASSERT_EQ(::stat(root.c_str(), &st), 0);
+    EXPECT_EQ(trims_when_freeing(st.st_dev), options == "discard") << options;
+    auto used = [&] {
+      vu::test::sh("sync -f " + root);
+      struct statvfs v {};
+      ::statvfs(root.c_str(), &v);
+      return (v.f_blocks - v.f_bfree) * v.f_frsize;
+    };
+    const uint64_t before = used();
+    UnifyOptions o;
+    o.threads = 2;
+    auto r = run_unify(gs, o);
+    ASSERT_TRUE(r.ok()) << r.error().message();
+    EXPECT_EQ(r->files_linked, 40u) << options;
+    EXPECT_EQ(r->bytes_saved, 40u * vu::test::allocated_of(root + "/g1/f0")) << options;
+    // Freed before the run returned: the blocks are free now.
+    EXPECT_GE(before - used(), r->bytes_saved) << options;
+    vu::test::sh("chattr -R -f -i " + root);
+    mnt.unmount();
+  }
+  EXPECT_FALSE(trims_when_freeing(0)) << "a device no mount has";
 }
 
 TEST(SameAsBytes, EqualShorterLongerAndDifferent) {
