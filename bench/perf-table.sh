@@ -57,6 +57,13 @@ awk -F'|' '
     row("link", "warm", 0.3); row("link", "cold", 0.4)
     row("rerun", "warm", 0.5); row("rerun", "cold", 0.5)
     for (k in order) if (k ~ /^scale [0-9]+\/vunify\|warm$/) { split(k, p, "/"); row(p[1], "warm", 0.2) }
+    # The first vhashify run against the vunify link run of the same guests.
+    for (m = 1; m <= 2; m++) {
+      mode = (m == 1 ? "warm" : "cold")
+      if (!(("vhashify first|" mode) in order) || !(("link/vunify|" mode) in order)) continue
+      v = median("vhashify first|" mode); l = median("link/vunify|" mode)
+      printf "| vhashify first run | %s | %.2f | vunify link run | %.2f | %.2f | 1.3 | %s |\n", mode, v, l, v / l, (v / l <= 1.3 ? "yes" : "no")
+    }
     if (rss > 0)
       printf "| peak RSS, find/link/rerun | both | %.1f MB | | | | 32 MB | %s |\n", rss / 1024, (rss / 1024 <= 32 ? "yes" : "no")
   }' "$raw"

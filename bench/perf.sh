@@ -160,4 +160,5 @@ fi
 
 scale_note=""
 [ "$scale" -gt 8 ] && scale_note=" Scale run: $scale guests (copies of the 8, about $(( files * scale / 8 )) files)."
-"$here/bench/perf-table.sh" "$raw" "Corpus: 8 guests, $files files, $(echo "$bytes / 1000000" | bc) MB; $(nproc) cores; $rounds rounds; $(uname -r).$scale_note" | tee "$out"
+fs_note=$(findmnt -no FSTYPE,SOURCE,OPTIONS -T "$work" | awk '{print $1 " on " $2 " (" $3 ")"}')
+"$here/bench/perf-table.sh" "$raw" "Corpus: 8 guests, $files files, $(echo "$bytes / 1000000" | bc) MB; $(nproc) cores; $rounds rounds; $(uname -r); trees on $fs_note.$scale_note" | tee "$out"
