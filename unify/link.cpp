@@ -476,14 +476,14 @@ void link_pass(RunContext& rc) {
   rc.report.temporaries_removed += remove_temporaries(rc);
   if (rc.options.hooks.before_link) rc.options.hooks.before_link();
   rc.stage(ProgressStage::link);
+  // Each device of the groups asked once (mountinfo is read per question).
+  std::vector<uint64_t> devices;
+  for (const Group& g : rc.groups) devices.push_back(rc.inodes[g.inodes.front()].st->dev);
+  std::sort(devices.begin(), devices.end());
+  devices.erase(std::unique(devices.begin(), devices.end()), devices.end());
   rc.trimming_devices.clear();
-  for (const Group& g : rc.groups) {
-    const uint64_t dev = rc.inodes[g.inodes.front()].st->dev;
-    if (std::find(rc.trimming_devices.begin(), rc.trimming_devices.end(), dev) ==
-            rc.trimming_devices.end() &&
-        trims_when_freeing(dev))
-      rc.trimming_devices.push_back(dev);
-  }
+  for (uint64_t dev : devices)
+    if (trims_when_freeing(dev)) rc.trimming_devices.push_back(dev);
   for_each_on_cores(rc.options.threads, rc.groups.begin(), rc.groups.end(), [&](const Group& g) {
     if (g.inodes.size() >= 2) link_group(rc, g);
   });
