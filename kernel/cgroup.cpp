@@ -40,14 +40,8 @@ Result<std::string> cgroup2_root(const std::string& fallback) {
 }
 
 std::string cgroup1_mount(const std::string& controller) {
-  for (const auto& f : mountinfo()) {
-    // fields: id parent major:minor root mountpoint options [optional...] - type source superopts
-    size_t dash = 0;
-    while (dash < f.size() && f[dash] != "-") ++dash;
-    if (dash + 3 > f.size() || f[dash + 1] != "cgroup" || f.size() < 5) continue;
-    const std::string opts = "," + f[dash + 3] + ",";
-    if (opts.find("," + controller + ",") != std::string::npos) return f[4];
-  }
+  for (const auto& m : mountinfo())
+    if (m.type == "cgroup" && has_mount_option(m.super_options, controller)) return m.mount_point;
   return {};
 }
 

@@ -177,40 +177,47 @@ Result<std::string> read_host_file(const std::string& path, uint64_t max_bytes) 
   return read_to_end(fd.get(), max_bytes, path);
 }
 
-std::vector<std::vector<std::string>> mountinfo() {
-  std::vector<std::vector<std::string>> out;
+std::vector<MountEntry> mountinfo() {
+  std::vector<MountEntry> out;
   auto text = read_host_file("/proc/self/mountinfo", 1 << 22);
   if (!text.ok()) return out;
   size_t at = 0;
   while (at < text->size()) {
     size_t end = text->find('\n', at);
     if (end == std::string::npos) end = text->size();
-    std::vector<std::string> fields;
-    size_t f = at;
-    while (f < end) {
-      size_t sp = text->find(' ', f);
+    std::vector<std::string> f;
+    for (size_t i = at; i < end;) {
+      size_t sp = text->find(' ', i);
       if (sp == std::string::npos || sp > end) sp = end;
-      fields.push_back(text->substr(f, sp - f));
-      f = sp + 1;
+      f.push_back(text->substr(i, sp - i));
+      i = sp + 1;
     }
-    out.push_back(std::move(fields));
     at = end + 1;
+    // Six fields, optional ones, "-", then three more.
+    auto dash = f.size() < 6 ? f.end() : std::find(f.begin() + 6, f.end(), "-");
+    if (f.end() - dash < 4) continue;
+    out.push_back({f[2], f[4], f[5], dash[1], dash[2], dash[3]});
   }
   return out;
+}
+
+bool has_mount_option(std::string_view options, std::string_view option) {
+  for (size_t at = 0; at <= options.size();) {
+    size_t comma = options.find(',', at);
+    if (comma == std::string_view::npos) comma = options.size();
+    if (options.substr(at, comma - at) == option) return true;
+    at = comma + 1;
+  }
+  return false;
 }
 
 bool trims_when_freeing(uint64_t dev) {
   const std::string id = std::to_string(major(dev)) + ":" + std::to_string(minor(dev));
   auto trims = [](const std::string& options) {
-    const std::string o = "," + options + ",";
-    return o.find(",discard,") != std::string::npos ||
-           o.find(",discard=sync,") != std::string::npos;
+    return has_mount_option(options, "discard") || has_mount_option(options, "discard=sync");
   };
-  for (const auto& f : mountinfo()) {
-    if (f.size() < 6 || f[2] != id) continue;
-    auto dash = std::find(f.begin() + 6, f.end(), "-");
-    if (trims(f[5]) || (f.end() - dash >= 4 && trims(dash[3]))) return true;
-  }
+  for (const auto& m : mountinfo())
+    if (m.device == id && (trims(m.options) || trims(m.super_options))) return true;
   return false;
 }
 

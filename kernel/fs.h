@@ -77,10 +77,20 @@ Result<std::string> read_host_file(const std::string& path, uint64_t max_bytes);
 // The same for an open descriptor (`what` names it in errors).
 Result<std::string> read_to_end(int fd, uint64_t max_bytes, const std::string& what);
 
-// /proc/self/mountinfo, each line split at its spaces: "id parent
-// major:minor root mount-point options [optional...] - type source
-// super-options". Empty when it cannot be read.
-std::vector<std::vector<std::string>> mountinfo();
+// One line of /proc/self/mountinfo ("id parent major:minor root
+// mount-point options [optional...] - type source super-options").
+struct MountEntry {
+  std::string device;      // "major:minor"
+  std::string mount_point; // as mountinfo writes it (a space is \040)
+  std::string options;     // the mount's own, comma-separated
+  std::string type;
+  std::string source;
+  std::string super_options; // the file system's, comma-separated
+};
+// Every well-formed line; empty when the file cannot be read.
+std::vector<MountEntry> mountinfo();
+// Whether the comma-separated `options` has `option` as one of them.
+bool has_mount_option(std::string_view options, std::string_view option);
 // Whether a mount of the file system on device `dev` (makedev(major,
 // minor), as FileStat::dev) frees blocks only after the device trimmed
 // them: mounted with "discard" (ext4, XFS) or "discard=sync" (btrfs;

@@ -10,6 +10,7 @@
 #include <linux/fs.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -173,6 +174,28 @@ TEST(KernelFs, PlainNames) {
   EXPECT_FALSE(is_plain_name(""));
   EXPECT_FALSE(is_plain_name(".."));
   EXPECT_FALSE(is_plain_name("a/b"));
+}
+
+// mountinfo's lines as fields, and mount options as whole comma-separated
+// words: "discard=async" and "nodiscard" are not "discard".
+TEST(KernelFs, MountinfoAndWholeMountOptions) {
+  EXPECT_TRUE(has_mount_option("rw,relatime,discard", "discard"));
+  EXPECT_TRUE(has_mount_option("discard", "discard"));
+  EXPECT_FALSE(has_mount_option("rw,discard=async", "discard"));
+  EXPECT_FALSE(has_mount_option("rw,nodiscard", "discard"));
+  EXPECT_FALSE(has_mount_option("", "discard"));
+  EXPECT_TRUE(has_mount_option("rw,memory", "memory"));
+  struct stat st {};
+  ASSERT_EQ(::stat("/proc", &st), 0);
+  const std::string id = std::to_string(major(st.st_dev)) + ":" + std::to_string(minor(st.st_dev));
+  bool found = false;
+  for (const auto& m : mountinfo())
+    if (m.mount_point == "/proc" && m.device == id) {
+      found = true;
+      EXPECT_EQ(m.type, "proc");
+      EXPECT_TRUE(has_mount_option(m.options, "rw") || has_mount_option(m.options, "ro"));
+    }
+  EXPECT_TRUE(found) << "no /proc line with device " << id;
 }
 
 TEST(KernelFs, AnAtomicFileReplacesItsNameOnlyWhenCommitted) {
