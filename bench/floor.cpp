@@ -106,6 +106,19 @@ struct Queue {
 
 std::atomic<uint64_t> g_files{0}, g_bytes{0};
 
+// XXH3-128 of everything read from fd through buf; *bytes: how much.
+XXH128_hash_t hash_file(int fd, char* buf, size_t buf_len, uint64_t* bytes) {
+  XXH3_state_t* st = XXH3_createState();
+  XXH3_128bits_reset(st);
+  uint64_t total = 0;
+  for (ssize_t n; (n = ::read(fd, buf, buf_len)) > 0; total += static_cast<uint64_t>(n))
+    XXH3_128bits_update(st, buf, static_cast<size_t>(n));
+  XXH128_hash_t h = XXH3_128bits_digest(st);
+  XXH3_freeState(st);
+  *bytes = total;
+  return h;
+}
+
 void work_file(int dirfd, const char* name, bool read_all, char* buf, size_t buf_len) {
   if (!read_all) {
     struct statx sx;
@@ -118,26 +131,17 @@ void work_file(int dirfd, const char* name, bool read_all, char* buf, size_t buf
   }
   int fd = ::openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOATIME | O_NONBLOCK);
   if (fd < 0) return;
-  XXH3_state_t* st = XXH3_createState();
-  XXH3_128bits_reset(st);
   uint64_t total = 0;
-  for (;;) {
-    ssize_t n = ::read(fd, buf, buf_len);
-    if (n <= 0) break;
-    XXH3_128bits_update(st, buf, static_cast<size_t>(n));
-    total += static_cast<uint64_t>(n);
-  }
-  volatile uint64_t sink = XXH3_128bits_digest(st).low64;
+  volatile uint64_t sink = hash_file(fd, buf, buf_len, &total).low64;
   (void)sink;
-  XXH3_freeState(st);
   ::close(fd);
   g_files.fetch_add(1, std::memory_order_relaxed);
   g_bytes.fetch_add(total, std::memory_order_relaxed);
 }
 
-void worker(Queue& q, bool read_all) {
-  const size_t buf_len = 64 * 1024;
-  std::unique_ptr<char[]> buf(new char[buf_len]);
+// Takes directories from q until it is drained: subdirectories go back on
+// it, and on_file(dirfd, dir, name) is called for every regular entry.
+template <class F> void walk_queue(Queue& q, F on_file) {
   std::string dir;
   while (q.take(dir)) {
     if (DIR* d = ::opendir(dir.c_str())) {
@@ -148,12 +152,20 @@ void worker(Queue& q, bool read_all) {
         if (e->d_type == DT_DIR)
           q.put(dir + "/" + e->d_name);
         else if (e->d_type == DT_REG)
-          work_file(dfd, e->d_name, read_all, buf.get(), buf_len);
+          on_file(dfd, dir, e->d_name);
       }
       ::closedir(d);
     }
     q.done();
   }
+}
+
+void worker(Queue& q, bool read_all) {
+  const size_t buf_len = 64 * 1024;
+  std::unique_ptr<char[]> buf(new char[buf_len]);
+  walk_queue(q, [&](int dfd, const std::string&, const char* name) {
+    work_file(dfd, name, read_all, buf.get(), buf_len);
+  });
 }
 
 } // namespace
@@ -186,12 +198,8 @@ std::vector<Found> collect(const std::vector<std::string>& roots) {
       if (::lstat(p.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size == 0) continue;
       int fd = ::open(p.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
       if (fd < 0) continue;
-      XXH3_state_t* hs = XXH3_createState();
-      XXH3_128bits_reset(hs);
-      for (ssize_t n; (n = ::read(fd, buf.get(), 1 << 16)) > 0;)
-        XXH3_128bits_update(hs, buf.get(), static_cast<size_t>(n));
-      XXH128_hash_t h = XXH3_128bits_digest(hs);
-      XXH3_freeState(hs);
+      uint64_t read = 0;
+      XXH128_hash_t h = hash_file(fd, buf.get(), 1 << 16, &read);
       ::close(fd);
       out.push_back({p, st.st_dev, st.st_ino, static_cast<uint64_t>(st.st_size), st.st_mode,
                      st.st_uid, st.st_gid, h.low64, h.high64});
@@ -406,28 +414,14 @@ std::vector<Sized> walk_sizes(int threads, const std::vector<std::string>& roots
   for (int t = 0; t < threads; ++t)
     pool.emplace_back([&] {
       std::vector<Sized> mine;
-      std::string dir;
-      while (q.take(dir)) {
-        if (DIR* d = ::opendir(dir.c_str())) {
-          while (struct dirent* e = ::readdir(d)) {
-            if (e->d_name[0] == '.' && (!e->d_name[1] || (e->d_name[1] == '.' && !e->d_name[2])))
-              continue;
-            if (e->d_type == DT_DIR) {
-              q.put(dir + "/" + e->d_name);
-              continue;
-            }
-            struct statx sx;
-            if (e->d_type != DT_REG ||
-                ::statx(::dirfd(d), e->d_name, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, &sx) != 0 ||
-                !S_ISREG(sx.stx_mode) || sx.stx_size < min_size)
-              continue;
-            mine.push_back({dir + "/" + e->d_name, ::makedev(sx.stx_dev_major, sx.stx_dev_minor),
-                            sx.stx_ino, sx.stx_size});
-          }
-          ::closedir(d);
-        }
-        q.done();
-      }
+      walk_queue(q, [&](int dfd, const std::string& dir, const char* name) {
+        struct statx sx;
+        if (::statx(dfd, name, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, &sx) != 0 ||
+            !S_ISREG(sx.stx_mode) || sx.stx_size < min_size)
+          return;
+        mine.push_back({dir + "/" + name, ::makedev(sx.stx_dev_major, sx.stx_dev_minor), sx.stx_ino,
+                        sx.stx_size});
+      });
       std::lock_guard lock(m);
       for (auto& f : mine) all.push_back(std::move(f));
     });
@@ -513,13 +507,8 @@ int reflink_floor(int threads, const std::vector<std::string>& roots, bool read_
       int fd = ::open(cand[i].path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOATIME);
       if (fd < 0) return;
       static thread_local std::unique_ptr<char[]> buf(new char[1 << 16]);
-      XXH3_state_t* hs = XXH3_createState();
-      XXH3_128bits_reset(hs);
       uint64_t total = 0;
-      for (ssize_t n; (n = ::read(fd, buf.get(), 1 << 16)) > 0; total += static_cast<uint64_t>(n))
-        XXH3_128bits_update(hs, buf.get(), static_cast<size_t>(n));
-      XXH128_hash_t h = XXH3_128bits_digest(hs);
-      XXH3_freeState(hs);
+      XXH128_hash_t h = hash_file(fd, buf.get(), 1 << 16, &total);
       ::close(fd);
       cand[i].h_lo = h.low64;
       cand[i].h_hi = h.high64;
