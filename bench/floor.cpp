@@ -468,9 +468,13 @@ size_t share_group(const std::vector<Sized>& files, size_t first, size_t last, b
           at.push_back(d);
         }
       if (now.empty()) break;
-      if (!vu::dedupe_range(src, off, std::min<uint64_t>(16ull << 20, size - off), now).ok()) break;
+      const uint64_t len = std::min<uint64_t>(16ull << 20, size - off);
+      if (!vu::dedupe_range(src, off, len, now).ok()) { // no file shared (EOPNOTSUPP: ext4)
+        std::fill(ok.begin(), ok.end(), false);
+        break;
+      }
       for (size_t i = 0; i < now.size(); ++i)
-        if (now[i].status != 0) ok[at[i]] = false;
+        if (now[i].status != 0 || now[i].bytes < len) ok[at[i]] = false;
     }
     for (size_t d = 0; d < dests.size(); ++d) {
       shared += ok[d] ? 1 : 0;
