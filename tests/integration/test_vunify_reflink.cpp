@@ -22,7 +22,6 @@
 #include <optional>
 #include <random>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
@@ -52,13 +51,6 @@ vu::ExtentSummary extents_of(const std::string& path) {
   auto e = vu::file_extents(fd.get());
   EXPECT_TRUE(e.ok()) << path;
   return e.ok() ? *e : vu::ExtentSummary{};
-}
-
-uint64_t used_bytes(const std::string& mnt) {
-  sh("sync -f " + mnt);
-  struct statvfs s {};
-  ::statvfs(mnt.c_str(), &s);
-  return (s.f_blocks - s.f_bfree) * s.f_frsize;
 }
 
 // Per regular file: inode, mode, owner, mtime and content digest - what a

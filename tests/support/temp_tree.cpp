@@ -16,6 +16,7 @@
 #include <stdexcept>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 #include <vector>
@@ -253,6 +254,13 @@ uint64_t allocated_of(const std::string& path) {
   struct stat st {};
   if (::lstat(path.c_str(), &st) != 0) return 0;
   return static_cast<uint64_t>(st.st_blocks) * 512;
+}
+
+uint64_t used_bytes(const std::string& dir) {
+  sh("sync -f " + dir);
+  struct statvfs s {};
+  ::statvfs(dir.c_str(), &s);
+  return (s.f_blocks - s.f_bfree) * s.f_frsize;
 }
 
 std::pair<uint64_t, uint64_t> inode_of(const std::string& path) {

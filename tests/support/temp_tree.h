@@ -60,6 +60,9 @@ std::pair<uint64_t, uint64_t> inode_of(const std::string& path);
 // The bytes `path`'s blocks take (st_blocks * 512): what du counts and what
 // the tools report as saved.
 uint64_t allocated_of(const std::string& path);
+// The bytes in use on the file system mounted at (or holding) `dir`, after
+// syncing it (statvfs: blocks minus free blocks).
+uint64_t used_bytes(const std::string& dir);
 bool is_immutable_path(const std::string& path);
 // FS_IOC_GETFLAGS of a path (~0 when it cannot be read).
 uint32_t inode_flags_of(const std::string& path);

@@ -12,7 +12,6 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -116,13 +115,7 @@ TEST(Reaper, OnlyWhereTheMountTrimsAndEitherWayEveryReplacedInodeIsFreed) {
     struct stat st {};
     ASSERT_EQ(::stat(root.c_str(), &st), 0);
     EXPECT_EQ(trims_when_freeing(st.st_dev), options == "discard") << options;
-    auto used = [&] {
-      vu::test::sh("sync -f " + root);
-      struct statvfs v {};
-      ::statvfs(root.c_str(), &v);
-      return (v.f_blocks - v.f_bfree) * v.f_frsize;
-    };
-    const uint64_t before = used();
+    const uint64_t before = vu::test::used_bytes(root);
     UnifyOptions o;
     o.threads = 2;
     auto r = run_unify(gs, o);
@@ -130,7 +123,7 @@ TEST(Reaper, OnlyWhereTheMountTrimsAndEitherWayEveryReplacedInodeIsFreed) {
     EXPECT_EQ(r->files_linked, 40u) << options;
     EXPECT_EQ(r->bytes_saved, 40u * vu::test::allocated_of(root + "/g1/f0")) << options;
     // Freed before the run returned: the blocks are free now.
-    EXPECT_GE(before - used(), r->bytes_saved) << options;
+    EXPECT_GE(before - vu::test::used_bytes(root), r->bytes_saved) << options;
     vu::test::sh("chattr -R -f -i " + root);
     mnt.unmount();
   }
