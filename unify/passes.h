@@ -67,7 +67,8 @@ void plan_pass(RunContext& rc, std::vector<std::vector<uint32_t>>& buckets);
 void count_planned(RunContext& rc);
 
 // link: removes leftovers of killed runs, then verifies and links every
-// group of rc.groups (link.cpp).
+// group of rc.groups, reordered by the path of each group's first target
+// (link.cpp).
 void link_pass(RunContext& rc);
 // Verifies and links one group: canonical first (link.cpp). Thread-safe
 // across groups.
