@@ -478,7 +478,7 @@ namespace {
 // the same directories, whose entries, inodes and journal blocks are still
 // in the CPU's and the file system's caches. Grouping leaves them in size
 // or hash order, which scatters every rename: on the 8-guest corpus the
-// link pass took 1.6-1.7 s in path order against 1.9-2.3 s (vunify) and
+// link pass took 1.6-1.9 s in path order against 1.9-2.3 s (vunify) and
 // 2.2 s (vhashify, whose groups come in store-name order).
 void order_by_first_target(RunContext& rc) {
   std::vector<std::pair<uint32_t, uint32_t>> order; // (first target's name, group)
