@@ -69,6 +69,10 @@ bool FileStat::same_version(const FileStat& o) const {
          ctime_ns == o.ctime_ns;
 }
 
+bool FileStat::same_metadata(const FileStat& o) const {
+  return mode == o.mode && uid == o.uid && gid == o.gid && size == o.size && mtime_ns == o.mtime_ns;
+}
+
 Result<FileStat> stat_at(int dirfd, const std::string& name) {
   struct statx sx {};
   int flags = AT_SYMLINK_NOFOLLOW | AT_STATX_SYNC_AS_STAT;

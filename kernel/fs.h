@@ -36,6 +36,9 @@ struct FileStat {
   bool is_symlink() const;
   // Same inode, unchanged: dev, ino, size, mtime and ctime equal.
   bool same_version(const FileStat& other) const;
+  // What its names show: mode, owner, size and mtime equal (a flag change
+  // gives a new ctime, and leaves these).
+  bool same_metadata(const FileStat& other) const;
 };
 
 // The bytes a file's blocks take on disk (what du counts and what freeing

@@ -22,6 +22,7 @@
 
 #include "kernel/path.h"
 #include "unify/copy.h"
+#include "unify/hash.h"
 #include "unify/passes.h"
 #include "unify/swap.h"
 #include "unify/thaw.h"
@@ -93,8 +94,17 @@ private:
                 const std::vector<uint32_t>& batch) {
     std::vector<Move> moves = copies_for(s, fd_s, batch); // 2.
     if (moves.empty()) return true;
-    // 3. thaw S, swap every name to its copy
+    // 3. thaw S, swap every name to its copy - its metadata noted first
+    // (frozen, it cannot change): the guests that keep sharing S must see
+    // it unchanged after the window.
     const FileRec& f0 = m_rc.scan.files[m_rc.names_of(s).front()];
+    auto before = frozen ? stat_fd(fd_s) : Result<FileStat>(FileStat{});
+    auto xattrs = frozen ? xattr_blob(fd_s) : Result<std::string>(std::string());
+    if (frozen && (!before.ok() || !xattrs.ok())) {
+      m_rc.log.add(Failure::stat, m_rc.display(m_rc.names_of(s).front()),
+                   !before.ok() ? before.error().message() : xattrs.error().message());
+      return false;
+    }
     if (frozen) {
       auto r = m_rc.protect(fd_s, f0.guest(), std::string(f0.path), Protection::off);
       if (!r.ok()) {
@@ -118,6 +128,18 @@ private:
       auto r = m_rc.protect_fd(fd_s, Protection::on);
       if (!r.ok())
         m_rc.log.add(Failure::attr, m_rc.display(m_rc.names_of(s).front()), r.error().message());
+      // A guest's root may have changed S's mode, owner, times or xattrs
+      // while it was thawed (a lease keeps out writers only): the guests
+      // still sharing it get its metadata back.
+      if (auto what = metadata_change(fd_s, *before, *xattrs); r.ok() && !what.empty()) {
+        const bool restored = restore_metadata(
+            fd_s, *before, *xattrs, [&](Protection p) { return m_rc.protect_fd(fd_s, p).ok(); });
+        m_rc.log.add(Failure::verify, m_rc.display(m_rc.names_of(s).front()),
+                     "a guest changed the " + what + " of this shared inode while it was thawed; " +
+                         (restored ? "its metadata was restored"
+                                   : "restoring it failed, so the guests sharing it show the "
+                                     "change: check them"));
+      }
     }
     return writers != WriterOutcome::ours;
   }

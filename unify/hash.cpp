@@ -3,8 +3,12 @@
 
 #include "kernel/fs.h"
 
+#include <sys/xattr.h>
+
+#include <algorithm>
 #include <cstring>
 #include <memory>
+#include <string>
 #include <vector>
 
 // libxxhash's default entry points use the baseline instruction set (SSE2);
@@ -171,6 +175,27 @@ Result<std::string> xattr_blob(int fd) {
     blob += value;
   }
   return blob;
+}
+
+Status set_xattr_blob(int fd, const std::string& blob) {
+  std::vector<std::pair<std::string, std::string_view>> want;
+  for (size_t at = 0; at < blob.size();) {
+    size_t name_end = blob.find('\0', at);
+    size_t len_end = name_end == std::string::npos ? name_end : blob.find('\0', name_end + 1);
+    if (len_end == std::string::npos) return described_error(EINVAL, "malformed xattr list");
+    const size_t len = std::stoul(blob.substr(name_end + 1, len_end - name_end - 1));
+    if (len > blob.size() - len_end - 1) return described_error(EINVAL, "malformed xattr list");
+    want.emplace_back(blob.substr(at, name_end - at),
+                      std::string_view(blob).substr(len_end + 1, len));
+    at = len_end + 1 + len;
+  }
+  VU_TRY_ASSIGN(have, list_xattrs(fd));
+  for (const auto& n : have)
+    if (std::none_of(want.begin(), want.end(), [&](const auto& w) { return w.first == n; }) &&
+        ::fremovexattr(fd, n.c_str()) != 0 && errno != ENODATA)
+      return errno_error("fremovexattr " + n);
+  for (const auto& [n, value] : want) VU_TRY(set_xattr(fd, n, value));
+  return {};
 }
 
 Result<bool> same_as_bytes(int fd, const char* bytes, uint64_t len) {

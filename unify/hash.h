@@ -59,6 +59,9 @@ Result<Hash128> content_hash(int fd, uint64_t size, uint64_t seed);
 // file capabilities included): sorted names, each "name\0<len>\0value".
 // Equal lists mean equal xattrs.
 Result<std::string> xattr_blob(int fd);
+// Makes an open file's extended attributes exactly those of `blob` (an
+// xattr_blob): names it lacks are removed, the others set.
+Status set_xattr_blob(int fd, const std::string& blob);
 
 // True when both descriptors hold the same `len` bytes from offset 0 and
 // neither has more. Reads both in full. Thread-safe.

@@ -173,6 +173,7 @@ struct StoreRun {
     FileStat st;
     std::vector<uint32_t> candidates;
     std::optional<uint32_t> adopted;
+    Hash128 xattrs; // fingerprint of its xattr list, as InodeRec::xattrs
   };
   std::vector<NewEntry> created{};
   std::map<uint32_t, std::vector<uint32_t>> to_existing{}; // entry inode -> candidates
@@ -401,6 +402,18 @@ std::optional<Slot> adopt_entry(StoreRun& sr, const StoreKey& key, uint32_t& nex
       give_up = true;
     }
   }
+  if (ok) {
+    // Frozen, it shows what its names will: the scan's mode, owner and
+    // times and the xattrs read for its key. A lease keeps writers out,
+    // not chmod, chown or setxattr before the freeze.
+    auto frozen = stat_fd(fd.get());
+    auto xattrs = xattr_blob(fd.get());
+    if (!frozen.ok() || !frozen->same_metadata(*rec.st) || !xattrs.ok() || *xattrs != blob) {
+      rc.log.skip(Skip::changed);
+      ok = false;
+      give_up = true;
+    }
+  }
   if (ok && lease->writer_seen()) {
     rc.log.skip(Skip::busy, rc.display(rc.names_of(rec).front()),
                 "a process opened it for writing: left alone");
@@ -435,6 +448,14 @@ std::optional<Slot> new_entry(StoreRun& sr, const StoreKey& key, uint32_t& next_
       rc.log.skip(Skip::changed);
     else
       rc.log.add(Failure::read, rc.display(rc.names_of(rec).front()), copy.error().message());
+    return std::nullopt;
+  }
+  // The copy took the candidate's metadata as it was then: the scan's, or
+  // the candidate changed since (and the copy is not what its key says).
+  auto made = stat_fd(copy->get());
+  auto xattrs = xattr_blob(copy->get());
+  if (!made.ok() || !made->same_metadata(*rec.st) || !xattrs.ok() || *xattrs != blob) {
+    rc.log.skip(Skip::changed);
     return std::nullopt;
   }
   auto path = link_entry(sr, key, next_n, copy->get(), *sub);
@@ -488,6 +509,8 @@ void match_pass(StoreRun& sr) {
       if (!fd.ok()) continue;
       auto blob = xattr_blob(fd->get());
       if (!blob.ok()) continue;
+      // What link.cpp checks the entry against once it is frozen for links.
+      rc.inodes[idx].xattrs = hash_bytes(blob->data(), blob->size(), rc.seed);
       slots.push_back(
           Slot{n, idx, std::move(*fd), *blob, {}, *rc.inodes[idx].st, {}, std::nullopt});
     }
@@ -551,7 +574,8 @@ void match_pass(StoreRun& sr) {
       if (s.inode)
         sr.to_existing[*s.inode] = s.assigned;
       else
-        sr.created.push_back({s.path, s.st, s.assigned, s.adopted});
+        sr.created.push_back({s.path, s.st, s.assigned, s.adopted,
+                              hash_bytes(s.xattrs.data(), s.xattrs.size(), rc.seed)});
     }
   });
   rc.report.bytes_compared += compared.load();
@@ -596,6 +620,7 @@ void store_groups(StoreRun& sr) {
       names.push_back(static_cast<uint32_t>(rc.scan.files.size() - 1));
       rc.set_names(rec, names);
       rec.st = &rc.scan.files.back().st; // e.st, as the store's record has it
+      rec.xattrs = e.xattrs;
       rec.frozen = rc.options.protect == Protect::immutable;
       rc.files_linked.fetch_add(names.size() - 1, std::memory_order_relaxed); // now in the store
       if (e.candidates.empty()) continue;
@@ -611,6 +636,7 @@ void store_groups(StoreRun& sr) {
     rc.set_names(rec, std::span<const uint32_t>(&store_name, 1));
     rec.fully_seen = true;
     rec.member_only = false;
+    rec.xattrs = e.xattrs;
     rc.inodes.push_back(std::move(rec));
     Group g;
     g.inodes.push_back(static_cast<uint32_t>(rc.inodes.size() - 1));

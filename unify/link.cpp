@@ -40,6 +40,7 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <deque>
@@ -71,6 +72,7 @@ struct Canonical {
   bool thaw = false;           // and thaw it to add names (mainline)
   bool was_immutable = false;  // it was frozen before this round
   FileStat before;             // after freezing, before any window
+  std::string xattrs;          // its xattr list then (xattr_blob)
   std::vector<char> bytes;     // the whole content, when small
   std::string name;            // for messages
   std::vector<uint32_t> on_it; // every file index whose name is (now) C
@@ -172,6 +174,18 @@ std::optional<Canonical> prepare_canonical(RunContext& rc, uint32_t canon, bool&
     return std::nullopt;
   }
   c.before = *before;
+  // What C's names will show. A lease keeps writers out, not chmod, chown
+  // or setxattr: a guest's root may have changed C since open_inode's
+  // check. Frozen it cannot any more, so it is checked here against the
+  // scan and the grouping's xattr fingerprint.
+  auto blob = xattr_blob(c.fd.get());
+  if (!blob.ok() || !c.before.same_metadata(*rec.st) ||
+      hash_bytes(blob->data(), blob->size(), rc.seed) != rec.xattrs) {
+    rc.log.skip(Skip::changed);
+    if (c.protect && !c.was_immutable) set_flag(rc, c, Protection::off);
+    return std::nullopt;
+  }
+  c.xattrs = std::move(*blob);
   // A small C is read once (it is frozen) and every target compared with
   // those bytes; a large one is read along with each target.
   if (rec.st->size <= k_small_file) {
@@ -311,6 +325,12 @@ bool commit_target(RunContext& rc, Canonical& c, Verified& v) {
   return true;
 }
 
+// What of C's metadata differs from what its names were given; read while
+// C is frozen. Empty when nothing.
+std::string metadata_change(const Canonical& c) {
+  return metadata_change(c.fd.get(), c.before, c.xattrs);
+}
+
 // Without a lease (file systems that offer none): prove C did not change
 // while thawed from its size, mtime, open writers and content.
 std::string unguarded_change(RunContext& rc, Canonical& c) {
@@ -389,6 +409,29 @@ WindowEnd close_window(RunContext& rc, Canonical& c, std::vector<Verified>& live
     set_flag(rc, c, Protection::off);
     for (auto& v : live) undo_all(rc, v);
     return WindowEnd::stop;
+  }
+  if (auto what = metadata_change(c); !what.empty()) {
+    // A guest's root changed C's mode, owner, times or xattrs while it was
+    // thawed (a lease keeps writers out, not that). The names this window
+    // gave C go back (thawed: a frozen inode's names cannot move); names C
+    // had before get its metadata back, and C its flag.
+    if (c.thaw) set_flag(rc, c, Protection::off);
+    for (auto& v : live) undo_all(rc, v);
+    const bool keep = c.was_immutable || committed > 0;
+    const bool restored =
+        keep && restore_metadata(c.fd.get(), c.before, c.xattrs,
+                                 [&](Protection p) { return !c.thaw || set_flag(rc, c, p); });
+    if (keep && !restored && c.thaw) set_flag(rc, c, Protection::on);
+    if (!keep && c.protect && !c.thaw) set_flag(rc, c, Protection::off); // its guest's alone
+    rc.log.add(Failure::verify, c.name,
+               "a guest changed the " + what +
+                   " of this shared inode while links were added; "
+                   "links undone" +
+                   (!keep      ? std::string()
+                    : restored ? "; its metadata was restored"
+                               : "; restoring it failed, so its names in other guests show "
+                                 "the change: check them"));
+    return WindowEnd::undone;
   }
   if (c.lease->guarded()) {
     if (!c.lease->writer_seen()) return WindowEnd::fine;

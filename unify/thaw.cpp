@@ -4,6 +4,7 @@
 #include "kernel/path.h"
 #include "kernel/proc.h"
 #include "unify/copy.h"
+#include "unify/hash.h"
 #include "unify/swap.h"
 
 #include <fcntl.h>
@@ -56,6 +57,32 @@ bool LeasedInode::writer_seen() const {
 std::vector<pid_t> LeasedInode::waiting_writers(uint64_t dev, uint64_t ino) const {
   if (m_fd < 0) return {};
   return lease_waiters(::getpid(), dev, ino);
+}
+
+std::string metadata_change(int fd, const FileStat& st, const std::string& xattrs) {
+  auto now = stat_fd(fd);
+  if (!now.ok()) return "metadata (unreadable)";
+  if (now->mode != st.mode) return "mode";
+  if (now->uid != st.uid || now->gid != st.gid) return "owner";
+  if (now->size != st.size || now->mtime_ns != st.mtime_ns) return "size or mtime";
+  auto blob = xattr_blob(fd);
+  if (!blob.ok() || *blob != xattrs) return "xattrs";
+  return {};
+}
+
+bool restore_metadata(int fd, const FileStat& st, const std::string& xattrs,
+                      const std::function<bool(Protection)>& protect) {
+  const struct timespec times[2] = {
+      {0, UTIME_OMIT},
+      {static_cast<time_t>(st.mtime_ns / 1000000000), static_cast<long>(st.mtime_ns % 1000000000)}};
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    if (!protect(Protection::off)) return false;
+    const bool set = ::fchown(fd, st.uid, st.gid) == 0 && set_xattr_blob(fd, xattrs).ok() &&
+                     ::fchmod(fd, st.mode & 07777) == 0 && ::futimens(fd, times) == 0;
+    if (!protect(Protection::on)) return false;
+    if (set && metadata_change(fd, st, xattrs).empty()) return true;
+  }
+  return false;
 }
 
 NameAt name_at(const RunContext& rc, uint32_t file) {

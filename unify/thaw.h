@@ -22,7 +22,9 @@
 
 #include "unify/run.h"
 
+#include <functional>
 #include <set>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -87,5 +89,21 @@ uint64_t relocate_for_writers(RunContext& rc, int fd, const FileStat& st, std::v
 
 // The NameAt of a scanned file (ScanResult::files index).
 NameAt name_at(const RunContext& rc, uint32_t file);
+
+// A lease keeps writers out of a thawed shared inode, not chmod, chown,
+// utimes or setxattr by the root of a guest with a name of it; every name
+// would show such a change. What differs now between the open inode `fd`
+// and the metadata its names were given (`st`, and `xattrs` as
+// xattr_blob): "mode", "owner", "size or mtime" or "xattrs"; empty when
+// nothing. Meaningful while the inode is frozen.
+std::string metadata_change(int fd, const FileStat& st, const std::string& xattrs);
+
+// Gives the inode `fd` that metadata back: `protect(Protection::off)`
+// (thaw), owner, xattrs, mode and mtime set - in that order: chown clears
+// setuid bits and file capabilities - `protect(Protection::on)`, checked.
+// A guest changing it again meanwhile wins a try; three tries. True when
+// one held.
+bool restore_metadata(int fd, const FileStat& st, const std::string& xattrs,
+                      const std::function<bool(Protection)>& protect);
 
 } // namespace vu

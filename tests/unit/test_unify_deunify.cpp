@@ -30,10 +30,11 @@ protected:
     ASSERT_TRUE(r.ok());
     ASSERT_FALSE(r->failed());
   }
-  Report deunify(const std::string& name, std::vector<std::string> paths = {}) {
+  Report deunify(const std::string& name, std::vector<std::string> paths = {},
+                 const DeunifyOptions& o = {}) {
     UnifyGuest u;
     u.guest = Guest{name, t.path(name), {}};
-    auto r = run_deunify(u, paths, {});
+    auto r = run_deunify(u, paths, o);
     EXPECT_TRUE(r.ok());
     return r.ok() ? *r : Report{};
   }
@@ -123,4 +124,28 @@ TEST_F(Deunify, SymlinkedDirectoriesAreNotFollowed) {
   Report r = deunify("g2", {"/escape/a"});
   EXPECT_EQ(r.files_deunified, 0u);
   EXPECT_EQ(inode_of(t.path("outside/a")), outside);
+}
+
+TEST_F(Deunify, AModeChangedWhileTheSharedInodeIsThawedIsTakenBackFromTheOthers) {
+  // g1's own root makes the shared file setuid while it is thawed to give
+  // g1 its copy (a lease keeps writers out, not chmod). g2 and g3, which
+  // keep sharing it, must see it as it was.
+  for (const char* g : {"g1", "g2", "g3"})
+    t.file(std::string(g) + "/usr/bin/tool", vu::test::random_bytes(9000, 4), 0755);
+  unify({"g1", "g2", "g3"});
+  ASSERT_EQ(inode_of(t.path("g1/usr/bin/tool")), inode_of(t.path("g3/usr/bin/tool")));
+  DeunifyOptions o;
+  o.hooks.in_link_window = [&](const std::string& shared) {
+    EXPECT_EQ(::chmod(shared.c_str(), 04755), 0);
+  };
+  Report r = deunify("g1", {}, o);
+  struct stat st {};
+  for (const char* g : {"g1", "g2", "g3"}) {
+    ASSERT_EQ(::stat(t.path(std::string(g) + "/usr/bin/tool").c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, 0755u) << g;
+  }
+  EXPECT_EQ(inode_of(t.path("g2/usr/bin/tool")), inode_of(t.path("g3/usr/bin/tool")));
+  EXPECT_NE(inode_of(t.path("g1/usr/bin/tool")), inode_of(t.path("g2/usr/bin/tool")));
+  EXPECT_TRUE(is_immutable_path(t.path("g2/usr/bin/tool")));
+  EXPECT_EQ(r.failures[Failure::verify].count, 1u);
 }

@@ -1,4 +1,5 @@
 // The store run at library level: collisions, the cache, garbage.
+#include "kernel/attr.h"
 #include "kernel/fs.h"
 #include "tests/support/temp_tree.h"
 #include "unify/hashify.h"
@@ -413,6 +414,97 @@ TEST_F(Hashify, AMappingWrittenAcrossTheHashKeepsTheFileFromBeingTheEntry) {
   EXPECT_NE(inode_of(t.path("g1/usr/w")), inode_of(t.path("g2/usr/w")));
   EXPECT_EQ(t.read("g2/usr/w"), before);
   EXPECT_TRUE(entries_match_names(t, entries()));
+}
+
+TEST_F(Hashify, AFileWhoseModeChangesAfterItsHashIsNeverTheEntry) {
+  // A guest's root changes the mode of g1's file after it was hashed (a
+  // lease keeps writers out, not chmod). The key holds the scanned mode:
+  // g1's file is not that version any more and is left alone, and no
+  // entry of the key gets the new mode - g2's file keeps its own.
+  t.file("g1/usr/m", vu::test::random_bytes(9000, 12));
+  t.file("g2/usr/m", vu::test::random_bytes(9000, 12));
+  ASSERT_EQ(::chmod(t.path("g2/usr/m").c_str(), 0644), 0);
+  ASSERT_EQ(::chmod(t.path("g1/usr/m").c_str(), 0644), 0);
+  HashifyOptions o;
+  o.threads = 1;
+  auto calls = std::make_shared<std::atomic<int>>(0);
+  o.hash_hook = [&, calls](const Hash128& h) {
+    if (calls->fetch_add(1) == 1) {
+      EXPECT_EQ(::chmod(t.path("g1/usr/m").c_str(), 0600), 0);
+    }
+    return h;
+  };
+  Report r = run({"g1", "g2"}, o);
+  struct stat st {};
+  ASSERT_EQ(::stat(t.path("g2/usr/m").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0644u);
+  ASSERT_EQ(::stat(t.path("g1/usr/m").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0600u);
+  EXPECT_FALSE(vu::test::is_immutable_path(t.path("g1/usr/m")));
+  EXPECT_NE(inode_of(t.path("g1/usr/m")), inode_of(t.path("g2/usr/m")));
+  EXPECT_TRUE(entries_match_names(t, entries()));
+  for (const auto& e : entries()) {
+    ASSERT_EQ(::stat(t.path(".hash/" + e).c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, 0644u) << e;
+  }
+}
+
+namespace {
+
+// The mainline back end, with a guest's chmod landing on the file being
+// frozen just before its first freeze (after every check, under the lease).
+class ChmodBeforeFreeze : public AttrBackend {
+public:
+  const char* name() const override { return "chmod-before-freeze"; }
+  Result<AttrState> get(int d, const std::string& n, const FileStat& st) override {
+    return m_real->get(d, n, st);
+  }
+  Status set(int d, const std::string& n, const FileStat& st, uint32_t s, uint32_t c) override {
+    return m_real->set(d, n, st, s, c);
+  }
+  Status protect(int fd, int dirfd, const std::string& name, Protection p) override {
+    if (p == Protection::on && !done) {
+      done = true;
+      EXPECT_EQ(::fchmod(fd, 04755), 0);
+    }
+    return m_real->protect(fd, dirfd, name, p);
+  }
+  Result<bool> is_protected(int fd) override { return m_real->is_protected(fd); }
+  bool done = false;
+
+private:
+  std::unique_ptr<AttrBackend> m_real = make_mainline_attr_backend();
+};
+
+} // namespace
+
+TEST_F(Hashify, AModeChangedJustBeforeAnEntryIsFrozenKeepsItOutOfTheStore) {
+  // g1's file is adopted as the entry; its root makes it setuid between
+  // the last check and the freeze. Its key says mode 0755: g1's file is
+  // left to g1 (as changed), g2's becomes the entry, and no name gets the
+  // setuid bit it did not have.
+  t.file("g1/usr/s", vu::test::random_bytes(9000, 13));
+  t.file("g2/usr/s", vu::test::random_bytes(9000, 13));
+  for (const char* g : {"g1/usr/s", "g2/usr/s"}) ASSERT_EQ(::chmod(t.path(g).c_str(), 0755), 0);
+  ChmodBeforeFreeze backend;
+  HashifyOptions o;
+  o.threads = 1;
+  o.attrs = &backend;
+  Report r = run({"g1", "g2"}, o);
+  ASSERT_TRUE(backend.done);
+  struct stat st {};
+  ASSERT_EQ(::stat(t.path("g1/usr/s").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 04755u);
+  EXPECT_FALSE(vu::test::is_immutable_path(t.path("g1/usr/s")));
+  ASSERT_EQ(::stat(t.path("g2/usr/s").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0755u);
+  EXPECT_NE(inode_of(t.path("g1/usr/s")), inode_of(t.path("g2/usr/s")));
+  EXPECT_EQ(r.store_entries_created, 1u);
+  EXPECT_TRUE(entries_match_names(t, entries()));
+  for (const auto& e : entries()) {
+    ASSERT_EQ(::stat(t.path(".hash/" + e).c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, 0755u) << e;
+  }
 }
 
 TEST_F(Hashify, ARunInSizeRangesMakesTheStoreAndCacheOfOneRun) {

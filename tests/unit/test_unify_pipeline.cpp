@@ -295,6 +295,59 @@ TEST_F(Pipeline, GuestWriterOfTheSharedInodeKeepsItAndTheOthersMoveToACopy) {
   EXPECT_FALSE(r.failed()) << r.failures.begin()->second.first_message;
 }
 
+namespace {
+
+mode_t mode_of(const std::string& path) {
+  struct stat st {};
+  return ::lstat(path.c_str(), &st) == 0 ? st.st_mode & 07777 : 0;
+}
+
+} // namespace
+
+TEST_F(Pipeline, AModeChangedWhileTheSharedInodeIsThawedReachesNoOtherGuest) {
+  // g1's root makes its a setuid while a is thawed to receive g2's and
+  // g3's names (a lease keeps writers out, not chmod). Their a must not
+  // become setuid: a shared inode's metadata is checked once it is frozen
+  // again, and the links are undone.
+  t.build("f g1/a @8000:1\nf g2/a @8000:1\nf g3/a @8000:1\n");
+  for (const char* g : {"g1/a", "g2/a", "g3/a"}) ASSERT_EQ(::chmod(t.path(g).c_str(), 0755), 0);
+  UnifyOptions o;
+  o.hooks.in_link_window = [&](const std::string& canonical) {
+    EXPECT_EQ(::chmod(canonical.c_str(), 04755), 0);
+  };
+  Report r = run({"g1", "g2", "g3"}, o);
+  EXPECT_EQ(mode_of(t.path("g2/a")), 0755u);
+  EXPECT_EQ(mode_of(t.path("g3/a")), 0755u);
+  EXPECT_FALSE(same_inode("g1/a", "g2/a"));
+  EXPECT_EQ(t.read("g2/a"), vu::test::random_bytes(8000, 1));
+  EXPECT_EQ(mode_of(t.path("g1/a")), 04755u) << "g1's own file, as its root left it";
+  EXPECT_FALSE(is_immutable_path(t.path("g1/a")));
+  EXPECT_EQ(r.failures[Failure::verify].count, 1u);
+  EXPECT_EQ(r.files_linked, 0u);
+}
+
+TEST_F(Pipeline, AnXattrSetOnASharedInodeWhileItIsThawedIsTakenBackFromEveryGuest) {
+  // g1 and g2 share a from an earlier run; this run adds g3's. While a is
+  // thawed for it, g1's root gives a a new xattr (as it could give a file
+  // capability). g3 is not linked, and g2 - which shared a before - sees
+  // a's xattrs as they were.
+  t.build("f g1/a @8000:1\nf g2/a @8000:1\n");
+  run({"g1", "g2"});
+  ASSERT_TRUE(same_inode("g1/a", "g2/a"));
+  t.build("f g3/a @8000:1\n");
+  UnifyOptions o;
+  o.hooks.in_link_window = [&](const std::string& canonical) {
+    EXPECT_EQ(::setxattr(canonical.c_str(), "user.injected", "1", 1, 0), 0);
+  };
+  Report r = run({"g1", "g2", "g3"}, o);
+  EXPECT_TRUE(same_inode("g1/a", "g2/a"));
+  EXPECT_FALSE(same_inode("g1/a", "g3/a"));
+  char v[8];
+  EXPECT_LT(::getxattr(t.path("g2/a").c_str(), "user.injected", v, sizeof v), 0);
+  EXPECT_TRUE(is_immutable_path(t.path("g2/a")));
+  EXPECT_EQ(r.failures[Failure::verify].count, 1u);
+}
+
 TEST_F(Pipeline, HostWriterDuringTheWindowIsReportedAndNoNewGuestIsExposed) {
   t.build("f g1/a @8000:1\nf g2/a @8000:1\nf g3/a @8000:1\n");
   auto a2 = inode_of(t.path("g2/a"));
@@ -556,6 +609,41 @@ TEST_F(Pipeline, SharedInodesAreProtectedThroughTheAttributeBackend) {
     std::string n = by_path ? "tool" : "usr/tool";
     EXPECT_EQ(backend.calls, (std::vector<std::string>{"+" + n, "-" + n, "+" + n})) << by_path;
   }
+}
+
+namespace {
+
+// The mainline back end, with a guest's chmod landing just before the
+// first freeze - after open_inode's check, under the lease.
+class ChmodBeforeFreeze : public RecordingBackend {
+public:
+  ChmodBeforeFreeze() : RecordingBackend(false) {}
+  Status protect(int fd, int dirfd, const std::string& name, Protection p) override {
+    if (p == Protection::on && !done) {
+      done = true;
+      EXPECT_EQ(::fchmod(fd, 04755), 0);
+    }
+    return RecordingBackend::protect(fd, dirfd, name, p);
+  }
+  bool done = false;
+};
+
+} // namespace
+
+TEST_F(Pipeline, AModeChangedJustBeforeTheFirstFreezeKeepsTheInodeFromServing) {
+  t.build("f g1/a @8000:1\nf g2/a @8000:1\n");
+  for (const char* g : {"g1/a", "g2/a"}) ASSERT_EQ(::chmod(t.path(g).c_str(), 0755), 0);
+  ChmodBeforeFreeze backend;
+  UnifyOptions o;
+  o.attrs = &backend;
+  Report r = run({"g1", "g2"}, o);
+  ASSERT_TRUE(backend.done);
+  EXPECT_FALSE(same_inode("g1/a", "g2/a"));
+  EXPECT_EQ(mode_of(t.path("g2/a")), 0755u);
+  EXPECT_EQ(mode_of(t.path("g1/a")), 04755u);
+  EXPECT_FALSE(is_immutable_path(t.path("g1/a")));
+  EXPECT_EQ(r.files_linked, 0u);
+  EXPECT_FALSE(r.failed());
 }
 
 TEST_F(Pipeline, UnderTheBpfBackEndNamesAreAddedWithoutAThaw) {
