@@ -39,6 +39,20 @@
 //       on THREADS workers, after POSIX_FADV_WILLNEED on every file, so the
 //       kernel's compare is the only read (a file whose bytes differ keeps
 //       its extents). What leaving the comparison to the kernel costs.
+//   vu-floor store THREADS DIR...   CHANGES THE TREES (flags, and a store
+//       DIR/../.vu-floor-store): the least a first vhashify run must do
+//       per file besides its walk and its link pass, if the store's entry
+//       were made in the same open as the hash. Every regular file is
+//       listed untimed; then, timed, on THREADS workers: openat2 below its
+//       guest's root (RESOLVE_BENEATH), statx (identity), a read lease
+//       held across flistxattr and the read with two XXH3-128 hashes (the
+//       name's seed and a secret one); the first file of each (hash, mode,
+//       owner) is linked into the store, frozen (FS_IOC_GETFLAGS and
+//       SETFLAGS), checked for writers (F_GETLEASE, F_SETLEASE again) and
+//       statx'd; lease released, closed. Prints
+//       "store: S s, N files, E entries, CPU C s".
+//   vu-floor store-hash THREADS DIR...   the same without the entries:
+//       what the reads cost with their checks.
 //
 // THREADS workers take directories from one shared queue (getdents64 via
 // readdir, entry types to skip non-files) and work on the files they find.
@@ -49,12 +63,16 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/fs.h>
 #include <linux/io_uring.h>
+#include <linux/openat2.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 #include <xxhash.h>
 #if defined(__x86_64__) || defined(__i386__)
@@ -65,6 +83,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -75,6 +94,7 @@
 #include <string>
 #include <thread>
 #include <tuple>
+#include <unordered_set>
 #include <vector>
 
 namespace {
@@ -550,6 +570,98 @@ int reflink_floor(int threads, const std::vector<std::string>& roots, bool read_
   return 0;
 }
 
+// "store": see the header.
+int store_floor(int threads, const std::vector<std::string>& roots, bool entries_too) {
+  struct File {
+    int root;
+    std::string rel;
+  };
+  std::vector<int> root_fds;
+  std::vector<File> files;
+  for (const auto& r : roots) {
+    int rfd = ::open(r.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (rfd < 0) continue;
+    root_fds.push_back(rfd);
+    for (const auto& e : std::filesystem::recursive_directory_iterator(r))
+      if (e.is_regular_file() && !e.is_symlink() && e.file_size() > 0)
+        files.push_back({rfd, std::filesystem::relative(e.path(), r).string()});
+  }
+  const std::string store =
+      std::filesystem::path(roots.at(0)).parent_path().string() + "/.vu-floor-store";
+  ::mkdir(store.c_str(), 0700);
+  int store_fd = ::open(store.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (store_fd < 0) return 1;
+  std::vector<int> subdirs(256);
+  for (int i = 0; i < 256; ++i) {
+    char hh[3];
+    std::snprintf(hh, sizeof hh, "%02x", i);
+    ::mkdirat(store_fd, hh, 0700);
+    subdirs[i] = ::openat(store_fd, hh, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  }
+  std::mutex m;
+  std::unordered_set<std::string> claimed;
+  std::atomic<size_t> entries{0};
+  ::signal(SIGIO, SIG_IGN);
+  double cpu0 = cpu_seconds();
+  auto t0 = std::chrono::steady_clock::now();
+  parallel_for(threads, files.size(), [&](size_t i) {
+    static thread_local std::unique_ptr<char[]> buf(new char[1 << 16]);
+    static thread_local XXH3_state_t* a = XXH3_createState();
+    static thread_local XXH3_state_t* b = XXH3_createState();
+    open_how how{};
+    how.flags = O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
+    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+    int fd = static_cast<int>(
+        ::syscall(SYS_openat2, files[i].root, files[i].rel.c_str(), &how, sizeof how));
+    if (fd < 0) return;
+    struct statx sx;
+    const bool leased = ::statx(fd, "", AT_EMPTY_PATH, STATX_BASIC_STATS, &sx) == 0 &&
+                        ::fcntl(fd, F_SETLEASE, F_RDLCK) == 0;
+    char names[4096];
+    (void)::flistxattr(fd, names, sizeof names);
+    XXH3_128bits_reset_withSeed(a, 0);
+    XXH3_128bits_reset_withSeed(b, 0x5eed);
+    for (ssize_t n; (n = ::read(fd, buf.get(), 1 << 16)) > 0;) {
+      XXH3_128bits_update(a, buf.get(), static_cast<size_t>(n));
+      XXH3_128bits_update(b, buf.get(), static_cast<size_t>(n));
+    }
+    XXH128_hash_t h = XXH3_128bits_digest(a);
+    volatile uint64_t sink = XXH3_128bits_digest(b).low64;
+    (void)sink;
+    char name[80];
+    std::snprintf(
+        name, sizeof name, "%016llx%016llx-%o-%u-%u", static_cast<unsigned long long>(h.high64),
+        static_cast<unsigned long long>(h.low64), sx.stx_mode & 07777, sx.stx_uid, sx.stx_gid);
+    bool mine;
+    {
+      std::lock_guard lock(m);
+      mine = claimed.insert(name).second;
+    }
+    if (mine && leased && entries_too) {
+      int flags = 0;
+      if (::linkat(fd, "", subdirs[h.high64 >> 56], name, AT_EMPTY_PATH) == 0 &&
+          ::ioctl(fd, FS_IOC_GETFLAGS, &flags) == 0) {
+        flags |= FS_IMMUTABLE_FL;
+        (void)::ioctl(fd, FS_IOC_SETFLAGS, &flags);
+        (void)::fcntl(fd, F_GETLEASE);
+        (void)::fcntl(fd, F_SETLEASE, F_RDLCK);
+        (void)::statx(fd, "", AT_EMPTY_PATH, STATX_BASIC_STATS, &sx);
+        entries.fetch_add(1, std::memory_order_relaxed);
+      }
+    }
+    if (leased) ::fcntl(fd, F_SETLEASE, F_UNLCK);
+    ::close(fd);
+  });
+  std::chrono::duration<double> d = std::chrono::steady_clock::now() - t0;
+  std::printf("store: %.2f s, %zu files, %zu entries, CPU %.2f s\n", d.count(), files.size(),
+              entries.load(), cpu_seconds() - cpu0);
+  for (int s : subdirs)
+    if (s >= 0) ::close(s);
+  ::close(store_fd);
+  for (int r : root_fds) ::close(r);
+  return 0;
+}
+
 // Every regular file below `dirs` (symlinks not followed), then `rounds`
 // passes of open + close over them, timed.
 static int open_floor(int rounds, const std::vector<std::string>& dirs) {
@@ -579,9 +691,11 @@ int main(int argc, char** argv) {
   const std::vector<std::string> dirs(argv + std::min(argc, 3), argv + argc);
   if (mode == "open") return n < 1 ? 2 : open_floor(n, dirs);
   if (mode != "statx" && mode != "read" && mode != "link" && mode != "link-reap" &&
-      mode != "link-uring" && mode != "reflink" && mode != "reflink-kernel") {
+      mode != "link-uring" && mode != "reflink" && mode != "reflink-kernel" && mode != "store" &&
+      mode != "store-hash") {
     std::fprintf(stderr,
-                 "usage: vu-floor statx|read|link|link-reap|link-uring|reflink|reflink-kernel "
+                 "usage: vu-floor "
+                 "statx|read|link|link-reap|link-uring|reflink|reflink-kernel|store|store-hash "
                  "THREADS DIR...\n"
                  "       vu-floor open ROUNDS DIR...\n");
     return 2;
@@ -589,6 +703,7 @@ int main(int argc, char** argv) {
   if (n < 1 || n > 256) return 2;
   if (mode == "reflink" || mode == "reflink-kernel")
     return reflink_floor(n, dirs, mode == "reflink");
+  if (mode == "store" || mode == "store-hash") return store_floor(n, dirs, mode == "store");
   if (mode == "link") return link_floor(n, dirs, LinkMode::plain);
   if (mode == "link-reap") return link_floor(n, dirs, LinkMode::reap);
   if (mode == "link-uring") return link_floor(n, dirs, LinkMode::uring);
