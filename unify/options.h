@@ -29,6 +29,9 @@ struct RunHooks {
   // Runs while a shared inode is thawed to receive links, with the
   // absolute path of its first name (a guest racing the window).
   std::function<void(const std::string&)> in_link_window;
+  // Runs once the copy of a written shared inode has its first moved
+  // name, with a path to that name (relocate_for_writers).
+  std::function<void(const std::string&)> in_relocation;
 };
 
 struct RunOptions {

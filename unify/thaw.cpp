@@ -238,6 +238,8 @@ uint64_t move_names(RunContext& rc, int copy, const std::vector<NameAt>& moving,
     }
     auto c = commit_swap(*s);
     if (!c.ok()) rc.log.add(Failure::unlink, n.display, c.error().message());
+    if (moved == 0 && rc.options.hooks.in_relocation)
+      rc.options.hooks.in_relocation("/proc/self/fd/" + std::to_string(n.root) + "/" + n.path);
     ++moved;
   }
   return moved;
@@ -271,6 +273,15 @@ uint64_t relocate_for_writers(RunContext& rc, int fd, const FileStat& st, std::v
     rc.log.add(Failure::verify, where, copy.error().message());
     return 0;
   }
+  // Its metadata while nobody else reaches it: what the moving names must
+  // show once it is frozen (a guest's root with a name of it may chmod or
+  // setxattr it until then).
+  auto copy_st = stat_fd(copy->fd.get());
+  auto copy_xattrs = xattr_blob(copy->fd.get());
+  if (!copy_st.ok() || !copy_xattrs.ok()) {
+    rc.log.add(Failure::verify, where, "the copy's metadata could not be read");
+    return 0;
+  }
   auto thaw = rc.protect_fd(fd, Protection::off);
   if (!thaw.ok() && rc.options.protect == Protect::immutable) {
     rc.log.add(Failure::attr, where, thaw.error().message());
@@ -282,6 +293,17 @@ uint64_t relocate_for_writers(RunContext& rc, int fd, const FileStat& st, std::v
   auto cp = rc.protect_fd(copy->fd.get(), Protection::on);
   if (!cp.ok() && rc.options.protect == Protect::immutable)
     rc.log.add(Failure::attr, where, "the copy: " + cp.error().message());
+  if (auto what = metadata_change(copy->fd.get(), *copy_st, *copy_xattrs);
+      cp.ok() && !what.empty()) {
+    const bool restored =
+        restore_metadata(copy->fd.get(), *copy_st, *copy_xattrs,
+                         [&](Protection p) { return rc.protect_fd(copy->fd.get(), p).ok(); });
+    rc.log.add(Failure::verify, where,
+               "a guest changed the " + what + " of the copy of a written shared inode while " +
+                   "names moved to it; " +
+                   (restored ? "its metadata was restored"
+                             : "restoring it failed, so its sharers show the change: check them"));
+  }
   if (copy->lease.writer_seen())
     rc.log.add(Failure::verify, where,
                "the copy of a written shared inode was opened for writing too; its sharers may "

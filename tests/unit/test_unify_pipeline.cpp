@@ -348,6 +348,35 @@ TEST_F(Pipeline, AnXattrSetOnASharedInodeWhileItIsThawedIsTakenBackFromEveryGues
   EXPECT_EQ(r.failures[Failure::verify].count, 1u);
 }
 
+TEST_F(Pipeline, AModeChangedOnTheCopyForTheOthersIsTakenBack) {
+  // As above, g1's process writes a while it is thawed: g2 and g3 move to
+  // a copy. The copy is unfrozen while it receives their names; the root
+  // of the first guest to get it makes it setuid. Once frozen, the copy
+  // has its mode back for both.
+  t.build("f g1/a @8000:1\nf g2/a @8000:1\nf g3/a @8000:1\n");
+  for (const char* g : {"g1/a", "g2/a", "g3/a"}) ASSERT_EQ(::chmod(t.path(g).c_str(), 0755), 0);
+  pid_t writer = -1;
+  bool changed = false;
+  UnifyOptions o;
+  o.hooks.in_link_window = [&](const std::string& canonical) {
+    writer = writer_process(t.path("g1"), "/a");
+    wait_until_blocked(writer, canonical);
+  };
+  o.hooks.in_relocation = [&](const std::string& moved) {
+    changed = ::chmod(moved.c_str(), 04755) == 0;
+  };
+  Report r = run({"g1", "g2", "g3"}, o);
+  ASSERT_GT(writer, 0);
+  EXPECT_EQ(reap(writer), 0);
+  ASSERT_TRUE(changed);
+  EXPECT_TRUE(same_inode("g2/a", "g3/a")) << "the others still share, on a copy";
+  EXPECT_EQ(mode_of(t.path("g2/a")), 0755u);
+  EXPECT_EQ(mode_of(t.path("g3/a")), 0755u);
+  EXPECT_TRUE(is_immutable_path(t.path("g2/a")));
+  EXPECT_EQ(t.read("g2/a"), vu::test::random_bytes(8000, 1));
+  EXPECT_EQ(r.failures[Failure::verify].count, 1u);
+}
+
 TEST_F(Pipeline, HostWriterDuringTheWindowIsReportedAndNoNewGuestIsExposed) {
   t.build("f g1/a @8000:1\nf g2/a @8000:1\nf g3/a @8000:1\n");
   auto a2 = inode_of(t.path("g2/a"));
