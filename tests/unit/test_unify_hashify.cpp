@@ -1,6 +1,6 @@
 // The store run at library level: collisions, the cache, garbage.
-#include "kernel/attr.h"
 #include "kernel/fs.h"
+#include "tests/support/attr_backends.h"
 #include "tests/support/temp_tree.h"
 #include "unify/hashify.h"
 #include "unify/store.h"
@@ -449,35 +449,6 @@ TEST_F(Hashify, AFileWhoseModeChangesAfterItsHashIsNeverTheEntry) {
   }
 }
 
-namespace {
-
-// The mainline back end, with a guest's chmod landing on the file being
-// frozen just before its first freeze (after every check, under the lease).
-class ChmodBeforeFreeze : public AttrBackend {
-public:
-  const char* name() const override { return "chmod-before-freeze"; }
-  Result<AttrState> get(int d, const std::string& n, const FileStat& st) override {
-    return m_real->get(d, n, st);
-  }
-  Status set(int d, const std::string& n, const FileStat& st, uint32_t s, uint32_t c) override {
-    return m_real->set(d, n, st, s, c);
-  }
-  Status protect(int fd, int dirfd, const std::string& name, Protection p) override {
-    if (p == Protection::on && !done) {
-      done = true;
-      EXPECT_EQ(::fchmod(fd, 04755), 0);
-    }
-    return m_real->protect(fd, dirfd, name, p);
-  }
-  Result<bool> is_protected(int fd) override { return m_real->is_protected(fd); }
-  bool done = false;
-
-private:
-  std::unique_ptr<AttrBackend> m_real = make_mainline_attr_backend();
-};
-
-} // namespace
-
 TEST_F(Hashify, AModeChangedJustBeforeAnEntryIsFrozenKeepsItOutOfTheStore) {
   // g1's file is adopted as the entry; its root makes it setuid between
   // the last check and the freeze. Its key says mode 0755: g1's file is
@@ -486,7 +457,7 @@ TEST_F(Hashify, AModeChangedJustBeforeAnEntryIsFrozenKeepsItOutOfTheStore) {
   t.file("g1/usr/s", vu::test::random_bytes(9000, 13));
   t.file("g2/usr/s", vu::test::random_bytes(9000, 13));
   for (const char* g : {"g1/usr/s", "g2/usr/s"}) ASSERT_EQ(::chmod(t.path(g).c_str(), 0755), 0);
-  ChmodBeforeFreeze backend;
+  vu::test::ChmodBeforeFreeze backend;
   HashifyOptions o;
   o.threads = 1;
   o.attrs = &backend;

@@ -3,6 +3,7 @@
 #include "kernel/attr.h"
 #include "kernel/bpf_lsm.h"
 #include "kernel/proc.h"
+#include "tests/support/attr_backends.h"
 #include "tests/support/temp_tree.h"
 #include "unify/state.h"
 #include "unify/unify.h"
@@ -590,34 +591,24 @@ namespace {
 // Delegates to a real back end (mainline unless given) and records
 // protect() calls; optionally asks for the file's directory and name, as
 // the Linux-VServer back end does.
-class RecordingBackend : public AttrBackend {
+class RecordingBackend : public vu::test::DelegatingBackend {
 public:
   explicit RecordingBackend(bool by_path,
                             std::unique_ptr<AttrBackend> real = make_mainline_attr_backend())
-      : m_by_path(by_path), m_real(std::move(real)) {}
+      : DelegatingBackend(std::move(real)), m_by_path(by_path) {}
   const char* name() const override { return "recording"; }
-  Result<AttrState> get(int d, const std::string& n, const FileStat& st) override {
-    return m_real->get(d, n, st);
-  }
-  Status set(int d, const std::string& n, const FileStat& st, uint32_t s, uint32_t c) override {
-    return m_real->set(d, n, st, s, c);
-  }
   Status protect(int fd, int dirfd, const std::string& name, Protection p) override {
     calls.push_back((p == Protection::on ? "+" : "-") + name);
     if (m_by_path) {
       EXPECT_GE(dirfd, 0);
     }
-    return m_real->protect(fd, dirfd, name, p);
+    return DelegatingBackend::protect(fd, dirfd, name, p);
   }
   bool protect_needs_path() const override { return m_by_path; }
-  Result<bool> is_protected(int fd) override { return m_real->is_protected(fd); }
-  bool looks_protected(const FileStat& st) const override { return m_real->looks_protected(st); }
-  bool names_while_protected() const override { return m_real->names_while_protected(); }
   std::vector<std::string> calls;
 
 private:
   bool m_by_path;
-  std::unique_ptr<AttrBackend> m_real;
 };
 
 } // namespace
@@ -640,29 +631,10 @@ TEST_F(Pipeline, SharedInodesAreProtectedThroughTheAttributeBackend) {
   }
 }
 
-namespace {
-
-// The mainline back end, with a guest's chmod landing just before the
-// first freeze - after open_inode's check, under the lease.
-class ChmodBeforeFreeze : public RecordingBackend {
-public:
-  ChmodBeforeFreeze() : RecordingBackend(false) {}
-  Status protect(int fd, int dirfd, const std::string& name, Protection p) override {
-    if (p == Protection::on && !done) {
-      done = true;
-      EXPECT_EQ(::fchmod(fd, 04755), 0);
-    }
-    return RecordingBackend::protect(fd, dirfd, name, p);
-  }
-  bool done = false;
-};
-
-} // namespace
-
 TEST_F(Pipeline, AModeChangedJustBeforeTheFirstFreezeKeepsTheInodeFromServing) {
   t.build("f g1/a @8000:1\nf g2/a @8000:1\n");
   for (const char* g : {"g1/a", "g2/a"}) ASSERT_EQ(::chmod(t.path(g).c_str(), 0755), 0);
-  ChmodBeforeFreeze backend;
+  vu::test::ChmodBeforeFreeze backend;
   UnifyOptions o;
   o.attrs = &backend;
   Report r = run({"g1", "g2"}, o);
