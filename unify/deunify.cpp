@@ -131,15 +131,9 @@ private:
       // A guest's root may have changed S's mode, owner, times or xattrs
       // while it was thawed (a lease keeps out writers only): the guests
       // still sharing it get its metadata back.
-      if (auto what = metadata_change(fd_s, *before, *xattrs); r.ok() && !what.empty()) {
-        const bool restored = restore_metadata(
-            fd_s, *before, *xattrs, [&](Protection p) { return m_rc.protect_fd(fd_s, p).ok(); });
-        m_rc.log.add(Failure::verify, m_rc.display(m_rc.names_of(s).front()),
-                     "a guest changed the " + what + " of this shared inode while it was thawed; " +
-                         (restored ? "its metadata was restored"
-                                   : "restoring it failed, so the guests sharing it show the "
-                                     "change: check them"));
-      }
+      if (r.ok())
+        take_back_metadata(m_rc, fd_s, *before, *xattrs, m_rc.display(m_rc.names_of(s).front()),
+                           "this shared inode while it was thawed");
     }
     return writers != WriterOutcome::ours;
   }

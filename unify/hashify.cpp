@@ -402,16 +402,19 @@ std::optional<Slot> adopt_entry(StoreRun& sr, const StoreKey& key, uint32_t& nex
       give_up = true;
     }
   }
+  // Frozen, it shows what its names will: the scan's mode, owner and
+  // times and the xattrs read for its key. A lease keeps writers out, not
+  // chmod, chown or setxattr before the freeze. This stat is the entry's.
+  std::optional<FileStat> entry_st;
   if (ok) {
-    // Frozen, it shows what its names will: the scan's mode, owner and
-    // times and the xattrs read for its key. A lease keeps writers out,
-    // not chmod, chown or setxattr before the freeze.
     auto frozen = stat_fd(fd.get());
     auto xattrs = xattr_blob(fd.get());
     if (!frozen.ok() || !frozen->same_metadata(*rec.st) || !xattrs.ok() || *xattrs != blob) {
       rc.log.skip(Skip::changed);
       ok = false;
       give_up = true;
+    } else {
+      entry_st = *frozen;
     }
   }
   if (ok && lease->writer_seen()) {
@@ -426,10 +429,8 @@ std::optional<Slot> adopt_entry(StoreRun& sr, const StoreKey& key, uint32_t& nex
     if (!u.ok()) rc.log.add(Failure::unlink, sr.store.path + "/" + *path, u.error().message());
     return std::nullopt;
   }
-  auto st = stat_fd(fd.get());
-  if (!st.ok()) return std::nullopt;
   lease->release();
-  return Slot{next_n - 1, std::nullopt, std::move(fd), blob, *path, *st, {}, ci};
+  return Slot{next_n - 1, std::nullopt, std::move(fd), blob, *path, *entry_st, {}, ci};
 }
 
 // A new entry for candidate `rec` (open as `fd`): a copy only this tool

@@ -85,6 +85,19 @@ bool restore_metadata(int fd, const FileStat& st, const std::string& xattrs,
   return false;
 }
 
+void take_back_metadata(RunContext& rc, int fd, const FileStat& st, const std::string& xattrs,
+                        const std::string& where, const std::string& subject) {
+  auto what = metadata_change(fd, st, xattrs);
+  if (what.empty()) return;
+  const bool restored =
+      restore_metadata(fd, st, xattrs, [&](Protection p) { return rc.protect_fd(fd, p).ok(); });
+  rc.log.add(Failure::verify, where,
+             "a guest changed the " + what + " of " + subject + "; " +
+                 (restored ? "its metadata was restored"
+                           : "restoring it failed, so the guests sharing it show the change: "
+                             "check them"));
+}
+
 NameAt name_at(const RunContext& rc, uint32_t file) {
   const FileRec& f = rc.scan.files[file];
   NameAt n;
@@ -293,17 +306,9 @@ uint64_t relocate_for_writers(RunContext& rc, int fd, const FileStat& st, std::v
   auto cp = rc.protect_fd(copy->fd.get(), Protection::on);
   if (!cp.ok() && rc.options.protect == Protect::immutable)
     rc.log.add(Failure::attr, where, "the copy: " + cp.error().message());
-  if (auto what = metadata_change(copy->fd.get(), *copy_st, *copy_xattrs);
-      cp.ok() && !what.empty()) {
-    const bool restored =
-        restore_metadata(copy->fd.get(), *copy_st, *copy_xattrs,
-                         [&](Protection p) { return rc.protect_fd(copy->fd.get(), p).ok(); });
-    rc.log.add(Failure::verify, where,
-               "a guest changed the " + what + " of the copy of a written shared inode while " +
-                   "names moved to it; " +
-                   (restored ? "its metadata was restored"
-                             : "restoring it failed, so its sharers show the change: check them"));
-  }
+  if (cp.ok())
+    take_back_metadata(rc, copy->fd.get(), *copy_st, *copy_xattrs, where,
+                       "the copy of a written shared inode while names moved to it");
   if (copy->lease.writer_seen())
     rc.log.add(Failure::verify, where,
                "the copy of a written shared inode was opened for writing too; its sharers may "

@@ -106,4 +106,11 @@ std::string metadata_change(int fd, const FileStat& st, const std::string& xattr
 bool restore_metadata(int fd, const FileStat& st, const std::string& xattrs,
                       const std::function<bool(Protection)>& protect);
 
+// For an inode frozen again after a thaw, protected by descriptor: when
+// metadata_change finds one, restore_metadata (through rc.protect_fd) and
+// a verify failure for `where` - "a guest changed the <what> of
+// <subject>; ..." with the outcome.
+void take_back_metadata(RunContext& rc, int fd, const FileStat& st, const std::string& xattrs,
+                        const std::string& where, const std::string& subject);
+
 } // namespace vu
